@@ -1,0 +1,1 @@
+"""Qt widgets of napari-medseg: they orchestrate the Qt-free core."""

@@ -1,0 +1,148 @@
+"""Dock section 'Case': which Image layers are the input contrasts."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (
+    QAbstractItemView, QComboBox, QHeaderView, QLabel, QTableWidget, QTableWidgetItem,
+    QVBoxLayout, QWidget)
+
+from napari_medseg.case import ImageDescription, auto_assign, check_case
+from napari_medseg.contrasts import BRATS_CONTRASTS
+
+NO_LAYER = "(none)"
+_COLUMNS = ("Contrast", "Layer", "Shape (z, y, x)", "Spacing (mm)")
+_ROW_HEIGHT = 30
+
+
+def describe_layer(layer) -> ImageDescription:
+    """Name, shape and spacing of a napari Image layer."""
+    return ImageDescription(layer.name, tuple(int(n) for n in layer.data.shape),
+                            tuple(float(s) for s in layer.scale))
+
+
+class CaseSection(QWidget):
+    """Table of the contrasts a model needs, each with its Image layer.
+
+    Layers are matched by name when they appear (``*_t1ce*`` -> T1ce); a
+    layer the user picks for a contrast stays picked while it exists.
+    Warnings say when a contrast is missing or the contrasts disagree in
+    shape or spacing.
+    """
+
+    assignment_changed = Signal()
+
+    def __init__(self, viewer, contrasts: Sequence[str] = BRATS_CONTRASTS, parent=None):
+        super().__init__(parent)
+        self._viewer = viewer
+        self._contrasts = tuple(contrasts)
+        self._manual: dict[str, str] = {}
+        self._assignment: dict[str, str | None] = {}
+        self._table = QTableWidget(0, len(_COLUMNS))
+        self._table.setHorizontalHeaderLabels(_COLUMNS)
+        self._table.verticalHeader().setVisible(False)
+        self._table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self._table.setSelectionMode(QAbstractItemView.NoSelection)
+        self._table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self._table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        self._table.verticalHeader().setDefaultSectionSize(_ROW_HEIGHT)
+        self._table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self._table.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self._status = QLabel()
+        self._status.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._table)
+        layout.addWidget(self._status)
+        viewer.layers.events.inserted.connect(self._on_inserted)
+        viewer.layers.events.removed.connect(self.refresh)
+        for layer in viewer.layers:
+            self._watch(layer)
+        self.refresh()
+
+    # -- public API -------------------------------------------------------
+    @property
+    def contrasts(self) -> tuple[str, ...]:
+        """The contrasts listed, in model order."""
+        return self._contrasts
+
+    def set_contrasts(self, contrasts: Sequence[str]) -> None:
+        """List other contrasts (for a model with other inputs)."""
+        self._contrasts = tuple(contrasts)
+        self.refresh()
+
+    def assignment(self) -> dict[str, str | None]:
+        """``{contrast: layer name or None}`` as shown."""
+        return dict(self._assignment)
+
+    def assigned_layers(self) -> dict:
+        """``{contrast: napari layer or None}``."""
+        names = {layer.name: layer for layer in self._image_layers()}
+        return {c: names.get(name) if name else None for c, name in self._assignment.items()}
+
+    def warnings(self) -> list[str]:
+        """What is wrong with the current assignment (empty when usable)."""
+        layers = self.assigned_layers()
+        return check_case({c: describe_layer(layer) if layer is not None else None
+                           for c, layer in layers.items()})
+
+    def set_layer_for(self, contrast: str, layer_name: str | None) -> None:
+        """Pick a layer for a contrast, as the user does in the table."""
+        row = self._contrasts.index(contrast)
+        combo = self._table.cellWidget(row, 1)
+        combo.setCurrentText(layer_name or NO_LAYER)
+
+    # -- internals --------------------------------------------------------
+    def _image_layers(self) -> list:
+        from napari.layers import Image
+
+        return [layer for layer in self._viewer.layers if isinstance(layer, Image)]
+
+    def _watch(self, layer) -> None:
+        layer.events.name.connect(self.refresh)
+        layer.events.data.connect(self.refresh)
+
+    def _on_inserted(self, event) -> None:
+        self._watch(event.value)
+        self.refresh()
+
+    def refresh(self, *_) -> None:
+        """Re-match layers and redraw the table and warnings."""
+        layers = self._image_layers()
+        names = [layer.name for layer in layers]
+        self._manual = {c: n for c, n in self._manual.items() if n == "" or n in names}
+        self._assignment = auto_assign(names, self._contrasts, keep=self._manual)
+        by_name = {layer.name: layer for layer in layers}
+        self._table.setRowCount(len(self._contrasts))
+        for row, contrast in enumerate(self._contrasts):
+            self._fill_row(row, contrast, names, by_name.get(self._assignment[contrast] or ""))
+        self._table.setFixedHeight(self._table.horizontalHeader().sizeHint().height()
+                                   + _ROW_HEIGHT * len(self._contrasts)
+                                   + 2 * self._table.frameWidth())
+        self._show_status()
+        self.assignment_changed.emit()
+
+    def _fill_row(self, row: int, contrast: str, names: list[str], layer) -> None:
+        self._table.setItem(row, 0, QTableWidgetItem(contrast))
+        combo = QComboBox()
+        combo.addItems([NO_LAYER, *names])
+        combo.setCurrentText(layer.name if layer is not None else NO_LAYER)
+        combo.currentTextChanged.connect(lambda text, c=contrast: self._on_pick(c, text))
+        self._table.setCellWidget(row, 1, combo)
+        description = describe_layer(layer) if layer is not None else None
+        self._table.setItem(row, 2, QTableWidgetItem(description.shape_text if description else "-"))
+        self._table.setItem(row, 3, QTableWidgetItem(description.spacing_text if description else "-"))
+
+    def _on_pick(self, contrast: str, text: str) -> None:
+        self._manual[contrast] = "" if text == NO_LAYER else text
+        self.refresh()
+
+    def _show_status(self) -> None:
+        warnings = self.warnings()
+        if warnings:
+            self._status.setStyleSheet("color: #ff8a65;")
+            self._status.setText("\n".join(f"\u26a0 {w}" for w in warnings))
+        else:
+            self._status.setStyleSheet("color: #81c784;")
+            self._status.setText(f"\u2713 {len(self._contrasts)} contrasts on one grid: ready")

@@ -1,0 +1,44 @@
+"""The napari-medseg dock: one scrollable panel of sections.
+
+Sections only orchestrate: they read layers, call the Qt-free core (in
+thread workers for long work) and write results back on the GUI thread.
+"""
+from __future__ import annotations
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
+
+from napari_medseg import __version__
+from napari_medseg._qt.case_section import CaseSection
+
+
+class MedSegDock(QWidget):
+    """Dock widget: case, then (as they land) model, refinement, explanation,
+    uncertainty, topology and export sections."""
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.case_section = CaseSection(napari_viewer)
+        body = QWidget()
+        self._body_layout = QVBoxLayout(body)
+        self._body_layout.setAlignment(Qt.AlignTop)
+        header = QLabel(f"<b>napari-medseg</b> {__version__}")
+        self._body_layout.addWidget(header)
+        self.add_section("Case: input contrasts", self.case_section)
+        self._body_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(body)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(scroll)
+        self.setMinimumWidth(460)
+
+    def add_section(self, title: str, widget: QWidget) -> QGroupBox:
+        """Append a titled section to the dock."""
+        box = QGroupBox(title)
+        inner = QVBoxLayout(box)
+        inner.addWidget(widget)
+        self._body_layout.insertWidget(max(self._body_layout.count() - 1, 1), box)
+        return box

@@ -1,0 +1,64 @@
+"""napari reader contribution: NIfTI, NRRD, MHA/MHD, zarr, DICOM folders."""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from napari_medseg.errors import MedsegError
+
+_LABEL_NAME = re.compile(r"(^|[^a-z])(seg|segmentation|label|labels|mask|gt|reference)([^a-z]|$)")
+PathOrPaths = str | Sequence[str]
+
+
+def napari_get_reader(path: PathOrPaths) -> Callable | None:
+    """Return `read_layers` when every path is a medical image we read, else None."""
+    from napari_medseg.io import detect_format
+    from napari_medseg.io._itk import looks_like_dicom_folder
+
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    for item in paths:
+        kind = detect_format(item)
+        if kind is None or (kind == "dicom" and not looks_like_dicom_folder(Path(item))):
+            return None
+    return read_layers
+
+
+def _is_label_file(path: Path, data: np.ndarray) -> bool:
+    return (bool(_LABEL_NAME.search(path.name.lower())) and data.shape[0] == 1
+            and bool(np.all(np.mod(data[0][::3, ::3, ::3], 1) == 0)))
+
+
+def read_layers(path: PathOrPaths) -> list[tuple]:
+    """Read files into napari layer data; bad files become one notification.
+
+    A single-channel file whose name says it is a segmentation (``*_seg``,
+    ``*label*``, ``*mask*``) opens as a Labels layer; anything else as one
+    Image layer per contrast. Errors never leave a half-made layer.
+    """
+    from napari.utils.notifications import show_error
+
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    layers: list[tuple] = []
+    try:
+        for item in paths:
+            layers.extend(_layers_for_path(Path(item)))
+    except MedsegError as error:
+        show_error(f"napari-medseg could not open {error}")
+        return [(None,)]
+    return layers
+
+
+def _layers_for_path(path: Path) -> list[tuple]:
+    from napari_medseg.io import read_labels, read_volume
+    from napari_medseg.layers import labels_layer, volume_layers
+
+    volume = read_volume(path)
+    if not volume.is_lazy and _is_label_file(path, volume.data):
+        labels = read_labels(path)
+        name = path.name.split(".")[0]
+        return [labels_layer(labels, name=name)]
+    return volume_layers(volume)

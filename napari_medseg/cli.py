@@ -1,0 +1,111 @@
+"""The ``napari-medseg`` command line: the same core as the dock, for batch use.
+
+Each subcommand is a function taking the parsed arguments; errors a user can
+fix (`MedsegError`) print one line and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from napari_medseg import __version__
+from napari_medseg.errors import MedsegError
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from napari_medseg.sample import generate_case, write_case
+
+    out = Path(args.outdir)
+    for index in range(args.cases):
+        seed = args.seed + index
+        case = generate_case(seed, spacing=args.spacing)
+        case_id = f"medseg_{seed:06d}"
+        written = write_case(case, out, case_id, overwrite=args.overwrite)
+        voxels = case.info["label_voxels"]
+        print(f"{case_id}  seed={seed}  shape={case.volume.shape}  spacing={args.spacing} mm  "
+              f"NCR={voxels['NCR']} ED={voxels['ED']} ET={voxels['ET']} voxels  "
+              f"-> {written['seg'].parent}")
+    return 0
+
+
+def describe_file(path: str) -> dict:
+    """Shape, spacing, orientation and channels of one file (what ``info`` prints)."""
+    from napari_medseg.io import detect_format, read_volume
+
+    volume = read_volume(path)
+    return {"path": str(path), "format": detect_format(path), "shape_zyx": list(volume.shape),
+            "channels": list(volume.channel_names),
+            "spacing_zyx_mm": [round(s, 4) for s in volume.spacing],
+            "orientation": volume.orientation, "lazy": volume.is_lazy}
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    failures = 0
+    records = []
+    for path in args.files:
+        try:
+            records.append(describe_file(path))
+        except MedsegError as error:
+            print(f"napari-medseg: error: {error}", file=sys.stderr)
+            failures += 1
+    if args.json:
+        print(json.dumps(records, indent=2))
+    else:
+        for record in records:
+            print(f"{record['path']}\n  format       {record['format']}\n"
+                  f"  shape (zyx)  {tuple(record['shape_zyx'])}\n"
+                  f"  spacing (mm) {tuple(record['spacing_zyx_mm'])}\n"
+                  f"  orientation  {record['orientation']}\n"
+                  f"  channels     {', '.join(record['channels'])}")
+    return 2 if failures else 0
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from napari_medseg._qt.launch import open_viewer  # Qt only for this subcommand
+
+    return open_viewer(args.files, sample=args.sample, screenshot=args.screenshot)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="napari-medseg",
+        description="Human-in-the-loop 3D medical image segmentation (napari plugin core).")
+    parser.add_argument("--version", action="version", version=f"napari-medseg {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sample = commands.add_parser("sample", help="write synthetic BraTS-like cases as NIfTI")
+    sample.add_argument("outdir", help="output folder (created if missing)")
+    sample.add_argument("--cases", type=int, default=1, help="number of cases (default 1)")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the first case (default 0)")
+    sample.add_argument("--spacing", type=float, default=1.5, help="voxel size in mm (1.5)")
+    sample.add_argument("--overwrite", action="store_true", help="replace existing files")
+    sample.set_defaults(run=_cmd_sample)
+
+    info = commands.add_parser("info", help="shape, spacing, orientation and channels of files")
+    info.add_argument("files", nargs="+", help="NIfTI, NRRD, MHA/MHD, zarr or DICOM folders")
+    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.set_defaults(run=_cmd_info)
+
+    view = commands.add_parser("view", help="open napari with files (or the sample) and the dock")
+    view.add_argument("files", nargs="*", help="images or label files to open")
+    view.add_argument("--sample", action="store_true", help="open the sample case")
+    view.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window and exit")
+    view.set_defaults(run=_cmd_view)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except MedsegError as error:
+        print(f"napari-medseg: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("napari-medseg: interrupted", file=sys.stderr)
+        return 130

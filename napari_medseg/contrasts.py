@@ -1,0 +1,72 @@
+"""MRI contrast names: recognising them in file and layer names, matching them.
+
+Canonical names follow the BraTS four-contrast protocol: ``T1``, ``T1ce``,
+``T2``, ``FLAIR``. File names use many spellings (BraTS 2023 writes ``t1n``,
+``t1c``, ``t2w``, ``t2f``); `guess_contrast` maps them to the canonical name.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+BRATS_CONTRASTS: tuple[str, ...] = ("T1", "T1ce", "T2", "FLAIR")
+
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "T1": ("t1", "t1n", "t1w", "t1native", "native", "mprage"),
+    "T1ce": ("t1ce", "t1c", "t1gd", "t1post", "t1contrast", "t1wce", "t1cegd", "ce"),
+    "T2": ("t2", "t2w"),
+    "FLAIR": ("flair", "t2f", "t2flair", "t2wflair"),
+}
+_ALIAS_TO_CONTRAST = {alias: name for name, aliases in _ALIASES.items() for alias in aliases}
+
+
+def _tokens(name: str) -> list[str]:
+    stem = re.sub(r"\.(nii\.gz|nii|nrrd|nhdr|mha|mhd|zarr)$", "", name.lower())
+    return [token for token in re.split(r"[^a-z0-9]+", stem) if token]
+
+
+def guess_contrast(name: str) -> str | None:
+    """Canonical contrast named in ``name``, or None when it names none.
+
+    Tokens are read from the end of the name (where BraTS-style files put the
+    contrast), pairs of adjacent tokens before single ones so ``t2_flair`` is
+    FLAIR, not T2.
+
+    Examples
+    --------
+    >>> guess_contrast("BraTS-GLI-00000-000-t1c.nii.gz")
+    'T1ce'
+    >>> guess_contrast("case_t2_flair") , guess_contrast("brain")
+    ('FLAIR', None)
+    """
+    tokens = _tokens(name)
+    for end in range(len(tokens), 0, -1):
+        if end >= 2 and (tokens[end - 2] + tokens[end - 1]) in _ALIAS_TO_CONTRAST:
+            return _ALIAS_TO_CONTRAST[tokens[end - 2] + tokens[end - 1]]
+        if tokens[end - 1] in _ALIAS_TO_CONTRAST:
+            return _ALIAS_TO_CONTRAST[tokens[end - 1]]
+    return None
+
+
+def match_contrasts(names: Sequence[str],
+                    wanted: Sequence[str] = BRATS_CONTRASTS) -> dict[str, str | None]:
+    """Assign each wanted contrast the first name that spells it.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Candidate names (layer names or file names).
+    wanted : sequence of str
+        Canonical contrasts to fill.
+
+    Returns
+    -------
+    dict
+        ``{contrast: name or None}``; a name is used at most once.
+    """
+    assignment: dict[str, str | None] = {contrast: None for contrast in wanted}
+    for name in names:
+        contrast = guess_contrast(name)
+        if contrast in assignment and assignment[contrast] is None:
+            assignment[contrast] = name
+    return assignment

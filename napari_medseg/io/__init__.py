@@ -1,0 +1,25 @@
+"""Medical image I/O: NIfTI, NRRD, MHA/MHD, DICOM series and zarr.
+
+Everything is read into a `Volume` (``[C, Z, Y, X]`` float32 plus the file's
+affine) or a `LabelMap`; masks are written back in their source geometry so
+they open aligned in ITK-SNAP and 3D Slicer.
+"""
+from napari_medseg.io._atomic import atomic_path
+from napari_medseg.io._read import check_finite, detect_format, read_labels, read_volume
+from napari_medseg.io._volume import LabelMap, Volume, orientation_code, same_grid, spacing_from_affine
+from napari_medseg.io._write import write_image, write_labels
+
+__all__ = [
+    "LabelMap",
+    "Volume",
+    "atomic_path",
+    "check_finite",
+    "detect_format",
+    "orientation_code",
+    "read_labels",
+    "read_volume",
+    "same_grid",
+    "spacing_from_affine",
+    "write_image",
+    "write_labels",
+]

@@ -1,0 +1,198 @@
+"""Format dispatch and the public readers: `read_volume`, `read_labels`."""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from napari_medseg.contrasts import guess_contrast
+from napari_medseg.errors import InputError, describe
+from napari_medseg.io._atomic import split_suffix
+from napari_medseg.io._itk import is_itk_file, read_dicom_series, read_itk_file
+from napari_medseg.io._nifti import is_nifti, read_nifti_array
+from napari_medseg.io._volume import LabelMap, Volume, same_grid
+from napari_medseg.io._zarr import is_zarr, read_zarr_lazy
+
+PathLike = str | os.PathLike
+
+
+def detect_format(path: PathLike) -> str | None:
+    """Name of the format napari-medseg would read ``path`` with, or None.
+
+    Returns one of ``'nifti'``, ``'itk'``, ``'zarr'``, ``'dicom'`` or None for
+    files it does not handle (napari then asks other readers).
+    """
+    path = Path(path)
+    if is_nifti(path):
+        return "nifti"
+    if is_itk_file(path):
+        return "itk"
+    if is_zarr(path):
+        return "zarr"
+    if path.is_dir() or path.name.lower().endswith(".dcm"):
+        return "dicom"
+    return None
+
+
+def _unsupported(path: Path) -> InputError:
+    return InputError(describe(path, "unsupported file type", "napari-medseg reads NIfTI "
+                               "(.nii, .nii.gz), NRRD, MHA/MHD, zarr and DICOM series folders"))
+
+
+def _read_raw(path: Path, as_float: bool):
+    if not path.exists():
+        raise InputError(describe(path, "no such file or folder", "Check the path"))
+    if path.is_file() and not os.access(path, os.R_OK):
+        raise InputError(describe(path, "permission denied", "Make the file readable"))
+    kind = detect_format(path)
+    if kind == "nifti":
+        data, affine = read_nifti_array(path, as_float)
+        return data, affine, {}
+    if kind == "itk":
+        data, affine = read_itk_file(path, as_float)
+        return data, affine, {}
+    if kind == "zarr":
+        return read_zarr_lazy(path)
+    if kind == "dicom":
+        data, affine = read_dicom_series(path if path.is_dir() else path.parent, as_float)
+        return data, affine, {}
+    raise _unsupported(path)
+
+
+def check_finite(data: np.ndarray, path: PathLike) -> None:
+    """Refuse NaN or infinite voxels with a message that counts them."""
+    bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
+    if bad:
+        raise InputError(describe(
+            path, f"{bad} voxels are NaN or infinite",
+            "Replace them (for example with 0) before segmenting; a model cannot use them"))
+
+
+def channel_stem(path: Path) -> str:
+    """File or folder name without its (compound) extension."""
+    return split_suffix(path)[0]
+
+
+def _default_channel_names(path: Path, n_channels: int, attrs: dict) -> tuple[str, ...]:
+    stored = attrs.get("channel_names")
+    if stored and len(stored) == n_channels:
+        return tuple(str(name) for name in stored)
+    stem = channel_stem(path)
+    if n_channels == 1:
+        return (guess_contrast(stem) or stem,)
+    return tuple(f"{stem}[{index}]" for index in range(n_channels))
+
+
+def _read_one(path: Path) -> Volume:
+    data, affine, attrs = _read_raw(path, as_float=True)
+    if data.ndim == 3:
+        data = data[None]
+    if isinstance(data, np.ndarray):
+        check_finite(data, path)
+    else:
+        data = data.astype(np.float32)
+    return Volume(data=data, affine=affine,
+                  channel_names=_default_channel_names(path, data.shape[0], attrs),
+                  source_paths=(str(path),))
+
+
+def read_volume(paths: PathLike | Sequence[PathLike],
+                channel_names: Sequence[str] | None = None) -> Volume:
+    """Read one or several files into one multi-contrast `Volume`.
+
+    Parameters
+    ----------
+    paths : path-like or sequence of path-like
+        NIfTI (3D or 4D), NRRD, MHA/MHD, zarr stores or DICOM series folders.
+        Several files become channels, in the given order; they must share
+        shape and geometry.
+    channel_names : sequence of str, optional
+        Names for the channels; by default guessed from the file names
+        (``*_t1ce.nii.gz`` becomes ``T1ce``).
+
+    Returns
+    -------
+    Volume
+        Eager float32 data, except for zarr inputs, which stay lazy (dask).
+
+    Raises
+    ------
+    InputError
+        With one line naming the file and the problem.
+
+    Examples
+    --------
+    >>> volume = read_volume(["case_t1.nii.gz", "case_flair.nii.gz"])  # doctest: +SKIP
+    >>> volume.channel_names, volume.spacing  # doctest: +SKIP
+    (('T1', 'FLAIR'), (1.0, 1.0, 1.0))
+    """
+    path_list = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+    if not path_list:
+        raise InputError("no input files given: pass one file per contrast")
+    volumes = [_read_one(path) for path in path_list]
+    first = volumes[0]
+    for other in volumes[1:]:
+        if not same_grid(first.affine, first.shape, other.affine, other.shape):
+            raise InputError(describe(
+                other.source_paths[0],
+                f"shape {other.shape} spacing {_fmt(other.spacing)} does not match "
+                f"{first.source_paths[0]} (shape {first.shape} spacing {_fmt(first.spacing)})",
+                "All contrasts of a case must share one voxel grid; resample them first"))
+    data = _stack([volume.data for volume in volumes])
+    names = tuple(name for volume in volumes for name in volume.channel_names)
+    if channel_names is not None:
+        if len(channel_names) != len(names):
+            raise InputError(f"{len(channel_names)} channel names given for {len(names)} channels "
+                             f"({', '.join(map(str, path_list))})")
+        names = tuple(channel_names)
+    return Volume(data=data, affine=first.affine, channel_names=names,
+                  source_paths=tuple(str(p) for p in path_list))
+
+
+def _stack(arrays: list) -> object:
+    if len(arrays) == 1:
+        return arrays[0]
+    if all(isinstance(array, np.ndarray) for array in arrays):
+        return np.concatenate(arrays, axis=0)
+    import dask.array as da
+
+    return da.concatenate(arrays, axis=0)
+
+
+def _fmt(values: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{value:.3g}" for value in values) + ")"
+
+
+def read_labels(path: PathLike) -> LabelMap:
+    """Read an integer label mask ``[Z, Y, X]`` with its geometry.
+
+    Raises
+    ------
+    InputError
+        When the file is not 3D, has negative, fractional or non-finite values.
+    """
+    path = Path(path)
+    data, affine, attrs = _read_raw(path, as_float=False)
+    data = np.asarray(data)
+    if data.ndim == 4 and data.shape[0] == 1:
+        data = data[0]
+    if data.ndim != 3:
+        raise InputError(describe(path, f"a label mask must be a single 3D volume, got "
+                                  f"{data.shape[0]} channels", "Pass one label file"))
+    return LabelMap(data=_as_label_array(data, path), affine=affine,
+                    label_names={int(k): str(v) for k, v in attrs.get("label_names", {}).items()},
+                    source_path=str(path))
+
+
+def _as_label_array(data: np.ndarray, path: Path) -> np.ndarray:
+    if not np.issubdtype(data.dtype, np.integer):
+        check_finite(data, path)
+        if not np.all(np.mod(data, 1) == 0):
+            raise InputError(describe(path, "holds fractional values, not integer labels",
+                                      "Pass a label mask (integer values), not an image"))
+    if data.size and data.min() < 0:
+        raise InputError(describe(path, "holds negative labels", "Labels must be 0 or more"))
+    top = int(data.max()) if data.size else 0
+    return data.astype(np.uint8 if top < 256 else np.int32, copy=False)

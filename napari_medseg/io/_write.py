@@ -1,0 +1,102 @@
+"""Writing label masks aligned with their source image."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_medseg.errors import InputError, describe
+from napari_medseg.io._atomic import atomic_path
+from napari_medseg.io._itk import is_itk_file, write_itk
+from napari_medseg.io._nifti import is_nifti, write_nifti
+from napari_medseg.io._volume import LabelMap, Volume
+from napari_medseg.io._zarr import write_zarr_labels
+
+
+def _label_dtype(mask: np.ndarray, path: Path) -> np.ndarray:
+    mask = np.asarray(mask)
+    if not np.issubdtype(mask.dtype, np.integer) and not np.issubdtype(mask.dtype, np.bool_):
+        raise InputError(describe(path, f"a label mask must be integer, got {mask.dtype}",
+                                  "Round or threshold the array first"))
+    if mask.size and mask.min() < 0:
+        raise InputError(describe(path, "a label mask cannot hold negative labels"))
+    top = int(mask.max()) if mask.size else 0
+    return mask.astype(np.uint8 if top < 256 else np.uint16 if top < 65536 else np.int32)
+
+
+def _geometry(reference: Volume | LabelMap | np.ndarray) -> tuple[np.ndarray, tuple | None]:
+    if isinstance(reference, (Volume, LabelMap)):
+        return reference.affine, tuple(reference.shape)
+    return np.asarray(reference, dtype=float), None
+
+
+def write_labels(path: str | os.PathLike, mask: np.ndarray,
+                 reference: Volume | LabelMap | np.ndarray,
+                 label_names: dict[int, str] | None = None, overwrite: bool = False,
+                 attrs: dict[str, Any] | None = None) -> Path:
+    """Write a ``[Z, Y, X]`` label mask in the geometry of ``reference``.
+
+    The format follows the extension: ``.nii``/``.nii.gz`` (nibabel),
+    ``.nrrd``/``.mha``/``.mhd`` (SimpleITK), ``.zarr`` (a group with the
+    affine, spacing, label names and ``attrs`` as attributes). The write is
+    atomic: the file appears complete or not at all.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination.
+    mask : ndarray of shape (Z, Y, X)
+        Integer labels.
+    reference : Volume, LabelMap or ndarray of shape (4, 4)
+        The image the mask belongs to (its affine is written and its shape
+        checked), or just the affine.
+    label_names : dict of int to str, optional
+        Stored in zarr attributes.
+    overwrite : bool
+        Replace an existing file.
+    attrs : dict, optional
+        Extra zarr attributes (provenance).
+
+    Returns
+    -------
+    Path
+        The written path.
+    """
+    path = Path(path)
+    mask = _label_dtype(mask, path)
+    affine, shape = _geometry(reference)
+    if mask.ndim != 3:
+        raise InputError(describe(path, f"a label mask must be 3D, got shape {mask.shape}"))
+    if shape is not None and mask.shape != shape:
+        raise InputError(describe(path, f"mask shape {mask.shape} differs from the image shape "
+                                  f"{shape}", "The mask must cover the image voxel for voxel"))
+    with atomic_path(path, overwrite=overwrite) as temporary:
+        if is_nifti(path):
+            write_nifti(temporary, mask, affine)
+        elif is_itk_file(path):
+            write_itk(temporary, mask, affine)
+        elif path.name.lower().endswith(".zarr"):
+            metadata = {"label_names": {str(k): v for k, v in (label_names or {}).items()},
+                        "source_paths": list(getattr(reference, "source_paths", ()) or ()),
+                        **(attrs or {})}
+            write_zarr_labels(temporary, mask, affine, metadata)
+        else:
+            raise InputError(describe(path, "unknown output format",
+                                      "Use .nii.gz, .nii, .nrrd, .mha or .zarr"))
+    return path
+
+
+def write_image(path: str | os.PathLike, data_zyx: np.ndarray, reference: Volume | LabelMap,
+                overwrite: bool = False) -> Path:
+    """Write one ``[Z, Y, X]`` image channel (NIfTI or ITK formats), atomically."""
+    path = Path(path)
+    with atomic_path(path, overwrite=overwrite) as temporary:
+        if is_nifti(path):
+            write_nifti(temporary, np.asarray(data_zyx), reference.affine)
+        elif is_itk_file(path):
+            write_itk(temporary, np.asarray(data_zyx), reference.affine)
+        else:
+            raise InputError(describe(path, "unknown image format", "Use .nii.gz, .nrrd or .mha"))
+    return path

@@ -1,0 +1,85 @@
+"""Conversions between napari-medseg objects and napari layer data (no Qt).
+
+Layers carry what export needs in ``metadata["napari_medseg"]``: the affine,
+the source files and, for images, the contrast name.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from napari_medseg.io import LabelMap, Volume, spacing_from_affine
+from napari_medseg.labels import BRATS_LABELS, LabelInfo, label_colors
+
+METADATA_KEY = "napari_medseg"
+LayerDataTuple = tuple[Any, dict[str, Any], str]
+
+
+def geometry_metadata(affine: np.ndarray, source_paths: tuple[str, ...] = (), **extra) -> dict:
+    """The ``metadata`` dict a layer carries: ``{"napari_medseg": {...}}``."""
+    return {METADATA_KEY: {"affine": np.asarray(affine, dtype=float).tolist(),
+                           "source_paths": list(source_paths), **extra}}
+
+
+def affine_of_layer(layer_metadata: dict, scale: tuple[float, ...]) -> np.ndarray:
+    """The affine a layer carries, or one built from its scale when it has none."""
+    stored = (layer_metadata or {}).get(METADATA_KEY, {}).get("affine")
+    if stored is not None:
+        return np.asarray(stored, dtype=float)
+    spacing = [float(s) for s in scale[-3:]]
+    return np.diag([spacing[2], spacing[1], spacing[0], 1.0])
+
+
+def _display_limits(channel: Any) -> tuple[float, float]:
+    sample = np.asarray(channel[::2, ::2, ::2], dtype=np.float32)
+    foreground = sample[sample > 0]
+    values = foreground if foreground.size else sample.ravel()
+    if values.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(values, [0.5, 99.5])
+    return float(low), float(max(high, low + 1e-6))
+
+
+def volume_layers(volume: Volume, visible: str | None = None) -> list[LayerDataTuple]:
+    """One Image layer per contrast, scaled by the voxel spacing.
+
+    Parameters
+    ----------
+    volume : Volume
+        The case.
+    visible : str, optional
+        The contrast shown at first; by default the last one (on top).
+    """
+    shown = visible if visible in volume.channel_names else volume.channel_names[-1]
+    layers = []
+    for index, name in enumerate(volume.channel_names):
+        channel = volume.data[index]
+        kwargs = {
+            "name": name, "scale": volume.spacing, "colormap": "gray",
+            "contrast_limits": _display_limits(channel), "visible": name == shown,
+            "metadata": geometry_metadata(volume.affine, volume.source_paths, contrast=name),
+        }
+        layers.append((channel, kwargs, "image"))
+    return layers
+
+
+def labels_layer(labels: LabelMap | np.ndarray, affine: np.ndarray | None = None,
+                 name: str = "labels", table: tuple[LabelInfo, ...] = BRATS_LABELS,
+                 **extra_metadata) -> LayerDataTuple:
+    """A Labels layer with the label names (status bar) and colours of ``table``."""
+    if isinstance(labels, LabelMap):
+        data, affine, sources = labels.data, labels.affine, (labels.source_path,)
+    else:
+        data, sources = np.asarray(labels), ()
+    if affine is None:
+        raise ValueError("labels_layer needs an affine for a bare array")
+    features = {"index": [0, *(info.value for info in table)],
+                "name": ["background", *(info.name for info in table)],
+                "description": ["", *(info.description for info in table)]}
+    kwargs = {"name": name, "scale": spacing_from_affine(affine),
+              "colormap": label_colors(table), "features": features, "opacity": 0.6,
+              "metadata": geometry_metadata(affine, tuple(s for s in sources if s),
+                                            label_names={info.value: info.name for info in table},
+                                            **extra_metadata)}
+    return data, kwargs, "labels"
