@@ -34,4 +34,4 @@ def describe(path: object, problem: str, fix: str | None = None) -> str:
     message = f"{path}: {problem}"
     if fix:
         message += f". {fix}"
-    return message
+    return " ".join(message.split())  # one line, whatever the wrapped library said

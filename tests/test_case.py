@@ -1,0 +1,51 @@
+"""Contrast recognition and the case consistency check."""
+from __future__ import annotations
+
+import pytest
+
+from napari_medseg.case import ImageDescription, auto_assign, check_case
+from napari_medseg.contrasts import guess_contrast, match_contrasts
+
+
+@pytest.mark.parametrize("name, contrast", [
+    ("BraTS-GLI-00000-000-t1n.nii.gz", "T1"), ("BraTS-GLI-00000-000-t1c.nii.gz", "T1ce"),
+    ("BraTS-GLI-00000-000-t2w.nii.gz", "T2"), ("BraTS-GLI-00000-000-t2f.nii.gz", "FLAIR"),
+    ("BraTS20_Training_001_t1ce.nii.gz", "T1ce"), ("patient_T2_FLAIR", "FLAIR"),
+    ("T1", "T1"), ("flair", "FLAIR"), ("case_t2.mha", "T2"), ("brain", None),
+    ("t1ce_copy", "T1ce"), ("seg", None), ("t1_t1ce_mix", "T1ce"),
+])
+def test_guess_contrast(name, contrast):
+    assert guess_contrast(name) == contrast
+
+
+def test_match_uses_each_name_once_in_order():
+    assignment = match_contrasts(["a_t1", "b_t1", "c_flair"])
+    assert assignment == {"T1": "a_t1", "T1ce": None, "T2": None, "FLAIR": "c_flair"}
+
+
+def test_manual_choice_is_kept_and_moves_the_layer():
+    names = ["x_t1", "x_t1ce", "x_t2", "x_flair"]
+    assignment = auto_assign(names, keep={"T2": "x_flair"})
+    assert assignment["T2"] == "x_flair" and assignment["FLAIR"] is None
+    assert auto_assign(names, keep={"T1": ""})["T1"] is None
+    assert auto_assign(names, keep={"T1": "gone"})["T1"] == "x_t1"
+
+
+def _layer(name, shape=(10, 12, 14), spacing=(1.0, 1.0, 1.0)):
+    return ImageDescription(name, shape, spacing)
+
+
+def test_check_case_ok_and_each_problem():
+    good = {c: _layer(c) for c in ("T1", "T1ce", "T2", "FLAIR")}
+    assert check_case(good) == []
+    missing = {**good, "T2": None}
+    assert any("No layer for T2" in w for w in check_case(missing))
+    shapes = {**good, "FLAIR": _layer("FLAIR", shape=(10, 12, 15))}
+    assert any("disagree in shape" in w and "FLAIR 10 \u00d7 12 \u00d7 15" in w
+               for w in check_case(shapes))
+    spacing = {**good, "T1": _layer("T1", spacing=(3.0, 1.0, 1.0))}
+    assert any("disagree in spacing" in w for w in check_case(spacing))
+    twice = {**good, "T2": good["T1"]}
+    assert any("used for T1 and T2" in w for w in check_case(twice))
+    flat = {**good, "T1": _layer("T1", shape=(12, 14), spacing=(1.0, 1.0))}
+    assert any("2 dimensions" in w for w in check_case(flat))

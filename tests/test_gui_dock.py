@@ -1,0 +1,104 @@
+"""GUI: a real napari viewer, the plugin's sample, reader, writer and dock."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_medseg.io import read_labels
+from napari_medseg.sample import case_files, write_case
+
+pytestmark = pytest.mark.gui
+PLUGIN = "napari-medseg"
+
+
+@pytest.fixture
+def viewer_with_sample(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "brats_like_case")
+    return viewer
+
+
+def _dock(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "MedSeg")
+    return widget
+
+
+def test_sample_opens_as_contrast_layers_and_labels(viewer_with_sample):
+    viewer = viewer_with_sample
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["T1", "T1ce", "T2", "FLAIR", "reference"]
+    for layer in viewer.layers:
+        assert tuple(layer.scale) == pytest.approx((1.5, 1.5, 1.5))
+        assert "affine" in layer.metadata["napari_medseg"]
+    labels = viewer.layers["reference"]
+    assert set(np.unique(labels.data)) == {0, 1, 2, 3}
+    assert list(labels.features["name"]) == ["background", "NCR", "ED", "ET"]
+    assert labels.get_color(3)[:3] == pytest.approx((1.0, 0.85, 0.1), abs=0.01)
+
+
+def test_dock_matches_contrasts_and_reports_ready(viewer_with_sample):
+    dock = _dock(viewer_with_sample)
+    section = dock.case_section
+    assert section.assignment() == {"T1": "T1", "T1ce": "T1ce", "T2": "T2", "FLAIR": "FLAIR"}
+    assert section.warnings() == []
+    assert "ready" in section._status.text()
+
+
+def test_dock_follows_renames_and_manual_picks(viewer_with_sample):
+    viewer = viewer_with_sample
+    section = _dock(viewer).case_section
+    viewer.layers["T2"].name = "mystery volume"
+    assert section.assignment()["T2"] is None
+    assert any("No layer for T2" in w for w in section.warnings())
+    section.set_layer_for("T2", "mystery volume")
+    assert section.assignment()["T2"] == "mystery volume"
+    assert section.warnings() == []
+    table_text = section._table.cellWidget(2, 1).currentText()
+    assert table_text == "mystery volume"
+
+
+def test_dock_warns_when_contrasts_disagree(viewer_with_sample):
+    viewer = viewer_with_sample
+    section = _dock(viewer).case_section
+    viewer.add_image(np.zeros((20, 30, 40), np.float32), name="other_flair", scale=(2, 1, 1))
+    section.set_layer_for("FLAIR", "other_flair")
+    warnings = section.warnings()
+    assert any("disagree in shape" in w for w in warnings)
+    assert any("disagree in spacing" in w for w in warnings)
+    assert "disagree in shape" in section._status.text()
+    viewer.layers.remove("other_flair")
+    assert section.assignment()["FLAIR"] == "FLAIR"
+    assert section.warnings() == []
+
+
+def test_files_open_through_plugin_and_bad_file_adds_nothing(make_napari_viewer, tmp_path,
+                                                               small_case):
+    viewer = make_napari_viewer()
+    write_case(small_case, tmp_path, "c2")
+    images, reference = case_files(tmp_path, "c2")
+    for path in (*images, reference):
+        viewer.open(str(path), plugin=PLUGIN)
+    assert [layer.name for layer in viewer.layers] == ["T1", "T1ce", "T2", "FLAIR", "c2_seg"]
+    assert viewer.layers["c2_seg"].__class__.__name__ == "Labels"
+    bad = tmp_path / "damaged_t1.nii.gz"
+    bad.write_bytes(b"\x1f\x8b\x08 definitely not a volume")
+    from napari.utils.notifications import notification_manager
+
+    viewer.open(str(bad), plugin=PLUGIN)
+    assert len(viewer.layers) == 5
+    last = notification_manager.records[-1]
+    assert "damaged_t1.nii.gz" in last.message and "cannot be read" in last.message
+
+
+def test_labels_writer_round_trip_keeps_geometry(viewer_with_sample, tmp_path):
+    viewer = viewer_with_sample
+    layer = viewer.layers["reference"]
+    layer.data[10, 10, 10] = 2
+    out = tmp_path / "edited_seg.nii.gz"
+    viewer.layers.selection = {layer}
+    written = viewer.layers.save(str(out), selected=True, plugin=PLUGIN)
+    assert written == [str(out)]
+    labels = read_labels(out)
+    np.testing.assert_array_equal(labels.data, layer.data)
+    np.testing.assert_allclose(labels.affine, np.asarray(
+        layer.metadata["napari_medseg"]["affine"]))

@@ -1,0 +1,163 @@
+"""I/O round trips checked against nibabel and SimpleITK reading our files."""
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from napari_medseg.io import read_labels, read_volume, write_labels
+from tests.conftest import make_affine, rotation
+
+SHAPE_XYZ = (7, 9, 5)
+
+
+def _write_nifti(path, data_xyz, affine):
+    image = nib.Nifti1Image(data_xyz, affine)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    nib.save(image, str(path))
+    return path
+
+
+def _sitk_geometry(image):
+    return (np.array(image.GetOrigin()), np.array(image.GetSpacing()),
+            np.array(image.GetDirection()))
+
+
+def test_nifti_read_is_zyx_with_the_files_affine(tmp_path, affine):
+    data = np.random.default_rng(0).normal(size=SHAPE_XYZ).astype(np.float32)
+    path = _write_nifti(tmp_path / "img_t2.nii.gz", data, affine)
+    volume = read_volume(path)
+    assert volume.data.shape == (1, 5, 9, 7)
+    np.testing.assert_array_equal(volume.data[0], data.transpose(2, 1, 0))
+    np.testing.assert_allclose(volume.affine, affine, atol=1e-5)
+    np.testing.assert_allclose(volume.spacing, (2.5, 1.1, 0.9), atol=1e-5)
+    assert volume.channel_names == ("T2",)
+    assert volume.orientation == "".join(nib.aff2axcodes(affine))
+
+
+def test_nifti_mask_round_trip_matches_nibabel_and_simpleitk(tmp_path, affine):
+    data = np.random.default_rng(1).normal(size=SHAPE_XYZ).astype(np.float32)
+    source = _write_nifti(tmp_path / "img.nii.gz", data, affine)
+    volume = read_volume(source)
+    mask = (np.random.default_rng(2).random(volume.shape) * 4).astype(np.uint8)
+    out = write_labels(tmp_path / "mask.nii.gz", mask, volume)
+
+    written = nib.load(str(out))
+    np.testing.assert_allclose(written.affine, affine, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(written.dataobj).transpose(2, 1, 0), mask)
+
+    itk_source, itk_mask = sitk.ReadImage(str(source)), sitk.ReadImage(str(out))
+    for a, b in zip(_sitk_geometry(itk_source), _sitk_geometry(itk_mask)):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(itk_mask), mask)
+    assert read_labels(out).data.dtype == np.uint8
+
+
+@pytest.mark.parametrize("suffix", [".mha", ".nrrd"])
+def test_itk_source_round_trip_keeps_lps_geometry(tmp_path, suffix):
+    array = np.random.default_rng(3).normal(size=(5, 9, 7)).astype(np.float32)  # z, y, x
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((0.9, 1.1, 2.5))
+    image.SetOrigin((12.0, -30.5, 8.25))
+    image.SetDirection(tuple(rotation(25.0, -10.0).ravel()))
+    source = tmp_path / f"scan_flair{suffix}"
+    sitk.WriteImage(image, str(source))
+
+    volume = read_volume(source)
+    np.testing.assert_array_equal(volume.data[0], array)
+    assert volume.channel_names == ("FLAIR",)
+    np.testing.assert_allclose(volume.spacing, (2.5, 1.1, 0.9), atol=1e-6)
+
+    mask = (array > 0).astype(np.uint8)
+    for out_name in ("mask.nii.gz", f"mask{suffix}"):
+        out = write_labels(tmp_path / out_name, mask, volume)
+        reread = sitk.ReadImage(str(out))
+        for a, b in zip(_sitk_geometry(image), _sitk_geometry(reread)):
+            np.testing.assert_allclose(a, b, atol=1e-4)
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(reread), mask)
+
+
+def test_4d_nifti_becomes_channels(tmp_path):
+    data = np.random.default_rng(4).normal(size=(*SHAPE_XYZ, 3)).astype(np.float32)
+    volume = read_volume(_write_nifti(tmp_path / "multi.nii.gz", data, make_affine("ras")))
+    assert volume.data.shape == (3, 5, 9, 7)
+    np.testing.assert_array_equal(volume.data[2], data[..., 2].transpose(2, 1, 0))
+    assert volume.channel_names == ("multi[0]", "multi[1]", "multi[2]")
+
+
+def test_several_files_become_channels_in_order(tmp_path):
+    affine = make_affine("oblique")
+    rng = np.random.default_rng(5)
+    paths = [_write_nifti(tmp_path / f"case_{name}.nii.gz", rng.normal(size=SHAPE_XYZ)
+                          .astype(np.float32), affine) for name in ("t1", "t1ce", "t2", "flair")]
+    volume = read_volume(paths)
+    assert volume.channel_names == ("T1", "T1ce", "T2", "FLAIR")
+    assert volume.data.shape == (4, 5, 9, 7)
+    assert volume.source_paths == tuple(str(p) for p in paths)
+
+
+def test_zarr_labels_round_trip_with_metadata(tmp_path):
+    volume_path = _write_nifti(tmp_path / "img.nii.gz",
+                               np.zeros(SHAPE_XYZ, np.float32), make_affine("oblique"))
+    volume = read_volume(volume_path)
+    mask = np.zeros(volume.shape, np.uint8)
+    mask[1:3, 2:5, 1:4] = 2
+    out = write_labels(tmp_path / "mask.zarr", mask, volume, label_names={2: "ED"})
+    labels = read_labels(out)
+    np.testing.assert_array_equal(labels.data, mask)
+    np.testing.assert_allclose(labels.affine, volume.affine)
+    assert labels.label_names == {2: "ED"}
+
+
+def test_zarr_image_stays_lazy_until_computed(tmp_path):
+    import zarr
+
+    data = np.random.default_rng(6).normal(size=(2, 6, 8, 10)).astype(np.float32)
+    group = zarr.open_group(str(tmp_path / "case.zarr"), mode="w")
+    group.create_array("image", data=data, chunks=(1, 3, 4, 5))
+    group.attrs.update({"affine": make_affine("lps").tolist(), "channel_names": ["T1", "T2"]})
+    volume = read_volume(tmp_path / "case.zarr")
+    assert volume.is_lazy
+    assert volume.channel_names == ("T1", "T2")
+    np.testing.assert_array_equal(np.asarray(volume.channel("T2")[2]), data[1, 2])
+    np.testing.assert_array_equal(volume.compute().data, data)
+
+
+def write_dicom_series(folder, array, spacing=(0.8, 0.8, 2.0), origin=(-50.0, -40.0, 10.0)):
+    """Write ``array`` (z, y, x) as a DICOM series of int16 slices with SimpleITK."""
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    series = "1.2.826.0.1.3680043.2.1125.1.12345"
+    for index in range(array.shape[0]):
+        image = sitk.GetImageFromArray(array[index:index + 1].astype(np.int16))
+        image.SetSpacing(spacing)
+        position = (origin[0], origin[1], origin[2] + index * spacing[2])
+        image.SetOrigin(position)
+        for tag, value in {
+            "0008|0060": "MR", "0020|000e": series, "0020|000d": series + ".0",
+            "0008|0018": f"{series}.{index + 1}", "0020|0013": str(index + 1),
+            "0020|0032": "\\".join(map(str, position)),
+            "0020|0037": "1\\0\\0\\0\\1\\0", "0018|0050": str(spacing[2]),
+        }.items():
+            image.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"slice_{index:03d}.dcm"))
+        writer.Execute(image)
+    return folder
+
+
+def test_dicom_series_folder(tmp_path):
+    array = (np.random.default_rng(7).random((6, 8, 10)) * 1000).astype(np.int16)
+    folder = write_dicom_series(tmp_path / "series", array)
+    volume = read_volume(folder)
+    np.testing.assert_array_equal(volume.data[0], array.astype(np.float32))
+    np.testing.assert_allclose(volume.spacing, (2.0, 0.8, 0.8), atol=1e-4)
+    # LPS origin (-50, -40, 10) is RAS (50, 40, 10)
+    np.testing.assert_allclose(volume.affine[:3, 3], (50.0, 40.0, 10.0), atol=1e-4)
+    mask = (array > 500).astype(np.uint8)
+    out = write_labels(tmp_path / "mask.nii.gz", mask, volume)
+    reread = sitk.ReadImage(str(out))
+    np.testing.assert_allclose(reread.GetOrigin(), (-50.0, -40.0, 10.0), atol=1e-4)
+    np.testing.assert_allclose(reread.GetSpacing(), (0.8, 0.8, 2.0), atol=1e-4)
