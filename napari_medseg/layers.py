@@ -77,9 +77,40 @@ def labels_layer(labels: LabelMap | np.ndarray, affine: np.ndarray | None = None
     features = {"index": [0, *(info.value for info in table)],
                 "name": ["background", *(info.name for info in table)],
                 "description": ["", *(info.description for info in table)]}
+    extra_metadata.setdefault("source_paths", [s for s in sources if s])
+    metadata = geometry_metadata(affine, label_names={i.value: i.name for i in table},
+                                 **extra_metadata)
     kwargs = {"name": name, "scale": spacing_from_affine(affine),
               "colormap": label_colors(table), "features": features, "opacity": 0.6,
-              "metadata": geometry_metadata(affine, tuple(s for s in sources if s),
-                                            label_names={info.value: info.name for info in table},
-                                            **extra_metadata)}
+              "metadata": metadata}
     return data, kwargs, "labels"
+
+
+def volume_from_layers(layers: dict[str, Any]) -> Volume:
+    """Build a `Volume` from ``{contrast: napari Image layer}`` (all on one grid).
+
+    The affine comes from the first layer's napari-medseg metadata, or from
+    its scale when the layer was not opened through napari-medseg.
+    """
+    names = list(layers)
+    first = layers[names[0]]
+    affine = affine_of_layer(first.metadata, tuple(first.scale))
+    sources: list[str] = []
+    for layer in layers.values():
+        sources += layer.metadata.get(METADATA_KEY, {}).get("source_paths", [])
+    data = np.stack([np.asarray(layers[name].data, dtype=np.float32) for name in names])
+    return Volume(data=data, affine=affine, channel_names=tuple(names),
+                  source_paths=tuple(dict.fromkeys(sources)))
+
+
+def probability_layers(probabilities: np.ndarray, affine: np.ndarray,
+                       table: tuple[LabelInfo, ...], prefix: str = "p") -> list[LayerDataTuple]:
+    """One hidden Image layer per label with its probability (0..1, magma)."""
+    layers = []
+    for info in table:
+        kwargs = {"name": f"{prefix}({info.name})", "scale": spacing_from_affine(affine),
+                  "colormap": "magma", "contrast_limits": (0.0, 1.0), "visible": False,
+                  "blending": "additive",
+                  "metadata": geometry_metadata(affine, (), probability_of=info.name)}
+        layers.append((probabilities[info.value], kwargs, "image"))
+    return layers

@@ -10,6 +10,7 @@ from qtpy.QtWidgets import QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from napari_medseg import __version__
 from napari_medseg._qt.case_section import CaseSection
+from napari_medseg._qt.model_section import ModelSection
 
 
 class MedSegDock(QWidget):
@@ -25,7 +26,9 @@ class MedSegDock(QWidget):
         self._body_layout.setAlignment(Qt.AlignTop)
         header = QLabel(f"<b>napari-medseg</b> {__version__}")
         self._body_layout.addWidget(header)
+        self.model_section = ModelSection(napari_viewer, self.case_section)
         self.add_section("Case: input contrasts", self.case_section)
+        self.add_section("Model: automatic segmentation", self.model_section)
         self._body_layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)

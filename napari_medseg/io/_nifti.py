@@ -66,20 +66,22 @@ def to_channels_first(data_xyz: np.ndarray, path: Path) -> np.ndarray:
 
 
 def write_nifti(path: Path, data_zyx: np.ndarray, affine: np.ndarray) -> None:
-    """Write a ``[Z, Y, X]`` array as NIfTI with ``affine`` (sform and qform).
+    """Write a ``[Z, Y, X]`` (or ``[C, Z, Y, X]``) array as NIfTI with ``affine``.
 
     Parameters
     ----------
     path : Path
         Destination ``.nii`` or ``.nii.gz``.
     data_zyx : ndarray
-        The array in napari-medseg axis order.
+        The array in napari-medseg axis order; channels become NIfTI's 4th axis.
     affine : ndarray of shape (4, 4)
         The geometry, usually the source image's.
     """
     import nibabel as nib
 
-    image = nib.Nifti1Image(np.ascontiguousarray(np.asarray(data_zyx).transpose(2, 1, 0)), affine)
+    array = np.asarray(data_zyx)
+    order = (2, 1, 0) if array.ndim == 3 else (3, 2, 1, 0)
+    image = nib.Nifti1Image(np.ascontiguousarray(array.transpose(order)), affine)
     image.set_sform(affine, code=1)
     image.set_qform(affine, code=1)
     image.header.set_xyzt_units("mm", "sec")

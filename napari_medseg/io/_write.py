@@ -90,8 +90,11 @@ def write_labels(path: str | os.PathLike, mask: np.ndarray,
 
 def write_image(path: str | os.PathLike, data_zyx: np.ndarray, reference: Volume | LabelMap,
                 overwrite: bool = False) -> Path:
-    """Write one ``[Z, Y, X]`` image channel (NIfTI or ITK formats), atomically."""
+    """Write an image ``[Z, Y, X]`` (NIfTI or ITK formats) or ``[C, Z, Y, X]`` (NIfTI 4D), atomically."""
     path = Path(path)
+    if np.ndim(data_zyx) == 4 and not is_nifti(path):
+        raise InputError(describe(path, "multi-channel images are written as NIfTI only",
+                                  "Use a .nii.gz file name"))
     with atomic_path(path, overwrite=overwrite) as temporary:
         if is_nifti(path):
             write_nifti(temporary, np.asarray(data_zyx), reference.affine)

@@ -1,0 +1,102 @@
+"""Model subcommands of the command line: ``models`` and ``predict``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from napari_medseg.progress import Progress
+
+
+def progress_printer(label: str):
+    """A report callback printing ``label: 40%`` lines to stderr every 10%."""
+    state = {"last": -1}
+
+    def report(progress: Progress) -> None:
+        tenth = int(progress.fraction * 10)
+        if tenth != state["last"]:
+            state["last"] = tenth
+            print(f"{label}: {tenth * 10:3d}%  {progress.message}", file=sys.stderr, flush=True)
+
+    return report
+
+
+def spec_summary(name: str, folder) -> dict:
+    """What ``models`` prints for one model."""
+    from napari_medseg.models import read_spec
+
+    spec = read_spec(folder)
+    return {"name": name, "version": spec.version, "folder": str(folder),
+            "inputs": [f"{i.name} ({i.normalization})" for i in spec.inputs],
+            "labels": {info.value: info.name for info in spec.labels},
+            "patch_size": list(spec.patch_size), "spacing_mm": list(spec.spacing),
+            "folds": len(spec.folds), "description": spec.description}
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from napari_medseg.models import available_devices, builtin_models
+
+    records = [spec_summary(name, folder) for name, folder in builtin_models().items()]
+    if args.json:
+        print(json.dumps({"models": records, "devices": available_devices()}, indent=2))
+        return 0
+    for record in records:
+        print(f"{record['name']} {record['version']}  ({record['folder']})\n"
+              f"  inputs   {', '.join(record['inputs'])}\n"
+              f"  labels   {', '.join(f'{k} {v}' for k, v in record['labels'].items())}\n"
+              f"  patch    {record['patch_size']} at {record['spacing_mm']} mm, "
+              f"{record['folds']} folds")
+    print(f"devices: {', '.join(available_devices())}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from napari_medseg.inference import predict
+    from napari_medseg.io import read_volume, write_image, write_labels
+    from napari_medseg.io._atomic import check_writable
+    from napari_medseg.models import load_model
+    from napari_medseg.progress import run_to_end
+
+    check_writable(args.output, args.overwrite)
+    if args.probabilities:
+        check_writable(args.probabilities, args.overwrite)
+    volume = read_volume(args.images)
+    model = load_model(args.model)
+    prediction = run_to_end(
+        predict(model, volume, device=args.device, overlap=args.overlap,
+                batch_size=args.batch_size, keep_probabilities=bool(args.probabilities)),
+        progress_printer("predict"))
+    for note in prediction.notes:
+        print(f"napari-medseg: note: {note}", file=sys.stderr)
+    names = {info.value: info.name for info in model.spec.labels}
+    write_labels(args.output, prediction.labels, volume, label_names=names,
+                 overwrite=args.overwrite)
+    if args.probabilities:
+        write_image(args.probabilities, prediction.probabilities, volume, overwrite=args.overwrite)
+    counts = {names[v]: int((prediction.labels == v).sum()) for v in names}
+    print(f"{args.output}: {model.spec.name} {model.spec.version} on {prediction.device}, "
+          f"{len(prediction.folds)} folds; voxels {counts}")
+    return 0
+
+
+def add_model_commands(commands) -> None:
+    """Register ``models`` and ``predict`` on the subcommand parser."""
+    from pathlib import Path
+
+    models = commands.add_parser("models", help="list installed models and devices")
+    models.add_argument("--json", action="store_true", help="print JSON")
+    models.set_defaults(run=cmd_models)
+
+    predict = commands.add_parser("predict", help="segment a case with a model (all folds)")
+    predict.add_argument("images", nargs="+", help="one file per contrast (any order, named by "
+                         "contrast, e.g. *_t1ce.nii.gz) or one 4D file")
+    predict.add_argument("-o", "--output", required=True, type=Path, help="label file to write")
+    predict.add_argument("--model", default=None, help="built-in name or model folder "
+                         "(default brats_unet)")
+    predict.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    predict.add_argument("--probabilities", type=Path, help="also write class probabilities "
+                         "(4D NIfTI)")
+    predict.add_argument("--overlap", type=float, default=0.5, help="window overlap (0.5)")
+    predict.add_argument("--batch-size", type=int, default=4, help="windows per pass (4)")
+    predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    predict.set_defaults(run=cmd_predict)

@@ -1,0 +1,152 @@
+"""Dock section 'Model': choose a model and device, run it without freezing napari."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import (
+    QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
+    QPushButton, QVBoxLayout, QWidget)
+
+from napari_medseg.errors import MedsegError
+from napari_medseg._qt.worker import TaskRunner
+
+OPEN_FOLDER = "Open model folder..."
+
+
+class ModelSection(QWidget):
+    """Model and device pickers, Run/Cancel, progress; results become layers."""
+
+    def __init__(self, viewer, case_section, parent=None):
+        super().__init__(parent)
+        from napari_medseg.models import available_devices, builtin_models
+
+        self._viewer = viewer
+        self._case = case_section
+        self._folders: dict[str, Path] = dict(builtin_models())
+        self._loaded: dict[Path, object] = {}
+        self.model_combo = QComboBox()
+        self.model_combo.addItems([*self._folders, OPEN_FOLDER])
+        self.model_combo.activated.connect(self._on_model_activated)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(["auto", *available_devices()])
+        self.probabilities_box = QCheckBox("add probability layers")
+        self.spec_label = QLabel()
+        self.spec_label.setWordWrap(True)
+        self.run_button, self.cancel_button = QPushButton("Run"), QPushButton("Cancel")
+        self.progress, self.status = QProgressBar(), QLabel("Ready")
+        self.status.setWordWrap(True)
+        self.runner = TaskRunner(self.progress, self.status, self.run_button, self.cancel_button)
+        self.run_button.clicked.connect(self.run)
+        form = QFormLayout()
+        form.addRow("Model", self.model_combo)
+        form.addRow("Device", self.device_combo)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for item in (form, self.spec_label, self.probabilities_box, buttons, self.progress,
+                     self.status):
+            layout.addLayout(item) if isinstance(item, (QFormLayout, QHBoxLayout)) \
+                else layout.addWidget(item)
+        self._show_spec()
+
+    # -- model choice -----------------------------------------------------
+    def current_folder(self) -> Path | None:
+        """Folder of the chosen model."""
+        return self._folders.get(self.model_combo.currentText())
+
+    def add_model_folder(self, folder: str | Path) -> None:
+        """Add a user's model folder to the list and select it (validated first)."""
+        from napari_medseg.models import read_spec
+
+        folder = Path(folder)
+        spec = read_spec(folder)
+        key = f"{spec.name} {spec.version} ({folder.name})"
+        self._folders[key] = folder
+        self.model_combo.insertItem(self.model_combo.count() - 1, key)
+        self.model_combo.setCurrentText(key)
+        self._show_spec()
+
+    def _on_model_activated(self, index: int) -> None:
+        if self.model_combo.itemText(index) == OPEN_FOLDER:
+            folder = QFileDialog.getExistingDirectory(self, "Open model folder")
+            self.model_combo.setCurrentIndex(0)
+            if folder:
+                try:
+                    self.add_model_folder(folder)
+                except MedsegError as error:
+                    show_error(str(error))
+        self._show_spec()
+
+    def _show_spec(self) -> None:
+        from napari_medseg.models import read_spec
+
+        folder = self.current_folder()
+        if folder is None:
+            self.spec_label.setText("No model installed: open a model folder.")
+            return
+        try:
+            spec = read_spec(folder)
+        except MedsegError as error:
+            self.spec_label.setText(f"\u26a0 {error}")
+            return
+        labels = ", ".join(info.name for info in spec.labels)
+        self.spec_label.setText(
+            f"{spec.name} {spec.version}: inputs {', '.join(spec.input_names)}; labels {labels}; "
+            f"{len(spec.folds)} folds; patch {'x'.join(map(str, spec.patch_size))} at "
+            f"{'x'.join(f'{s:g}' for s in spec.spacing)} mm")
+        self._case.set_contrasts(spec.input_names)
+
+    # -- running ----------------------------------------------------------
+    def _model(self):
+        from napari_medseg.models import load_model
+
+        folder = self.current_folder()
+        if folder not in self._loaded:
+            self._loaded[folder] = load_model(folder)
+        return self._loaded[folder]
+
+    def run(self):
+        """Start the prediction in a worker; returns it (None when refused)."""
+        from napari_medseg.layers import volume_from_layers
+
+        if self.current_folder() is None:
+            show_error("No model chosen: open a model folder first")
+            return None
+        warnings = self._case.warnings()
+        if warnings:
+            show_error("Cannot run the model: " + warnings[0])
+            return None
+        volume = volume_from_layers(self._case.assigned_layers())
+        device = self.device_combo.currentText()
+        keep = self.probabilities_box.isChecked()
+
+        def task():
+            from napari_medseg.inference import predict
+
+            model = self._model()
+            prediction = yield from predict(model, volume, device=device,
+                                            keep_probabilities=keep)
+            return model, volume, prediction
+
+        return self.runner.start(task, self._add_result, "Model run")
+
+    def _add_result(self, result) -> None:
+        from napari_medseg.layers import labels_layer, probability_layers
+
+        model, volume, prediction = result
+        spec = model.spec
+        data, kwargs, _ = labels_layer(prediction.labels, volume.affine,
+                                       name=f"{spec.name} segmentation", table=spec.labels,
+                                       model={"name": spec.name, "version": spec.version,
+                                              "folder": str(model.folder)},
+                                       source_paths=list(volume.source_paths))
+        self._viewer.add_labels(data, **kwargs)
+        if prediction.probabilities is not None:
+            for array, layer_kwargs, _ in probability_layers(prediction.probabilities,
+                                                             volume.affine, spec.labels):
+                self._viewer.add_image(array, **layer_kwargs)
+        for note in prediction.notes:
+            show_info(note)

@@ -1,0 +1,115 @@
+"""Running core generators in napari thread workers, with progress and errors.
+
+Workers never touch layers: results arrive in ``on_done`` on the GUI thread.
+Errors a user can fix (`MedsegError`) are caught inside the worker and become
+one clear notification with no traceback; anything else is a bug, and napari's
+worker relays it with its traceback (and the status line names it).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+
+from napari.qt.threading import GeneratorWorker, create_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton
+
+from napari_medseg.errors import MedsegError
+from napari_medseg.progress import Progress
+
+
+class _Failure:
+    """A user-fixable error carried out of the worker as a result."""
+
+    def __init__(self, error: MedsegError):
+        self.error = error
+
+
+def _guarded(make_generator: Callable[[], Generator]) -> Generator:
+    try:
+        result = yield from make_generator()
+    except MedsegError as error:
+        return _Failure(error)
+    return result
+
+
+def error_message(error: BaseException) -> str:
+    """A one-line message for the user."""
+    if isinstance(error, MedsegError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+class TaskRunner:
+    """Starts one generator at a time and wires it to a progress bar and buttons."""
+
+    def __init__(self, progress: QProgressBar, status: QLabel, run_button: QPushButton,
+                 cancel_button: QPushButton):
+        self.progress, self.status = progress, status
+        self.run_button, self.cancel_button = run_button, cancel_button
+        self.worker: GeneratorWorker | None = None
+        cancel_button.clicked.connect(self.cancel)
+        self._set_running(False)
+
+    @property
+    def busy(self) -> bool:
+        """True while a task runs."""
+        return self.worker is not None
+
+    def start(self, make_generator: Callable[[], Generator], on_done: Callable,
+              label: str) -> GeneratorWorker | None:
+        """Run ``make_generator()`` in a thread; ``on_done(result)`` on the GUI thread."""
+        if self.busy:
+            show_info(f"{label} is waiting: another task is still running")
+            return None
+        worker = create_worker(_guarded, make_generator, _start_thread=False)
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(lambda result: self._finish(on_done, result, label))
+        worker.errored.connect(lambda error: self._fail(error, label, notify=False))
+        worker.aborted.connect(lambda: self._aborted(label))
+        self.worker = worker
+        self._set_running(True)
+        self.status.setText(f"{label}: starting...")
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Ask the running task to stop at its next progress report."""
+        if self.worker is not None:
+            self.status.setText("Cancelling...")
+            self.worker.quit()
+
+    def _on_progress(self, progress: Progress) -> None:
+        self.progress.setMaximum(max(progress.total, 1))
+        self.progress.setValue(progress.done)
+        self.status.setText(progress.message)
+
+    def _finish(self, on_done: Callable, result, label: str) -> None:
+        self.worker = None
+        self._set_running(False)
+        if isinstance(result, _Failure):
+            self._fail(result.error, label)
+            return
+        try:
+            on_done(result)
+        except MedsegError as error:
+            self._fail(error, label)
+            return
+        self.status.setText(f"{label}: done")
+
+    def _fail(self, error: BaseException, label: str, notify: bool = True) -> None:
+        self.worker = None
+        self._set_running(False)
+        message = f"{label} failed: {error_message(error)}"
+        self.status.setText(message)
+        if notify:
+            show_error(message)
+
+    def _aborted(self, label: str) -> None:
+        self.worker = None
+        self._set_running(False)
+        self.progress.setValue(0)
+        self.status.setText(f"{label}: cancelled, nothing changed")
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)

@@ -1,0 +1,160 @@
+"""Predicting a label map for a `Volume` with a loaded model (all its folds)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from napari_medseg.contrasts import guess_contrast
+from napari_medseg.errors import InputError
+from napari_medseg.inference._memory import available_memory_bytes, inference_memory_bytes
+from napari_medseg.inference._sliding import sliding_window
+from napari_medseg.io import Volume, check_finite
+from napari_medseg.models.loading import LoadedModel
+from napari_medseg.models.normalise import normalise_image
+from napari_medseg.models.spec import ModelSpec
+from napari_medseg.progress import Progress, ProgressGenerator
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """Result of `predict` on the case's own voxel grid."""
+
+    labels: np.ndarray
+    probabilities: np.ndarray | None
+    model_name: str
+    model_version: str
+    folds: tuple[int, ...]
+    device: str
+    notes: tuple[str, ...] = field(default=())
+
+
+def channels_for_model(volume: Volume, spec: ModelSpec) -> np.ndarray:
+    """The volume's channels in the model's input order, matched by contrast name.
+
+    Raises
+    ------
+    InputError
+        Naming every contrast the model needs and the case lacks.
+    """
+    by_contrast = {}
+    for index, name in enumerate(volume.channel_names):
+        by_contrast.setdefault(name, index)
+        by_contrast.setdefault(guess_contrast(name) or name, index)
+    missing = [name for name in spec.input_names if name not in by_contrast]
+    if missing:
+        raise InputError(
+            f"model '{spec.name}' needs contrasts {', '.join(spec.input_names)}; the case has "
+            f"{', '.join(volume.channel_names)} and lacks {', '.join(missing)}. Open the missing "
+            "contrast(s) or assign them in the Case section")
+    image = np.stack([np.asarray(volume.data[by_contrast[name]], dtype=np.float32)
+                      for name in spec.input_names])
+    check_finite(image, ", ".join(volume.source_paths) or "the case")
+    return image
+
+
+def model_grid_shape(shape, spacing, target_spacing) -> tuple[int, ...]:
+    """Shape of the case resampled to the model's spacing."""
+    return tuple(max(1, int(round(n * s / t))) for n, s, t in zip(shape, spacing, target_spacing))
+
+
+def _resample(tensor, shape):
+    import torch.nn.functional as F
+
+    if tuple(tensor.shape[1:]) == tuple(shape):
+        return tensor
+    return F.interpolate(tensor[None], size=tuple(shape), mode="trilinear",
+                         align_corners=False)[0]
+
+
+def _fold_pass(network, image, spec, device, batch_size, amp, notes):
+    """One fold's sliding window, retrying with smaller batches / the CPU on CUDA OOM."""
+    import torch
+
+    while True:
+        if hasattr(network, "to"):
+            network.to(device)
+        softmax = lambda x: network(x).softmax(1)  # noqa: E731
+        try:
+            result = yield from sliding_window(softmax, image, spec.patch_size, spec.n_classes,
+                                               overlap=notes["overlap"], batch_size=batch_size,
+                                               device=device, amp=amp)
+            return result
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            if batch_size > 1:
+                batch_size //= 2
+                notes["log"].append(f"GPU out of memory: retrying with batch size {batch_size}")
+            else:
+                device = torch.device("cpu")
+                notes["log"].append("GPU out of memory at batch size 1: continuing on the CPU")
+
+
+def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: float = 0.5,
+            batch_size: int = 4, amp: bool | None = None,
+            keep_probabilities: bool = True) -> ProgressGenerator[Prediction]:
+    """Segment ``volume`` with every fold of ``model`` (probabilities averaged).
+
+    The case is normalised per the spec, resampled to the model spacing,
+    predicted window by window, and the class probabilities resampled back
+    to the case grid before the argmax.
+
+    Parameters
+    ----------
+    model : LoadedModel
+        From `napari_medseg.models.load_model`.
+    volume : Volume
+        The case; channels are matched to the model's inputs by name.
+    device : str
+        ``'auto'`` (CUDA, then MPS, then CPU), ``'cuda'``, ``'mps'`` or ``'cpu'``.
+    overlap : float
+        Window overlap.
+    batch_size : int
+        Windows per forward pass (halved automatically on CUDA out-of-memory).
+    amp : bool, optional
+        Mixed precision; default on for CUDA.
+    keep_probabilities : bool
+        Return the per-class probabilities too (more memory).
+
+    Yields
+    ------
+    Progress
+        Between window batches; stop iterating to cancel.
+    """
+    import torch
+
+    from napari_medseg.models.device import choose_device
+
+    spec = model.spec
+    torch_device = choose_device(device)
+    amp = torch_device.type == "cuda" if amp is None else amp
+    target_shape = model_grid_shape(volume.shape, volume.spacing, spec.spacing)
+    needed = inference_memory_bytes(volume.shape, target_shape, len(spec.inputs),
+                                     spec.n_classes, keep_probabilities)
+    free = available_memory_bytes()
+    if needed > 0.8 * free:
+        raise InputError(
+            f"the case ({' x '.join(map(str, volume.shape))} voxels) needs about "
+            f"{needed / 2**30:.1f} GiB to segment but only {free / 2**30:.1f} GiB are free. "
+            "Crop the volume to the region of interest, or close other programs")
+    image = normalise_image(channels_for_model(volume, spec),
+                            [item.normalization for item in spec.inputs])
+    image = _resample(torch.from_numpy(image), target_shape)
+    notes = {"overlap": overlap, "log": []}
+    total = torch.zeros((spec.n_classes, *target_shape), dtype=torch.float32)
+    for fold_index, network in enumerate(model.networks):
+        passes = _fold_pass(network, image, spec, torch_device, batch_size, amp, notes)
+        while True:
+            try:
+                step = next(passes)
+            except StopIteration as stop:
+                total += stop.value.cpu()
+                break
+            yield Progress(fold_index * step.total + step.done, len(model.networks) * step.total,
+                           f"fold {fold_index + 1}/{len(model.networks)}: {step.message}")
+    mean = _resample(total / len(model.networks), volume.shape)
+    labels = mean.argmax(0).numpy().astype(np.uint8)
+    return Prediction(labels=labels, probabilities=mean.numpy() if keep_probabilities else None,
+                      model_name=spec.name, model_version=spec.version,
+                      folds=tuple(range(len(model.networks))), device=str(torch_device),
+                      notes=tuple(notes["log"]))

@@ -1,0 +1,118 @@
+"""Loading a model folder safely: checksums first, never unpickle code.
+
+Weight files: ``.safetensors`` (preferred), ``.pt``/``.pth`` state dicts
+read with ``torch.load(..., weights_only=True)`` (a pickle that would build
+arbitrary objects or run code is refused), or ``.ts``/``.torchscript``
+TorchScript archives for users' own networks.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from napari_medseg.errors import InputError, describe
+from napari_medseg.models.registry import resolve_model
+from napari_medseg.models.spec import FoldSpec, ModelSpec, read_spec
+
+TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript", ".jit")
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A spec and its fold networks (CPU, eval mode)."""
+
+    spec: ModelSpec
+    folder: Path
+    networks: tuple
+
+    @property
+    def n_folds(self) -> int:
+        """Number of fold networks."""
+        return len(self.networks)
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verified(folder: Path, fold: FoldSpec) -> Path:
+    path = folder / fold.file
+    if not path.is_file():
+        raise InputError(describe(path, "weight file named in model.json is missing",
+                                  "Copy the complete model folder again"))
+    if fold.sha256 and sha256_of(path) != fold.sha256.lower():
+        raise InputError(describe(path, "checksum mismatch: the weight file is corrupted or was "
+                                  "changed", "Copy the model folder again, or fix the sha256 in "
+                                  "model.json if you changed the weights on purpose"))
+    return path
+
+
+def _state_dict(path: Path) -> dict:
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as error:
+            raise InputError(describe(path, f"not a valid safetensors file ({error})")) from error
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as error:  # UnpicklingError for pickles that carry code or objects
+        raise InputError(describe(
+            path, "refused: the file is not a plain tensor state dict (it may contain code)",
+            "Save weights with safetensors or torch.save(model.state_dict())")) from error
+    if not isinstance(state, dict):
+        raise InputError(describe(path, "does not hold a state dict"))
+    return state
+
+
+def build_fold_network(spec: ModelSpec, path: Path):
+    """Network for one weight file: TorchScript, or the spec's architecture + state dict."""
+    import torch
+
+    from napari_medseg.models.unet import build_network
+
+    if path.suffix in TORCHSCRIPT_SUFFIXES:
+        try:
+            network = torch.jit.load(str(path), map_location="cpu")
+        except Exception as error:
+            raise InputError(describe(path, f"not a TorchScript archive ({error})")) from error
+        return network.eval()
+    network = build_network(spec.architecture["name"], dict(spec.architecture.get("args", {})))
+    state = {key: value.float() for key, value in _state_dict(path).items()}
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise InputError(describe(path, "weights do not fit the architecture in model.json "
+                                  f"({str(error).splitlines()[0]})")) from error
+    return network.eval()
+
+
+def load_model(name_or_folder: str | Path | None = None,
+               folds: list[int] | None = None) -> LoadedModel:
+    """Load a built-in model by name, or a model folder, verifying every checksum.
+
+    Parameters
+    ----------
+    name_or_folder : str or Path, optional
+        Built-in name (default ``brats_unet``) or a folder with ``model.json``.
+    folds : list of int, optional
+        Load only these folds (default: all).
+    """
+    folder = resolve_model(name_or_folder)
+    spec = read_spec(folder)
+    chosen = range(len(spec.folds)) if folds is None else folds
+    for index in chosen:
+        if not 0 <= index < len(spec.folds):
+            raise InputError(f"{folder}: fold {index} does not exist (the model has "
+                             f"{len(spec.folds)} folds)")
+    networks = tuple(build_fold_network(spec, _verified(folder, spec.folds[i])) for i in chosen)
+    return LoadedModel(spec=spec, folder=folder, networks=networks)

@@ -1,0 +1,97 @@
+"""A compact 3D U-Net with dropout (so Monte Carlo sampling works)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class ConvBlock(nn.Sequential):
+    """Two 3x3x3 convolutions, each with instance norm and LeakyReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0):
+        layers: list[nn.Module] = []
+        for index in range(2):
+            layers += [nn.Conv3d(in_channels if index == 0 else out_channels, out_channels,
+                                 kernel_size=3, padding=1, bias=False),
+                       nn.InstanceNorm3d(out_channels, affine=True),
+                       nn.LeakyReLU(0.01, inplace=True)]
+        if dropout > 0:
+            layers.append(nn.Dropout3d(dropout))
+        super().__init__(*layers)
+
+
+class UNet3D(nn.Module):
+    """3D U-Net: strided-convolution encoder, transposed-convolution decoder.
+
+    Parameters
+    ----------
+    in_channels : int
+        Number of input contrasts.
+    n_classes : int
+        Output classes including background (logits, softmax over dim 1).
+    widths : sequence of int
+        Feature channels per level; ``len(widths) - 1`` downsamplings by 2,
+        so patch sides must be multiples of ``2 ** (len(widths) - 1)``.
+    dropout : float
+        Channel dropout in the two deepest levels and the decoder (kept on
+        at inference for Monte Carlo dropout).
+
+    Examples
+    --------
+    >>> net = UNet3D(4, 4, widths=(8, 16, 32))
+    >>> net(torch.zeros(1, 4, 16, 16, 16)).shape
+    torch.Size([1, 4, 16, 16, 16])
+    """
+
+    def __init__(self, in_channels: int, n_classes: int, widths: Sequence[int] = (12, 24, 48, 96),
+                 dropout: float = 0.1):
+        super().__init__()
+        widths = list(widths)
+        deep = len(widths) - 2
+        self.encoders = nn.ModuleList()
+        self.downs = nn.ModuleList()
+        previous = in_channels
+        for level, width in enumerate(widths):
+            self.encoders.append(ConvBlock(previous, width, dropout if level >= deep else 0.0))
+            self.downs.append(nn.Conv3d(width, width, kernel_size=2, stride=2, bias=False)
+                              if level < len(widths) - 1 else nn.Identity())
+            previous = width
+        self.ups = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for level in range(len(widths) - 2, -1, -1):
+            self.ups.append(nn.ConvTranspose3d(widths[level + 1], widths[level], kernel_size=2,
+                                               stride=2, bias=False))
+            self.decoders.append(ConvBlock(2 * widths[level], widths[level],
+                                           dropout if level >= deep - 1 and level > 0 else 0.0))
+        self.head = nn.Conv3d(widths[0], n_classes, kernel_size=1)
+        self.divisor = 2 ** (len(widths) - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, n_classes, Z, Y, X]`` for input ``[B, in_channels, Z, Y, X]``."""
+        skips: list[torch.Tensor] = []
+        for encoder, down in zip(self.encoders, self.downs):  # the last "down" is Identity
+            x = encoder(x)
+            skips.append(x)
+            x = down(x)
+        skips.pop()  # the bottleneck output is x itself
+        for up, decoder in zip(self.ups, self.decoders):
+            x = decoder(torch.cat([up(x), skips.pop()], dim=1))
+        return self.head(x)
+
+
+ARCHITECTURES = {"unet3d": UNet3D}
+
+
+def build_network(name: str, arguments: dict) -> nn.Module:
+    """Instantiate a registered architecture by name with keyword arguments."""
+    from napari_medseg.errors import InputError
+
+    if name not in ARCHITECTURES:
+        raise InputError(f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}")
+    try:
+        return ARCHITECTURES[name](**arguments)
+    except TypeError as error:
+        raise InputError(f"architecture {name!r} does not accept arguments {arguments}: "
+                         f"{error}") from error

@@ -1,0 +1,73 @@
+"""GUI: the model section runs in a worker, keeps napari responsive, cancels cleanly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qtpy.QtCore import QTimer
+
+from napari_medseg.cli import main
+from napari_medseg.io import read_labels
+from napari_medseg.sample import SAMPLE_CASE_ID, case_files
+from napari_medseg.sample._sample import SAMPLE_DIR
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def dock(make_napari_viewer, tiny_model_folder):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-medseg", "brats_like_case")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
+    widget.model_section.add_model_folder(tiny_model_folder)
+    return viewer, widget
+
+
+def test_run_keeps_event_loop_alive_and_matches_cli(dock, qtbot, tmp_path, tiny_model_folder):
+    viewer, widget = dock
+    section = widget.model_section
+    section.device_combo.setCurrentText("cpu")
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(10)
+    worker = section.run()
+    assert worker is not None and not section.run_button.isEnabled()
+    ticks_at_start = len(ticks)
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    timer.stop()
+    assert len(ticks) - ticks_at_start > 5  # the GUI thread kept processing events
+    layer = viewer.layers["tiny segmentation"]
+    assert layer.metadata["napari_medseg"]["model"]["name"] == "tiny"
+    assert section.run_button.isEnabled() and "done" in section.status.text()
+
+    images, _ = case_files(SAMPLE_DIR, SAMPLE_CASE_ID)
+    out = tmp_path / "cli_seg.nii.gz"
+    assert main(["predict", *map(str, images), "-o", str(out), "--model",
+                 str(tiny_model_folder), "--device", "cpu"]) == 0
+    np.testing.assert_array_equal(layer.data, read_labels(out).data)
+
+
+def test_cancel_stops_and_adds_nothing(dock, qtbot):
+    viewer, widget = dock
+    section = widget.model_section
+    before = [layer.name for layer in viewer.layers]
+    worker = section.run()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        section.cancel_button.click()
+    assert [layer.name for layer in viewer.layers] == before
+    assert "cancelled" in section.status.text()
+    assert section.run_button.isEnabled() and not section.cancel_button.isEnabled()
+
+
+def test_missing_contrast_refused_with_message_and_layers_untouched(dock):
+    viewer, widget = dock
+    viewer.layers.remove("T2")
+    names = [layer.name for layer in viewer.layers]
+    data = viewer.layers["reference"].data.copy()
+    assert widget.model_section.run() is None
+    from napari.utils.notifications import notification_manager
+
+    assert "No layer for T2" in notification_manager.records[-1].message
+    assert [layer.name for layer in viewer.layers] == names
+    np.testing.assert_array_equal(viewer.layers["reference"].data, data)

@@ -1,0 +1,145 @@
+"""The inference engine: equal to MONAI, cancellable, resampling, ensembles, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from monai.inferers import sliding_window_inference
+
+from napari_medseg.errors import InputError
+from napari_medseg.inference import predict, sliding_window, window_starts
+from napari_medseg.io import Volume
+from napari_medseg.models import load_model
+from napari_medseg.models.loading import LoadedModel
+from napari_medseg.models.normalise import normalise_image
+from napari_medseg.progress import run_to_end
+
+
+@pytest.mark.parametrize("shape, patch, overlap", [
+    ((2, 40, 37, 29), (16, 16, 16), 0.5), ((2, 20, 50, 16), (24, 24, 24), 0.25),
+    ((2, 33, 33, 33), (16, 24, 16), 0.6), ((2, 10, 12, 9), (16, 16, 16), 0.5)])
+def test_sliding_window_equals_monai(shape, patch, overlap):
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Conv3d(2, 3, 3, padding=1), torch.nn.Softmax(1))
+    image = torch.randn(*shape)
+    ours = run_to_end(sliding_window(network, image, patch, 3, overlap=overlap, batch_size=3))
+    with torch.inference_mode():
+        reference = sliding_window_inference(image[None], patch, 3, network, overlap=overlap,
+                                             mode="gaussian")[0]
+    torch.testing.assert_close(ours, reference, atol=1e-6, rtol=1e-5)
+
+
+def test_windows_cover_every_voxel():
+    size, patch = (50, 23, 37), (16, 16, 16)
+    covered = np.zeros(size, bool)
+    for start in window_starts(size, patch, 0.5):
+        covered[tuple(slice(s, s + p) for s, p in zip(start, patch))] = True
+    assert covered.all()
+
+
+def test_closing_the_generator_cancels_between_batches():
+    calls = []
+
+    def network(batch):
+        calls.append(len(batch))
+        return torch.zeros(batch.shape[0], 2, *batch.shape[2:])
+
+    steps = sliding_window(network, torch.zeros(1, 64, 64, 64), (16, 16, 16), 2, batch_size=2)
+    first = next(steps)
+    assert first.total > 10
+    steps.close()
+    assert len(calls) == 1
+
+
+class _Threshold(torch.nn.Module):
+    """A toy 'network': ED where normalised FLAIR > 1, NCR where T1ce < -1."""
+
+    def forward(self, x):
+        logits = torch.zeros(x.shape[0], 4, *x.shape[2:])
+        logits[:, 0] = 0.5
+        logits[:, 2] = (x[:, 3] > 1.0).float()
+        logits[:, 1] = (x[:, 1] < -1.0).float() * 2
+        return logits * 10
+
+
+def _model_with(network, spec_folder, n=1):
+    spec = load_model(spec_folder).spec
+    return LoadedModel(spec=spec, folder=spec_folder, networks=(network,) * n)
+
+
+def test_pipeline_normalises_windows_and_argmaxes(tiny_model_folder, small_case):
+    model = _model_with(_Threshold(), tiny_model_folder)
+    prediction = run_to_end(predict(model, small_case.volume, device="cpu"))
+    image = normalise_image(small_case.volume.data, ["zscore_nonzero"] * 4)
+    expected = np.zeros(small_case.volume.shape, np.uint8)
+    expected[image[3] > 1.0] = 2
+    expected[image[1] < -1.0] = 1
+    assert (prediction.labels == expected).mean() > 0.999
+    np.testing.assert_allclose(prediction.probabilities.sum(0), 1.0, atol=1e-5)
+
+
+def test_channels_are_matched_by_name_not_order(tiny_model_folder, small_case):
+    model = _model_with(_Threshold(), tiny_model_folder)
+    volume = small_case.volume
+    shuffled = Volume(volume.data[[3, 2, 1, 0]], volume.affine, ("FLAIR", "T2", "T1ce", "T1"))
+    a = run_to_end(predict(model, volume, device="cpu")).labels
+    b = run_to_end(predict(model, shuffled, device="cpu")).labels
+    np.testing.assert_array_equal(a, b)
+
+
+def test_resamples_to_model_spacing_and_back(tiny_model_folder):
+    from napari_medseg.sample import generate_case
+
+    case = generate_case(12, spacing=2.0)
+    model = load_model(tiny_model_folder)
+    prediction = run_to_end(predict(model, case.volume, device="cpu"))
+    assert prediction.labels.shape == case.volume.shape
+    assert prediction.probabilities.shape == (4, *case.volume.shape)
+
+
+def test_folds_are_averaged(tiny_model_folder, small_case):
+    model = load_model(tiny_model_folder)
+    both = run_to_end(predict(model, small_case.volume, device="cpu")).probabilities
+    singles = [run_to_end(predict(LoadedModel(model.spec, model.folder, (net,)),
+                                  small_case.volume, device="cpu")).probabilities
+               for net in model.networks]
+    np.testing.assert_allclose(both, np.mean(singles, axis=0), atol=1e-5)
+
+
+def test_missing_contrast_is_named(tiny_model_folder, small_case):
+    volume = small_case.volume
+    three = Volume(volume.data[:3], volume.affine, volume.channel_names[:3])
+    with pytest.raises(InputError, match="lacks FLAIR"):
+        run_to_end(predict(load_model(tiny_model_folder), three))
+
+
+def test_nan_case_is_refused(tiny_model_folder, small_case):
+    data = small_case.volume.data.copy()
+    data[0, 5, 5, 5] = np.nan
+    volume = Volume(data, small_case.volume.affine, small_case.volume.channel_names)
+    with pytest.raises(InputError, match="NaN"):
+        run_to_end(predict(load_model(tiny_model_folder), volume))
+
+
+def test_case_too_large_for_memory_is_refused(tiny_model_folder, small_case, monkeypatch):
+    from napari_medseg.inference import _predict
+
+    monkeypatch.setattr(_predict, "available_memory_bytes", lambda: 10_000_000)
+    with pytest.raises(InputError, match="needs about .* GiB .* only"):
+        run_to_end(predict(load_model(tiny_model_folder), small_case.volume))
+
+
+def test_out_of_memory_retries_with_smaller_batches(tiny_model_folder, small_case):
+    class Fussy(_Threshold):
+        def forward(self, x):
+            if x.shape[0] > 1:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+            return super().forward(x)
+
+    model = _model_with(Fussy(), tiny_model_folder)
+    prediction = run_to_end(predict(model, small_case.volume, device="cpu", batch_size=4))
+    reference = run_to_end(predict(_model_with(_Threshold(), tiny_model_folder),
+                                   small_case.volume, device="cpu"))
+    np.testing.assert_array_equal(prediction.labels, reference.labels)
+    assert any("batch size 2" in note for note in prediction.notes)
+    assert any("batch size 1" in note for note in prediction.notes)

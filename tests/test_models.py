@@ -1,0 +1,118 @@
+"""Model folders: spec validation, checksums, safe loading, devices."""
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+import torch
+
+from napari_medseg.errors import InputError
+from napari_medseg.models import choose_device, load_model, parse_spec, read_spec
+from napari_medseg.models.unet import UNet3D
+from tests.conftest import make_model_folder
+
+
+def test_load_verifies_and_builds_every_fold(tiny_model_folder):
+    model = load_model(tiny_model_folder)
+    assert model.n_folds == 2 and model.spec.input_names == ("T1", "T1ce", "T2", "FLAIR")
+    assert model.spec.n_classes == 4
+    out = model.networks[0](torch.zeros(1, 4, 16, 16, 16))
+    assert out.shape == (1, 4, 16, 16, 16)
+    # folds are different networks
+    a, b = (dict(n.named_parameters())["head.weight"] for n in model.networks)
+    assert not torch.equal(a, b)
+
+
+def test_spec_round_trips_through_json(tiny_model_folder):
+    spec = read_spec(tiny_model_folder)
+    assert parse_spec(json.loads(spec.to_json())) == spec
+
+
+def test_corrupted_weight_file_is_refused(tiny_model_folder):
+    path = tiny_model_folder / "fold1.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="checksum mismatch"):
+        load_model(tiny_model_folder)
+
+
+def test_missing_weight_file_is_named(tiny_model_folder):
+    (tiny_model_folder / "fold0.safetensors").unlink()
+    with pytest.raises(InputError, match="fold0.safetensors.*missing"):
+        load_model(tiny_model_folder)
+
+
+def _edit_spec(folder, **changes):
+    data = json.loads((folder / "model.json").read_text())
+    data.update(changes)
+    (folder / "model.json").write_text(json.dumps(data))
+
+
+def test_unknown_field_and_architecture_are_refused(tiny_model_folder):
+    _edit_spec(tiny_model_folder, colour_scheme="pink")
+    with pytest.raises(InputError, match="unknown field.*colour_scheme"):
+        load_model(tiny_model_folder)
+    _edit_spec_clean = json.loads((tiny_model_folder / "model.json").read_text())
+    del _edit_spec_clean["colour_scheme"]
+    _edit_spec_clean["architecture"]["name"] = "transformer9000"
+    (tiny_model_folder / "model.json").write_text(json.dumps(_edit_spec_clean))
+    with pytest.raises(InputError, match="unknown architecture 'transformer9000'"):
+        load_model(tiny_model_folder)
+
+
+def test_weights_that_do_not_fit_the_architecture(tiny_model_folder):
+    data = json.loads((tiny_model_folder / "model.json").read_text())
+    data["architecture"]["args"]["widths"] = [6, 12]
+    (tiny_model_folder / "model.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match="do not fit the architecture"):
+        load_model(tiny_model_folder)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (print, ("this pickle ran code",))
+
+
+def test_pickle_that_would_run_code_is_refused(tmp_path, capsys):
+    folder = make_model_folder(tmp_path / "m", suffix=".pt", n_folds=1)
+    path = folder / "fold0.pt"
+    with open(path, "wb") as handle:
+        pickle.dump({"weights": _Exploit()}, handle)
+    from napari_medseg.models import sha256_of
+
+    _edit_spec(folder, folds=[{"file": "fold0.pt", "sha256": sha256_of(path)}])
+    with pytest.raises(InputError, match="refused"):
+        load_model(folder)
+    assert "this pickle ran code" not in capsys.readouterr().out
+
+
+def test_plain_state_dict_and_torchscript_load(tmp_path):
+    folder = make_model_folder(tmp_path / "pt", suffix=".pt", n_folds=1)
+    assert load_model(folder).n_folds == 1
+    network = UNet3D(4, 4, widths=(4, 8)).eval()
+    scripted = torch.jit.script(network)
+    ts_path = folder / "mine.ts"
+    scripted.save(str(ts_path))
+    from napari_medseg.models import sha256_of
+
+    _edit_spec(folder, folds=[{"file": "mine.ts", "sha256": sha256_of(ts_path)}])
+    loaded = load_model(folder).networks[0]
+    x = torch.randn(1, 4, 8, 8, 8)
+    torch.testing.assert_close(loaded(x), network(x))
+
+
+def test_unknown_model_name_lists_builtins():
+    with pytest.raises(InputError, match="no built-in model of that name"):
+        load_model("no_such_model")
+
+
+def test_device_choice():
+    assert choose_device("cpu").type == "cpu"
+    assert choose_device("auto").type in ("cuda", "mps", "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="'cuda' is not available.*cpu"):
+            choose_device("cuda")
+    with pytest.raises(InputError, match="unknown device"):
+        choose_device("tpu")
