@@ -44,7 +44,7 @@ def small_case():
     return generate_case(11, spacing=3.0)
 
 
-def make_model_folder(folder, widths=(4, 8), patch=(16, 16, 16), spacing=(3.0, 3.0, 3.0),
+def make_model_folder(folder, widths=(4, 8), patch=(32, 32, 32), spacing=(3.0, 3.0, 3.0),
                       n_folds=2, suffix=".safetensors", seed=0):
     """A real (untrained, tiny) UNet3D model folder with spec and checksums."""
     import torch
@@ -78,3 +78,9 @@ def make_model_folder(folder, widths=(4, 8), patch=(16, 16, 16), spacing=(3.0, 3
 @pytest.fixture
 def tiny_model_folder(tmp_path):
     return make_model_folder(tmp_path / "tiny_model")
+
+
+@pytest.fixture
+def coarse_model_folder(tmp_path):
+    """A tiny model working at 6 mm: few windows, for the coalition-heavy tests."""
+    return make_model_folder(tmp_path / "coarse_model", patch=(16, 16, 16), spacing=(6.0, 6.0, 6.0))

@@ -1,0 +1,73 @@
+"""Helpers shared by the benchmark scripts: tables, JSON, held-out cases."""
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+HELD_OUT_FIRST_SEED = 9000  # training uses seeds 1000..1059; these are never seen
+
+
+def machine() -> dict:
+    """Where the figures were taken."""
+    import torch
+
+    info = {"python": platform.python_version(), "torch": torch.__version__,
+            "cpu_threads": torch.get_num_threads(), "platform": platform.platform()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (MiB)."""
+    scale = 1024 if sys.platform != "darwin" else 1024 * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def print_table(rows: list[dict], columns: list[str]) -> None:
+    """Print rows as a Markdown table (pasteable into BENCHMARKS.md)."""
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column, "")
+            cells.append(f"{value:.4g}" if isinstance(value, float) else str(value))
+        print("| " + " | ".join(cells) + " |")
+
+
+def write_json(path: str | Path, payload: dict) -> None:
+    """Write results with the machine description and the time."""
+    payload = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), **payload}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    print(f"\nwrote {path}")
+
+
+def brats_sized_case(seed: int, shape_zyx=(155, 240, 240)):
+    """A generated case at 1 mm, zero-padded/cropped to BraTS' 240x240x155 grid."""
+    from napari_medseg.io import Volume
+    from napari_medseg.sample import generate_case
+
+    case = generate_case(seed, spacing=1.0)
+    data = np.zeros((case.volume.n_channels, *shape_zyx), np.float32)
+    source = case.volume.data
+    slices_out, slices_in = [], []
+    for have, want in zip(source.shape[1:], shape_zyx):
+        if have <= want:
+            start = (want - have) // 2
+            slices_out.append(slice(start, start + have))
+            slices_in.append(slice(0, have))
+        else:
+            start = (have - want) // 2
+            slices_out.append(slice(0, want))
+            slices_in.append(slice(start, start + want))
+    data[(slice(None), *slices_out)] = source[(slice(None), *slices_in)]
+    return Volume(data, case.volume.affine, case.volume.channel_names)

@@ -1,0 +1,219 @@
+"""Shapley contrast attributions of a segmentation model, per label and region.
+
+Value of a coalition S of contrasts (absent ones replaced by a baseline):
+Dice of the prediction from S against the reference labels (Ren et al.'s
+definition), or, without a reference, against the prediction from all
+contrasts; for voxel maps, each voxel's foreground probability of the target.
+Per fold and for the fold ensemble (mean probabilities).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from napari_medseg.errors import InputError
+from napari_medseg.explain._coalitions import coalition_probabilities, make_baseline
+from napari_medseg.explain._ranking import (
+    normalised_footrule_similarity, rank_variance, ranks_from_phi, validate_ranking)
+from napari_medseg.explain._shapley import coalition_masks, exact_shapley, shapley_coefficients
+from napari_medseg.inference._predict import _resample, channels_for_model, model_grid_shape
+from napari_medseg.io import Volume
+from napari_medseg.metrics import dice
+from napari_medseg.models.loading import LoadedModel
+from napari_medseg.models.normalise import normalise_image
+from napari_medseg.progress import Progress, ProgressGenerator
+
+EXACT_LIMIT = 6
+
+
+@dataclass(frozen=True, eq=False)
+class TargetAttribution:
+    """Attributions for one label or region (``phi`` and ranks in contrast order)."""
+
+    name: str
+    labels: tuple[int, ...]
+    phi: np.ndarray
+    ranks: np.ndarray
+    value_all: float
+    value_empty: float
+    fold_phi: np.ndarray
+    fold_ranks: np.ndarray
+    rank_variance: float
+    clinician_ranks: np.ndarray | None = None
+    nsf: float | None = None
+    fold_nsf: list[float] = field(default_factory=list)
+    maps: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class ShapleyResult:
+    """Everything `explain_case` computed; ``to_dict`` is the documented JSON."""
+
+    contrasts: tuple[str, ...]
+    baseline: str
+    value: str
+    model: dict
+    targets: dict[str, TargetAttribution]
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (voxel maps are written separately)."""
+        targets = {}
+        for name, t in self.targets.items():
+            entry = {"labels": list(t.labels),
+                     "phi": dict(zip(self.contrasts, map(float, t.phi))),
+                     "ranking": dict(zip(self.contrasts, map(float, t.ranks))),
+                     "v_all": t.value_all, "v_empty": t.value_empty,
+                     "per_fold_phi": [dict(zip(self.contrasts, map(float, row)))
+                                      for row in t.fold_phi],
+                     "per_fold_ranking": [dict(zip(self.contrasts, map(float, row)))
+                                          for row in t.fold_ranks],
+                     "rank_variance": t.rank_variance}
+            if t.clinician_ranks is not None:
+                entry["clinician_ranking"] = dict(zip(self.contrasts, map(float, t.clinician_ranks)))
+                entry["nsf"] = t.nsf
+                entry["per_fold_nsf"] = t.fold_nsf
+            targets[name] = entry
+        return {"contrasts": list(self.contrasts), "baseline": self.baseline,
+                "value": self.value, "model": self.model, "ties": "average rank",
+                "targets": targets}
+
+
+def attribution_targets(model: LoadedModel) -> dict[str, tuple[int, ...]]:
+    """Labels of the spec, then its regions that are not a single label (WT, TC)."""
+    targets = {info.name: (info.value,) for info in model.spec.labels}
+    for name, values in model.spec.regions.items():
+        if len(values) > 1 and name not in targets:
+            targets[name] = tuple(values)
+    return targets
+
+
+def _region_probability(probabilities: torch.Tensor, labels: tuple[int, ...]) -> torch.Tensor:
+    return probabilities[:, list(labels)].sum(1)
+
+
+def _coalition_values(probabilities, case_shape, targets, reference) -> np.ndarray:
+    """Dice per coalition and target, ``[S, T]``; reference None means 'vs all contrasts'."""
+    n_coalitions = probabilities.shape[0]
+    labels = [_resample(probabilities[s], case_shape).argmax(0).numpy()
+              for s in range(n_coalitions)]
+    truth = reference if reference is not None else labels[-1]
+    return np.array([[dice(np.isin(labels[s], values), np.isin(truth, values))
+                      for values in targets.values()] for s in range(n_coalitions)])
+
+
+def _check_reference(reference, volume: Volume, model: LoadedModel) -> np.ndarray | None:
+    if reference is None:
+        return None
+    reference = np.asarray(reference)
+    if reference.shape != volume.shape:
+        raise InputError(f"reference shape {reference.shape} differs from the case "
+                         f"{volume.shape}: use the reference of this case")
+    known = {0, *(info.value for info in model.spec.labels)}
+    unknown = sorted(set(np.unique(reference).tolist()) - known)
+    if unknown:
+        raise InputError(f"reference holds labels {unknown} that model '{model.spec.name}' does "
+                         f"not know (it knows {sorted(known)}); remap them first")
+    return reference
+
+
+def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | None = None,
+                 baseline: str = "zero", clinician: Mapping[str, Mapping[str, int]] | None = None,
+                 maps: bool = True, overlap: float = 0.5,
+                 device: str = "cpu") -> ProgressGenerator[ShapleyResult]:
+    """Exact Shapley attribution of every contrast, per label and region, per fold.
+
+    Parameters
+    ----------
+    model : LoadedModel
+        Its folds are explained separately and as an ensemble.
+    volume : Volume
+        The case; channels matched to the model's inputs by name.
+    reference : ndarray, optional
+        Reference labels on the case grid (values: Dice against it).
+    baseline : {'zero', 'mean', 'blur'}
+        What replaces an absent contrast.
+    clinician : mapping, optional
+        ``{target: {contrast: rank}}``; targets without one get no NSF.
+    maps : bool
+        Also compute voxel maps (foreground probability attributions).
+    overlap : float
+        Window overlap of the model runs.
+    device : str
+        Torch device.
+
+    Yields
+    ------
+    Progress
+        Between window batches.
+    """
+    from napari_medseg.models.device import choose_device
+
+    contrasts = model.spec.input_names
+    if len(contrasts) > EXACT_LIMIT:
+        raise InputError(f"{len(contrasts)} contrasts: exact Shapley needs 2^{len(contrasts)} "
+                         "coalitions; use napari_medseg.explain.permutation_shapley")
+    reference = _check_reference(reference, volume, model)
+    targets = attribution_targets(model)
+    checked = {t: validate_ranking(r, contrasts, t) for t, r in (clinician or {}).items()
+               if t in targets}
+    torch_device = choose_device(device)
+    image = normalise_image(channels_for_model(volume, model.spec),
+                            [item.normalization for item in model.spec.inputs])
+    grid = model_grid_shape(volume.shape, volume.spacing, model.spec.spacing)
+    image_t = _resample(torch.from_numpy(image), grid)
+    base_t = torch.from_numpy(make_baseline(image_t.numpy(), baseline, model.spec.spacing))
+    masks = coalition_masks(len(contrasts))
+    fold_values, ensemble = [], None
+    for fold, network in enumerate(model.networks):
+        runs = coalition_probabilities(network, image_t, base_t, masks, model.spec.patch_size,
+                                       model.spec.n_classes, overlap, torch_device)
+        while True:
+            try:
+                step = next(runs)
+            except StopIteration as stop:
+                probabilities = stop.value
+                break
+            yield Progress(fold * step.total + step.done, len(model.networks) * step.total,
+                           f"fold {fold + 1}/{len(model.networks)}: {step.message}")
+        fold_values.append(_coalition_values(probabilities, volume.shape, targets, reference))
+        ensemble = probabilities if ensemble is None else ensemble + probabilities
+    ensemble /= len(model.networks)
+    values = _coalition_values(ensemble, volume.shape, targets, reference)
+    voxel_maps = _voxel_maps(ensemble, targets, volume.shape) if maps else {}
+    result_targets = {}
+    for index, (name, labels) in enumerate(targets.items()):
+        phi = exact_shapley(values[:, index])
+        fold_phi = np.array([exact_shapley(v[:, index]) for v in fold_values])
+        fold_ranks = np.array([ranks_from_phi(p) for p in fold_phi])
+        ranks = ranks_from_phi(phi)
+        clinician_ranks = checked.get(name)
+        result_targets[name] = TargetAttribution(
+            name=name, labels=labels, phi=phi, ranks=ranks, value_all=float(values[-1, index]),
+            value_empty=float(values[0, index]), fold_phi=fold_phi, fold_ranks=fold_ranks,
+            rank_variance=rank_variance(fold_ranks), clinician_ranks=clinician_ranks,
+            nsf=None if clinician_ranks is None else normalised_footrule_similarity(
+                ranks, clinician_ranks),
+            fold_nsf=[] if clinician_ranks is None else [
+                normalised_footrule_similarity(r, clinician_ranks) for r in fold_ranks],
+            maps=voxel_maps.get(name))
+    return ShapleyResult(contrasts=contrasts, baseline=baseline,
+                         value="dice_vs_reference" if reference is not None
+                         else "dice_vs_full_prediction",
+                         model={"name": model.spec.name, "version": model.spec.version,
+                                "folds": len(model.networks)},
+                         targets=result_targets)
+
+
+def _voxel_maps(ensemble: torch.Tensor, targets, case_shape) -> dict[str, np.ndarray]:
+    """phi maps per target on the case grid; resampling is linear, so it commutes."""
+    coefficients = torch.from_numpy(shapley_coefficients(ensemble.shape[0].bit_length() - 1)
+                                    ).float()
+    out = {}
+    for name, labels in targets.items():
+        foreground = _region_probability(ensemble, labels)  # [S, z, y, x]
+        phi = torch.tensordot(coefficients, foreground, dims=1)  # [M, z, y, x]
+        out[name] = _resample(phi, case_shape).numpy().astype(np.float32)
+    return out

@@ -1,0 +1,67 @@
+"""Rankings of contrasts, agreement with a clinician (NSF) and rank variance.
+
+Rank 1 is the most important contrast (largest Shapley value). Ties share the
+average of the ranks they span (``scipy.stats.rankdata(method='average')``).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from scipy.stats import rankdata
+
+from napari_medseg.errors import InputError
+
+#: Default protocol rankings (1 = most important), editable in the dock: oedema
+#: and whole tumour are read on FLAIR then T2; enhancement on T1ce against T1;
+#: necrosis and tumour core on T1ce, with T2 for the fluid-filled core.
+PROTOCOL_RANKINGS: dict[str, dict[str, int]] = {
+    "NCR": {"T1ce": 1, "T2": 2, "FLAIR": 3, "T1": 4},
+    "ED": {"FLAIR": 1, "T2": 2, "T1": 3, "T1ce": 4},
+    "ET": {"T1ce": 1, "T1": 2, "FLAIR": 3, "T2": 4},
+    "WT": {"FLAIR": 1, "T2": 2, "T1ce": 3, "T1": 4},
+    "TC": {"T1ce": 1, "T2": 2, "FLAIR": 3, "T1": 4},
+}
+
+
+def ranks_from_phi(phi: Sequence[float]) -> np.ndarray:
+    """Rank per contrast, 1 = largest attribution; ties averaged."""
+    return rankdata(-np.asarray(phi, dtype=float), method="average")
+
+
+def max_footrule(n: int) -> int:
+    """Largest Spearman footrule between two rankings of ``n`` items (8 for 4)."""
+    return n * n // 2
+
+
+def normalised_footrule_similarity(model_ranks: Sequence[float],
+                                   clinician_ranks: Sequence[float]) -> float:
+    """NSF = 1 - sum |R_model - R_clinician| / max footrule; 1 means the same order."""
+    model_ranks = np.asarray(model_ranks, dtype=float)
+    clinician_ranks = np.asarray(clinician_ranks, dtype=float)
+    return float(1.0 - np.abs(model_ranks - clinician_ranks).sum() / max_footrule(
+        len(model_ranks)))
+
+
+def rank_variance(ranks_per_fold: np.ndarray) -> float:
+    """Mean over contrasts of the sample variance of its rank across folds (needs K >= 2)."""
+    ranks_per_fold = np.asarray(ranks_per_fold, dtype=float)
+    if ranks_per_fold.shape[0] < 2:
+        return float("nan")
+    return float(ranks_per_fold.var(axis=0, ddof=1).mean())
+
+
+def validate_ranking(ranking: Mapping[str, int], contrasts: Sequence[str],
+                     target: str) -> np.ndarray:
+    """Clinician ranking as an array in contrast order; refuses non-permutations."""
+    expected = set(range(1, len(contrasts) + 1))
+    names = set(ranking)
+    if names != set(contrasts):
+        raise InputError(f"clinician ranking for {target} must rank exactly "
+                         f"{', '.join(contrasts)}; got {', '.join(sorted(names)) or 'nothing'}")
+    values = [ranking[name] for name in contrasts]
+    if sorted(values) != sorted(expected) or set(values) != expected:
+        raise InputError(f"clinician ranking for {target} is not a permutation of "
+                         f"1..{len(contrasts)}: {dict(ranking)}. Give each contrast a "
+                         "different rank")
+    return np.asarray(values, dtype=float)

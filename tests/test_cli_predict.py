@@ -1,0 +1,53 @@
+"""``napari-medseg predict`` and ``models`` on real files."""
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+
+from napari_medseg.cli import main
+from napari_medseg.inference import predict
+from napari_medseg.io import read_labels, read_volume
+from napari_medseg.models import load_model
+from napari_medseg.progress import run_to_end
+from napari_medseg.sample import case_files, write_case
+
+
+def test_predict_writes_labels_and_probabilities(tmp_path, small_case, tiny_model_folder, capsys):
+    write_case(small_case, tmp_path, "c")
+    images, _ = case_files(tmp_path, "c")
+    out, probs = tmp_path / "seg.nii.gz", tmp_path / "probs.nii.gz"
+    status = main(["predict", *map(str, reversed(images)), "-o", str(out), "--model",
+                   str(tiny_model_folder), "--device", "cpu", "--probabilities", str(probs)])
+    assert status == 0
+    assert "tiny 0.0.1 on cpu, 2 folds" in capsys.readouterr().out
+    volume = read_volume(images)
+    expected = run_to_end(predict(load_model(tiny_model_folder), volume, device="cpu"))
+    np.testing.assert_array_equal(read_labels(out).data, expected.labels)
+    stored = nib.load(str(probs))
+    assert stored.shape == (*volume.shape[::-1], 4)
+    np.testing.assert_allclose(stored.affine, volume.affine, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(stored.dataobj).sum(-1), 1.0, atol=1e-4)
+    # refuses to overwrite
+    assert main(["predict", *map(str, images), "-o", str(out), "--model",
+                 str(tiny_model_folder)]) == 2
+
+
+def test_predict_names_missing_contrast(tmp_path, small_case, tiny_model_folder, capsys):
+    write_case(small_case, tmp_path, "c")
+    images, _ = case_files(tmp_path, "c")
+    status = main(["predict", *map(str, images[:3]), "-o", str(tmp_path / "x.nii.gz"),
+                   "--model", str(tiny_model_folder)])
+    assert status == 2
+    error = capsys.readouterr().err.strip()
+    assert "lacks FLAIR" in error and len(error.splitlines()) == 1
+
+
+def test_models_lists_builtins_as_json(capsys):
+    from napari_medseg.models import builtin_models
+
+    assert main(["models", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [m["name"] for m in listing["models"]] == list(builtin_models())
+    assert listing["devices"][-1] == "cpu"

@@ -1,0 +1,153 @@
+"""Shapley contrast attributions: captum equality, axioms, rankings, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from captum.attr import ShapleyValues
+
+from napari_medseg.errors import InputError
+from napari_medseg.explain import (
+    coalition_masks, coalition_probabilities, exact_shapley, explain_case,
+    normalised_footrule_similarity, permutation_shapley, rank_variance, ranks_from_phi,
+    validate_ranking)
+from napari_medseg.io import Volume
+from napari_medseg.models import load_model
+from napari_medseg.models.loading import LoadedModel
+from napari_medseg.progress import run_to_end
+
+
+def _toy_network(seed=0, channels=4):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv3d(channels, 6, 3, padding=1), torch.nn.Tanh(),
+                               torch.nn.Conv3d(6, 4, 3, padding=1)).eval()
+
+
+def test_equals_captum_shapley_values():
+    network = _toy_network()
+    torch.manual_seed(1)
+    image = torch.randn(4, 8, 8, 8)
+    baseline = torch.zeros_like(image)
+    reference = torch.randint(0, 4, (8, 8, 8))
+
+    def value(probabilities):  # per coalition: mean p(label 2) + soft Dice of label 1
+        p1 = probabilities[:, 1]
+        truth = (reference == 1).float()
+        soft_dice = 2 * (p1 * truth).sum((1, 2, 3)) / (p1.sum((1, 2, 3)) + truth.sum() + 1e-6)
+        return probabilities[:, 2].mean((1, 2, 3)) + soft_dice
+
+    masks = coalition_masks(4)
+    probabilities = run_to_end(coalition_probabilities(network, image, baseline, masks,
+                                                       (8, 8, 8), 4))
+    ours = exact_shapley(value(probabilities).double().numpy())
+
+    forward = lambda x: value(network(x).softmax(1))  # noqa: E731
+    feature_mask = torch.arange(4).reshape(1, 4, 1, 1, 1).expand(1, 4, 8, 8, 8).contiguous()
+    with torch.no_grad():
+        theirs = ShapleyValues(forward).attribute(image[None], baselines=baseline[None],
+                                                  feature_mask=feature_mask)
+    theirs = theirs[0, :, 0, 0, 0].double().numpy()
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_axioms_on_constructed_games():
+    masks = coalition_masks(3)
+    # symmetric players 0 and 1, player 2 is null: v = min(x0 + x1, 1.5) * 2
+    values = np.array([min(m[0] + m[1], 1.5) * 2.0 for m in masks])
+    phi = exact_shapley(values)
+    assert phi[0] == pytest.approx(phi[1]) and phi[2] == pytest.approx(0.0)
+    assert phi.sum() == pytest.approx(values[-1] - values[0])
+    # efficiency on a random game, also elementwise for maps
+    random_values = np.random.default_rng(0).normal(size=(16, 5, 6))
+    phi_maps = exact_shapley(random_values)
+    np.testing.assert_allclose(phi_maps.sum(0), random_values[-1] - random_values[0], atol=1e-12)
+
+
+def test_permutation_sampling_converges_and_caches():
+    rng = np.random.default_rng(3)
+    n = 8
+    table = rng.normal(size=2**n)
+    calls = []
+
+    def value_of(code):
+        calls.append(code)
+        return table[code]
+
+    phi, error = permutation_shapley(value_of, n, n_permutations=400, seed=1)
+    exact = exact_shapley(table)
+    assert np.all(np.abs(phi - exact) < 5 * error + 1e-9)
+    assert len(calls) == len(set(calls)) <= 2**n
+
+
+class _IgnoresT2(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = _toy_network(seed=5)
+
+    def forward(self, x):
+        x = x.clone()
+        x[:, 2] = 0.0
+        return self.inner(x) * 4
+
+
+def test_explain_case_efficiency_null_player_and_folds(coarse_model_folder, small_case):
+    spec_model = load_model(coarse_model_folder)
+    model = LoadedModel(spec_model.spec, coarse_model_folder, (_IgnoresT2(), _IgnoresT2()))
+    result = run_to_end(explain_case(model, small_case.volume, small_case.labels.data))
+    assert set(result.targets) == {"NCR", "ED", "ET", "WT", "TC"}
+    assert result.value == "dice_vs_reference"
+    for target in result.targets.values():
+        assert target.phi.sum() == pytest.approx(target.value_all - target.value_empty, abs=1e-9)
+        assert target.phi[2] == pytest.approx(0.0, abs=1e-12)  # T2 is a null player
+        assert np.abs(target.maps[2]).max() < 1e-5
+        assert target.maps.shape == (4, *small_case.volume.shape)
+        assert target.rank_variance == pytest.approx(0.0)  # identical folds
+    as_json = result.to_dict()
+    assert set(as_json["targets"]["ED"]["phi"]) == {"T1", "T1ce", "T2", "FLAIR"}
+
+
+def test_maps_sum_to_foreground_probability_change(coarse_model_folder, small_case):
+    from napari_medseg.inference import predict
+
+    model = load_model(coarse_model_folder)
+    result = run_to_end(explain_case(model, small_case.volume, reference=None))
+    assert result.value == "dice_vs_full_prediction"
+    assert result.targets["WT"].value_all == pytest.approx(1.0)
+    # efficiency per voxel: the maps sum to p_all - p_empty, where p_all is the
+    # ordinary prediction and p_empty the prediction with every contrast at the
+    # 'zero' baseline (an all-zero case normalises to zeros)
+    volume = small_case.volume
+    full = run_to_end(predict(model, volume, device="cpu")).probabilities
+    blank = Volume(np.zeros_like(volume.data), volume.affine, volume.channel_names)
+    empty = run_to_end(predict(model, blank, device="cpu")).probabilities
+    wt_maps = result.targets["WT"].maps
+    assert wt_maps.dtype == np.float32
+    np.testing.assert_allclose(wt_maps.sum(0), full[1:].sum(0) - empty[1:].sum(0), atol=1e-4)
+
+
+def test_rankings_nsf_and_variance():
+    assert list(ranks_from_phi([0.1, 0.4, 0.2, 0.3])) == [4, 1, 3, 2]
+    assert list(ranks_from_phi([0.2, 0.2, 0.1, 0.5])) == [2.5, 2.5, 4, 1]
+    assert normalised_footrule_similarity([1, 2, 3, 4], [1, 2, 3, 4]) == 1.0
+    assert normalised_footrule_similarity([1, 2, 3, 4], [4, 3, 2, 1]) == 0.0
+    assert normalised_footrule_similarity([1, 2, 3, 4], [2, 1, 3, 4]) == pytest.approx(0.75)
+    assert rank_variance(np.array([[1, 2, 3, 4]] * 3)) == 0.0
+    assert rank_variance(np.array([[1, 2, 3, 4], [2, 1, 3, 4]])) == pytest.approx(0.25)
+
+
+def test_bad_input_is_refused(coarse_model_folder, small_case):
+    contrasts = ("T1", "T1ce", "T2", "FLAIR")
+    with pytest.raises(InputError, match="not a permutation"):
+        validate_ranking({"T1": 1, "T1ce": 1, "T2": 3, "FLAIR": 4}, contrasts, "ED")
+    with pytest.raises(InputError, match="must rank exactly"):
+        validate_ranking({"T1": 1, "T2": 2}, contrasts, "ED")
+    model = load_model(coarse_model_folder)
+    bad_reference = small_case.labels.data.copy()
+    bad_reference[0, 0, 0] = 7
+    with pytest.raises(InputError, match=r"labels \[7\]"):
+        run_to_end(explain_case(model, small_case.volume, bad_reference))
+    three = Volume(small_case.volume.data[:3], small_case.volume.affine, contrasts[:3])
+    with pytest.raises(InputError, match="lacks FLAIR"):
+        run_to_end(explain_case(model, three))
+    with pytest.raises(InputError, match="unknown baseline"):
+        run_to_end(explain_case(model, small_case.volume, baseline="noise"))
