@@ -96,9 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window and exit")
     view.set_defaults(run=_cmd_view)
 
+    from napari_medseg._cli_explain import add_explain_commands
     from napari_medseg._cli_models import add_model_commands
 
     add_model_commands(commands)
+    add_explain_commands(commands)
     return parser
 
 

@@ -10,6 +10,7 @@ from qtpy.QtWidgets import QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from napari_medseg import __version__
 from napari_medseg._qt.case_section import CaseSection
+from napari_medseg._qt.explain_section import ExplainSection
 from napari_medseg._qt.model_section import ModelSection
 
 
@@ -28,7 +29,10 @@ class MedSegDock(QWidget):
         self._body_layout.addWidget(header)
         self.model_section = ModelSection(napari_viewer, self.case_section)
         self.add_section("Case: input contrasts", self.case_section)
+        self.explain_section = ExplainSection(napari_viewer, self.case_section,
+                                              self.model_section)
         self.add_section("Model: automatic segmentation", self.model_section)
+        self.add_section("Explain: Shapley contrast attributions", self.explain_section)
         self._body_layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)

@@ -1,0 +1,213 @@
+"""Dock section 'Explain': Shapley attribution of each contrast per label."""
+from __future__ import annotations
+
+from napari.utils.notifications import show_error
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QAbstractItemView, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
+    QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from napari_medseg._qt.plot import BarChart
+from napari_medseg._qt.worker import TaskRunner
+from napari_medseg.errors import MedsegError
+
+NO_REFERENCE = "(none: agreement with all contrasts)"
+_COLUMNS = ("Contrast", "phi", "fold sd", "rank", "clinician rank")
+
+
+class ExplainSection(QWidget):
+    """Explain button, bar chart, numbers table with an editable clinician ranking, maps."""
+
+    def __init__(self, viewer, case_section, model_section, parent=None):
+        super().__init__(parent)
+        from napari_medseg.explain import BASELINES, PROTOCOL_RANKINGS
+
+        self._viewer, self._case, self._models = viewer, case_section, model_section
+        self.result = None
+        self.rankings = {t: dict(r) for t, r in PROTOCOL_RANKINGS.items()}
+        self.baseline_combo = QComboBox()
+        self.baseline_combo.addItems(BASELINES)
+        self.reference_combo = QComboBox()
+        self.target_combo = QComboBox()
+        self.target_combo.currentTextChanged.connect(self._show_target)
+        self.run_button, self.cancel_button = QPushButton("Explain"), QPushButton("Cancel")
+        self.maps_button = QPushButton("Show voxel maps")
+        self.maps_button.clicked.connect(self.add_maps)
+        self.progress, self.status = QProgressBar(), QLabel("")
+        self.status.setWordWrap(True)
+        self.runner = TaskRunner(self.progress, self.status, self.run_button, self.cancel_button)
+        self.run_button.clicked.connect(self.run)
+        self.chart = BarChart()
+        self.table = self._make_table()
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self._build_layout()
+        viewer.layers.events.inserted.connect(self._refresh_references)
+        viewer.layers.events.removed.connect(self._refresh_references)
+        self._refresh_references()
+        self._enable_results(False)
+
+    def _make_table(self) -> QTableWidget:
+        table = QTableWidget(0, len(_COLUMNS))
+        table.setHorizontalHeaderLabels(_COLUMNS)
+        table.verticalHeader().setVisible(False)
+        table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        table.setSelectionMode(QAbstractItemView.NoSelection)
+        table.itemChanged.connect(self._on_ranking_edited)
+        return table
+
+    def _build_layout(self) -> None:
+        form = QFormLayout()
+        form.addRow("Baseline", self.baseline_combo)
+        form.addRow("Reference", self.reference_combo)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        show = QFormLayout()
+        show.addRow("Show", self.target_combo)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addLayout(show)
+        layout.addWidget(self.chart)
+        layout.addWidget(self.table)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.maps_button)
+
+    def _refresh_references(self, *_) -> None:
+        from napari.layers import Labels
+
+        current = self.reference_combo.currentText()
+        names = [layer.name for layer in self._viewer.layers if isinstance(layer, Labels)]
+        self.reference_combo.blockSignals(True)
+        self.reference_combo.clear()
+        self.reference_combo.addItems([NO_REFERENCE, *names])
+        default = current if current in names else next(
+            (n for n in names if "reference" in n.lower() or "seg" in n.lower()), NO_REFERENCE)
+        self.reference_combo.setCurrentText(default)
+        self.reference_combo.blockSignals(False)
+
+    def _enable_results(self, enabled: bool) -> None:
+        for widget in (self.target_combo, self.table, self.maps_button):
+            widget.setEnabled(enabled)
+
+    # -- running ----------------------------------------------------------
+    def run(self):
+        """Compute attributions in a worker; returns it (None when refused)."""
+        from napari_medseg.layers import volume_from_layers
+
+        warnings = self._case.warnings()
+        if warnings:
+            show_error("Cannot explain: " + warnings[0])
+            return None
+        if self._models.current_folder() is None:
+            show_error("Cannot explain: choose a model in the Model section first")
+            return None
+        volume = volume_from_layers(self._case.assigned_layers())
+        name = self.reference_combo.currentText()
+        reference = None if name == NO_REFERENCE else self._viewer.layers[name].data.copy()
+        baseline = self.baseline_combo.currentText()
+        device = self._models.device_combo.currentText()
+        rankings = {t: dict(r) for t, r in self.rankings.items()}
+
+        def task():
+            from napari_medseg.explain import explain_case
+
+            model = self._models._model()
+            result = yield from explain_case(model, volume, reference, baseline=baseline,
+                                             clinician=rankings, device=device)
+            return result, volume
+
+        return self.runner.start(task, self._on_result, "Explain")
+
+    def _on_result(self, outcome) -> None:
+        self.result, self._volume = outcome
+        self.target_combo.blockSignals(True)
+        self.target_combo.clear()
+        self.target_combo.addItems(list(self.result.targets))
+        self.target_combo.blockSignals(False)
+        self._enable_results(True)
+        self._show_target(self.target_combo.currentText())
+
+    # -- display ----------------------------------------------------------
+    def _show_target(self, name: str) -> None:
+        if self.result is None or name not in self.result.targets:
+            return
+        target = self.result.targets[name]
+        contrasts = self.result.contrasts
+        errors = target.fold_phi.std(0, ddof=1) if len(target.fold_phi) > 1 else None
+        self.chart.show_bars(contrasts, target.phi, errors,
+                             title=f"{name}: contribution to Dice ({self.result.baseline} baseline)",
+                             ylabel="Shapley value")
+        self.table.blockSignals(True)
+        self.table.setRowCount(len(contrasts))
+        ranking = self.rankings.get(name, {})
+        for row, contrast in enumerate(contrasts):
+            cells = [contrast, f"{target.phi[row]:+.4f}",
+                     f"{errors[row]:.4f}" if errors is not None else "-",
+                     f"{target.ranks[row]:g}", str(ranking.get(contrast, ""))]
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if column != 4:
+                    item.setFlags(item.flags() & ~Qt.ItemIsEditable)
+                self.table.setItem(row, column, item)
+        self.table.blockSignals(False)
+        self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height()
+                                  + 30 * len(contrasts) + 4)
+        self._show_summary(name)
+
+    def _show_summary(self, name: str) -> None:
+        from napari_medseg.explain import normalised_footrule_similarity, validate_ranking
+
+        target = self.result.targets[name]
+        text = (f"v(all) = {target.value_all:.3f}, v(none) = {target.value_empty:.3f}; "
+                f"rank variance across {len(target.fold_ranks)} folds = "
+                f"{target.rank_variance:.2f}")
+        ranking = self.rankings.get(name)
+        if ranking:
+            try:
+                clinician = validate_ranking(ranking, self.result.contrasts, name)
+                nsf = normalised_footrule_similarity(target.ranks, clinician)
+                text += f"; agreement with clinician ranking (NSF) = {nsf:.2f}"
+            except MedsegError as error:
+                text += f"; \u26a0 {error}"
+        self.summary.setText(text)
+
+    def _on_ranking_edited(self, item: QTableWidgetItem) -> None:
+        if item.column() != 4 or self.result is None:
+            return
+        name = self.target_combo.currentText()
+        contrast = self.result.contrasts[item.row()]
+        try:
+            self.rankings.setdefault(name, {})[contrast] = int(item.text())
+        except ValueError:
+            show_error(f"rank of {contrast} must be a whole number 1..{len(self.result.contrasts)}")
+            return
+        self._show_summary(name)
+
+    def add_maps(self) -> list:
+        """Add the chosen target's voxel maps, one diverging layer per contrast."""
+        import numpy as np
+
+        from napari_medseg.layers import geometry_metadata
+
+        if self.result is None:
+            return []
+        name = self.target_combo.currentText()
+        target = self.result.targets[name]
+        limit = float(np.abs(target.maps).max()) or 1.0
+        added = []
+        for index, contrast in enumerate(self.result.contrasts):
+            layer_name = f"shapley {name} {contrast}"
+            if layer_name in self._viewer.layers:
+                self._viewer.layers.remove(layer_name)
+            added.append(self._viewer.add_image(
+                target.maps[index], name=layer_name, colormap="PiYG",
+                contrast_limits=(-limit, limit), scale=self._volume.spacing,
+                blending="translucent", visible=index == int(np.argmin(target.ranks)),
+                metadata=geometry_metadata(self._volume.affine, shapley_target=name,
+                                           contrast=contrast)))
+        return added

@@ -1,0 +1,40 @@
+"""``napari-medseg shapley`` writes the documented JSON and maps."""
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from napari_medseg.cli import main
+from napari_medseg.sample import case_files, write_case
+
+
+def test_shapley_json_and_maps(tmp_path, small_case, coarse_model_folder):
+    write_case(small_case, tmp_path, "c")
+    images, reference = case_files(tmp_path, "c")
+    out, maps = tmp_path / "shap.json", tmp_path / "maps"
+    assert main(["shapley", *map(str, images), "--reference", str(reference), "--model",
+                 str(coarse_model_folder), "--json", str(out), "--maps", str(maps),
+                 "--device", "cpu"]) == 0
+    data = json.loads(out.read_text())
+    assert data["value"] == "dice_vs_reference" and data["ranking_source"] == "protocol"
+    assert set(data["targets"]) == {"NCR", "ED", "ET", "WT", "TC"}
+    ed = data["targets"]["ED"]
+    assert sum(ed["phi"].values()) == pytest.approx(ed["v_all"] - ed["v_empty"], abs=1e-9)
+    assert sorted(ed["ranking"].values()) == [1, 2, 3, 4] or len(set(ed["ranking"].values())) < 4
+    assert 0.0 <= ed["nsf"] <= 1.0 and len(ed["per_fold_phi"]) == 2
+    stored = nib.load(data["maps"]["ED"]["file"])
+    assert stored.shape == (*small_case.volume.shape[::-1], 4)
+    assert np.isfinite(np.asarray(stored.dataobj)).all()
+
+
+def test_bad_ranking_file_is_named(tmp_path, small_case, coarse_model_folder, capsys):
+    write_case(small_case, tmp_path, "c")
+    images, _ = case_files(tmp_path, "c")
+    ranking = tmp_path / "ranking.json"
+    ranking.write_text(json.dumps({"ED": {"T1": 1, "T1ce": 1, "T2": 2, "FLAIR": 3}}))
+    assert main(["shapley", *map(str, images), "--model", str(coarse_model_folder), "--json",
+                 str(tmp_path / "o.json"), "--ranking", str(ranking)]) == 2
+    assert "not a permutation" in capsys.readouterr().err

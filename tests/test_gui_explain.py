@@ -1,0 +1,39 @@
+"""GUI: the Explain section shows chart, table, agreement and voxel maps."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+
+def test_explain_section_end_to_end(make_napari_viewer, qtbot, coarse_model_folder):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-medseg", "brats_like_case")
+    _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
+    dock.model_section.add_model_folder(coarse_model_folder)
+    dock.model_section.device_combo.setCurrentText("cpu")
+    section = dock.explain_section
+    assert section.reference_combo.currentText() == "reference"
+    worker = section.run()
+    with qtbot.waitSignal(worker.finished, timeout=180_000):
+        pass
+    result = section.result
+    assert result is not None and result.value == "dice_vs_reference"
+    section.target_combo.setCurrentText("ED")
+    target = result.targets["ED"]
+    bars = [patch.get_height() for patch in section.chart.axes.patches]
+    np.testing.assert_allclose(bars, target.phi, atol=1e-12)
+    assert section.table.item(3, 0).text() == "FLAIR"
+    assert float(section.table.item(3, 1).text()) == pytest.approx(target.phi[3], abs=1e-4)
+    assert "NSF" in section.summary.text()
+    # the user edits the clinician ranking: a duplicate rank is flagged, a fix recomputes NSF
+    section.table.item(0, 4).setText("1")
+    assert "not a permutation" in section.summary.text()
+    section.table.item(0, 4).setText("3")
+    assert "NSF" in section.summary.text() and "\u26a0" not in section.summary.text()
+    layers = section.add_maps()
+    assert [layer.name for layer in layers] == [f"shapley ED {c}" for c in result.contrasts]
+    low, high = layers[0].contrast_limits
+    assert low == pytest.approx(-high) and high > 0
+    assert layers[0].data.shape == viewer.layers["T1"].data.shape
