@@ -7,6 +7,7 @@ from napari_medseg.sample._contrasts import AcquisitionSettings
 from napari_medseg.sample._generate import (
     PhantomSettings, SyntheticCase, case_files, generate_case, write_case)
 from napari_medseg.sample._sample import SAMPLE_CASE_ID, SAMPLE_SEED, load_sample_case
+from napari_medseg.sample._vessels import vessel_tree
 
 __all__ = [
     "SAMPLE_CASE_ID",
@@ -17,5 +18,6 @@ __all__ = [
     "case_files",
     "generate_case",
     "load_sample_case",
+    "vessel_tree",
     "write_case",
 ]

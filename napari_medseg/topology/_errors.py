@@ -1,0 +1,265 @@
+"""Locating topology errors as regions a person can see and fix.
+
+Kinds: ``fragment`` (a component beyond the expected number, or a small
+one), ``cavity`` (enclosed unlabelled voxels), ``handle`` (a tunnel, found as
+a cycle of the curve skeleton), ``broken_tube`` (skeleton endpoints of two
+components facing each other across a small gap). Each error carries the
+voxels to act on and the fix that acts on them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.measure import label as label_components
+
+from napari_medseg.topology._betti import betti_numbers, check_connectivity
+from napari_medseg.topology._skeleton import long_cycles, skeleton_of
+
+FIXES = {"fragment": "remove", "cavity": "fill", "handle": "close", "broken_tube": "bridge",
+         "merge": "none", "split": "none"}
+SMALL_FRACTION = 0.05
+
+
+@dataclass(frozen=True, eq=False)
+class TopologyError:
+    """One error: what, where (voxels), how big and how to fix it."""
+
+    kind: str
+    label: int
+    voxels: np.ndarray
+    detail: str
+    extra: dict = field(default_factory=dict)
+    values: tuple[int, ...] = ()
+
+    @property
+    def target_values(self) -> tuple[int, ...]:
+        """Labels making up the checked structure (one label, or a region's labels)."""
+        return self.values or (self.label,)
+
+    @property
+    def fix(self) -> str:
+        """Name of the one-click fix (``remove``, ``fill``, ``close``, ``bridge``, ``none``)."""
+        return FIXES[self.kind]
+
+    @property
+    def size_voxels(self) -> int:
+        """Voxels in the error region."""
+        return int(len(self.voxels))
+
+    @property
+    def centroid_voxel(self) -> tuple[float, float, float]:
+        """Centre ``(z, y, x)`` in voxels."""
+        return tuple(float(v) for v in self.voxels.mean(0))  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """Expected topology of a label; None means 'no expectation'."""
+
+    b0: int | None = None
+    b1: int | None = None
+    b2: int | None = None
+    tubular: bool = False
+
+
+def _fragments(components: np.ndarray, sizes: np.ndarray, value: int,
+               expected: Expectation, exclude: set[int]) -> list[TopologyError]:
+    order = np.argsort(sizes)[::-1] + 1  # component ids, largest first
+    keep = expected.b0 if expected.b0 is not None else 1
+    largest = sizes.max()
+    errors = []
+    for rank, component in enumerate(order):
+        size = sizes[component - 1]
+        unexpected = expected.b0 is not None and rank >= keep
+        small = expected.b0 is None and rank >= 1 and size < SMALL_FRACTION * largest
+        if component in exclude or not (unexpected or small):
+            continue
+        reason = "beyond the expected" if unexpected else "small"
+        errors.append(TopologyError("fragment", value, np.argwhere(components == component),
+                                    f"{reason} component of {size} voxels"))
+    return errors
+
+
+def _cavities(mask: np.ndarray, labels: np.ndarray, value: int, connectivity: int,
+              expected: Expectation) -> list[TopologyError]:
+    _, background_connectivity = check_connectivity(connectivity)
+    padded = np.pad(~mask, 1, constant_values=True)
+    holes = label_components(padded, connectivity=background_connectivity)[1:-1, 1:-1, 1:-1]
+    outside = set(np.unique(label_components(padded, connectivity=background_connectivity)[
+        [0, -1]].ravel())) | {0}
+    errors = []
+    for hole in range(1, holes.max() + 1):
+        if hole in outside:
+            continue
+        voxels = np.argwhere(holes == hole)
+        if not len(voxels):
+            continue
+        unlabelled = float((labels[tuple(voxels.T)] == 0).mean())
+        if expected.b2 is None and unlabelled < 0.5:
+            continue  # another structure inside (e.g. necrosis in the enhancing rim)
+        errors.append(TopologyError("cavity", value, voxels,
+                                    f"enclosed cavity of {len(voxels)} voxels"))
+    if expected.b2 is not None:
+        errors = sorted(errors, key=lambda e: e.size_voxels)[:max(len(errors) - expected.b2, 0)]
+    return errors
+
+
+def _handles(mask: np.ndarray, value: int, connectivity: int,
+             expected: Expectation) -> list[TopologyError]:
+    excess = betti_numbers(mask, connectivity).b1 - (expected.b1 or 0)
+    if excess <= 0:
+        return []
+    cycles = long_cycles(skeleton_of(mask))
+    errors = [TopologyError("handle", value, cycle, f"tunnel or handle (loop of {len(cycle)} "
+                            "skeleton voxels)") for cycle in cycles[:excess]]
+    if len(errors) < excess:  # no clean skeleton loop: report the structure itself
+        errors.append(TopologyError("handle", value, np.argwhere(mask),
+                                    f"{excess - len(errors)} tunnel(s) not located"))
+    return errors
+
+
+def _local_axis(points_mm: np.ndarray) -> np.ndarray:
+    """Principal axis of a point cloud (unit vector)."""
+    centred = points_mm - points_mm.mean(0)
+    return np.linalg.svd(centred, full_matrices=False)[2][0] if len(points_mm) > 2 else \
+        np.zeros(3)
+
+
+def _tube_end(piece_mm: np.ndarray, point_mm: np.ndarray, towards: np.ndarray,
+              reach_mm: float) -> bool:
+    """Does ``piece`` end at ``point`` as a tube pointing along ``towards``?"""
+    near = piece_mm[np.linalg.norm(piece_mm - point_mm, axis=1) <= reach_mm]
+    if len(near) < 3:
+        return True  # a tiny stub: no direction to contradict
+    sticks_out = float(np.dot(point_mm - near.mean(0), towards)) > 0
+    aligned = abs(float(np.dot(_local_axis(near), towards))) > 0.5
+    return sticks_out and aligned
+
+
+def _broken_tubes(components: np.ndarray, spacing, max_gap_mm: float,
+                  value: int) -> tuple[list[TopologyError], set[int]]:
+    """Pairs of pieces whose closest ends face each other across a small gap.
+
+    For each pair of components, the closest voxels define the gap; it is a
+    broken tube when the gap is at most ``max_gap_mm`` and, at both ends, the
+    piece sticks out towards the other along its own local axis (a tube end),
+    not sideways (two neighbouring blobs).
+    """
+    step = np.asarray(spacing, dtype=float)
+    count = int(components.max())
+    pieces = {c: np.argwhere(components == c) for c in range(1, count + 1)}
+    candidates = []
+    for a in range(1, count + 1):
+        distances, indices = ndi.distance_transform_edt(components != a, sampling=step,
+                                                        return_indices=True)
+        for b in range(a + 1, count + 1):
+            on_b = pieces[b]
+            gaps = distances[tuple(on_b.T)]
+            best = int(np.argmin(gaps))
+            if gaps[best] > max_gap_mm:
+                continue
+            end_b = on_b[best]
+            end_a = indices[(slice(None), *end_b)]
+            direction = (end_b - end_a) * step
+            direction /= np.linalg.norm(direction) + 1e-9
+            reach = max(3.0 * float(step.max()), 6.0)
+            if _tube_end(pieces[a] * step, end_a * step, direction, reach) and \
+                    _tube_end(pieces[b] * step, end_b * step, -direction, reach):
+                candidates.append((float(gaps[best]), a, b, end_a, end_b))
+    errors, bridged = [], set()
+    for gap, a, b, end_a, end_b in sorted(candidates, key=lambda item: item[0]):
+        path = np.unique(np.round(np.linspace(end_a, end_b, int(np.abs(end_b - end_a).max())
+                                              + 2)).astype(int), axis=0)
+        bridged.update((a, b))
+        errors.append(TopologyError("broken_tube", value, path,
+                                    f"gap of {gap:.1f} mm between two tube pieces",
+                                    {"ends": [end_a.tolist(), end_b.tolist()]}))
+    return errors, bridged
+
+
+def _paint_label(labels: np.ndarray, voxels: np.ndarray, values: tuple[int, ...]) -> int:
+    """The region label most common around ``voxels`` (what a fill should paint)."""
+    if len(values) == 1:
+        return values[0]
+    lo = np.maximum(voxels.min(0) - 2, 0)
+    hi = np.minimum(voxels.max(0) + 3, labels.shape)
+    around = labels[tuple(slice(a, b) for a, b in zip(lo, hi))]
+    counts = [(int(np.sum(around == v)), v) for v in values]
+    return max(counts)[1]
+
+
+def find_errors(labels: np.ndarray, value: int | tuple[int, ...],
+                expected: Expectation | None = None, spacing=(1.0, 1.0, 1.0),
+                connectivity: int = 26, max_gap_mm: float = 8.0) -> list[TopologyError]:
+    """All topology errors of one label, or of a region (a tuple of labels, e.g. WT).
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (Z, Y, X)
+        The label map (other labels matter: a cavity filled by another
+        structure is not a hole).
+    value : int or tuple of int
+        The label to check, or the labels of a region checked as one structure.
+    expected : Expectation, optional
+        Expected Betti numbers and whether the label is tubular.
+    spacing : tuple of float
+        Voxel size in mm (gap distances).
+    connectivity : {26, 6}
+        Foreground connectivity.
+    max_gap_mm : float
+        Largest gap bridged between tube pieces.
+    """
+    expected = expected or Expectation()
+    values = (value,) if np.isscalar(value) else tuple(int(v) for v in value)
+    mask = np.isin(labels, values)
+    if not mask.any():
+        return []
+    value = values[0]
+    foreground, _ = check_connectivity(connectivity)
+    components = label_components(mask, connectivity=foreground)
+    sizes = np.bincount(components.ravel())[1:]
+    errors, bridged = [], set()
+    if expected.tubular and components.max() > 1:
+        tube_errors, bridged = _broken_tubes(components, spacing, max_gap_mm, value)
+        errors += tube_errors
+    errors += _fragments(components, sizes, value, expected, bridged)
+    errors += _cavities(mask, labels, value, connectivity, expected)
+    errors += _handles(mask, value, connectivity, expected)
+    return [TopologyError(e.kind, _paint_label(labels, e.voxels, values), e.voxels, e.detail,
+                          e.extra, values) for e in errors]
+
+
+def component_overlaps(prediction: np.ndarray, reference: np.ndarray,
+                       connectivity: int = 26) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Merged and split regions: predicted components touching several reference
+    components, and reference components covered by several predicted ones."""
+    foreground, _ = check_connectivity(connectivity)
+    predicted = label_components(prediction, connectivity=foreground)
+    truth = label_components(reference, connectivity=foreground)
+    both = (predicted > 0) & (truth > 0)
+    pairs = set(zip(predicted[both].tolist(), truth[both].tolist()))
+    merges = [np.argwhere(predicted == p) for p in {p for p, _ in pairs}
+              if sum(1 for q, _ in pairs if q == p) > 1]
+    splits = [np.argwhere(truth == t) for t in {t for _, t in pairs}
+              if sum(1 for _, u in pairs if u == t) > 1]
+    return merges, splits
+
+
+def cl_dice(prediction: np.ndarray, reference: np.ndarray) -> float:
+    """Centreline Dice (Shit et al. 2021) of two binary masks."""
+    skeleton_p, skeleton_r = skeleton_of(prediction), skeleton_of(reference)
+    if not skeleton_p.any() or not skeleton_r.any():
+        return float(skeleton_p.any() == skeleton_r.any())
+    precision = (skeleton_p & reference).sum() / skeleton_p.sum()
+    sensitivity = (skeleton_r & prediction).sum() / skeleton_r.sum()
+    total = precision + sensitivity
+    return float(2 * precision * sensitivity / total) if total else 0.0
+
+
+def dilate_path(path: np.ndarray, radius_voxels: float, shape) -> np.ndarray:
+    """Voxels within ``radius`` of a polyline of voxels (a bridge cylinder)."""
+    line = np.zeros(shape, bool)
+    line[tuple(np.clip(path, 0, np.asarray(shape) - 1).T)] = True
+    return ndi.distance_transform_edt(~line) <= max(radius_voxels, 1.0)
