@@ -15,9 +15,26 @@ from napari_medseg import __version__
 from napari_medseg.errors import MedsegError
 
 
+def _write_vessels(args: argparse.Namespace) -> int:
+    from napari_medseg.io import write_image, write_labels
+    from napari_medseg.sample import vessel_tree
+
+    out = Path(args.outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    for seed in range(args.seed, args.seed + args.cases):
+        volume, mask = vessel_tree(seed, spacing=args.spacing)
+        stem = f"vessels_{seed:06d}"
+        write_image(out / f"{stem}_mra.nii.gz", volume.data[0], volume, args.overwrite)
+        write_labels(out / f"{stem}_seg.nii.gz", mask.data, volume, {1: "vessel"}, args.overwrite)
+        print(f"{stem}  seed={seed}  shape={volume.shape}  vessel voxels={int(mask.data.sum())}")
+    return 0
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     from napari_medseg.sample import generate_case, write_case
 
+    if args.vessels:
+        return _write_vessels(args)
     out = Path(args.outdir)
     for index in range(args.cases):
         seed = args.seed + index
@@ -83,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0, help="seed of the first case (default 0)")
     sample.add_argument("--spacing", type=float, default=1.5, help="voxel size in mm (1.5)")
     sample.add_argument("--overwrite", action="store_true", help="replace existing files")
+    sample.add_argument("--vessels", action="store_true",
+                        help="write vessel-tree phantoms (image + mask) instead of brain cases")
     sample.set_defaults(run=_cmd_sample)
 
     info = commands.add_parser("info", help="shape, spacing, orientation and channels of files")
@@ -98,9 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from napari_medseg._cli_explain import add_explain_commands
     from napari_medseg._cli_models import add_model_commands
+    from napari_medseg._cli_topology import add_topology_commands
 
     add_model_commands(commands)
     add_explain_commands(commands)
+    add_topology_commands(commands)
     return parser
 
 

@@ -12,6 +12,7 @@ from napari_medseg import __version__
 from napari_medseg._qt.case_section import CaseSection
 from napari_medseg._qt.explain_section import ExplainSection
 from napari_medseg._qt.model_section import ModelSection
+from napari_medseg._qt.topology_section import TopologySection
 
 
 class MedSegDock(QWidget):
@@ -32,7 +33,9 @@ class MedSegDock(QWidget):
         self.explain_section = ExplainSection(napari_viewer, self.case_section,
                                               self.model_section)
         self.add_section("Model: automatic segmentation", self.model_section)
+        self.topology_section = TopologySection(napari_viewer)
         self.add_section("Explain: Shapley contrast attributions", self.explain_section)
+        self.add_section("Topology: errors and fixes", self.topology_section)
         self._body_layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)

@@ -26,12 +26,14 @@ def skeleton_graph(skeleton: np.ndarray) -> nx.Graph:
 
 
 def long_cycles(skeleton: np.ndarray, min_length: int = 6) -> list[np.ndarray]:
-    """Cycles of the skeleton graph longer than ``min_length`` voxels, longest first.
+    """Fundamental cycles of the skeleton graph longer than ``min_length`` voxels.
 
     The 26-neighbour graph of a thick junction holds many tiny triangles; a
-    tunnel shows as a cycle around it, so short cycles are dropped.
+    tunnel shows as a long cycle around it, so short cycles are dropped.
+    Fundamental cycles (one per non-tree edge, linear time) rather than a
+    minimum basis, whose cost explodes on large skeletons; a long one still
+    runs around its tunnel, which is what locating and closing need.
     """
     graph = skeleton_graph(skeleton)
-    cycles = [np.array(cycle) for cycle in nx.minimum_cycle_basis(graph)
-              if len(cycle) >= min_length] if graph.number_of_nodes() < 3000 else []
+    cycles = [np.array(cycle) for cycle in nx.cycle_basis(graph) if len(cycle) >= min_length]
     return sorted(cycles, key=len, reverse=True)

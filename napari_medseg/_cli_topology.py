@@ -1,0 +1,74 @@
+"""``napari-medseg topology``: Betti numbers and located errors of a label mask."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def default_expectations(names: dict[int, str]) -> dict:
+    """Expected topology of the built-in model's structures, when the mask uses its labels."""
+    from napari_medseg.models import builtin_models, read_spec
+    from napari_medseg.topology import Expectation
+
+    folder = builtin_models().get("brats_unet")
+    if folder is None:
+        return {}
+    expected = read_spec(folder).expected_topology
+    return {name: Expectation(**{k: v for k, v in entry.items() if k in ("b0", "b1", "b2",
+                                                                           "tubular")})
+            for name, entry in expected.items()}
+
+
+def cmd_topology(args: argparse.Namespace) -> int:
+    from napari_medseg.io import read_labels, write_labels
+    from napari_medseg.io._atomic import atomic_path, check_writable
+    from napari_medseg.labels import BRATS_REGIONS, label_names
+    from napari_medseg.topology import (
+        check_topology, overlay, parse_expectation, report_dict)
+
+    check_writable(args.json, args.overwrite)
+    mask = read_labels(args.mask)
+    reference = read_labels(args.reference).data if args.reference else None
+    names = mask.label_names or (label_names() if args.brats else {})
+    regions = BRATS_REGIONS if args.brats else {}
+    expectations = default_expectations(names) if args.brats else {}
+    expectations.update(dict(parse_expectation(text) for text in args.expect))
+    results = check_topology(mask.data, mask.affine, names, regions, expectations, reference,
+                             connectivity=args.connectivity, max_gap_mm=args.max_gap)
+    payload = {"mask": str(args.mask), "reference": args.reference,
+               **report_dict(results, mask.affine, args.connectivity)}
+    if args.overlay:
+        write_labels(args.overlay, overlay(mask.shape, results), mask, overwrite=args.overwrite)
+        payload["overlay"] = str(args.overlay)
+    with atomic_path(args.json, overwrite=args.overwrite) as temporary:
+        temporary.write_text(json.dumps(payload, indent=2) + "\n")
+    for name, entry in payload["targets"].items():
+        kinds = [error["kind"] for error in entry["errors"]]
+        flag = "ok" if entry["matches_expected"] and not kinds else "CHECK"
+        print(f"{name:8s} b0={entry['betti']['b0']} b1={entry['betti']['b1']} "
+              f"b2={entry['betti']['b2']}  expected {entry['expected'] or '-'}  "
+              f"errors: {', '.join(kinds) or 'none'}  [{flag}]")
+    print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def add_topology_commands(commands) -> None:
+    """Register ``topology``."""
+    parser = commands.add_parser("topology", help="Betti numbers and topology errors of a mask")
+    parser.add_argument("mask", help="label mask (NIfTI, NRRD, MHA, zarr)")
+    parser.add_argument("--reference", help="reference mask: merges, splits, Betti error, clDice")
+    parser.add_argument("--expect", action="append", default=[], metavar="LABEL:b0=1,b1=0,b2=0",
+                        help="expected topology of a label (name or value) or region; add "
+                             "',tubular' for vessels (repeatable)")
+    parser.add_argument("--brats", action="store_true",
+                        help="BraTS labels: names NCR/ED/ET, regions WT/TC and the built-in "
+                             "model's expected topology")
+    parser.add_argument("--connectivity", type=int, default=26, choices=(26, 6),
+                        help="foreground connectivity (background takes the other); 26")
+    parser.add_argument("--max-gap", type=float, default=8.0, help="largest tube gap, mm (8)")
+    parser.add_argument("--json", required=True, type=Path, help="output JSON")
+    parser.add_argument("--overlay", type=Path, help="write the error overlay (label mask)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.set_defaults(run=cmd_topology)

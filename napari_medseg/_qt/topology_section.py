@@ -1,0 +1,167 @@
+"""Dock section 'Topology': Betti numbers, located errors, overlay, one-click fixes."""
+from __future__ import annotations
+
+import numpy as np
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import (
+    QComboBox, QFormLayout, QHBoxLayout, QLabel, QListWidget, QPlainTextEdit, QProgressBar,
+    QPushButton, QVBoxLayout, QWidget)
+
+from napari_medseg._qt.worker import TaskRunner
+from napari_medseg.errors import MedsegError
+
+OVERLAY_NAME = "topology errors"
+DEFAULT_EXPECTATIONS = "WT:b0=1,b1=0,b2=0\nTC:b1=0"
+
+
+class TopologySection(QWidget):
+    """Check a Labels layer, list its errors, jump to one, fix it (Ctrl-Z undoes)."""
+
+    def __init__(self, viewer, parent=None):
+        super().__init__(parent)
+        self._viewer = viewer
+        self.results: dict = {}
+        self.errors: list = []
+        self.layer_combo = QComboBox()
+        self.expectations = QPlainTextEdit(DEFAULT_EXPECTATIONS)
+        self.expectations.setFixedHeight(56)
+        self.expectations.setToolTip("One per line: LABEL:b0=1,b1=0,b2=0 (add ',tubular' for "
+                                     "vessels). LABEL is a name (ED), a value (2) or a region (WT)")
+        self.run_button, self.cancel_button = QPushButton("Check"), QPushButton("Cancel")
+        self.fix_button = QPushButton("Fix selected")
+        self.progress, self.status = QProgressBar(), QLabel("")
+        self.status.setWordWrap(True)
+        self.runner = TaskRunner(self.progress, self.status, self.run_button, self.cancel_button)
+        self.run_button.clicked.connect(self.run)
+        self.fix_button.clicked.connect(self.fix_selected)
+        self.betti_label = QLabel("")
+        self.betti_label.setWordWrap(True)
+        self.error_list = QListWidget()
+        self.error_list.setFixedHeight(120)
+        self.error_list.currentRowChanged.connect(self.go_to)
+        form = QFormLayout()
+        form.addRow("Labels", self.layer_combo)
+        form.addRow("Expected", self.expectations)
+        buttons = QHBoxLayout()
+        for button in (self.run_button, self.cancel_button, self.fix_button):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        for widget in (self.progress, self.status, self.betti_label, self.error_list):
+            layout.addWidget(widget)
+        viewer.layers.events.inserted.connect(self._refresh_layers)
+        viewer.layers.events.removed.connect(self._refresh_layers)
+        self._refresh_layers()
+        self.fix_button.setEnabled(False)
+
+    def _refresh_layers(self, *_) -> None:
+        from napari.layers import Labels
+
+        current = self.layer_combo.currentText()
+        names = [layer.name for layer in self._viewer.layers
+                 if isinstance(layer, Labels) and layer.name != OVERLAY_NAME]
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        self.layer_combo.addItems(names)
+        if current in names:
+            self.layer_combo.setCurrentText(current)
+        self.layer_combo.blockSignals(False)
+
+    def _layer(self):
+        name = self.layer_combo.currentText()
+        if not name or name not in self._viewer.layers:
+            raise MedsegError("no Labels layer to check: open or create a segmentation first")
+        return self._viewer.layers[name]
+
+    def run(self):
+        """Check the chosen layer in a worker; returns it (None when refused)."""
+        from napari_medseg.labels import BRATS_REGIONS
+        from napari_medseg.layers import affine_of_layer
+        from napari_medseg.progress import Progress
+        from napari_medseg.topology import check_topology, parse_expectation
+
+        try:
+            layer = self._layer()
+            expectations = dict(parse_expectation(line) for line in
+                                self.expectations.toPlainText().splitlines() if line.strip())
+        except MedsegError as error:
+            show_error(str(error))
+            return None
+        data = np.asarray(layer.data).copy()
+        affine = affine_of_layer(layer.metadata, tuple(layer.scale))
+        names = {int(k): v for k, v in layer.metadata.get("napari_medseg", {}).get(
+            "label_names", {}).items()}
+        regions = BRATS_REGIONS if set(names.values()) <= {"NCR", "ED", "ET"} and names else {}
+        expectations = {k: v for k, v in expectations.items()
+                        if k in regions or k in names.values() or k.isdigit()}
+
+        def task():
+            yield Progress(0, 1, "computing Betti numbers and locating errors")
+            return check_topology(data, affine, names, regions, expectations), affine
+
+        return self.runner.start(task, self._show, "Topology check")
+
+    def _show(self, outcome) -> None:
+        from napari_medseg.topology import OVERLAY_COLORS, overlay
+
+        self.results, affine = outcome
+        lines = []
+        for name, target in self.results.items():
+            expected = {k: getattr(target.expected, k) for k in ("b0", "b1", "b2")
+                        if getattr(target.expected, k) is not None}
+            mark = "" if all(getattr(target.betti, k) == v for k, v in expected.items()) else " \u26a0"
+            lines.append(f"<b>{name}</b>: b0={target.betti.b0} b1={target.betti.b1} "
+                         f"b2={target.betti.b2}" + (f" (expected {expected}){mark}"
+                                                    if expected else ""))
+        self.betti_label.setText("<br>".join(lines) or "empty mask: nothing to check")
+        self.errors = [(name, error) for name, target in self.results.items()
+                       for error in target.errors]
+        self.error_list.clear()
+        for name, error in self.errors:
+            z, y, x = (int(round(v)) for v in error.centroid_voxel)
+            self.error_list.addItem(f"[{error.kind}] {name}: {error.detail} at z={z} y={y} "
+                                    f"x={x} \u2192 {error.fix}")
+        layer = self._layer()
+        codes = overlay(layer.data.shape, self.results)
+        if OVERLAY_NAME in self._viewer.layers:
+            self._viewer.layers[OVERLAY_NAME].data = codes
+        else:
+            self._viewer.add_labels(codes, name=OVERLAY_NAME, scale=layer.scale, opacity=0.8,
+                                    colormap={0: (0, 0, 0, 0), None: (1, 1, 1, 1),
+                                              **OVERLAY_COLORS})
+        self.fix_button.setEnabled(bool(self.errors))
+        self.status.setText(f"{len(self.errors)} topology error(s)")
+
+    def go_to(self, row: int) -> None:
+        """Move the view to the error in ``row`` (slice and centre)."""
+        if not 0 <= row < len(self.errors):
+            return
+        layer = self._layer()
+        centre = np.asarray(self.errors[row][1].centroid_voxel) * np.asarray(layer.scale)
+        self._viewer.dims.set_point(range(3), tuple(centre))
+        scene = getattr(self._viewer, "scene", None)  # napari >= 0.9; older: viewer.camera
+        camera = scene.camera if scene is not None else self._viewer.camera
+        camera.center = tuple(centre)
+
+    def fix_selected(self) -> None:
+        """Apply the selected error's fix through the layer's undo history, then re-check."""
+        from napari_medseg.topology import fix_changes
+
+        row = self.error_list.currentRow()
+        if not 0 <= row < len(self.errors):
+            show_info("Select an error in the list first")
+            return
+        name, error = self.errors[row]
+        if error.fix == "none":
+            show_info(f"{error.kind} errors have no automatic fix: edit them by hand")
+            return
+        layer = self._layer()
+        indices, values = fix_changes(np.asarray(layer.data), error)
+        if len(values) == 0:
+            show_info("The fix would change nothing here")
+            return
+        layer.data_setitem(indices, values)
+        self.status.setText(f"fixed {error.kind} of {name} ({len(values)} voxels); Ctrl-Z undoes")
+        self.run()
