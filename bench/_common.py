@@ -51,13 +51,14 @@ def write_json(path: str | Path, payload: dict) -> None:
     print(f"\nwrote {path}")
 
 
-def brats_sized_case(seed: int, shape_zyx=(155, 240, 240)):
+def brats_sized_case(seed: int, shape_zyx=(155, 240, 240), with_labels: bool = False):
     """A generated case at 1 mm, zero-padded/cropped to BraTS' 240x240x155 grid."""
     from napari_medseg.io import Volume
     from napari_medseg.sample import generate_case
 
     case = generate_case(seed, spacing=1.0)
     data = np.zeros((case.volume.n_channels, *shape_zyx), np.float32)
+    labels = np.zeros(shape_zyx, np.uint8)
     source = case.volume.data
     slices_out, slices_in = [], []
     for have, want in zip(source.shape[1:], shape_zyx):
@@ -70,4 +71,6 @@ def brats_sized_case(seed: int, shape_zyx=(155, 240, 240)):
             slices_out.append(slice(0, want))
             slices_in.append(slice(start, start + want))
     data[(slice(None), *slices_out)] = source[(slice(None), *slices_in)]
-    return Volume(data, case.volume.affine, case.volume.channel_names)
+    labels[tuple(slices_out)] = case.labels.data[tuple(slices_in)]
+    volume = Volume(data, case.volume.affine, case.volume.channel_names)
+    return (volume, labels) if with_labels else volume

@@ -129,32 +129,48 @@ def _local_axis(points_mm: np.ndarray) -> np.ndarray:
         np.zeros(3)
 
 
-def _tube_end(piece_mm: np.ndarray, point_mm: np.ndarray, towards: np.ndarray) -> bool:
-    """Does ``piece`` end at ``point`` as a tube pointing along ``towards``?
+def _is_compact_blob(piece_mm: np.ndarray, voxel_mm3: float) -> bool:
+    """A roundish piece that fills much of its bounding sphere (a spurious
+    fragment), not a piece of tube or branching tree (which fills little of it)."""
+    if len(piece_mm) < 4:
+        return True
+    reach = float(np.linalg.norm(piece_mm - piece_mm.mean(0), axis=1).max())
+    sphere = 4.0 / 3.0 * np.pi * max(reach, 1e-3) ** 3
+    return len(piece_mm) * voxel_mm3 / sphere > 0.35
 
-    The piece's voxels within four tube radii of the end (the radius taken as
-    the largest distance of a nearby voxel from the end point's neighbourhood
-    surface) must lie behind the end, along an axis close to ``towards``.
-    """
+
+def _sticks_out(piece_mm: np.ndarray, point_mm: np.ndarray, towards: np.ndarray) -> float:
+    """How far (in tube radii) ``point`` lies ahead of the piece's nearby voxels along
+    ``towards``: about 2 at a tube end, about 0 on its side."""
     distance = np.linalg.norm(piece_mm - point_mm, axis=1)
     close = piece_mm[distance <= np.sort(distance)[min(len(distance) - 1, 30)]]
-    radius = float(np.linalg.norm(close - close.mean(0), axis=1).max()) if len(close) else 1.0
-    near = piece_mm[distance <= 4.0 * max(radius, 1e-3)]
-    if len(near) < 3:
-        return True  # a tiny stub: no direction to contradict
-    sticks_out = float(np.dot(point_mm - near.mean(0), towards)) > 0
-    aligned = abs(float(np.dot(_local_axis(near), towards))) > 0.5
-    return sticks_out and aligned
+    radius = max(float(np.linalg.norm(close - close.mean(0), axis=1).max()), 1e-3)
+    near = piece_mm[distance <= 4.0 * radius]
+    return float(np.dot(point_mm - near.mean(0), towards)) / radius
+
+
+def _looks_broken(piece_a, piece_b, end_a, end_b, direction, voxel_mm3: float) -> bool:
+    """Two tube pieces where at least one clearly ends at the gap; or a short
+    stub facing a piece that ends right there (a compact blob beside a tube's
+    side is a fragment instead)."""
+    out_a = _sticks_out(piece_a, end_a, direction)
+    out_b = _sticks_out(piece_b, end_b, -direction)
+    blob_a, blob_b = _is_compact_blob(piece_a, voxel_mm3), _is_compact_blob(piece_b, voxel_mm3)
+    if not blob_a and not blob_b:
+        return max(out_a, out_b) >= 0.5
+    if blob_a and blob_b:
+        return False
+    return (out_b if blob_a else out_a) >= 1.5
 
 
 def _broken_tubes(components: np.ndarray, spacing, max_gap_mm: float,
                   value: int) -> tuple[list[TopologyError], set[int]]:
-    """Pairs of pieces whose closest ends face each other across a small gap.
+    """Pairs of tube pieces whose closest ends face each other across a small gap.
 
     For each pair of components, the closest voxels define the gap; it is a
-    broken tube when the gap is at most ``max_gap_mm`` and, at both ends, the
-    piece sticks out towards the other along its own local axis (a tube end),
-    not sideways (two neighbouring blobs).
+    broken tube when the gap is at most ``max_gap_mm`` and `_looks_broken`
+    (the pieces' ends face each other, judged by how far each sticks out
+    towards the other).
     """
     step = np.asarray(spacing, dtype=float)
     count = int(components.max())
@@ -173,8 +189,8 @@ def _broken_tubes(components: np.ndarray, spacing, max_gap_mm: float,
             end_a = indices[(slice(None), *end_b)]
             direction = (end_b - end_a) * step
             direction /= np.linalg.norm(direction) + 1e-9
-            if _tube_end(pieces[a] * step, end_a * step, direction) and \
-                    _tube_end(pieces[b] * step, end_b * step, -direction):
+            if _looks_broken(pieces[a] * step, pieces[b] * step, end_a * step, end_b * step,
+                             direction, float(np.prod(step))):
                 candidates.append((float(gaps[best]), a, b, end_a, end_b))
     errors, bridged = [], set()
     for gap, a, b, end_a, end_b in sorted(candidates, key=lambda item: item[0]):
