@@ -1,0 +1,125 @@
+"""Probability samples: Monte Carlo dropout, flip test-time augmentation, fold ensemble.
+
+Samples of one window are batched through the network together (dropout
+draws differ per batch element), inside the ordinary sliding-window engine,
+so T samples cost less than T separate predictions. Test-time flips are
+undone on each output before blending, so every sample is aligned with the
+image.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from itertools import combinations
+
+import numpy as np
+import torch
+
+from napari_medseg.errors import InputError
+from napari_medseg.inference import sliding_window
+from napari_medseg.progress import Progress, ProgressGenerator
+
+METHODS = ("mc", "tta", "ensemble")
+_DROPOUT = (torch.nn.Dropout, torch.nn.Dropout2d, torch.nn.Dropout3d, torch.nn.AlphaDropout)
+
+
+def flip_sets(count: int) -> list[tuple[int, ...]]:
+    """The first ``count`` of the 8 flip combinations of the 3 spatial axes (none first)."""
+    axes = [combo for size in range(4) for combo in combinations((0, 1, 2), size)]
+    return axes[:count]
+
+
+def has_dropout(network) -> bool:
+    """True when the network has dropout layers (Monte Carlo dropout needs them)."""
+    return hasattr(network, "modules") and any(isinstance(m, _DROPOUT) for m in network.modules())
+
+
+@contextmanager
+def dropout_active(network, active: bool):
+    """Dropout layers in training mode (sampling) inside the block, eval mode after."""
+    layers = [m for m in network.modules() if isinstance(m, _DROPOUT)] if active else []
+    for layer in layers:
+        layer.train()
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.eval()
+
+
+def check_methods(methods: tuple[str, ...], samples: int, model) -> None:
+    """Refuse unknown methods, T < 2, MC dropout without dropout, a one-fold ensemble."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise InputError(f"unknown uncertainty method(s) {unknown or methods}: choose from "
+                         f"{', '.join(METHODS)} (comma-separated to combine)")
+    if "mc" in methods and not has_dropout(model.networks[0]):
+        raise InputError(f"model '{model.spec.name}' has no dropout layers, so Monte Carlo "
+                         "dropout cannot sample it; use tta or ensemble instead")
+    if methods == ("ensemble",):
+        if model.n_folds < 2:
+            raise InputError("a fold ensemble needs a model with 2 or more folds; use mc or tta")
+    elif samples < 2:
+        raise InputError(f"{samples} sample(s): uncertainty needs T >= 2 samples")
+    if "tta" in methods and "mc" not in methods and samples > 8:
+        raise InputError("flip test-time augmentation has 8 distinct flips: use --samples <= 8, "
+                         "or combine with mc")
+
+
+def _sampler(network, flips: list[tuple[int, ...]], n_samples: int, n_classes: int):
+    """A window function returning ``n_samples`` probability maps per window."""
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        for index in range(n_samples):
+            axes = tuple(a + 2 for a in flips[index % len(flips)])
+            x = torch.flip(batch, axes) if axes else batch
+            outputs.append(x)
+        stacked = torch.cat(outputs)  # [n_samples * B, C, ...]
+        probabilities = network(stacked).softmax(1)
+        probabilities = probabilities.reshape(n_samples, batch.shape[0], n_classes,
+                                              *batch.shape[2:])
+        aligned = [torch.flip(probabilities[i], tuple(a + 2 for a in flips[i % len(flips)]))
+                   if flips[i % len(flips)] else probabilities[i] for i in range(n_samples)]
+        return torch.stack(aligned, 1).reshape(batch.shape[0], n_samples * n_classes,
+                                               *batch.shape[2:])
+
+    return run
+
+
+def draw_samples(model, image: torch.Tensor, methods: tuple[str, ...], samples: int,
+                 overlap: float = 0.5,
+                 device: str | torch.device = "cpu") -> ProgressGenerator[torch.Tensor]:
+    """Probability samples ``[S, K, Z, Y, X]`` on the model grid.
+
+    ``ensemble`` uses every fold (else fold 0); per fold, ``mc`` draws
+    ``samples`` dropout passes, ``tta`` ``samples`` flips, both together
+    ``samples`` flipped dropout passes, and ``ensemble`` alone one plain pass.
+    """
+    check_methods(methods, samples, model)
+    networks = model.networks if "ensemble" in methods else model.networks[:1]
+    per_fold = 1 if methods == ("ensemble",) else samples
+    flips = flip_sets(8) if "tta" in methods else [()]
+    k = model.spec.n_classes
+    collected = []
+    for fold, network in enumerate(networks):
+        if hasattr(network, "to"):
+            network.to(device)
+        with dropout_active(network, "mc" in methods):
+            runs = sliding_window(_sampler(network, flips, per_fold, k), image,
+                                  model.spec.patch_size, per_fold * k, overlap=overlap,
+                                  batch_size=max(1, 4 // per_fold), device=device)
+            while True:
+                try:
+                    step = next(runs)
+                except StopIteration as stop:
+                    collected.append(stop.value.reshape(per_fold, k, *image.shape[1:]).cpu())
+                    break
+                yield Progress(fold * step.total + step.done, len(networks) * step.total,
+                               f"{'+'.join(methods)}: fold {fold + 1}/{len(networks)}, "
+                               f"{step.message}")
+    return torch.cat(collected)
+
+
+def as_numpy_samples(samples: torch.Tensor) -> np.ndarray:
+    """float32 NumPy copy."""
+    return samples.numpy().astype(np.float32)

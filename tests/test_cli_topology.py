@@ -1,0 +1,53 @@
+"""``napari-medseg topology`` writes the documented JSON and an overlay."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from napari_medseg.cli import main
+from napari_medseg.io import read_labels, write_labels
+from napari_medseg.sample import vessel_tree
+
+
+def test_topology_json_and_overlay(tmp_path, capsys):
+    volume, mask = vessel_tree(3)
+    broken = mask.data.copy()
+    broken[18:21] = 0
+    broken[2:4, 2:4, 50:52] = 1
+    path = write_labels(tmp_path / "vessels_seg.nii.gz", broken, volume)
+    reference = write_labels(tmp_path / "ref.nii.gz", mask.data, volume)
+    out, overlay = tmp_path / "topo.json", tmp_path / "overlay.nii.gz"
+    assert main(["topology", str(path), "--expect", "1:b0=1,b1=0,b2=0,tubular", "--reference",
+                 str(reference), "--json", str(out), "--overlay", str(overlay)]) == 0
+    data = json.loads(out.read_text())
+    target = data["targets"]["1"]
+    assert target["betti"] == {"b0": 3, "b1": 0, "b2": 0} and not target["matches_expected"]
+    kinds = sorted(error["kind"] for error in target["errors"])
+    assert kinds == ["broken_tube", "fragment", "split"]
+    fragment = next(e for e in target["errors"] if e["kind"] == "fragment")
+    assert fragment["centroid_voxel_zyx"] == [2.5, 2.5, 50.5] and fragment["fix"] == "remove"
+    assert target["reference_betti"] == {"b0": 1, "b1": 0, "b2": 0} and 0 < target["cl_dice"] < 1
+    codes = read_labels(overlay).data
+    assert codes[2, 2, 50] == data["overlay_codes"]["fragment"]
+    assert "CHECK" in capsys.readouterr().out
+
+
+def test_float_mask_is_refused(tmp_path, capsys):
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(np.full((4, 4, 4), 0.4, np.float32), np.eye(4)),
+             str(tmp_path / "probs.nii.gz"))
+    assert main(["topology", str(tmp_path / "probs.nii.gz"), "--json",
+                 str(tmp_path / "o.json")]) == 2
+    assert "fractional" in capsys.readouterr().err
+
+
+def test_empty_mask_is_valid(tmp_path):
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), np.eye(4)),
+             str(tmp_path / "empty_seg.nii.gz"))
+    assert main(["topology", str(tmp_path / "empty_seg.nii.gz"), "--json",
+                 str(tmp_path / "o.json")]) == 0
+    assert json.loads((tmp_path / "o.json").read_text())["targets"] == {}

@@ -1,0 +1,123 @@
+"""Uncertainty: measures vs an independent computation, samplers, calibration, suggestions."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_medseg.errors import InputError
+from napari_medseg.models import load_model
+from napari_medseg.models.loading import LoadedModel
+from napari_medseg.progress import run_to_end
+from napari_medseg.uncertainty import (
+    auroc, decompose, draw_samples, estimate_uncertainty, expected_calibration_error,
+    suggest_clicks)
+
+
+def _independent(samples):
+    """Straight from the definitions, one voxel at a time."""
+    t, k = samples.shape[:2]
+    flat = samples.reshape(t, k, -1)
+    total, aleatoric = [], []
+    for v in range(flat.shape[2]):
+        p = flat[:, :, v]
+        mean = p.mean(0)
+        total.append(-sum(m * np.log(m) for m in mean if m > 0))
+        aleatoric.append(np.mean([-sum(q * np.log(q) for q in row if q > 0) for row in p]))
+    shape = samples.shape[2:]
+    return (np.reshape(total, shape) / np.log(k), np.reshape(aleatoric, shape) / np.log(k))
+
+
+def test_decomposition_matches_definitions():
+    rng = np.random.default_rng(0)
+    samples = rng.dirichlet(np.ones(4) * 0.7, size=(6, 3, 4, 5)).transpose(0, 4, 1, 2, 3)
+    maps = decompose(samples)
+    total, aleatoric = _independent(samples)
+    np.testing.assert_allclose(maps["total"], total, atol=1e-5)
+    np.testing.assert_allclose(maps["aleatoric"], aleatoric, atol=1e-5)
+    np.testing.assert_allclose(maps["epistemic"], np.maximum(total - aleatoric, 0), atol=1e-5)
+    assert (maps["epistemic"] >= 0).all() and maps["total"].max() <= 1.0 + 1e-6
+    agreeing = np.repeat(samples[:1], 5, axis=0)
+    same = decompose(agreeing)
+    assert np.abs(same["epistemic"]).max() < 1e-6
+    np.testing.assert_allclose(same["total"], same["aleatoric"], atol=1e-6)
+
+
+class _Voxelwise(torch.nn.Module):
+    """A 1x1x1 network: flipping its input flips its output exactly."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv3d(4, 4, 1)
+
+    def forward(self, x):
+        return self.conv(x) * 3
+
+
+def test_tta_flips_are_undone_exactly(tiny_model_folder, small_case):
+    spec = load_model(tiny_model_folder).spec
+    model = LoadedModel(spec, tiny_model_folder, (_Voxelwise(),))
+    image = torch.randn(4, 20, 24, 18)
+    samples = run_to_end(draw_samples(model, image, ("tta",), 8))
+    assert samples.shape == (8, 4, 20, 24, 18)
+    for sample in samples[1:]:
+        torch.testing.assert_close(sample, samples[0], atol=1e-6, rtol=1e-5)
+
+
+def test_mc_dropout_samples_differ_and_streamed_maps_match(tiny_model_folder, small_case):
+    model = load_model(tiny_model_folder, folds=[0])
+    result = run_to_end(estimate_uncertainty(model, small_case.volume, "mc", samples=4,
+                                             reference=small_case.labels.data))
+    assert result.n_samples == 4 and result.maps["epistemic"].max() > 0.01
+    assert set(result.structures) == {"NCR", "ED", "ET", "WT", "TC"}
+    assert 0 <= result.calibration["ece"] <= 1
+    assert set(result.calibration["error_detection_auroc"]) >= {"total", "epistemic"}
+    for name in ("total", "aleatoric", "epistemic"):
+        assert result.maps[name].shape == small_case.volume.shape
+        assert 0 <= result.maps[name].min() and result.maps[name].max() <= 1 + 1e-5
+
+
+def test_ensemble_uses_each_fold_once(tiny_model_folder, small_case):
+    model = load_model(tiny_model_folder)
+    result = run_to_end(estimate_uncertainty(model, small_case.volume, "ensemble"))
+    assert result.n_samples == 2 and result.method == "ensemble"
+
+
+def test_bad_requests_are_refused(tiny_model_folder, small_case):
+    model = load_model(tiny_model_folder)
+    with pytest.raises(InputError, match="T >= 2"):
+        run_to_end(estimate_uncertainty(model, small_case.volume, "mc", samples=1))
+    no_dropout = LoadedModel(model.spec, tiny_model_folder, (_Voxelwise(),))
+    with pytest.raises(InputError, match="no dropout layers.*tta or ensemble"):
+        run_to_end(estimate_uncertainty(no_dropout, small_case.volume, "mc"))
+    with pytest.raises(InputError, match="unknown uncertainty method"):
+        run_to_end(estimate_uncertainty(model, small_case.volume, "bayes"))
+    with pytest.raises(InputError, match="differs from the case"):
+        run_to_end(estimate_uncertainty(model, small_case.volume, "tta", 2,
+                                        reference=np.zeros((3, 3, 3))))
+
+
+def test_calibration_measures():
+    rng = np.random.default_rng(1)
+    confidence = rng.uniform(0.25, 1.0, 200_000)
+    correct = rng.random(confidence.size) < confidence  # perfectly calibrated
+    ece, diagram = expected_calibration_error(confidence, correct, 15)
+    assert ece < 0.01 and len(diagram) == 15
+    overconfident = rng.random(confidence.size) < confidence * 0.7
+    assert expected_calibration_error(confidence, overconfident)[0] > 0.15
+    assert auroc([0.1, 0.2, 0.8, 0.9], [False, False, True, True]) == 1.0
+    assert auroc([0.9, 0.8, 0.2, 0.1], [False, False, True, True]) == 0.0
+    assert auroc([0.5, 0.5], [True, False]) == 0.5
+
+
+def test_suggestions_rank_regions_and_skip_clicked_ones():
+    field = np.zeros((30, 30, 30), np.float32)
+    field[2:6, 2:6, 2:6] = 0.9  # 64 voxels
+    field[20:28, 20:28, 20:28] = 0.5  # 512 voxels
+    field[10:12, 15:17, 15:17] = 0.95  # 8 voxels
+    suggestions = suggest_clicks(field, threshold=0.3)
+    assert [s["size"] for s in suggestions] == [512, 64, 8]
+    assert suggestions[0]["score"] == pytest.approx(512 * 0.5)
+    after = suggest_clicks(field, clicked=[(24, 24, 24)], threshold=0.3)
+    assert [s["size"] for s in after] == [64, 8]
