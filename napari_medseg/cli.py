@@ -118,10 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     from napari_medseg._cli_explain import add_explain_commands
     from napari_medseg._cli_models import add_model_commands
     from napari_medseg._cli_topology import add_topology_commands
+    from napari_medseg._cli_uncertainty import add_uncertainty_commands
 
     add_model_commands(commands)
     add_explain_commands(commands)
     add_topology_commands(commands)
+    add_uncertainty_commands(commands)
     return parser
 
 

@@ -13,6 +13,7 @@ from napari_medseg._qt.case_section import CaseSection
 from napari_medseg._qt.explain_section import ExplainSection
 from napari_medseg._qt.model_section import ModelSection
 from napari_medseg._qt.topology_section import TopologySection
+from napari_medseg._qt.uncertainty_section import UncertaintySection
 
 
 class MedSegDock(QWidget):
@@ -33,8 +34,11 @@ class MedSegDock(QWidget):
         self.explain_section = ExplainSection(napari_viewer, self.case_section,
                                               self.model_section)
         self.add_section("Model: automatic segmentation", self.model_section)
+        self.uncertainty_section = UncertaintySection(napari_viewer, self.case_section,
+                                                      self.model_section)
         self.topology_section = TopologySection(napari_viewer)
         self.add_section("Explain: Shapley contrast attributions", self.explain_section)
+        self.add_section("Uncertainty: where the model is unsure", self.uncertainty_section)
         self.add_section("Topology: errors and fixes", self.topology_section)
         self._body_layout.addStretch(1)
         scroll = QScrollArea()

@@ -1,0 +1,71 @@
+"""``napari-medseg uncertainty``: maps and per-structure figures of a model's uncertainty."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def cmd_uncertainty(args: argparse.Namespace) -> int:
+    from napari_medseg._cli_models import progress_printer
+    from napari_medseg.io import read_labels, read_volume, write_image
+    from napari_medseg.io._atomic import atomic_path, check_writable
+    from napari_medseg.models import load_model
+    from napari_medseg.progress import run_to_end
+    from napari_medseg.uncertainty import suggest_clicks
+
+    prefix = str(args.output)
+    outputs = {name: Path(f"{prefix}_{name}.nii.gz")
+               for name in ("total", "aleatoric", "epistemic", "spread")}
+    for path in (*outputs.values(), args.json):
+        check_writable(Path(path), args.overwrite)
+    volume = read_volume(args.images)
+    reference = read_labels(args.reference).data if args.reference else None
+    model = load_model(args.model)
+    result = run_to_end(_estimate(model, volume, args, reference),
+                        progress_printer("uncertainty"))
+    for name in ("total", "aleatoric", "epistemic"):
+        write_image(outputs[name], result.maps[name], volume, overwrite=args.overwrite)
+    write_image(outputs["spread"], result.spread, volume, overwrite=args.overwrite)
+    payload = {**result.to_dict(), "model": {"name": model.spec.name,
+                                             "version": model.spec.version},
+               "maps": {k: str(v) for k, v in outputs.items()},
+               "map_normalisation": "divided by log K (K classes), so each lies in [0, 1]",
+               "suggestions": suggest_clicks(result.maps["total"])}
+    with atomic_path(args.json, overwrite=args.overwrite) as temporary:
+        temporary.write_text(json.dumps(payload, indent=2) + "\n")
+    for name, figures in result.structures.items():
+        print(f"{name:4s} volume {figures['volume_mean_mm3']:9.1f} mm3 "
+              f"(cv {figures['volume_cv']:.3f})  uncertainty inside "
+              f"{figures['uncertainty_inside']:.3f} boundary {figures['uncertainty_boundary']:.3f}")
+    if result.calibration:
+        aurocs = result.calibration["error_detection_auroc"]
+        print(f"ECE {result.calibration['ece']:.4f}; error-detection AUROC "
+              + ", ".join(f"{k} {v:.3f}" for k, v in aurocs.items()))
+    print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def _estimate(model, volume, args, reference):
+    from napari_medseg.uncertainty import estimate_uncertainty
+
+    return estimate_uncertainty(model, volume, args.method, args.samples, reference,
+                                device=args.device)
+
+
+def add_uncertainty_commands(commands) -> None:
+    """Register ``uncertainty``."""
+    parser = commands.add_parser("uncertainty", help="uncertainty maps (MC dropout, TTA, folds)")
+    parser.add_argument("images", nargs="+", help="one file per contrast (or one 4D file)")
+    parser.add_argument("--method", default="mc", help="mc, tta, ensemble, or a combination "
+                        "like mc,ensemble (default mc)")
+    parser.add_argument("--samples", type=int, default=8, help="samples T per fold (8)")
+    parser.add_argument("-o", "--output", required=True, help="prefix of the map files "
+                        "(PREFIX_total.nii.gz, _aleatoric, _epistemic, _spread)")
+    parser.add_argument("--json", required=True, type=Path, help="figures JSON")
+    parser.add_argument("--reference", help="reference labels: ECE, reliability, AUROC")
+    parser.add_argument("--model", default=None, help="built-in name or model folder")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.set_defaults(run=cmd_uncertainty)

@@ -1,0 +1,164 @@
+"""Dock section 'Uncertainty': maps, per-structure table and click suggestions."""
+from __future__ import annotations
+
+import numpy as np
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import (
+    QAbstractItemView, QCheckBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QListWidget,
+    QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from napari_medseg._qt.worker import TaskRunner
+
+MAP_COLORMAPS = {"total": "inferno", "aleatoric": "viridis", "epistemic": "magma"}
+SUGGESTIONS_NAME = "suggested clicks"
+_COLUMNS = ("Structure", "Volume (ml)", "CV", "Unc. inside", "Unc. boundary")
+
+
+class UncertaintySection(QWidget):
+    """Method checkboxes, samples, Run; maps as layers, a table, suggestions to jump to."""
+
+    def __init__(self, viewer, case_section, model_section, parent=None):
+        super().__init__(parent)
+        self._viewer, self._case, self._models = viewer, case_section, model_section
+        self.result, self.suggestions = None, []
+        self.method_boxes = {name: QCheckBox(label) for name, label in
+                             (("mc", "MC dropout"), ("tta", "flip TTA"), ("ensemble", "folds"))}
+        self.method_boxes["mc"].setChecked(True)
+        self.samples = QSpinBox()
+        self.samples.setRange(2, 64)
+        self.samples.setValue(8)
+        self.run_button, self.cancel_button = QPushButton("Run"), QPushButton("Cancel")
+        self.suggest_button = QPushButton("Suggest clicks")
+        self.suggest_button.clicked.connect(self.suggest)
+        self.progress, self.status = QProgressBar(), QLabel("")
+        self.status.setWordWrap(True)
+        self.runner = TaskRunner(self.progress, self.status, self.run_button, self.cancel_button)
+        self.run_button.clicked.connect(self.run)
+        self.table = QTableWidget(0, len(_COLUMNS))
+        self.table.setHorizontalHeaderLabels(_COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.suggestion_list = QListWidget()
+        self.suggestion_list.setFixedHeight(90)
+        self.suggestion_list.currentRowChanged.connect(self.go_to)
+        self._build_layout()
+        self.suggest_button.setEnabled(False)
+
+    def _build_layout(self) -> None:
+        methods = QHBoxLayout()
+        for box in self.method_boxes.values():
+            methods.addWidget(box)
+        form = QFormLayout()
+        form.addRow("Method", methods)
+        form.addRow("Samples per fold", self.samples)
+        buttons = QHBoxLayout()
+        for button in (self.run_button, self.cancel_button, self.suggest_button):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        for widget in (self.progress, self.status, self.table, self.suggestion_list):
+            layout.addWidget(widget)
+
+    def methods(self) -> tuple[str, ...]:
+        """The ticked methods."""
+        return tuple(name for name, box in self.method_boxes.items() if box.isChecked())
+
+    def run(self):
+        """Sample the model in a worker; returns it (None when refused)."""
+        from napari_medseg.layers import volume_from_layers
+
+        warnings = self._case.warnings()
+        if warnings or self._models.current_folder() is None:
+            show_error("Cannot estimate uncertainty: " + (warnings[0] if warnings else
+                                                         "choose a model first"))
+            return None
+        if not self.methods():
+            show_error("Tick at least one method (MC dropout, flip TTA or folds)")
+            return None
+        volume = volume_from_layers(self._case.assigned_layers())
+        methods, samples = self.methods(), self.samples.value()
+        device = self._models.device_combo.currentText()
+
+        def task():
+            from napari_medseg.uncertainty import estimate_uncertainty
+
+            model = self._models._model()
+            result = yield from estimate_uncertainty(model, volume, methods, samples,
+                                                     device=device)
+            return result, volume
+
+        return self.runner.start(task, self._show, "Uncertainty")
+
+    def _show(self, outcome) -> None:
+        from napari_medseg.layers import geometry_metadata
+
+        self.result, volume = outcome
+        for name, values in self.result.maps.items():
+            layer_name = f"uncertainty {name}"
+            if layer_name in self._viewer.layers:
+                self._viewer.layers[layer_name].data = values
+                continue
+            self._viewer.add_image(values, name=layer_name, colormap=MAP_COLORMAPS[name],
+                                   contrast_limits=(0.0, max(float(values.max()), 1e-3)),
+                                   scale=volume.spacing, blending="additive",
+                                   visible=name == "total", opacity=0.7,
+                                   metadata=geometry_metadata(volume.affine, uncertainty=name,
+                                                              method=self.result.method))
+        self._spacing = volume.spacing
+        self._fill_table()
+        self.suggest_button.setEnabled(True)
+        self.status.setText(f"{self.result.method}, {self.result.n_samples} samples, "
+                            f"{self.result.seconds:.1f} s")
+
+    def _fill_table(self) -> None:
+        rows = self.result.structures
+        self.table.setRowCount(len(rows))
+        for row, (name, figures) in enumerate(rows.items()):
+            cells = [name, f"{figures['volume_mean_mm3'] / 1000:.2f} \u00b1 "
+                     f"{figures['volume_sd_mm3'] / 1000:.2f}", f"{figures['volume_cv']:.3f}",
+                     f"{figures['uncertainty_inside']:.3f}",
+                     f"{figures['uncertainty_boundary']:.3f}"]
+            for column, text in enumerate(cells):
+                self.table.setItem(row, column, QTableWidgetItem(text))
+        self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height()
+                                  + 30 * len(rows) + 4)
+
+    def _clicked_points(self) -> list:
+        from napari.layers import Points
+
+        points = []  # voxel coordinates of the image grid: world / spacing
+        for layer in self._viewer.layers:
+            if isinstance(layer, Points) and layer.name != SUGGESTIONS_NAME and len(layer.data):
+                world = np.asarray(layer.data)[:, -3:] * np.asarray(layer.scale[-3:])
+                points += [tuple(row) for row in world / np.asarray(self._spacing)]
+        return points
+
+    def suggest(self) -> list[dict]:
+        """Mark the most uncertain regions (skipping clicked ones) and list them."""
+        from napari_medseg.uncertainty import suggest_clicks
+
+        if self.result is None:
+            return []
+        self.suggestions = suggest_clicks(self.result.maps["total"], self._clicked_points())
+        coordinates = np.array([s["point"] for s in self.suggestions], float).reshape(-1, 3)
+        if SUGGESTIONS_NAME in self._viewer.layers:
+            self._viewer.layers[SUGGESTIONS_NAME].data = coordinates
+        else:
+            self._viewer.add_points(coordinates, name=SUGGESTIONS_NAME, scale=self._spacing,
+                                    size=4, face_color="cyan", symbol="cross")
+        self.suggestion_list.clear()
+        for index, item in enumerate(self.suggestions, 1):
+            z, y, x = item["point"]
+            self.suggestion_list.addItem(f"{index}. z={z} y={y} x={x}: {item['size']} voxels, "
+                                         f"mean uncertainty {item['mean']:.2f}")
+        return self.suggestions
+
+    def go_to(self, row: int) -> None:
+        """Move the view to suggestion ``row``."""
+        if not 0 <= row < len(self.suggestions):
+            return
+        centre = np.asarray(self.suggestions[row]["point"]) * np.asarray(self._spacing)
+        self._viewer.dims.set_point(range(3), tuple(centre))

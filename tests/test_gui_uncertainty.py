@@ -1,0 +1,36 @@
+"""GUI: the Uncertainty section adds maps, fills the table and suggests clicks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+
+def test_uncertainty_section_end_to_end(make_napari_viewer, qtbot, coarse_model_folder):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-medseg", "brats_like_case")
+    _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
+    dock.model_section.add_model_folder(coarse_model_folder)
+    dock.model_section.device_combo.setCurrentText("cpu")
+    section = dock.uncertainty_section
+    section.method_boxes["tta"].setChecked(True)
+    section.samples.setValue(2)
+    worker = section.run()
+    with qtbot.waitSignal(worker.finished, timeout=180_000):
+        pass
+    for name in ("total", "aleatoric", "epistemic"):
+        layer = viewer.layers[f"uncertainty {name}"]
+        assert layer.data.shape == viewer.layers["T1"].data.shape
+    assert section.result.method == "mc+tta" and section.result.n_samples == 2
+    assert section.table.rowCount() == 5 and section.table.item(3, 0).text() == "WT"
+    suggestions = section.suggest()
+    points = viewer.layers["suggested clicks"]
+    assert len(points.data) == len(suggestions) > 0
+    section.suggestion_list.setCurrentRow(0)
+    z = suggestions[0]["point"][0]
+    assert viewer.dims.point[0] == pytest.approx(z * 1.5, abs=1.5)
+    # a click placed in the first region: the next suggestions skip it
+    viewer.add_points(np.array([suggestions[0]["point"]], float) * 1.5, name="clicks",
+                      scale=(1, 1, 1))
+    assert section.suggest()[0]["point"] != suggestions[0]["point"]
