@@ -84,3 +84,19 @@ def tiny_model_folder(tmp_path):
 def coarse_model_folder(tmp_path):
     """A tiny model working at 6 mm: few windows, for the coalition-heavy tests."""
     return make_model_folder(tmp_path / "coarse_model", patch=(16, 16, 16), spacing=(6.0, 6.0, 6.0))
+
+
+@pytest.fixture
+def sample_dock(make_napari_viewer):
+    """A factory: a real viewer with the sample case and the dock, optionally a model (CPU)."""
+
+    def open_dock(model_folder=None):
+        viewer = make_napari_viewer()
+        viewer.open_sample("napari-medseg", "brats_like_case")
+        _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
+        if model_folder is not None:
+            dock.model_section.add_model_folder(model_folder)
+            dock.model_section.device_combo.setCurrentText("cpu")
+        return viewer, dock
+
+    return open_dock

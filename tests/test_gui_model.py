@@ -14,11 +14,9 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def dock(make_napari_viewer, tiny_model_folder):
-    viewer = make_napari_viewer()
-    viewer.open_sample("napari-medseg", "brats_like_case")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
-    widget.model_section.add_model_folder(tiny_model_folder)
+def dock(sample_dock, tiny_model_folder):
+    viewer, widget = sample_dock(tiny_model_folder)
+    widget.model_section.device_combo.setCurrentText("auto")
     return viewer, widget
 
 

@@ -7,12 +7,8 @@ import pytest
 pytestmark = pytest.mark.gui
 
 
-def test_uncertainty_section_end_to_end(make_napari_viewer, qtbot, coarse_model_folder):
-    viewer = make_napari_viewer()
-    viewer.open_sample("napari-medseg", "brats_like_case")
-    _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
-    dock.model_section.add_model_folder(coarse_model_folder)
-    dock.model_section.device_combo.setCurrentText("cpu")
+def test_uncertainty_section_end_to_end(sample_dock, qtbot, coarse_model_folder):
+    viewer, dock = sample_dock(coarse_model_folder)
     section = dock.uncertainty_section
     section.method_boxes["tta"].setChecked(True)
     section.samples.setValue(2)
