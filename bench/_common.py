@@ -74,3 +74,44 @@ def brats_sized_case(seed: int, shape_zyx=(155, 240, 240), with_labels: bool = F
     labels[tuple(slices_out)] = case.labels.data[tuple(slices_in)]
     volume = Volume(data, case.volume.affine, case.volume.channel_names)
     return (volume, labels) if with_labels else volume
+
+
+def current_rss_mib() -> float:
+    """Resident memory of this process now (MiB, Linux /proc)."""
+    import os
+
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class PeakRSS:
+    """Samples resident memory every 2 ms inside a ``with`` block.
+
+    ``increase_mib`` is the block's peak minus the memory at its start: what
+    the block itself needed, whatever the process held before.
+    """
+
+    def __enter__(self) -> "PeakRSS":
+        import threading
+
+        self.start_mib = self.peak_mib = current_rss_mib()
+        self._stop = threading.Event()
+
+        def sample() -> None:
+            while not self._stop.wait(0.002):
+                self.peak_mib = max(self.peak_mib, current_rss_mib())
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mib = max(self.peak_mib, current_rss_mib())
+
+    @property
+    def increase_mib(self) -> float:
+        """Peak during the block minus the start."""
+        return self.peak_mib - self.start_mib

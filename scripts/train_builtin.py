@@ -108,7 +108,7 @@ def main() -> None:
                   "cases": args.cases, "first_seed": args.first_seed, "steps": args.steps,
                   "total_minutes": log["total_minutes"],
                   "validation_dice": [f["validation_dice"] for f in log["folds"]]},
-        expected_topology={"WT": {"b0": 1, "b2": 0}})
+        expected_topology={"WT": {"b0": 1, "b1": 0, "b2": 0}, "TC": {"b1": 0}})
     (args.out / "model.json").write_text(spec.to_json())
     (args.out / "training_log.json").write_text(json.dumps(log, indent=1) + "\n")
     print(f"total {log['total_minutes']} min -> {args.out}")

@@ -29,6 +29,26 @@ def test_sliding_window_equals_monai(shape, patch, overlap):
     torch.testing.assert_close(ours, reference, atol=1e-6, rtol=1e-5)
 
 
+def test_blank_windows_run_once_and_still_equal_monai():
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Conv3d(2, 3, 3, padding=1), torch.nn.Softmax(1))
+    calls = []
+
+    def counted(batch):
+        calls.append(len(batch))
+        return network(batch)
+
+    image = torch.zeros(2, 64, 64, 64)
+    image[:, 24:40, 20:44, 26:38] = torch.randn(2, 16, 24, 12)  # skull-stripped: zero outside
+    ours = run_to_end(sliding_window(counted, image, (16, 16, 16), 3, batch_size=4))
+    with torch.inference_mode():
+        reference = sliding_window_inference(image[None], (16, 16, 16), 4, network,
+                                             overlap=0.5, mode="gaussian")[0]
+    torch.testing.assert_close(ours, reference, atol=1e-6, rtol=1e-5)
+    n_windows = len(window_starts((64, 64, 64), (16, 16, 16), 0.5))
+    assert sum(calls) < n_windows / 2
+
+
 def test_windows_cover_every_voxel():
     size, patch = (50, 23, 37), (16, 16, 16)
     covered = np.zeros(size, bool)
@@ -44,7 +64,7 @@ def test_closing_the_generator_cancels_between_batches():
         calls.append(len(batch))
         return torch.zeros(batch.shape[0], 2, *batch.shape[2:])
 
-    steps = sliding_window(network, torch.zeros(1, 64, 64, 64), (16, 16, 16), 2, batch_size=2)
+    steps = sliding_window(network, torch.ones(1, 64, 64, 64), (16, 16, 16), 2, batch_size=2)
     first = next(steps)
     assert first.total > 10
     steps.close()

@@ -36,7 +36,7 @@ class MedSegDock(QWidget):
         self.add_section("Model: automatic segmentation", self.model_section)
         self.uncertainty_section = UncertaintySection(napari_viewer, self.case_section,
                                                       self.model_section)
-        self.topology_section = TopologySection(napari_viewer)
+        self.topology_section = TopologySection(napari_viewer, self.model_section)
         self.add_section("Explain: Shapley contrast attributions", self.explain_section)
         self.add_section("Uncertainty: where the model is unsure", self.uncertainty_section)
         self.add_section("Topology: errors and fixes", self.topology_section)

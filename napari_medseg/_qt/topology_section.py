@@ -11,19 +11,29 @@ from napari_medseg._qt.worker import TaskRunner
 from napari_medseg.errors import MedsegError
 
 OVERLAY_NAME = "topology errors"
-DEFAULT_EXPECTATIONS = "WT:b0=1,b1=0,b2=0\nTC:b1=0"
+FALLBACK_EXPECTATIONS = "WT:b0=1,b1=0,b2=0"
+
+
+def expectations_text(expected_topology: dict) -> str:
+    """``{"WT": {"b0": 1, "b2": 0}}`` -> ``'WT:b0=1,b2=0'`` (one line per structure)."""
+    lines = []
+    for name, entry in expected_topology.items():
+        parts = [f"{k}={entry[k]}" for k in ("b0", "b1", "b2") if k in entry]
+        parts += ["tubular"] if entry.get("tubular") else []
+        lines.append(f"{name}:{','.join(parts)}")
+    return "\n".join(lines)
 
 
 class TopologySection(QWidget):
     """Check a Labels layer, list its errors, jump to one, fix it (Ctrl-Z undoes)."""
 
-    def __init__(self, viewer, parent=None):
+    def __init__(self, viewer, model_section=None, parent=None):
         super().__init__(parent)
         self._viewer = viewer
         self.results: dict = {}
         self.errors: list = []
         self.layer_combo = QComboBox()
-        self.expectations = QPlainTextEdit(DEFAULT_EXPECTATIONS)
+        self.expectations = QPlainTextEdit(self._spec_expectations(model_section))
         self.expectations.setFixedHeight(56)
         self.expectations.setToolTip("One per line: LABEL:b0=1,b1=0,b2=0 (add ',tubular' for "
                                      "vessels). LABEL is a name (ED), a value (2) or a region (WT)")
@@ -55,6 +65,18 @@ class TopologySection(QWidget):
         viewer.layers.events.removed.connect(self._refresh_layers)
         self._refresh_layers()
         self.fix_button.setEnabled(False)
+
+    @staticmethod
+    def _spec_expectations(model_section) -> str:
+        """Expected topology from the chosen model's spec (editable), else a default."""
+        from napari_medseg.models import read_spec
+
+        folder = model_section.current_folder() if model_section is not None else None
+        try:
+            text = expectations_text(read_spec(folder).expected_topology) if folder else ""
+        except MedsegError:
+            text = ""
+        return text or FALLBACK_EXPECTATIONS
 
     def _refresh_layers(self, *_) -> None:
         from napari.layers import Labels

@@ -4,12 +4,16 @@ Windows are placed as MONAI's ``sliding_window_inference`` places them
 (interval ``int(patch * (1 - overlap))``, the last window flush with the
 border) and blended with the same Gaussian importance map (sigma = patch / 8),
 so both give the same output for the same network; ours batches windows on
-the device, accumulates there, precomputes the normalisation map once, and
-yields between batches so a caller can report progress or cancel.
+the device, accumulates there, precomputes the normalisation map once, runs
+the network once for all windows whose input is entirely zero (the
+background of skull-stripped MRI: a deterministic network gives every such
+window the same output), and yields between batches so a caller can report
+progress or cancel.
 """
 from __future__ import annotations
 
 import math
+
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from itertools import product
@@ -61,10 +65,18 @@ def _autocast(device: torch.device, amp: bool):
     return torch.autocast("cuda", dtype=dtype)
 
 
+def _split_blank(padded: torch.Tensor, windows: list) -> tuple[list, list]:
+    """Windows with some non-zero input, and windows that are entirely zero."""
+    busy, blank = [], []
+    for window in windows:
+        (busy if bool(padded[(slice(None), *window)].any()) else blank).append(window)
+    return busy, blank
+
+
 def sliding_window(network: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor,
                    patch: Sequence[int], n_outputs: int, overlap: float = 0.5,
                    batch_size: int = 4, device: torch.device | str = "cpu",
-                   amp: bool = False) -> ProgressGenerator[torch.Tensor]:
+                   amp: bool = False, reuse_blank: bool = True) -> ProgressGenerator[torch.Tensor]:
     """Blend ``network`` over ``image`` window by window.
 
     Parameters
@@ -86,6 +98,9 @@ def sliding_window(network: Callable[[torch.Tensor], torch.Tensor], image: torch
         Where the network runs and the output accumulates.
     amp : bool
         Mixed precision (bf16 where supported, else fp16) on CUDA.
+    reuse_blank : bool
+        Predict all-zero windows once and reuse the output (exact for a
+        deterministic network; pass False when sampling dropout).
 
     Yields
     ------
@@ -108,16 +123,22 @@ def sliding_window(network: Callable[[torch.Tensor], torch.Tensor], image: torch
     windows = [tuple(slice(s, s + length) for s, length in zip(start, patch)) for start in starts]
     for window in windows:
         weight[window] += importance
-    total = math.ceil(len(windows) / batch_size)
+    busy, blank = _split_blank(padded, windows) if reuse_blank else (windows, [])
+    batches = [busy[i:i + batch_size] for i in range(0, len(busy), batch_size)]
+    if blank:
+        batches.append(blank[:1])
     with torch.inference_mode():
-        for batch_index in range(total):
-            batch_windows = windows[batch_index * batch_size:(batch_index + 1) * batch_size]
+        for batch_index, batch_windows in enumerate(batches):
             batch = torch.stack([padded[(slice(None), *window)] for window in batch_windows])
             with _autocast(device, amp):
                 predicted = network(batch)
             predicted = predicted.float() * importance
             for window, values in zip(batch_windows, predicted):
                 output[(slice(None), *window)] += values
-            yield Progress(batch_index + 1, total, f"window batch {batch_index + 1}/{total}")
+            if blank and batch_windows is batches[-1]:
+                for window in blank[1:]:
+                    output[(slice(None), *window)] += predicted[0]
+            yield Progress(batch_index + 1, len(batches),
+                           f"window batch {batch_index + 1}/{len(batches)}")
     output /= weight
     return output[(slice(None), *crop)]

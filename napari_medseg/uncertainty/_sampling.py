@@ -107,7 +107,8 @@ def draw_samples(model, image: torch.Tensor, methods: tuple[str, ...], samples: 
         with dropout_active(network, "mc" in methods):
             runs = sliding_window(_sampler(network, flips, per_fold, k), image,
                                   model.spec.patch_size, per_fold * k, overlap=overlap,
-                                  batch_size=max(1, 4 // per_fold), device=device)
+                                  batch_size=max(1, 4 // per_fold), device=device,
+                                  reuse_blank="mc" not in methods)
             while True:
                 try:
                     step = next(runs)
