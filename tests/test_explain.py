@@ -151,3 +151,21 @@ def test_bad_input_is_refused(coarse_model_folder, small_case):
         run_to_end(explain_case(model, three))
     with pytest.raises(InputError, match="unknown baseline"):
         run_to_end(explain_case(model, small_case.volume, baseline="noise"))
+
+
+def test_many_contrasts_use_permutation_sampling(coarse_model_folder, small_case, monkeypatch):
+    from napari_medseg.explain import _explain
+
+    model = load_model(coarse_model_folder)
+    exact = run_to_end(explain_case(model, small_case.volume, small_case.labels.data,
+                                    maps=False))
+    monkeypatch.setattr(_explain, "EXACT_LIMIT", 3)  # as if the model had many contrasts
+    sampled = run_to_end(explain_case(model, small_case.volume, small_case.labels.data,
+                                      permutations=12))
+    assert sampled.model["method"] == "permutation sampling"
+    for name, target in sampled.targets.items():
+        reference = exact.targets[name]
+        assert target.maps is None and target.standard_error is not None
+        assert target.phi.sum() == pytest.approx(target.value_all - target.value_empty, abs=1e-9)
+        assert np.all(np.abs(target.phi - reference.phi) <= 4 * target.standard_error + 1e-6)
+    assert "phi_standard_error" in sampled.to_dict()["targets"]["WT"]

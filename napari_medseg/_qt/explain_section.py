@@ -12,7 +12,7 @@ from napari_medseg._qt.worker import TaskRunner
 from napari_medseg.errors import MedsegError
 
 NO_REFERENCE = "(none: agreement with all contrasts)"
-_COLUMNS = ("Contrast", "phi", "fold sd", "rank", "clinician rank")
+_COLUMNS = ("Contrast", "phi", "fold sd", "rank", "clinician")
 
 
 class ExplainSection(QWidget):

@@ -11,7 +11,7 @@ from napari_medseg._qt.worker import TaskRunner
 
 MAP_COLORMAPS = {"total": "inferno", "aleatoric": "viridis", "epistemic": "magma"}
 SUGGESTIONS_NAME = "suggested clicks"
-_COLUMNS = ("Structure", "Volume (ml)", "CV", "Unc. inside", "Unc. boundary")
+_COLUMNS = ("Structure", "Volume (ml)", "CV", "Unc. in", "Unc. edge")
 
 
 class UncertaintySection(QWidget):
@@ -39,6 +39,7 @@ class UncertaintySection(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height() + 4)
         self.suggestion_list = QListWidget()
         self.suggestion_list.setFixedHeight(90)
         self.suggestion_list.currentRowChanged.connect(self.go_to)

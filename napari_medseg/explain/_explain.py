@@ -46,6 +46,7 @@ class TargetAttribution:
     nsf: float | None = None
     fold_nsf: list[float] = field(default_factory=list)
     maps: np.ndarray | None = None
+    standard_error: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +72,9 @@ class ShapleyResult:
                      "per_fold_ranking": [dict(zip(self.contrasts, map(float, row)))
                                           for row in t.fold_ranks],
                      "rank_variance": t.rank_variance}
+            if t.standard_error is not None:
+                entry["phi_standard_error"] = dict(zip(self.contrasts,
+                                                       map(float, t.standard_error)))
             if t.clinician_ranks is not None:
                 entry["clinician_ranking"] = dict(zip(self.contrasts, map(float, t.clinician_ranks)))
                 entry["nsf"] = t.nsf
@@ -121,9 +125,13 @@ def _check_reference(reference, volume: Volume, model: LoadedModel) -> np.ndarra
 
 def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | None = None,
                  baseline: str = "zero", clinician: Mapping[str, Mapping[str, int]] | None = None,
-                 maps: bool = True, overlap: float = 0.5,
-                 device: str = "cpu") -> ProgressGenerator[ShapleyResult]:
-    """Exact Shapley attribution of every contrast, per label and region, per fold.
+                 maps: bool = True, overlap: float = 0.5, device: str = "cpu",
+                 permutations: int = 64) -> ProgressGenerator[ShapleyResult]:
+    """Shapley attribution of every contrast, per label and region, per fold.
+
+    Exact over all ``2**M`` coalitions for up to six contrasts; beyond that,
+    permutation sampling (``permutations`` orderings, antithetic, each
+    coalition run once) with standard errors, and no voxel maps.
 
     Parameters
     ----------
@@ -143,6 +151,8 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
         Window overlap of the model runs.
     device : str
         Torch device.
+    permutations : int
+        Orderings sampled when there are more than six contrasts.
 
     Yields
     ------
@@ -152,9 +162,6 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
     from napari_medseg.models.device import choose_device
 
     contrasts = model.spec.input_names
-    if len(contrasts) > EXACT_LIMIT:
-        raise InputError(f"{len(contrasts)} contrasts: exact Shapley needs 2^{len(contrasts)} "
-                         "coalitions; use napari_medseg.explain.permutation_shapley")
     reference = _check_reference(reference, volume, model)
     targets = attribution_targets(model)
     checked = {t: validate_ranking(r, contrasts, t) for t, r in (clinician or {}).items()
@@ -165,6 +172,10 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
     grid = model_grid_shape(volume.shape, volume.spacing, model.spec.spacing)
     image_t = _resample(torch.from_numpy(image), grid)
     base_t = torch.from_numpy(make_baseline(image_t.numpy(), baseline, model.spec.spacing))
+    if len(contrasts) > EXACT_LIMIT:
+        result = yield from _sampled(model, image_t, base_t, volume, reference, targets,
+                                     checked, baseline, overlap, torch_device, permutations)
+        return result
     masks = coalition_masks(len(contrasts))
     fold_values, ensemble = [], None
     for fold, network in enumerate(model.networks):
@@ -217,3 +228,74 @@ def _voxel_maps(ensemble: torch.Tensor, targets, case_shape) -> dict[str, np.nda
         phi = torch.tensordot(coefficients, foreground, dims=1)  # [M, z, y, x]
         out[name] = _resample(phi, case_shape).numpy().astype(np.float32)
     return out
+
+
+def _sampled(model, image_t, base_t, volume, reference, targets, checked, baseline, overlap,
+             device, permutations) -> ProgressGenerator[ShapleyResult]:
+    """Permutation-sampling Shapley for many contrasts: coalitions run on demand, once."""
+    from napari_medseg.explain._shapley import coalitions_visited, permutation_shapley
+
+    contrasts = model.spec.input_names
+    n = len(contrasts)
+    cache: dict[int, np.ndarray] = {}  # code -> values [folds + 1 (ensemble), targets]
+    needed = coalitions_visited(n, permutations, seed=0)
+    truth = reference
+    if truth is None:
+        full = yield from _labels_of(model, image_t, base_t, 2**n - 1, n, overlap, device,
+                                     volume.shape)
+        truth = full
+    for step, code in enumerate(sorted(needed)):
+        values = yield from _values_against(model, image_t, base_t, code, n, overlap, device,
+                                            volume.shape, targets, truth)
+        cache[code] = values
+        yield Progress(step + 1, len(needed), f"coalition {step + 1}/{len(needed)}")
+    results = {}
+    for index, (name, labels) in enumerate(targets.items()):
+        fold_phi = []
+        for member in range(len(model.networks) + 1):
+            phi, error = permutation_shapley(lambda c: cache[c][member, index], n,
+                                             permutations, seed=0)
+            fold_phi.append((phi, error))
+        phi, error = fold_phi[-1]
+        fold_only = np.array([p for p, _ in fold_phi[:-1]])
+        fold_ranks = np.array([ranks_from_phi(p) for p in fold_only])
+        ranks = ranks_from_phi(phi)
+        clinician_ranks = checked.get(name)
+        results[name] = TargetAttribution(
+            name=name, labels=labels, phi=phi, ranks=ranks,
+            value_all=float(cache[2**n - 1][-1, index]), value_empty=float(cache[0][-1, index]),
+            fold_phi=fold_only, fold_ranks=fold_ranks, rank_variance=rank_variance(fold_ranks),
+            clinician_ranks=clinician_ranks,
+            nsf=None if clinician_ranks is None else normalised_footrule_similarity(
+                ranks, clinician_ranks),
+            fold_nsf=[] if clinician_ranks is None else [
+                normalised_footrule_similarity(r, clinician_ranks) for r in fold_ranks],
+            standard_error=error)
+    return ShapleyResult(contrasts=contrasts, baseline=baseline,
+                         value="dice_vs_reference" if reference is not None
+                         else "dice_vs_full_prediction",
+                         model={"name": model.spec.name, "version": model.spec.version,
+                                "folds": len(model.networks), "method": "permutation sampling",
+                                "permutations": permutations},
+                         targets=results)
+
+
+def _member_probabilities(model, image_t, base_t, code, n, overlap, device):
+    mask = np.array([[(code >> i) & 1 == 1 for i in range(n)]])
+    per_fold = []
+    for network in model.networks:
+        probabilities = yield from coalition_probabilities(
+            network, image_t, base_t, mask, model.spec.patch_size, model.spec.n_classes,
+            overlap, device)
+        per_fold.append(probabilities)
+    return [*per_fold, sum(per_fold) / len(per_fold)]
+
+
+def _labels_of(model, image_t, base_t, code, n, overlap, device, shape):
+    members = yield from _member_probabilities(model, image_t, base_t, code, n, overlap, device)
+    return _resample(members[-1][0], shape).argmax(0).numpy()
+
+
+def _values_against(model, image_t, base_t, code, n, overlap, device, shape, targets, truth):
+    members = yield from _member_probabilities(model, image_t, base_t, code, n, overlap, device)
+    return np.stack([_coalition_values(p, shape, targets, truth)[0] for p in members])

@@ -63,6 +63,27 @@ def exact_shapley(values: np.ndarray) -> np.ndarray:
     return np.tensordot(shapley_coefficients(n_players), values, axes=1)
 
 
+def antithetic_orderings(n_players: int, n_permutations: int, seed: int = 0) -> list[np.ndarray]:
+    """The orderings `permutation_shapley` visits: random ones, each with its reverse."""
+    rng = np.random.default_rng(seed)
+    orderings = []
+    for _ in range((n_permutations + 1) // 2):
+        order = rng.permutation(n_players)
+        orderings += [order, order[::-1]]
+    return orderings
+
+
+def coalitions_visited(n_players: int, n_permutations: int, seed: int = 0) -> set[int]:
+    """Bitmasks of every coalition those orderings pass through (run each once)."""
+    visited = {0}
+    for ordering in antithetic_orderings(n_players, n_permutations, seed):
+        code = 0
+        for player in ordering:
+            code |= 1 << int(player)
+            visited.add(code)
+    return visited
+
+
 def permutation_shapley(value_of: Callable[[int], float], n_players: int, n_permutations: int,
                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Shapley values by permutation sampling, with their standard errors.
@@ -87,7 +108,6 @@ def permutation_shapley(value_of: Callable[[int], float], n_players: int, n_perm
     -------
     phi, standard_error : ndarray of shape (M,)
     """
-    rng = np.random.default_rng(seed)
     cache: dict[int, float] = {}
 
     def cached(code: int) -> float:
@@ -96,15 +116,13 @@ def permutation_shapley(value_of: Callable[[int], float], n_players: int, n_perm
         return cache[code]
 
     samples = []
-    for _ in range((n_permutations + 1) // 2):
-        order = rng.permutation(n_players)
-        for ordering in (order, order[::-1]):
-            gains, code, previous = np.zeros(n_players), 0, cached(0)
-            for player in ordering:
-                code |= 1 << int(player)
-                current = cached(code)
-                gains[player], previous = current - previous, current
-            samples.append(gains)
+    for ordering in antithetic_orderings(n_players, n_permutations, seed):
+        gains, code, previous = np.zeros(n_players), 0, cached(0)
+        for player in ordering:
+            code |= 1 << int(player)
+            current = cached(code)
+            gains[player], previous = current - previous, current
+        samples.append(gains)
     samples = np.asarray(samples)
     pairs = samples.reshape(-1, 2, n_players).mean(1)
     error = pairs.std(0, ddof=1) / np.sqrt(len(pairs)) if len(pairs) > 1 else np.full(
