@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import platform
-import resource
-import sys
 import time
 from pathlib import Path
 
@@ -23,12 +21,6 @@ def machine() -> dict:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far (MiB)."""
-    scale = 1024 if sys.platform != "darwin" else 1024 * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
 def print_table(rows: list[dict], columns: list[str]) -> None:

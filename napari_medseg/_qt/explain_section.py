@@ -111,12 +111,13 @@ class ExplainSection(QWidget):
         reference = None if name == NO_REFERENCE else self._viewer.layers[name].data.copy()
         baseline = self.baseline_combo.currentText()
         device = self._models.device_combo.currentText()
+        folder = self._models.current_folder()
         rankings = {t: dict(r) for t, r in self.rankings.items()}
 
         def task():
             from napari_medseg.explain import explain_case
 
-            model = self._models._model()
+            model = self._models.loaded_model(folder)
             result = yield from explain_case(model, volume, reference, baseline=baseline,
                                              clinician=rankings, device=device)
             return result, volume

@@ -100,10 +100,11 @@ class ModelSection(QWidget):
         self._case.set_contrasts(spec.input_names)
 
     # -- running ----------------------------------------------------------
-    def _model(self):
+    def loaded_model(self, folder: Path):
+        """The model in ``folder``, loaded once (checksums verified). Safe in a worker:
+        it touches no widget, so callers read ``current_folder()`` on the GUI thread."""
         from napari_medseg.models import load_model
 
-        folder = self.current_folder()
         if folder not in self._loaded:
             self._loaded[folder] = load_model(folder)
         return self._loaded[folder]
@@ -122,11 +123,12 @@ class ModelSection(QWidget):
         volume = volume_from_layers(self._case.assigned_layers())
         device = self.device_combo.currentText()
         keep = self.probabilities_box.isChecked()
+        folder = self.current_folder()
 
         def task():
             from napari_medseg.inference import predict
 
-            model = self._model()
+            model = self.loaded_model(folder)
             prediction = yield from predict(model, volume, device=device,
                                             keep_probabilities=keep)
             return model, volume, prediction

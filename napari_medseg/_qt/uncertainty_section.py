@@ -82,11 +82,12 @@ class UncertaintySection(QWidget):
         volume = volume_from_layers(self._case.assigned_layers())
         methods, samples = self.methods(), self.samples.value()
         device = self._models.device_combo.currentText()
+        folder = self._models.current_folder()
 
         def task():
             from napari_medseg.uncertainty import estimate_uncertainty
 
-            model = self._models._model()
+            model = self._models.loaded_model(folder)
             result = yield from estimate_uncertainty(model, volume, methods, samples,
                                                      device=device)
             return result, volume
