@@ -27,8 +27,7 @@ run: setup
 	@bash scripts/run_viewer.sh $(PY)
 
 screenshot: setup
-	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m napari_medseg view --sample \
-		--screenshot docs/screenshot.png
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) scripts/readme_screenshot.py docs/screenshot.png
 
 test: setup
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m pytest $(PYTEST_ARGS)

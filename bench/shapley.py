@@ -1,6 +1,8 @@
 """Shapley attributions: speed against captum, and the scientific check.
 
-Part 1 (speed, one held-out case, fold 0 of the built-in model, target WT):
+Part 1 (speed, one held-out case cropped to a 56^3 region of interest around
+the tumour so that captum's ~100 passes fit in minutes, fold 0 of the
+built-in model, target WT):
 our exact Shapley (16 coalitions batched through one sliding-window pass,
 values for all five targets at once) against captum's ShapleyValues (exact,
 over permutations) on the same forward function, and against captum's
@@ -36,12 +38,27 @@ from napari_medseg.sample import generate_case
 WT = (1, 2, 3)
 
 
+def crop_around_tumour(case, side: int = 56):
+    """The case cropped to a ``side``^3 box around the tumour (a region of interest)."""
+    from napari_medseg.io import LabelMap, Volume
+
+    centre = np.argwhere(case.labels.data > 0).mean(0).round().astype(int)
+    lo = np.clip(centre - side // 2, 0, np.asarray(case.labels.data.shape) - side)
+    box = tuple(slice(a, a + side) for a in lo)
+    shift = np.eye(4)
+    shift[:3, 3] = lo[::-1]
+    affine = case.volume.affine @ shift
+    volume = Volume(case.volume.data[(slice(None), *box)], affine, case.volume.channel_names)
+    return type(case)(volume, LabelMap(case.labels.data[box], affine, case.labels.label_names),
+                      case.seed, case.info)
+
+
 def speed(seed: int, tolerance: float) -> dict:
     from captum.attr import ShapleyValues, ShapleyValueSampling
 
     full = load_model("brats_unet")
     model = LoadedModel(full.spec, full.folder, full.networks[:1])
-    case = generate_case(seed, spacing=2.0)
+    case = crop_around_tumour(generate_case(seed, spacing=2.0))
     start = time.perf_counter()
     ours = run_to_end(explain_case(model, case.volume, case.labels.data, maps=False))
     ours_seconds = time.perf_counter() - start
@@ -70,7 +87,7 @@ def speed(seed: int, tolerance: float) -> dict:
     captum_phi = exact[0, :, 0, 0, 0].numpy()
 
     sampling = {}
-    for n_samples in (1, 2, 4, 8, 16, 32):
+    for n_samples in (1, 2, 4, 8, 16):
         calls.clear()
         start = time.perf_counter()
         sampled = ShapleyValueSampling(forward).attribute(

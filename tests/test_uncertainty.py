@@ -121,3 +121,19 @@ def test_suggestions_rank_regions_and_skip_clicked_ones():
     assert suggestions[0]["score"] == pytest.approx(512 * 0.5)
     after = suggest_clicks(field, clicked=[(24, 24, 24)], threshold=0.3)
     assert [s["size"] for s in after] == [64, 8]
+
+
+def test_shared_encoder_mc_equals_repeated_forward_in_eval_and_differs_with_dropout():
+    from napari_medseg.models.unet import UNet3D
+    from napari_medseg.uncertainty._sampling import dropout_active
+
+    torch.manual_seed(0)
+    network = UNet3D(4, 4, widths=(4, 8, 16, 32), dropout=0.3).eval()
+    x = torch.randn(2, 4, 16, 16, 16)
+    with torch.no_grad():
+        shared = network.forward_samples(x, 3)
+        repeated = network(x.repeat(3, 1, 1, 1, 1))
+        torch.testing.assert_close(shared, repeated, atol=1e-5, rtol=1e-4)
+        with dropout_active(network, True):
+            sampled = network.forward_samples(x, 3).reshape(3, 2, 4, 16, 16, 16)
+        assert not torch.allclose(sampled[0], sampled[1])

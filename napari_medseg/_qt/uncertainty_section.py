@@ -119,8 +119,8 @@ class UncertaintySection(QWidget):
         rows = self.result.structures
         self.table.setRowCount(len(rows))
         for row, (name, figures) in enumerate(rows.items()):
-            cells = [name, f"{figures['volume_mean_mm3'] / 1000:.2f} \u00b1 "
-                     f"{figures['volume_sd_mm3'] / 1000:.2f}", f"{figures['volume_cv']:.3f}",
+            cells = [name, f"{figures['volume_mean_mm3'] / 1000:.1f}\u00b1"
+                     f"{figures['volume_sd_mm3'] / 1000:.1f}", f"{figures['volume_cv']:.3f}",
                      f"{figures['uncertainty_inside']:.3f}",
                      f"{figures['uncertainty_boundary']:.3f}"]
             for column, text in enumerate(cells):

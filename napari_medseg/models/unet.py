@@ -80,6 +80,35 @@ class UNet3D(nn.Module):
             x = decoder(torch.cat([up(x), skips.pop()], dim=1))
         return self.head(x)
 
+    def forward_samples(self, x: torch.Tensor, samples: int) -> torch.Tensor:
+        """Monte Carlo forward: ``samples`` stochastic outputs per input, sample-major.
+
+        The encoder levels before the first dropout layer are deterministic, so
+        they run once and their activations are shared by every sample; only
+        the rest of the network runs ``samples`` times (with dropout active, it
+        draws a new mask per sample). Output ``[samples * B, n_classes, ...]``,
+        equal in distribution to ``forward`` on the input repeated ``samples`` times.
+        """
+        skips: list[torch.Tensor] = []
+        shared = 0
+        for encoder, down in zip(self.encoders, self.downs):
+            if any(isinstance(m, nn.Dropout3d) for m in encoder.modules()):
+                break
+            x = encoder(x)
+            skips.append(x)
+            x = down(x)
+            shared += 1
+        x = x.repeat(samples, *([1] * (x.dim() - 1)))
+        skips = [s.repeat(samples, *([1] * (s.dim() - 1))) for s in skips]
+        for encoder, down in zip(list(self.encoders)[shared:], list(self.downs)[shared:]):
+            x = encoder(x)
+            skips.append(x)
+            x = down(x)
+        skips.pop()
+        for up, decoder in zip(self.ups, self.decoders):
+            x = decoder(torch.cat([up(x), skips.pop()], dim=1))
+        return self.head(x)
+
 
 ARCHITECTURES = {"unet3d": UNet3D}
 

@@ -1,8 +1,10 @@
 """Probability samples: Monte Carlo dropout, flip test-time augmentation, fold ensemble.
 
 Samples of one window are batched through the network together (dropout
-draws differ per batch element), inside the ordinary sliding-window engine,
-so T samples cost less than T separate predictions. Test-time flips are
+draws differ per batch element), inside the ordinary sliding-window engine;
+for Monte Carlo dropout on a network with ``forward_samples`` (the built-in
+U-Net), the encoder levels before the first dropout layer run once per window
+and are shared by all T samples, so T samples cost less than T predictions. Test-time flips are
 undone on each output before blending, so every sample is aligned with the
 image.
 """
@@ -68,14 +70,17 @@ def check_methods(methods: tuple[str, ...], samples: int, model) -> None:
 def _sampler(network, flips: list[tuple[int, ...]], n_samples: int, n_classes: int):
     """A window function returning ``n_samples`` probability maps per window."""
 
+    shares_encoder = flips == [()] and hasattr(network, "forward_samples")
+
     def run(batch: torch.Tensor) -> torch.Tensor:
-        outputs = []
-        for index in range(n_samples):
-            axes = tuple(a + 2 for a in flips[index % len(flips)])
-            x = torch.flip(batch, axes) if axes else batch
-            outputs.append(x)
-        stacked = torch.cat(outputs)  # [n_samples * B, C, ...]
-        probabilities = network(stacked).softmax(1)
+        if shares_encoder:  # MC dropout alone: the dropout-free encoder runs once
+            probabilities = network.forward_samples(batch, n_samples).softmax(1)
+        else:
+            outputs = []
+            for index in range(n_samples):
+                axes = tuple(a + 2 for a in flips[index % len(flips)])
+                outputs.append(torch.flip(batch, axes) if axes else batch)
+            probabilities = network(torch.cat(outputs)).softmax(1)  # [n_samples * B, K, ...]
         probabilities = probabilities.reshape(n_samples, batch.shape[0], n_classes,
                                               *batch.shape[2:])
         aligned = [torch.flip(probabilities[i], tuple(a + 2 for a in flips[i % len(flips)]))
