@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 
-def default_expectations(names: dict[int, str]) -> dict:
+def default_expectations() -> dict:
     """Expected topology of the built-in model's structures, when the mask uses its labels."""
     from napari_medseg.models import builtin_models, read_spec
     from napari_medseg.topology import Expectation
@@ -33,7 +33,7 @@ def cmd_topology(args: argparse.Namespace) -> int:
     reference = read_labels(args.reference).data if args.reference else None
     names = mask.label_names or (label_names() if args.brats else {})
     regions = BRATS_REGIONS if args.brats else {}
-    expectations = default_expectations(names) if args.brats else {}
+    expectations = default_expectations() if args.brats else {}
     expectations.update(dict(parse_expectation(text) for text in args.expect))
     results = check_topology(mask.data, mask.affine, names, regions, expectations, reference,
                              connectivity=args.connectivity, max_gap_mm=args.max_gap)

@@ -237,18 +237,25 @@ def _sampled(model, image_t, base_t, volume, reference, targets, checked, baseli
 
     contrasts = model.spec.input_names
     n = len(contrasts)
-    cache: dict[int, np.ndarray] = {}  # code -> values [folds + 1 (ensemble), targets]
-    needed = coalitions_visited(n, permutations, seed=0)
-    truth = reference
-    if truth is None:
-        full = yield from _labels_of(model, image_t, base_t, 2**n - 1, n, overlap, device,
-                                     volume.shape)
-        truth = full
-    for step, code in enumerate(sorted(needed)):
-        values = yield from _values_against(model, image_t, base_t, code, n, overlap, device,
-                                            volume.shape, targets, truth)
-        cache[code] = values
-        yield Progress(step + 1, len(needed), f"coalition {step + 1}/{len(needed)}")
+    full_code = 2**n - 1
+    needed = sorted(coalitions_visited(n, permutations, seed=0) - {full_code})
+    total = len(needed) + 1
+    full = yield from _member_probabilities(model, image_t, base_t, full_code, n, overlap, device)
+    # without a reference, each member (fold, ensemble) is compared with its own full prediction
+    truths = [reference if reference is not None
+              else _resample(p[0], volume.shape).argmax(0).numpy() for p in full]
+
+    def values_of(members) -> np.ndarray:  # [folds + 1 (ensemble), targets]
+        return np.stack([_coalition_values(p, volume.shape, targets, truth)[0]
+                         for p, truth in zip(members, truths)])
+
+    cache: dict[int, np.ndarray] = {full_code: values_of(full)}
+    yield Progress(1, total, f"coalition 1/{total}")
+    for step, code in enumerate(needed, start=2):
+        members = yield from _member_probabilities(model, image_t, base_t, code, n, overlap,
+                                                   device)
+        cache[code] = values_of(members)
+        yield Progress(step, total, f"coalition {step}/{total}")
     results = {}
     for index, (name, labels) in enumerate(targets.items()):
         fold_phi = []
@@ -289,13 +296,3 @@ def _member_probabilities(model, image_t, base_t, code, n, overlap, device):
             overlap, device)
         per_fold.append(probabilities)
     return [*per_fold, sum(per_fold) / len(per_fold)]
-
-
-def _labels_of(model, image_t, base_t, code, n, overlap, device, shape):
-    members = yield from _member_probabilities(model, image_t, base_t, code, n, overlap, device)
-    return _resample(members[-1][0], shape).argmax(0).numpy()
-
-
-def _values_against(model, image_t, base_t, code, n, overlap, device, shape, targets, truth):
-    members = yield from _member_probabilities(model, image_t, base_t, code, n, overlap, device)
-    return np.stack([_coalition_values(p, shape, targets, truth)[0] for p in members])

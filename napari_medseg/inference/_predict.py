@@ -67,7 +67,7 @@ def _resample(tensor, shape):
                          align_corners=False)[0]
 
 
-def _fold_pass(network, image, spec, device, batch_size, amp, notes):
+def _fold_pass(network, image, spec, device, batch_size, amp, overlap, notes):
     """One fold's sliding window, retrying with smaller batches / the CPU on CUDA OOM."""
     import torch
 
@@ -77,17 +77,17 @@ def _fold_pass(network, image, spec, device, batch_size, amp, notes):
         softmax = lambda x: network(x).softmax(1)  # noqa: E731
         try:
             result = yield from sliding_window(softmax, image, spec.patch_size, spec.n_classes,
-                                               overlap=notes["overlap"], batch_size=batch_size,
+                                               overlap=overlap, batch_size=batch_size,
                                                device=device, amp=amp)
             return result
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             if batch_size > 1:
                 batch_size //= 2
-                notes["log"].append(f"GPU out of memory: retrying with batch size {batch_size}")
+                notes.append(f"GPU out of memory: retrying with batch size {batch_size}")
             else:
                 device = torch.device("cpu")
-                notes["log"].append("GPU out of memory at batch size 1: continuing on the CPU")
+                notes.append("GPU out of memory at batch size 1: continuing on the CPU")
 
 
 def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: float = 0.5,
@@ -140,10 +140,10 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
     image = normalise_image(channels_for_model(volume, spec),
                             [item.normalization for item in spec.inputs])
     image = _resample(torch.from_numpy(image), target_shape)
-    notes = {"overlap": overlap, "log": []}
+    notes: list[str] = []
     total = torch.zeros((spec.n_classes, *target_shape), dtype=torch.float32)
     for fold_index, network in enumerate(model.networks):
-        passes = _fold_pass(network, image, spec, torch_device, batch_size, amp, notes)
+        passes = _fold_pass(network, image, spec, torch_device, batch_size, amp, overlap, notes)
         while True:
             try:
                 step = next(passes)
@@ -157,4 +157,4 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
     return Prediction(labels=labels, probabilities=mean.numpy() if keep_probabilities else None,
                       model_name=spec.name, model_version=spec.version,
                       folds=tuple(range(len(model.networks))), device=str(torch_device),
-                      notes=tuple(notes["log"]))
+                      notes=tuple(notes))
