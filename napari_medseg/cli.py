@@ -115,7 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window and exit")
     view.set_defaults(run=_cmd_view)
 
+    from napari_medseg._cli_cohort import add_cohort_commands
     from napari_medseg._cli_explain import add_explain_commands
+    from napari_medseg._cli_export import add_export_commands
+    from napari_medseg._cli_interactive import add_interactive_commands
     from napari_medseg._cli_models import add_model_commands
     from napari_medseg._cli_topology import add_topology_commands
     from napari_medseg._cli_uncertainty import add_uncertainty_commands
@@ -124,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_explain_commands(commands)
     add_topology_commands(commands)
     add_uncertainty_commands(commands)
+    add_interactive_commands(commands)
+    add_export_commands(commands)
+    add_cohort_commands(commands)
     return parser
 
 

@@ -100,3 +100,11 @@ def sample_dock(make_napari_viewer):
         return viewer, dock
 
     return open_dock
+
+
+@pytest.fixture(autouse=True)
+def _private_user_folders(tmp_path_factory, monkeypatch):
+    """Recovery files and fine-tuned models go to a per-test folder, never the user's."""
+    base = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("NAPARI_MEDSEG_RECOVERY_DIR", str(base / "recovery"))
+    monkeypatch.setenv("NAPARI_MEDSEG_MODELS_DIR", str(base / "models"))

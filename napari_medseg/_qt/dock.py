@@ -11,7 +11,10 @@ from qtpy.QtWidgets import QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
 from napari_medseg import __version__
 from napari_medseg._qt.case_section import CaseSection
 from napari_medseg._qt.explain_section import ExplainSection
+from napari_medseg._qt.export_section import ExportSection
 from napari_medseg._qt.model_section import ModelSection
+from napari_medseg._qt.refine_section import RefineSection
+from napari_medseg._qt.review_section import ReviewSection
 from napari_medseg._qt.topology_section import TopologySection
 from napari_medseg._qt.uncertainty_section import UncertaintySection
 
@@ -34,12 +37,19 @@ class MedSegDock(QWidget):
         self.explain_section = ExplainSection(napari_viewer, self.case_section,
                                               self.model_section)
         self.add_section("Model: automatic segmentation", self.model_section)
+        self.refine_section = RefineSection(napari_viewer, self.case_section, self.model_section)
+        self.add_section("Refine: positive / negative clicks", self.refine_section)
         self.uncertainty_section = UncertaintySection(napari_viewer, self.case_section,
                                                       self.model_section)
         self.topology_section = TopologySection(napari_viewer, self.model_section)
         self.add_section("Explain: Shapley contrast attributions", self.explain_section)
         self.add_section("Uncertainty: where the model is unsure", self.uncertainty_section)
         self.add_section("Topology: errors and fixes", self.topology_section)
+        self.export_section = ExportSection(napari_viewer, self.case_section, self.model_section,
+                                            self.refine_section)
+        self.add_section("Export: corrected masks for retraining", self.export_section)
+        self.review_section = ReviewSection(napari_viewer)
+        self.add_section("Review queue: cohort cases by priority", self.review_section)
         self._body_layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)

@@ -20,7 +20,8 @@ SPEC_FILE = "model.json"
 NORMALISATIONS = ("zscore_nonzero", "zscore", "none")
 _FIELDS = {"format_version", "name", "version", "description", "architecture", "inputs",
            "labels", "regions", "patch_size", "spacing", "folds", "training", "metrics",
-           "parent", "expected_topology"}
+           "parent", "expected_topology", "task"}
+TASKS = ("segmentation", "interactive")
 _REQUIRED = {"name", "version", "architecture", "inputs", "labels", "patch_size", "spacing",
              "folds"}
 
@@ -59,6 +60,7 @@ class ModelSpec:
     metrics: dict[str, Any] = field(default_factory=dict)
     parent: dict[str, Any] = field(default_factory=dict)
     expected_topology: dict[str, Any] = field(default_factory=dict)
+    task: str = "segmentation"
     format_version: int = 1
 
     @property
@@ -120,6 +122,9 @@ def parse_spec(data: dict, where: str = SPEC_FILE) -> ModelSpec:
     architecture = dict(data["architecture"])
     if "name" not in architecture:
         raise InputError(describe(where, "architecture needs a 'name'"))
+    task = str(data.get("task", "segmentation"))
+    if task not in TASKS:
+        raise InputError(describe(where, f"unknown task {task!r}", f"Use one of {TASKS}"))
     folds = tuple(FoldSpec(str(f["file"]), str(f.get("sha256", ""))) for f in data["folds"])
     if not folds:
         raise InputError(describe(where, "no folds: a model needs at least one weight file"))
@@ -132,7 +137,7 @@ def parse_spec(data: dict, where: str = SPEC_FILE) -> ModelSpec:
         regions={k: tuple(int(v) for v in vs) for k, vs in data.get("regions", {}).items()},
         training=dict(data.get("training", {})), metrics=dict(data.get("metrics", {})),
         parent=dict(data.get("parent", {})),
-        expected_topology=dict(data.get("expected_topology", {})),
+        expected_topology=dict(data.get("expected_topology", {})), task=task,
         format_version=int(data.get("format_version", 1)))
 
 

@@ -8,7 +8,7 @@ cancel it, and scripts can log curves.
 """
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,8 +88,23 @@ def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ce + (1 - dice[1:].mean())
 
 
+BatchSampler = Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+
+def case_batch_sampler(cases: Sequence[TrainingCase], settings: TrainingSettings) -> BatchSampler:
+    """Draw ``settings.batch_size`` augmented patches from random cases."""
+    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        images, labels = zip(*(augment(*sample_patch(cases[rng.integers(len(cases))],
+                                                     settings.patch_size, rng,
+                                                     settings.foreground_fraction), rng)
+                               for _ in range(settings.batch_size)))
+        return np.stack(images), np.stack(labels)
+    return draw
+
+
 def train(network: nn.Module, cases: Sequence[TrainingCase], settings: TrainingSettings,
-          device: torch.device | str = "cpu") -> Generator[Progress, None, list[dict]]:
+          device: torch.device | str = "cpu",
+          sampler: BatchSampler | None = None) -> Generator[Progress, None, list[dict]]:
     """Train ``network`` in place; yields progress, returns the loss curve.
 
     Parameters
@@ -102,7 +117,11 @@ def train(network: nn.Module, cases: Sequence[TrainingCase], settings: TrainingS
         Steps, batch, patch, learning rate, seed.
     device : torch.device or str
         Where to train.
+    sampler : callable, optional
+        ``sampler(rng) -> (images, labels)`` batches; default: patches of ``cases``
+        (`case_batch_sampler`), so other tasks (click training) reuse the loop.
     """
+    sampler = sampler or case_batch_sampler(cases, settings)
     rng = np.random.default_rng(settings.seed)
     torch.manual_seed(settings.seed)
     network.to(device).train()
@@ -113,12 +132,9 @@ def train(network: nn.Module, cases: Sequence[TrainingCase], settings: TrainingS
     curve: list[dict] = []
     running = 0.0
     for step in range(1, settings.steps + 1):
-        images, labels = zip(*(augment(*sample_patch(cases[rng.integers(len(cases))],
-                                                     settings.patch_size, rng,
-                                                     settings.foreground_fraction), rng)
-                               for _ in range(settings.batch_size)))
-        x = torch.from_numpy(np.stack(images)).to(device)
-        y = torch.from_numpy(np.stack(labels).astype(np.int64)).to(device)
+        images, labels = sampler(rng)
+        x = torch.from_numpy(images).to(device)
+        y = torch.from_numpy(labels.astype(np.int64)).to(device)
         loss = dice_ce_loss(network(x), y)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()

@@ -53,6 +53,7 @@ class SyntheticCase:
     labels: LabelMap
     seed: int
     info: dict
+    tissue: dict[str, np.ndarray] | None = None
 
 
 def case_grid(anatomy: Anatomy, spacing: tuple[float, float, float]):
@@ -102,7 +103,8 @@ def _source_coordinates(shape, spacing, anatomy, params, settings, rng) -> np.nd
 
 
 def generate_case(seed: int, spacing: float | tuple[float, float, float] = 1.5,
-                  settings: PhantomSettings | None = None) -> SyntheticCase:
+                  settings: PhantomSettings | None = None,
+                  with_tissue: bool = False) -> SyntheticCase:
     """Generate one BraTS-like case; the same seed gives the same case.
 
     Parameters
@@ -113,6 +115,9 @@ def generate_case(seed: int, spacing: float | tuple[float, float, float] = 1.5,
         Output voxel size in mm (isotropic, or ``(z, y, x)``).
     settings : PhantomSettings, optional
         Ranges of anatomical and acquisition variation.
+    with_tissue : bool
+        Keep the warped tissue fractions (``csf``, ``gm``, ``wm``, float16) in
+        ``case.tissue``: targets of anatomical structures for click training.
 
     Returns
     -------
@@ -147,7 +152,9 @@ def generate_case(seed: int, spacing: float | tuple[float, float, float] = 1.5,
             "label_voxels": {name: int((labels == value).sum())
                              for value, name in label_names().items()}}
     return SyntheticCase(volume=volume, labels=LabelMap(labels, affine, label_names()),
-                         seed=int(seed), info=info)
+                         seed=int(seed), info=info,
+                         tissue={k: warped[k].astype(np.float16) for k in ("csf", "gm", "wm")}
+                         if with_tissue else None)
 
 
 def write_case(case: SyntheticCase, folder: str | Path, case_id: str,

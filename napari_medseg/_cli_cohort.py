@@ -1,0 +1,44 @@
+"""``napari-medseg batch``: cohort triage on Dask (local cluster or an existing scheduler)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from napari_medseg._cli_models import progress_printer
+    from napari_medseg.cohort import run_batch
+    from napari_medseg.progress import run_to_end
+
+    report = run_to_end(run_batch(args.input_dir, args.output_dir, model=args.model,
+                                  scheduler=args.scheduler, workers=args.workers,
+                                  method=args.method, samples=args.samples, device=args.device),
+                        progress_printer("batch"))
+    for name, reason in report.skipped:
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    for failure in report.failed:
+        print(f"failed {failure['case_id']}: {failure['error']}", file=sys.stderr)
+    for row in report.rows[:10]:
+        if row["status"] == "done":
+            print(f"{row['rank']:3d} {row['case_id']:24s} priority {row['priority']:.3f}  "
+                  f"{row['reasons'] or '-'}")
+    print(f"{len(report.computed)} computed, {len(report.resumed)} already done, "
+          f"{len(report.failed)} failed, {len(report.skipped)} skipped in "
+          f"{report.seconds:.0f} s -> {report.csv_path}")
+    return 1 if report.failed else 0
+
+
+def add_cohort_commands(commands) -> None:
+    """Register ``batch``."""
+    batch = commands.add_parser("batch", help="segment, estimate uncertainty and check "
+                                              "topology over a cohort; rank cases for review")
+    batch.add_argument("input_dir", help="cases: one folder each, or nnU-Net style files")
+    batch.add_argument("output_dir", help="results: one folder per case, triage.csv/json")
+    batch.add_argument("--scheduler", help="Dask scheduler address (tcp://HOST:PORT); "
+                                           "'serial' for no Dask; default a local cluster")
+    batch.add_argument("--workers", type=int, default=2, help="local cluster workers (2)")
+    batch.add_argument("--model", default="brats_unet", help="model name or folder")
+    batch.add_argument("--method", default="mc", help="uncertainty: mc, tta, ensemble (mc)")
+    batch.add_argument("--samples", type=int, default=4, help="samples per fold (4)")
+    batch.add_argument("--device", default="cpu", help="torch device in the workers (cpu)")
+    batch.set_defaults(run=cmd_batch)

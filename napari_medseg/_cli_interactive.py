@@ -1,0 +1,97 @@
+"""``napari-medseg refine`` (replay clicks) and ``bench-clicks`` (the robot user)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from napari_medseg.errors import InputError
+
+
+def cmd_refine(args: argparse.Namespace) -> int:
+    from napari_medseg.interactive import InteractiveSession, read_clicks
+    from napari_medseg.io import read_labels, read_volume, write_labels
+    from napari_medseg.io._atomic import check_writable
+
+    check_writable(args.output, args.overwrite)
+    clicks = read_clicks(args.clicks)
+    volume = read_volume(args.images)
+    mask = read_labels(args.mask).data if args.mask else None
+    session = InteractiveSession(volume, mask, label=args.label, engine=args.engine,
+                                 device=args.device)
+    for number, click in enumerate(clicks, start=1):
+        try:
+            session.click(click.position, click.positive)
+        except InputError as error:
+            raise InputError(f"{args.clicks}: click {number}: {error}") from error
+        change = session.changes[-1]
+        print(f"click {number} {'+' if click.positive else '-'} {click.position}: "
+              f"{change.n_voxels} voxels changed in {1000 * change.seconds:.0f} ms")
+    write_labels(args.output, session.mask, volume, overwrite=args.overwrite)
+    print(f"{args.output}: {len(clicks)} clicks with {session.engine_name}")
+    return 0
+
+
+def _discover_cases(folder: Path) -> list[str]:
+    ids = sorted(path.name[: -len("_seg.nii.gz")] for path in folder.glob("*_seg.nii.gz"))
+    if not ids:
+        raise InputError(f"{folder}: no cases found (expected {{id}}_seg.nii.gz with "
+                         "{id}_t1/_t1ce/_t2/_flair.nii.gz, as `napari-medseg sample` writes)")
+    return ids
+
+
+def cmd_bench_clicks(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from napari_medseg.interactive import make_engine
+    from napari_medseg.interactive._evaluate import evaluate_targets, summarise
+    from napari_medseg.io import read_labels, read_volume
+    from napari_medseg.io._atomic import atomic_path, check_writable
+    from napari_medseg.sample import case_files
+
+    check_writable(args.json, args.overwrite)
+    folder = Path(args.cases_dir)
+    trials = []
+    for case_id in _discover_cases(folder):
+        images, reference = case_files(folder, case_id)
+        volume, labels = read_volume(images), read_labels(reference).data
+        targets = {f"label {int(v)}": labels == v for v in np.unique(labels) if v}
+        targets["whole"] = labels > 0
+        engine = make_engine(args.engine, volume, device=args.device)
+        for trial in evaluate_targets(volume, targets, engine, cap=max(20, args.clicks),
+                                      min_clicks=args.clicks):
+            trials.append({"case": case_id, "engine": engine.name, **trial})
+            print(f"{case_id} {trial['target']:8s} Dice after 1/3/5 clicks "
+                  f"{trial['dice'][1]:.3f}/{trial['dice'][3]:.3f}/{trial['dice'][5]:.3f} "
+                  f"NoC@90 {trial['noc90']}")
+    summary = summarise(trials)
+    with atomic_path(args.json, overwrite=args.overwrite) as temporary:
+        temporary.write_text(json.dumps({"summary": summary, "trials": trials}, indent=1) + "\n")
+    print(json.dumps(summary))
+    print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def add_interactive_commands(commands) -> None:
+    """Register ``refine`` and ``bench-clicks``."""
+    refine = commands.add_parser("refine", help="replay a click list on an image (reproducible "
+                                                "edits)")
+    refine.add_argument("images", nargs="+", help="image file(s), one per contrast or one 4D")
+    refine.add_argument("--mask", help="initial label mask (default: empty)")
+    refine.add_argument("--clicks", required=True, type=Path,
+                        help='JSON: [{"position": [z, y, x], "positive": true}, ...]')
+    refine.add_argument("--label", type=int, default=1, help="label value the clicks edit (1)")
+    refine.add_argument("--engine", default="auto", choices=("auto", "learned", "random_walker"))
+    refine.add_argument("--device", default=None, help="torch device (default: best)")
+    refine.add_argument("-o", "--output", required=True, type=Path, help="output mask")
+    refine.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    refine.set_defaults(run=cmd_refine)
+    bench = commands.add_parser("bench-clicks", help="robot-user benchmark over a case folder")
+    bench.add_argument("cases_dir", help="folder of cases as `napari-medseg sample` writes")
+    bench.add_argument("--clicks", type=int, default=10, help="clicks per target (10)")
+    bench.add_argument("--engine", default="auto", choices=("auto", "learned", "random_walker"))
+    bench.add_argument("--device", default=None, help="torch device (default: best)")
+    bench.add_argument("--json", required=True, type=Path, help="output JSON")
+    bench.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    bench.set_defaults(run=cmd_bench_clicks)

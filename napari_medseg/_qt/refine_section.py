@@ -1,0 +1,361 @@
+"""Dock section 'Refine': positive/negative clicks fix a Labels layer, with undo.
+
+Clicks reach the core `InteractiveSession`, which shares the Labels layer's
+array; the engine runs in a thread worker, and its change is written on the
+GUI thread through ``Labels.data_setitem``, so napari's own undo (Ctrl-Z)
+reverts a click. Clicks made while one is computing wait in a queue.
+"""
+from __future__ import annotations
+
+import numpy as np
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import (
+    QButtonGroup, QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QRadioButton,
+    QVBoxLayout, QWidget)
+
+from napari_medseg._qt.click_input import ClickInput
+from napari_medseg.errors import MedsegError
+
+CLICKS_LAYER = "clicks"
+NEW_OBJECT = "new object"
+ENGINES = {"auto": "auto", "learned model": "learned", "random walker (no model)":
+           "random_walker"}
+GREEN, RED = (0.1, 0.9, 0.2, 1.0), (0.95, 0.15, 0.15, 1.0)
+
+
+class RefineSection(QWidget):
+    """Target layer and label, sign, engine; Undo click / Reset object / Accept."""
+
+    def __init__(self, viewer, case_section, model_section, parent=None):
+        super().__init__(parent)
+        self._viewer, self._case, self._models = viewer, case_section, model_section
+        self.session = None
+        self._engine_key: tuple | None = None
+        self._pending: list[tuple[tuple[float, ...], bool]] = []
+        self._worker = None
+        self._edits: list[bool] = []  # per undoable edit of the layer: was it a click?
+        self._applying = False
+        self._watched = None
+        self.layer_combo, self.label_combo, self.engine_combo = QComboBox(), QComboBox(), \
+            QComboBox()
+        self.engine_combo.addItems(list(ENGINES))
+        self.positive_button = QRadioButton("positive (add)")
+        self.negative_button = QRadioButton("negative (remove)")
+        self.positive_button.setChecked(True)
+        self._sign_group = QButtonGroup(self)
+        for button in (self.positive_button, self.negative_button):
+            self._sign_group.addButton(button)
+        self.active_button = QPushButton("Start clicking")
+        self.active_button.setCheckable(True)
+        self.active_button.toggled.connect(self._on_active)
+        self.undo_button, self.reset_button, self.accept_button = (
+            QPushButton("Undo click"), QPushButton("Reset object"), QPushButton("Accept"))
+        self.undo_button.clicked.connect(self.undo)
+        self.reset_button.clicked.connect(self.reset)
+        self.accept_button.clicked.connect(self.accept)
+        self.engine_label, self.status = QLabel("Engine: chosen at the first click"), QLabel("")
+        for label in (self.engine_label, self.status):
+            label.setWordWrap(True)
+        self.input = ClickInput(viewer, self)
+        self.layer_combo.activated.connect(lambda *_: self._refresh_labels())
+        self.label_combo.activated.connect(lambda *_: self._drop_session_clicks())
+        self.engine_combo.activated.connect(lambda *_: self._forget_engine())
+        viewer.layers.events.inserted.connect(self.refresh)
+        viewer.layers.events.removed.connect(self.refresh)
+        self._build_layout()
+        self.refresh()
+
+    def _build_layout(self) -> None:
+        form = QFormLayout()
+        form.addRow("Labels layer", self.layer_combo)
+        form.addRow("Object", self.label_combo)
+        form.addRow("Engine", self.engine_combo)
+        signs = QHBoxLayout()
+        signs.addWidget(self.positive_button)
+        signs.addWidget(self.negative_button)
+        form.addRow("Click", signs)
+        buttons = QHBoxLayout()
+        for button in (self.undo_button, self.reset_button, self.accept_button):
+            buttons.addWidget(button)
+        hint = QLabel("Click in the image; Shift-click for the other sign; Ctrl-Z undoes.")
+        hint.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(form)
+        layout.addWidget(self.active_button)
+        layout.addWidget(hint)
+        layout.addLayout(buttons)
+        layout.addWidget(self.engine_label)
+        layout.addWidget(self.status)
+
+    # -- choices ------------------------------------------------------------
+    def labels_layer(self):
+        """The Labels layer being edited, or None."""
+        name = self.layer_combo.currentText()
+        return self._viewer.layers[name] if name in self._viewer.layers else None
+
+    def refresh(self, *_) -> None:
+        """Fill the layer list from the viewer's Labels layers."""
+        from napari.layers import Labels
+
+        current = self.layer_combo.currentText()
+        names = [layer.name for layer in self._viewer.layers if isinstance(layer, Labels)
+                 and layer.ndim == 3]
+        self.layer_combo.clear()
+        self.layer_combo.addItems(names)
+        if current in names:
+            self.layer_combo.setCurrentText(current)
+        self._refresh_labels()
+
+    def _refresh_labels(self) -> None:
+        from napari_medseg.labels import label_names
+
+        layer = self.labels_layer()
+        current = self.label_combo.currentText()
+        names = dict(label_names())
+        if layer is not None:
+            names.update(layer.metadata.get("napari_medseg", {}).get("label_names", {}))
+            present = np.unique(np.asarray(layer.data)) if layer.data.size < 5e7 else []
+            names.update({int(v): f"label {int(v)}" for v in present
+                          if v and int(v) not in names})
+        self.label_combo.clear()
+        self.label_combo.addItems([f"{value} {name}" for value, name in sorted(names.items())]
+                                  + [NEW_OBJECT])
+        if current and self.label_combo.findText(current) >= 0:
+            self.label_combo.setCurrentText(current)
+        self._drop_session_clicks()
+
+    def image_layers(self) -> dict:
+        """The images clicks refine on: the case's assigned contrasts, else every 3D image."""
+        from napari.layers import Image
+
+        assigned = {c: layer for c, layer in self._case.assigned_layers().items()
+                    if layer is not None}
+        if assigned:
+            return assigned
+        images = [layer for layer in self._viewer.layers
+                  if isinstance(layer, Image) and layer.ndim == 3 and not layer.rgb]
+        shape = images[0].data.shape if images else None
+        return {layer.name: layer for layer in images if layer.data.shape == shape}
+
+    def current_label(self) -> int:
+        """The label value clicks edit ('new object': one above the largest present)."""
+        text = self.label_combo.currentText()
+        if text == NEW_OBJECT:
+            layer = self.labels_layer()
+            top = int(np.max(layer.data)) if layer is not None and layer.data.size else 0
+            return top + 1
+        return int(text.split()[0]) if text else 1
+
+    def _on_active(self, active: bool) -> None:
+        self.active_button.setText("Stop clicking" if active else "Start clicking")
+        self.input.set_active(active)
+        if active:
+            self._clicks_layer()
+
+    # -- clicks ---------------------------------------------------------------
+    def add_click(self, position, positive: bool) -> bool:
+        """Queue a click at voxel ``position`` (z, y, x); False (and a message) if refused."""
+        problem = self._refusal(position)
+        if problem:
+            show_error(problem)
+            return False
+        self._pending.append((tuple(float(p) for p in position), bool(positive)))
+        self._next_click()
+        return True
+
+    def _refusal(self, position) -> str | None:
+        layer = self.labels_layer()
+        if layer is None:
+            return "No Labels layer to edit: run a model or add an empty Labels layer first"
+        images = self.image_layers()
+        if not images:
+            return "No image loaded: open a case first"
+        if self._models.runner.busy:
+            return "A model run is in progress: wait for it (or cancel it) before clicking"
+        shape = next(iter(images.values())).data.shape[-3:]
+        if tuple(layer.data.shape) != tuple(shape):
+            return (f"Labels layer '{layer.name}' has shape {tuple(layer.data.shape)} but the "
+                    f"image has {tuple(shape)}: choose the matching Labels layer")
+        if any(not 0 <= round(p) < n for p, n in zip(position, shape)):
+            return "The click is outside the volume: click inside the image"
+        return None
+
+    def _next_click(self) -> None:
+        if self._worker is not None or not self._pending:
+            return
+        from napari.qt.threading import create_worker
+
+        position, positive = self._pending.pop(0)
+        layer, label = self.labels_layer(), self.current_label()
+        session = self._session_for(layer, label)
+        if session is None:
+            self._pending.clear()
+            return
+        self._add_point(position, positive)
+        worker = create_worker(_propose, session, position, positive, _start_thread=False)
+        worker.returned.connect(lambda change: self._apply(layer, change))
+        worker.errored.connect(self._failed)
+        self._worker = worker
+        self.status.setText("computing...")
+        worker.start()
+
+    def _session_for(self, layer, label: int):
+        from napari_medseg.interactive import InteractiveSession, make_engine
+        from napari_medseg.layers import volume_from_layers
+
+        key = (id(layer.data), self.engine_combo.currentText())
+        try:
+            if self.session is None or self._engine_key != key:
+                volume = volume_from_layers(self.image_layers())
+                engine = make_engine(ENGINES[self.engine_combo.currentText()], volume,
+                                     device=self._device())
+                self.session = InteractiveSession(volume, layer.data, label, engine, copy=False)
+                self._engine_key = key
+                self._clear_points()
+            self.session.set_label(label)
+        except MedsegError as error:
+            show_error(f"Refinement unavailable: {error}")
+            return None
+        self.engine_label.setText(f"Engine: {self.session.engine_name}")
+        return self.session
+
+    def _device(self) -> str | None:
+        choice = self._models.device_combo.currentText()
+        return None if choice == "auto" else choice
+
+    def _watch_edits(self, layer) -> None:
+        """Count the layer's undoable edits (paint events), marking those that are clicks."""
+        if layer is not self._watched:
+            if self._watched is not None:
+                self._watched.events.paint.disconnect(self._on_paint)
+            layer.events.paint.connect(self._on_paint)
+            self._watched, self._edits = layer, []
+
+    def _on_paint(self, _event=None) -> None:
+        self._edits.append(self._applying)
+
+    def _apply(self, layer, change) -> None:
+        self._worker = None
+        self._watch_edits(layer)
+        self._applying = True
+        try:
+            if change.n_voxels:
+                layer.data_setitem(change.indices, change.after)
+            else:
+                self._edits.append(True)  # a click that changed nothing: nothing to undo
+        finally:
+            self._applying = False
+        self.session.commit(change, writer=lambda *_: None)
+        self._record(layer)
+        self.status.setText(f"{len(self.session.clicks)} click(s); last changed "
+                            f"{change.n_voxels} voxels in {1000 * change.seconds:.0f} ms")
+        self._next_click()
+
+    def _failed(self, error) -> None:
+        self._worker = None
+        self._pending.clear()
+        self._remove_last_point()
+        message = str(error) if isinstance(error, MedsegError) else \
+            f"{type(error).__name__}: {error}"
+        show_error(f"Click failed: {message}")
+        self.status.setText(f"Click failed: {message}")
+
+    def _record(self, layer) -> None:
+        meta = layer.metadata.setdefault("napari_medseg", {})
+        meta["edit_history"] = list(self.session.history)
+        meta["click_engine"] = self.session.engine_name
+
+    # -- undo / reset / accept ----------------------------------------------
+    def undo(self) -> None:
+        """Undo the last click (napari's Labels undo, so Ctrl-Z and this agree)."""
+        layer = self.labels_layer()
+        if layer is None or self.session is None or not self.session.changes:
+            show_info("No click to undo")
+            return
+        if self.session.changes[-1].n_voxels:
+            self._undo_layer(layer)
+        elif self._edits:
+            self._edits.pop()
+        self.forget_last_click()
+
+    def _undo_layer(self, layer) -> bool:
+        """napari's undo on the layer; True when the edit undone was a click."""
+        was_click = bool(self._edits) and self._edits.pop() and layer is self._watched
+        layer.undo()
+        return was_click
+
+    def forget_last_click(self) -> None:
+        """Drop the newest click from the session and the Points layer."""
+        if self.session is not None and self.session.changes:
+            self.session.forget_last()
+            self._remove_last_point()
+            self._record(self.labels_layer())
+            self.status.setText(f"{len(self.session.clicks)} click(s)")
+
+    def on_layer_undo(self, layer) -> None:
+        """Ctrl-Z on the Labels layer: undo, and forget the click if it was one."""
+        if layer is not self._watched:
+            layer.undo()
+            return
+        while self._edits and self._edits[-1] and self.session is not None and \
+                self.session.changes and not self.session.changes[-1].n_voxels:
+            self._edits.pop()  # clicks that changed nothing are skipped by napari's undo too
+            self.forget_last_click()
+        if self._undo_layer(layer):
+            self.forget_last_click()
+
+    def reset(self) -> None:
+        """Revert every click on the current object."""
+        while self.session is not None and self.session.changes:
+            self.undo()
+
+    def accept(self) -> None:
+        """Keep the result: the object's clicks are closed (edits stay in history)."""
+        if self.session is not None:
+            self.session.clicks, self.session.changes = [], []
+        self._clear_points()
+        self.status.setText("Accepted")
+
+    def _drop_session_clicks(self) -> None:
+        if self.session is not None:
+            self.session.set_label(self.current_label())
+            if not self.session.clicks:
+                self._clear_points()
+
+    def _forget_engine(self) -> None:
+        self.session, self._engine_key = None, None
+        self.engine_label.setText("Engine: chosen at the first click")
+
+    # -- the Points layer of clicks -----------------------------------------
+    def _clicks_layer(self):
+        if CLICKS_LAYER not in self._viewer.layers:
+            layer = self.labels_layer()
+            scale = layer.scale if layer is not None else (1, 1, 1)
+            self._viewer.add_points(np.zeros((0, 3)), name=CLICKS_LAYER, scale=scale, size=3,
+                                    border_width=0)
+            self._viewer.layers.selection.active = layer
+        return self._viewer.layers[CLICKS_LAYER]
+
+    def _add_point(self, position, positive: bool) -> None:
+        points = self._clicks_layer()
+        colors = np.asarray(points.face_color).reshape(-1, 4)
+        points.data = np.vstack([np.asarray(points.data).reshape(-1, 3), position])
+        points.face_color = np.vstack([colors[: len(points.data) - 1], GREEN if positive
+                                       else RED])
+
+    def _remove_last_point(self) -> None:
+        if CLICKS_LAYER in self._viewer.layers and len(self._viewer.layers[CLICKS_LAYER].data):
+            points = self._viewer.layers[CLICKS_LAYER]
+            colors = np.asarray(points.face_color)[:-1]
+            points.data = np.asarray(points.data)[:-1]
+            if len(colors):
+                points.face_color = colors
+
+    def _clear_points(self) -> None:
+        if CLICKS_LAYER in self._viewer.layers:
+            self._viewer.layers[CLICKS_LAYER].data = np.zeros((0, 3))
+
+
+def _propose(session, position, positive):
+    return session.propose(position, positive)

@@ -1,0 +1,152 @@
+"""Dock section 'Review queue': the batch table, open the next case, mark it reviewed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import (
+    QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar,
+    QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from napari_medseg._qt.worker import TaskRunner
+from napari_medseg.errors import MedsegError
+
+_COLUMNS = ("#", "Case", "Priority", "Why", "Reviewed")
+
+
+class ReviewSection(QWidget):
+    """Open a batch output folder; Open next (by priority) loads the case with its overlays."""
+
+    def __init__(self, viewer, parent=None):
+        super().__init__(parent)
+        self._viewer = viewer
+        self.output_dir: Path | None = None
+        self.rows: list[dict] = []
+        self.current: str | None = None
+        self._case_layers: list = []
+        self.folder_edit = QLineEdit()
+        self.folder_edit.setPlaceholderText("batch output folder (triage.json)")
+        self.browse_button, self.load_button = QPushButton("..."), QPushButton("Load table")
+        self.browse_button.clicked.connect(self._browse)
+        self.load_button.clicked.connect(lambda: self.open_table(self.folder_edit.text()))
+        self.next_button, self.cancel_button = QPushButton("Open next"), QPushButton("Cancel")
+        self.reviewed_button = QPushButton("Mark reviewed")
+        self.reviewed_button.clicked.connect(self.mark_current_reviewed)
+        self.progress, self.status = QProgressBar(), QLabel("")
+        self.status.setWordWrap(True)
+        self.runner = TaskRunner(self.progress, self.status, self.next_button, self.cancel_button)
+        self.next_button.clicked.connect(self.open_next)
+        self.table = QTableWidget(0, len(_COLUMNS))
+        self.table.setHorizontalHeaderLabels(_COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setFixedHeight(150)
+        folder = QHBoxLayout()
+        for widget in (self.folder_edit, self.browse_button, self.load_button):
+            folder.addWidget(widget)
+        buttons = QHBoxLayout()
+        for widget in (self.next_button, self.reviewed_button, self.cancel_button):
+            buttons.addWidget(widget)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(folder)
+        layout.addWidget(self.table)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Batch output folder")
+        if folder:
+            self.open_table(folder)
+
+    def open_table(self, folder: str | Path) -> bool:
+        """Read ``triage.json`` (and ``review.json``) from a batch output folder."""
+        from napari_medseg.cohort._review import read_queue
+
+        try:
+            self.rows = read_queue(folder)
+        except MedsegError as error:
+            show_error(str(error))
+            return False
+        self.output_dir = Path(folder)
+        self.folder_edit.setText(str(folder))
+        self._fill()
+        done = sum(r["status"] == "done" for r in self.rows)
+        self.status.setText(f"{done} case(s) ranked, {sum(r['reviewed'] for r in self.rows)} "
+                            "reviewed")
+        return True
+
+    def _fill(self) -> None:
+        self.table.setRowCount(len(self.rows))
+        for index, row in enumerate(self.rows):
+            priority = "" if row.get("priority") is None else f"{row['priority']:.3f}"
+            cells = (str(row["rank"]), row["case_id"], priority,
+                     row.get("reasons") or ("failed" if row["status"] == "failed" else ""),
+                     "yes" if row["reviewed"] else "")
+            for column, text in enumerate(cells):
+                self.table.setItem(index, column, QTableWidgetItem(text))
+
+    def open_next(self):
+        """Load the highest-priority unreviewed case in a worker; returns it (or None)."""
+        from napari_medseg.cohort._review import next_case
+
+        if self.output_dir is None:
+            show_error("Load a batch output folder first (napari-medseg batch INPUT OUTPUT)")
+            return None
+        row = next_case(self.rows)
+        if row is None:
+            self.status.setText("Every finished case is reviewed")
+            return None
+        output_dir, case_id = self.output_dir, row["case_id"]
+
+        def task():
+            from napari_medseg.cohort._review import load_review_case
+
+            yield from ()
+            return load_review_case(output_dir, case_id)
+
+        return self.runner.start(task, self._show_case, f"Opening {case_id}")
+
+    def _show_case(self, case) -> None:
+        from napari_medseg.layers import labels_layer, volume_layers
+        from napari_medseg.models.registry import builtin_models
+
+        for layer in self._case_layers:
+            if layer in self._viewer.layers:
+                self._viewer.layers.remove(layer)
+        added = []
+        for data, kwargs, _ in volume_layers(case.volume):
+            added.append(self._viewer.add_image(data, **kwargs))
+        model = dict(case.summary["model"])
+        folder = builtin_models(task=None).get(model["name"])
+        model["folder"] = str(folder) if folder else ""
+        data, kwargs, _ = labels_layer(case.segmentation, name=f"{case.case_id} segmentation",
+                                       model=model, source_paths=list(case.volume.source_paths))
+        added.append(self._viewer.add_labels(data, **kwargs))
+        added.append(self._viewer.add_image(
+            case.epistemic, name=f"{case.case_id} epistemic", colormap="magma",
+            blending="additive", opacity=0.6, scale=case.volume.spacing, visible=False))
+        if len(case.error_points):
+            added.append(self._viewer.add_points(
+                case.error_points, name=f"{case.case_id} topology errors",
+                scale=case.volume.spacing, size=6, face_color="magenta", symbol="ring",
+                features={"kind": case.error_kinds}))
+        self._case_layers = added
+        self.current = case.case_id
+        self.status.setText(f"{case.case_id}: priority "
+                            f"{next(r['priority'] for r in self.rows if r['case_id'] == case.case_id):.3f}"
+                            f", {len(case.error_points)} topology error(s). Refine, export, "
+                            "then Mark reviewed.")
+
+    def mark_current_reviewed(self) -> None:
+        """Record the open case as reviewed and update the table."""
+        from napari_medseg.cohort._review import mark_reviewed
+
+        if self.output_dir is None or self.current is None:
+            show_error("Open a case from the queue first")
+            return
+        mark_reviewed(self.output_dir, self.current)
+        self.open_table(self.output_dir)

@@ -1,0 +1,139 @@
+"""Export a corrected case as NIfTI, zarr or into an nnU-Net v2 raw dataset."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from napari_medseg.errors import InputError
+from napari_medseg.export._nnunet import append_case
+from napari_medseg.export._provenance import provenance_record
+from napari_medseg.io import Volume, write_labels
+from napari_medseg.io._atomic import atomic_path, check_writable
+
+FORMATS = ("nifti", "zarr", "nnunet")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where an export went: the main output, every file written, the provenance."""
+
+    output: Path
+    files: tuple[Path, ...]
+    provenance: dict
+
+
+def default_case_id(volume: Volume) -> str:
+    """A case id from the source file names (their common stem), else ``case``."""
+    stems = [re.sub(r"(\.nii\.gz|\.nii|\.nrrd|\.mha|\.zarr)$", "", Path(p).name)
+             for p in volume.source_paths]
+    if not stems:
+        return "case"
+    common = stems[0]
+    for stem in stems[1:]:
+        while not stem.startswith(common):
+            common = common[:-1]
+    common = common.rstrip("_-.")
+    return re.sub(r"[^A-Za-z0-9_\-]", "_", common) or "case"
+
+
+def _check_mask(volume: Volume, mask: np.ndarray) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.shape != tuple(volume.shape):
+        raise InputError(f"mask shape {mask.shape} differs from the image {volume.shape}: "
+                         "export the mask that belongs to this case")
+    if not np.issubdtype(mask.dtype, np.integer) or mask.min() < 0:
+        raise InputError("the mask must hold non-negative integer labels")
+    return mask
+
+
+def export_case(volume: Volume, mask: np.ndarray, fmt: str, out: str | Path,
+                case_id: str | None = None, original: np.ndarray | None = None, model=None,
+                history=(), label_names: dict[int, str] | None = None,
+                dataset_name: str | None = None, dataset_id: int | None = None,
+                overwrite: bool = False) -> ExportResult:
+    """Export ``mask`` (the corrected labels of ``volume``) with its provenance.
+
+    Parameters
+    ----------
+    volume : Volume
+        The case (its affine is written with the mask; its sources checksummed).
+    mask : ndarray
+        Corrected labels ``[Z, Y, X]``.
+    fmt : {"nifti", "zarr", "nnunet"}
+        ``nifti``: ``{case}_seg.nii.gz`` + ``{case}_seg.provenance.json`` (+ the
+        model's mask as ``{case}_model_seg.nii.gz``) in folder ``out``;
+        ``zarr``: a ``{case}_seg.zarr`` group with ``labels``, ``original_labels``
+        and the provenance in its attributes; ``nnunet``: a case appended to the
+        dataset ``out`` (or ``out/DatasetNNN_{dataset_name}``).
+    out : path-like
+        Output folder.
+    case_id : str, optional
+        Default: from the source file names.
+    original, model, history, label_names :
+        Provenance (see `provenance_record`).
+    overwrite : bool
+        Replace an existing export of the same case.
+    """
+    if fmt not in FORMATS:
+        raise InputError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    mask = _check_mask(volume, mask)
+    case_id = case_id or default_case_id(volume)
+    names = dict(label_names or {})
+    out = Path(out)
+    if fmt != "nnunet" and not out.is_dir():
+        raise InputError(f"{out}: the output folder does not exist. Create it first")
+    original_file = {"nifti": f"{case_id}_model_seg.nii.gz", "zarr": "original_labels",
+                     "nnunet": f"{case_id}_model_seg.nii.gz"}[fmt] if original is not None \
+        else None
+    record = provenance_record(volume, mask, original, model, history, names, original_file)
+    if fmt == "nifti":
+        return _export_nifti(volume, mask, out, case_id, original, names, record, overwrite)
+    if fmt == "zarr":
+        return _export_zarr(volume, mask, out / f"{case_id}_seg.zarr", original, names, record,
+                            overwrite)
+    extra = {f"{case_id}.provenance.json": json.dumps(record, indent=1).encode()}
+    if original is not None:
+        extra[original_file] = np.asarray(original)
+    folder = append_case(out, volume, mask, case_id, names, dataset_name, dataset_id, overwrite,
+                         extra)
+    files = (folder / "labelsTr" / f"{case_id}.nii.gz",
+             *sorted((folder / "imagesTr").glob(f"{case_id}_[0-9][0-9][0-9][0-9].nii.gz")),
+             *(folder / "provenance" / name for name in extra))
+    return ExportResult(folder, files, record)
+
+
+def _export_nifti(volume, mask, out, case_id, original, names, record, overwrite):
+    target = out / f"{case_id}_seg.nii.gz"
+    provenance_path = out / f"{case_id}_seg.provenance.json"
+    targets = [target, provenance_path] + ([out / record["original_mask"]] if original
+                                           is not None else [])
+    for path in targets:
+        check_writable(path, overwrite)
+    files = [write_labels(target, mask, volume, label_names=names, overwrite=overwrite)]
+    if original is not None:
+        files.append(write_labels(out / record["original_mask"], np.asarray(original), volume,
+                                  label_names=names, overwrite=overwrite))
+    with atomic_path(provenance_path, overwrite=overwrite) as temporary:
+        temporary.write_text(json.dumps(record, indent=1) + "\n")
+    return ExportResult(target, (*files, provenance_path), record)
+
+
+def _export_zarr(volume, mask, target, original, names, record, overwrite):
+    import zarr
+
+    with atomic_path(target, overwrite=overwrite) as temporary:
+        group = zarr.open_group(str(temporary), mode="w")
+        chunks = tuple(min(64, n) for n in mask.shape)
+        group.create_array("labels", data=np.ascontiguousarray(mask), chunks=chunks)
+        if original is not None:
+            group.create_array("original_labels", data=np.ascontiguousarray(original),
+                               chunks=chunks)
+        group.attrs.update({"affine": np.asarray(volume.affine, float).tolist(),
+                            "spacing": list(volume.spacing), "axes": ["z", "y", "x"],
+                            "label_names": {str(k): v for k, v in names.items()},
+                            "provenance": record})
+    return ExportResult(target, (target,), record)

@@ -1,0 +1,107 @@
+"""The learned click engine: a click-conditioned 3D U-Net on a patch around the click.
+
+Input channels: the model's contrasts (normalised as its spec says), the
+previous mask of the object, and positive/negative click guidance. The
+patch is centred on the newest click; when the predicted object reaches a
+patch face that is not the volume's edge the patch grows (x1.5, up to
+``max_patch``) and the network runs again, as nnInteractive does.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from napari_medseg.interactive._clicks import Click
+from napari_medseg.interactive._simulate import crop_box, network_input
+from napari_medseg.io import Volume
+
+
+def _touches_open_face(mask: np.ndarray, box: tuple[slice, ...], shape: Sequence[int]) -> bool:
+    for axis, (window, size) in enumerate(zip(box, shape)):
+        first = np.take(mask, 0, axis=axis).any() and window.start > 0
+        last = np.take(mask, -1, axis=axis).any() and window.stop < size
+        if first or last:
+            return True
+    return False
+
+
+def _round_up(values: Sequence[int], divisor: int) -> tuple[int, ...]:
+    return tuple(int(-(-v // divisor) * divisor) for v in values)
+
+
+class LearnedEngine:
+    """Refine with the built-in (or a given) click model.
+
+    Parameters
+    ----------
+    volume : Volume
+        The case; it must hold the contrasts the model needs.
+    model : str, Path or LoadedModel, optional
+        Click model (default the built-in ``click_unet``).
+    device : str, optional
+        Torch device (default: the best available).
+    max_patch : int
+        Largest patch side the growth may reach.
+    """
+
+    name = "learned"
+
+    def __init__(self, volume: Volume, model=None, device: str | None = None,
+                 max_patch: int = 128):
+        import torch
+
+        from napari_medseg.inference._predict import channels_for_model
+        from napari_medseg.models import choose_device, load_model
+        from napari_medseg.models.loading import LoadedModel
+        from napari_medseg.models.normalise import normalise_image
+        from napari_medseg.models.registry import DEFAULT_CLICK_MODEL
+
+        self.model = model if isinstance(model, LoadedModel) else load_model(
+            model or DEFAULT_CLICK_MODEL)
+        spec = self.model.spec
+        self.device = torch.device(device) if device else choose_device()
+        self.network = self.model.networks[0].to(self.device)
+        self.image = normalise_image(channels_for_model(volume, spec),
+                                     [item.normalization for item in spec.inputs])
+        self.patch = tuple(spec.patch_size)
+        self.max_patch = max_patch
+        self.divisor = getattr(self.network, "divisor", 8)
+        self.description = f"learned ({spec.name} {spec.version}, {self.device.type})"
+
+    def _run(self, mask: np.ndarray, clicks: Sequence[Click], box: tuple[slice, ...]
+             ) -> np.ndarray:
+        import torch
+
+        crop_shape = [s.stop - s.start for s in box]
+        padded = _round_up(crop_shape, self.divisor)
+        x = torch.from_numpy(network_input(self.image, mask, clicks, box, padded))[None]
+        with torch.inference_mode():
+            logits = self.network(x.to(self.device))[0]
+        inside = (logits[1] > logits[0]).cpu().numpy()
+        return inside[tuple(slice(0, n) for n in crop_shape)]
+
+    def refine(self, mask: np.ndarray, clicks: Sequence[Click]
+               ) -> tuple[tuple[slice, ...], np.ndarray]:
+        """The object's new mask inside a box around the newest click.
+
+        Parameters
+        ----------
+        mask : ndarray of bool
+            The object's current mask ``[Z, Y, X]``.
+        clicks : sequence of Click
+            The object's clicks, newest last.
+
+        Returns
+        -------
+        box, ndarray of bool
+            The patch (slices into the volume) and the object's mask inside it.
+        """
+        shape = mask.shape
+        size = np.array(self.patch)
+        while True:
+            box = crop_box(clicks[-1].position, size, shape)
+            inside = self._run(mask, clicks, box)
+            if size.min() >= self.max_patch or not _touches_open_face(inside, box, shape):
+                return box, inside
+            size = np.minimum(_round_up(size * 1.5, self.divisor), self.max_patch)

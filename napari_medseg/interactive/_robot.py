@@ -1,0 +1,99 @@
+"""The field's robot user (see DESIGN.md): click the centre of the largest error.
+
+Each step takes the false-negative and false-positive regions, picks the
+largest connected error component and clicks at the maximum of its distance
+transform (the voxel deepest inside it): positive if the region was missed,
+negative if it was wrongly included.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from napari_medseg.interactive._clicks import Click
+
+
+def _largest_component(error: np.ndarray) -> tuple[np.ndarray, tuple[slice, ...], int]:
+    labelled, count = ndi.label(error)
+    if count == 0:
+        return labelled, (), 0
+    sizes = np.bincount(labelled.ravel())[1:]
+    best = int(np.argmax(sizes)) + 1
+    box = ndi.find_objects(labelled, max_label=best)[best - 1]
+    return labelled[box] == best, box, int(sizes[best - 1])
+
+
+def robot_click(target: np.ndarray, mask: np.ndarray,
+                spacing: Sequence[float] | None = None) -> Click | None:
+    """The robot user's next click, or None when the mask equals the target.
+
+    Parameters
+    ----------
+    target, mask : ndarray of bool
+        Reference and current segmentation ``[Z, Y, X]``.
+    spacing : sequence of float, optional
+        Voxel size, so the distance transform is in mm.
+    """
+    target = np.asarray(target, bool)
+    mask = np.asarray(mask, bool)
+    missed, missed_box, missed_size = _largest_component(target & ~mask)
+    extra, extra_box, extra_size = _largest_component(mask & ~target)
+    if missed_size == 0 and extra_size == 0:
+        return None
+    positive = missed_size >= extra_size
+    component, box = (missed, missed_box) if positive else (extra, extra_box)
+    depth = ndi.distance_transform_edt(np.pad(component, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+    local = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    position = tuple(int(s.start + i) for s, i in zip(box, local))
+    return Click(position, positive, 0.0)
+
+
+def dice_score(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two boolean masks (1.0 when both are empty)."""
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
+
+
+def clicks_to_reach(dices: Sequence[float], threshold: float, cap: int = 20) -> int:
+    """NoC: clicks until Dice >= threshold (index 0 = before any click); ``cap`` if never."""
+    for count, value in enumerate(dices):
+        if count > cap:
+            break
+        if value >= threshold:
+            return count
+    return cap
+
+
+def robot_trial(session, target: np.ndarray, min_clicks: int = 10, cap: int = 20,
+                stop_dice: float = 0.90, spacing: Sequence[float] | None = None) -> dict:
+    """Let the robot user click on ``session`` until the protocol's figures are known.
+
+    Clicks at least ``min_clicks`` times (for Dice@10) and on up to ``cap`` while
+    Dice stays below ``stop_dice`` (for NoC@90). Dice after more clicks than were
+    made repeats the last value.
+
+    Returns
+    -------
+    dict
+        ``dice`` (index k: after k clicks), ``latency_s`` per click, ``noc85``, ``noc90``.
+    """
+    import time
+
+    target = np.asarray(target, bool)
+    dices = [dice_score(session.mask == session.label, target)]
+    latencies: list[float] = []
+    while len(latencies) < cap and (len(latencies) < min_clicks or dices[-1] < stop_dice):
+        click = robot_click(target, session.mask == session.label, spacing)
+        if click is None:
+            dices.append(1.0)
+            latencies.append(0.0)
+            continue
+        started = time.perf_counter()
+        session.click(click.position, click.positive)
+        latencies.append(time.perf_counter() - started)
+        dices.append(dice_score(session.mask == session.label, target))
+    dices += [dices[-1]] * (cap + 1 - len(dices))
+    return {"dice": [round(d, 4) for d in dices], "latency_s": [round(t, 4) for t in latencies],
+            "noc85": clicks_to_reach(dices, 0.85, cap), "noc90": clicks_to_reach(dices, 0.90, cap)}

@@ -1,0 +1,127 @@
+"""Cohort triage: discovery, priority, Dask batch (external scheduler, killed worker, resume)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from napari_medseg.cli import main
+from napari_medseg.cohort import discover_cases, priority_rows, run_batch
+from napari_medseg.progress import run_to_end
+from napari_medseg.sample import generate_case, write_case
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    """Four small cases in sub-folders, and one corrupt case (a truncated file)."""
+    root = tmp_path_factory.mktemp("cohort")
+    for index in range(4):
+        write_case(generate_case(40 + index, spacing=4.0), root / f"case{index}", f"case{index}")
+    write_case(generate_case(50, spacing=4.0), root / "corrupt", "corrupt")
+    flair = root / "corrupt" / "corrupt_flair.nii.gz"
+    flair.write_bytes(flair.read_bytes()[:300])
+    (root / "notes").mkdir()
+    (root / "notes" / "readme_t1.nii.gz").write_text("only one contrast")
+    return root
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    from tests.conftest import make_model_folder
+
+    return str(make_model_folder(tmp_path_factory.mktemp("m") / "coarse", patch=(16, 16, 16),
+                                 spacing=(6.0, 6.0, 6.0)))
+
+
+def test_discovery_layouts_and_skips(cohort, tmp_path):
+    cases, skipped = discover_cases(cohort)
+    assert [c.case_id for c in cases] == ["case0", "case1", "case2", "case3", "corrupt"]
+    assert cases[0].images[1].name == "case0_t1ce.nii.gz"
+    assert skipped == [("notes", "missing contrast(s) T1ce, T2, FLAIR")]
+    for channel in range(4):
+        (tmp_path / f"brain7_{channel:04d}.nii.gz").write_bytes(b"")
+    (tmp_path / "brain8_0000.nii.gz").write_bytes(b"")
+    found, skipped = discover_cases(tmp_path)
+    assert [c.case_id for c in found] == ["brain7"] and skipped[0][0] == "brain8"
+
+
+def test_priority_combines_uncertainty_topology_and_volume():
+    def summary(name, epistemic, volume, errors=0):
+        return {"case_id": name, "epistemic_foreground": epistemic,
+                "volumes_ml": {"WT": volume}, "topology_errors": {"WT": errors},
+                "topology_mismatch": []}
+
+    rows = priority_rows([summary("calm", 0.01, 50), summary("unsure", 0.09, 52),
+                          summary("broken", 0.02, 48, errors=3), summary("empty", 0.05, 0.0),
+                          summary("typical", 0.03, 51)])
+    order = [r["case_id"] for r in rows]
+    assert order == ["empty", "unsure", "broken", "typical", "calm"]
+    assert rows[order.index("empty")]["volume"] == 1.0
+    assert rows[order.index("broken")]["reasons"] == "topology"
+
+
+def test_batch_on_external_scheduler_reports_corrupt_case_and_resumes(cohort, model, tmp_path,
+                                                                       capsys):
+    from distributed import LocalCluster
+
+    out = tmp_path / "out"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        code = main(["batch", str(cohort), str(out), "--model", model, "--samples", "2",
+                     "--scheduler", cluster.scheduler_address])
+    assert code == 1  # one case failed; the others are done
+    captured = capsys.readouterr()
+    assert "failed corrupt" in captured.err and "skipped notes" in captured.err
+    table = json.loads((out / "triage.json").read_text())
+    done = [r for r in table["cases"] if r["status"] == "done"]
+    assert sorted(r["case_id"] for r in done) == ["case0", "case1", "case2", "case3"]
+    assert table["cases"][-1]["case_id"] == "corrupt" and table["cases"][-1]["status"] == "failed"
+    assert [r["priority"] for r in done] == sorted((r["priority"] for r in done), reverse=True)
+    assert (out / "case0" / "seg.nii.gz").is_file() and (out / "case0" / "epistemic.nii.gz").is_file()
+    assert (out / "triage.csv").read_text().startswith("rank,case_id,priority")
+    report = run_to_end(run_batch(cohort, out, model=model, scheduler="serial", samples=2))
+    assert report.computed == () and sorted(report.resumed) == ["case0", "case1", "case2",
+                                                                 "case3"]
+
+
+def test_interrupted_batch_reruns_only_missing_cases(cohort, model, tmp_path):
+    out = tmp_path / "out"
+    batch = run_batch(cohort, out, model=model, scheduler="serial", samples=2)
+    for progress in batch:
+        if progress.done >= 2:
+            break
+    batch.close()  # the run dies here
+    finished = {p.name for p in out.iterdir() if (p / "summary.json").is_file()}
+    assert len(finished) == 2
+    report = run_to_end(run_batch(cohort, out, model=model, scheduler="serial", samples=2))
+    assert set(report.resumed) == finished
+    assert set(report.computed) == {"case0", "case1", "case2", "case3"} - finished
+
+
+def test_killed_worker_is_replaced_and_no_case_is_lost(cohort, model, tmp_path):
+    from distributed import Client, LocalCluster
+
+    out = tmp_path / "out"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        pids = client.run(os.getpid)
+        batch = run_batch(cohort, out, model=model, scheduler=cluster.scheduler_address,
+                          samples=2)
+        killed = False
+        while True:
+            try:
+                progress = next(batch)
+            except StopIteration as stop:
+                report = stop.value
+                break
+            if progress.done >= 1 and not killed:
+                os.kill(next(iter(pids.values())), signal.SIGKILL)  # a worker dies mid-run
+                killed = True
+    assert killed
+    assert sorted(report.computed) == ["case0", "case1", "case2", "case3"]
+    assert [f["case_id"] for f in report.failed] == ["corrupt"]
+    summaries = [json.loads((out / f"case{i}" / "summary.json").read_text()) for i in range(4)]
+    assert all(np.isfinite(s["epistemic_foreground"]) for s in summaries)

@@ -1,0 +1,68 @@
+"""GUI: export corrected masks (two cases into one nnU-Net dataset); autosave and restore."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+
+def _correct(layer):
+    """An annotator's edit through napari's undoable path (a paint event)."""
+    index = np.nonzero(np.asarray(layer.data) == 2)
+    chosen = tuple(axis[:500] for axis in index)
+    layer.data_setitem(chosen, 0)
+    return np.asarray(layer.data).copy()
+
+
+def test_export_two_cases_to_nnunet_dataset(sample_dock, tmp_path):
+    from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
+
+    viewer, dock = sample_dock()
+    section = dock.export_section
+    corrected = _correct(viewer.layers["reference"])
+    section.layer_combo.setCurrentText("reference")
+    section.format_combo.setCurrentText("nnU-Net v2 dataset")
+    section.folder_edit.setText(str(tmp_path))
+    section.dataset_edit.setText("GuiCorrected")
+    first = section.export()
+    assert first is not None and first.output.name == "Dataset501_GuiCorrected"
+    section.case_edit.setText("second_case")
+    second = section.export()
+    assert second.output == first.output and section.last_dataset == first.output
+    folder = first.output
+    assert sorted(p.name for p in (folder / "labelsTr").iterdir()) == [
+        "medseg_sample_000.nii.gz", "second_case.nii.gz"]
+    assert json.loads((folder / "dataset.json").read_text())["numTraining"] == 2
+    verify_dataset_integrity(str(folder), 1)
+    from napari_medseg.io import read_labels
+
+    np.testing.assert_array_equal(read_labels(folder / "labelsTr" / "second_case.nii.gz").data,
+                                  corrected)
+    errors = []
+    section.case_edit.setText("second_case")
+    import napari_medseg._qt.export_section as module
+
+    module.show_error, saved = errors.append, module.show_error
+    try:
+        assert section.export() is None  # exists, and 'replace' is not ticked
+    finally:
+        module.show_error = saved
+    assert "already exists" in errors[-1]
+
+
+def test_autosave_and_restore_after_reopening(sample_dock):
+    viewer, dock = sample_dock()
+    edited = _correct(viewer.layers["reference"])
+    viewer.close()  # closing saves unsaved edits (the timer would, every 30 s)
+    viewer2, dock2 = sample_dock()  # "napari was closed": the case opens again
+    bar = dock2.export_section.autosave
+    assert bar.isVisibleTo(dock2) and "Unsaved edits of 'reference'" in bar.message.text()
+    layer = viewer2.layers["reference"]
+    assert not np.array_equal(layer.data, edited)
+    bar.restore()
+    np.testing.assert_array_equal(layer.data, edited)
+    layer.undo()  # the restore is one undoable step
+    assert not np.array_equal(layer.data, edited)

@@ -1,0 +1,95 @@
+"""GUI: clicks through the viewer's mouse callbacks refine a Labels layer; Ctrl-Z undoes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from napari.utils._proxies import ReadOnlyWrapper
+from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
+
+from napari_medseg.interactive import robot_click
+
+pytestmark = pytest.mark.gui
+
+
+class _Event:
+    """What napari's canvas hands mouse callbacks, for a click at one screen pixel."""
+
+    def __init__(self, kind, position, modifiers=()):
+        self.type, self.position, self.modifiers = kind, tuple(position), list(modifiers)
+        self.pos, self.button, self.handled = (100.0, 100.0), 1, False
+        self.view_direction, self.dims_displayed, self.is_dragging = None, [1, 2], False
+
+
+def _mouse_click(viewer, voxel, spacing, modifiers=()):
+    world = np.asarray(voxel, float) * np.asarray(spacing)
+    viewer.dims.set_point(0, world[0])
+    mouse_press_callbacks(viewer, ReadOnlyWrapper(_Event("mouse_press", world, modifiers),
+                                                  exceptions=("handled",)))
+    mouse_release_callbacks(viewer, _Event("mouse_release", world, modifiers))
+
+
+def _wait(qtbot, section):
+    qtbot.waitUntil(lambda: section._worker is None and not section._pending, timeout=60_000)
+
+
+def _undo_key(layer):
+    from app_model.types import KeyBinding, KeyCode, KeyMod
+
+    return layer.keymap[KeyBinding.from_int(KeyMod.CtrlCmd | KeyCode.KeyZ)]
+
+
+def test_clicks_refine_undo_reset(sample_dock, qtbot):
+    viewer, dock = sample_dock()
+    section = dock.refine_section
+    reference = np.asarray(viewer.layers["reference"].data)
+    spacing = viewer.layers["reference"].scale
+    edit = viewer.add_labels(np.zeros_like(reference, dtype=np.uint8), name="edit", scale=spacing)
+    section.layer_combo.setCurrentText("edit")
+    section.label_combo.setCurrentText("2 ED")
+    section.active_button.setChecked(True)
+    target = reference > 0
+    first = robot_click(target, edit.data == 2)
+    _mouse_click(viewer, first.position, spacing)
+    _wait(qtbot, section)
+    assert edit.data[first.position] == 2
+    assert "learned" in section.engine_label.text()
+    after_first = edit.data.copy()
+    grown = after_first == 2
+    assert 2 * (grown & target).sum() / (grown.sum() + target.sum()) > 0.6
+    points = viewer.layers["clicks"]
+    assert len(points.data) == 1 and np.allclose(points.face_color[0], (0.1, 0.9, 0.2, 1.0))
+    second = robot_click(target, grown)
+    _mouse_click(viewer, second.position, spacing, modifiers=() if second.positive else
+                 ("Shift",))  # Shift-click inverts the (positive) sign chosen in the dock
+    _wait(qtbot, section)
+    assert len(section.session.clicks) == 2 and (edit.data != after_first).any()
+    assert (edit.data[second.position] == 2) == second.positive
+    _undo_key(edit)(edit)  # Ctrl-Z: napari's Labels undo, and the click is forgotten
+    np.testing.assert_array_equal(edit.data, after_first)
+    assert len(section.session.clicks) == 1 and len(points.data) == 1
+    assert edit.metadata["napari_medseg"]["edit_history"][-1]["undo"]
+    section.reset()
+    assert not edit.data.any() and len(points.data) == 0
+
+
+def test_refused_clicks_leave_the_mask_alone(sample_dock, qtbot, monkeypatch):
+    viewer, dock = sample_dock()
+    section = dock.refine_section
+    reference = viewer.layers["reference"]
+    section.layer_combo.setCurrentText("reference")
+    before = np.asarray(reference.data).copy()
+    errors = []
+    monkeypatch.setattr("napari_medseg._qt.refine_section.show_error", errors.append)
+    assert not section.add_click((-3, 5, 5), True)
+    assert "outside the volume" in errors[-1]
+    monkeypatch.setattr(type(dock.model_section.runner), "busy", property(lambda self: True))
+    assert not section.add_click((10, 10, 10), True)
+    assert "model run is in progress" in errors[-1]
+    monkeypatch.undo()
+    monkeypatch.setattr("napari_medseg._qt.refine_section.show_error", errors.append)
+    viewer.add_labels(np.zeros((5, 5, 5), np.uint8), name="other shape")
+    section.layer_combo.setCurrentText("other shape")
+    assert not section.add_click((1, 1, 1), True)
+    assert "has shape" in errors[-1]
+    np.testing.assert_array_equal(reference.data, before)
+    assert section._worker is None

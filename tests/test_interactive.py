@@ -1,0 +1,145 @@
+"""Click refinement core: encoding, robot user, engines, session, undo, picking."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_medseg.errors import InputError
+from napari_medseg.interactive import (
+    Click, InteractiveSession, clicks_to_reach, dice_score, guidance_maps, make_engine,
+    read_clicks, robot_click, robot_trial)
+from napari_medseg.interactive._picking import voxel_on_ray
+from napari_medseg.interactive._simulate import damage_mask, training_sample
+from napari_medseg.io import Volume
+
+
+def _ball(shape, centre, radius):
+    grids = np.ogrid[tuple(slice(0, n) for n in shape)]
+    return sum((g - c) ** 2 for g, c in zip(grids, centre)) <= radius ** 2
+
+
+def test_guidance_weights_newest_click_most_and_separates_signs():
+    clicks = [Click((5, 5, 5), True), Click((10, 10, 10), False), Click((15, 5, 5), True)]
+    maps = guidance_maps((20, 20, 20), clicks)
+    assert maps[0][15, 5, 5] == pytest.approx(1.0) and maps[0][5, 5, 5] == pytest.approx(0.6, abs=1e-6)
+    assert maps[1][10, 10, 10] == pytest.approx(0.6, abs=1e-6) and maps[1][5, 5, 5] < 1e-3
+    shifted = guidance_maps((8, 8, 8), clicks, origin=(12, 2, 2))
+    np.testing.assert_allclose(shifted, maps[:, 12:20, 2:10, 2:10])  # a box sees the same
+
+
+def test_robot_clicks_centre_of_largest_error():
+    target = _ball((40, 40, 40), (20, 20, 20), 8)
+    mask = target.copy()
+    mask[20:] = False  # half missed
+    mask |= _ball(mask.shape, (5, 5, 5), 3)  # a smaller spurious blob
+    click = robot_click(target, mask)
+    assert click.positive and target[click.position] and not mask[click.position]
+    assert robot_click(target, target) is None
+    only_extra = robot_click(target, target | _ball(mask.shape, (5, 5, 5), 3))
+    assert not only_extra.positive and only_extra.position == (5, 5, 5)
+    assert clicks_to_reach([0.2, 0.86, 0.95], 0.9) == 2
+    assert clicks_to_reach([0.2, 0.5], 0.9, cap=20) == 20
+
+
+def test_click_file_errors_name_the_line(tmp_path):
+    good = tmp_path / "clicks.json"
+    good.write_text(json.dumps([{"position": [1, 2, 3]}, {"position": [4, 5, 6],
+                                                           "positive": False}]))
+    clicks = read_clicks(good)
+    assert clicks[1].position == (4, 5, 6) and not clicks[1].positive
+    bad = tmp_path / "bad.json"
+    bad.write_text('[\n{"position": [1, 2, 3]},\n{"position": [1, 2 3]}\n]')
+    with pytest.raises(InputError, match="line 3"):
+        read_clicks(bad)
+    short = tmp_path / "short.json"
+    short.write_text('[{"position": [1, 2]}]')
+    with pytest.raises(InputError, match="click 1"):
+        read_clicks(short)
+
+
+def test_training_samples_are_consistent():
+    rng = np.random.default_rng(0)
+    target = _ball((64, 64, 64), (32, 30, 34), 10)
+    assert (damage_mask(target, rng) != target).any()
+    image = rng.normal(size=(4, 64, 64, 64)).astype(np.float32)
+    x, y = training_sample(image, target, rng, (32, 32, 32))
+    assert x.shape == (7, 32, 32, 32) and y.shape == (32, 32, 32)
+    assert x[5:].max() == pytest.approx(1.0, abs=1e-6)  # the newest click is in the crop
+
+
+def _wt_session(case, engine, mask=None):
+    return InteractiveSession(case.volume, mask, label=1, engine=engine)
+
+
+def test_random_walker_refines_toy_case_and_undo_is_exact(small_case):
+    target = small_case.labels.data > 0
+    session = _wt_session(small_case, "random_walker")
+    assert session.engine.name == "random_walker"
+    trial = robot_trial(session, target, min_clicks=5, cap=5)
+    assert trial["dice"][0] == 0 and max(trial["dice"][1:6]) >= 0.85, trial["dice"]
+    before = session.mask.copy()
+    click = robot_click(target, session.mask == 1)
+    session.click(click.position, click.positive)
+    assert session.changes[-1].n_voxels > 0
+    np.testing.assert_array_equal(session.undo(), before)
+    assert len(session.clicks) == 5 and session.history[-1]["undo"]
+    assert not session.reset().any()
+
+
+def test_learned_engine_refines_sample_case(small_case):
+    from napari_medseg.sample import load_sample_case
+
+    case = load_sample_case()
+    target = np.isin(case.labels.data, (1, 3))
+    session = _wt_session(case, "auto")
+    assert session.engine.name == "learned"
+    trial = robot_trial(session, target, min_clicks=5, cap=5)
+    assert max(trial["dice"][1:6]) >= 0.85, trial["dice"]
+    assert trial["dice"][5] > trial["dice"][1] - 0.05
+
+
+def test_learned_engine_fixes_a_damaged_mask():
+    from napari_medseg.sample import load_sample_case
+
+    case = load_sample_case()
+    target = case.labels.data > 0
+    damaged = target.copy()
+    centre = np.argwhere(target).mean(0).astype(int)
+    damaged[centre[0]:] = False  # half the tumour cut away
+    session = _wt_session(case, "learned", damaged.astype(np.uint8))
+    start = dice_score(damaged, target)
+    trial = robot_trial(session, target, min_clicks=3, cap=3)
+    assert trial["dice"][3] >= max(0.9, start + 0.1), (start, trial["dice"])
+
+
+def test_auto_engine_falls_back_without_model_contrasts(small_case):
+    ct = Volume(small_case.volume.data[:1], small_case.volume.affine, ("CT",))
+    assert make_engine("auto", ct).name == "random_walker"
+    with pytest.raises(InputError, match="lacks"):
+        make_engine("learned", ct)
+    with pytest.raises(InputError, match="unknown click engine"):
+        make_engine("magic", ct)
+
+
+def test_bad_clicks_leave_the_mask_unchanged(small_case):
+    session = _wt_session(small_case, "random_walker", small_case.labels.data)
+    before = session.mask.copy()
+    with pytest.raises(InputError, match="outside the volume"):
+        session.click((-1, 5, 5))
+    with pytest.raises(InputError, match="outside the volume"):
+        session.click((5, 5, 10_000))
+    np.testing.assert_array_equal(session.mask, before)
+    with pytest.raises(InputError, match="differs from the image"):
+        InteractiveSession(small_case.volume, before[1:], engine="random_walker")
+
+
+def test_ray_picking_front_label_or_brightest():
+    labels = np.zeros((10, 10, 10), np.uint8)
+    labels[6, 5, 5] = 2
+    image = np.zeros((10, 10, 10), np.float32)
+    image[3, 2, 2] = 5.0
+    assert voxel_on_ray((0, 5, 5), (9, 5, 5), labels, image, positive=False) == (6, 5, 5)
+    assert voxel_on_ray((0, 2, 2), (9, 2, 2), labels, image, positive=True) == (3, 2, 2)
+    assert voxel_on_ray((0, 2, 2), (9, 2, 2), labels, image, positive=False) is None
