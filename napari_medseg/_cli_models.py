@@ -26,7 +26,7 @@ def spec_summary(name: str, folder) -> dict:
     from napari_medseg.models import read_spec
 
     spec = read_spec(folder)
-    return {"name": name, "version": spec.version, "folder": str(folder),
+    return {"name": name, "version": spec.version, "task": spec.task, "folder": str(folder),
             "inputs": [f"{i.name} ({i.normalization})" for i in spec.inputs],
             "labels": {info.value: info.name for info in spec.labels},
             "patch_size": list(spec.patch_size), "spacing_mm": list(spec.spacing),
@@ -36,12 +36,12 @@ def spec_summary(name: str, folder) -> dict:
 def cmd_models(args: argparse.Namespace) -> int:
     from napari_medseg.models import available_devices, builtin_models
 
-    records = [spec_summary(name, folder) for name, folder in builtin_models().items()]
+    records = [spec_summary(name, folder) for name, folder in builtin_models(task=None).items()]
     if args.json:
         print(json.dumps({"models": records, "devices": available_devices()}, indent=2))
         return 0
     for record in records:
-        print(f"{record['name']} {record['version']}  ({record['folder']})\n"
+        print(f"{record['name']} {record['version']} [{record['task']}]  ({record['folder']})\n"
               f"  inputs   {', '.join(record['inputs'])}\n"
               f"  labels   {', '.join(f'{k} {v}' for k, v in record['labels'].items())}\n"
               f"  patch    {record['patch_size']} at {record['spacing_mm']} mm, "

@@ -1,5 +1,6 @@
 """Screenshot for the README: the sample case segmented by the built-in model,
-with the Explain section's chart for oedema. Run under Xvfb:
+then corrected with two clicks in the Refine section (a positive click on a
+cut-away lobe, shown green). Run under Xvfb:
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/readme_screenshot.py docs/screenshot.png
 """
@@ -9,7 +10,10 @@ import sys
 import time
 
 import napari
+import numpy as np
 from qtpy.QtWidgets import QApplication
+
+from napari_medseg.interactive import robot_click
 
 
 def wait(section, timeout: float = 600.0) -> None:
@@ -28,12 +32,23 @@ def main(path: str) -> None:
     dock.model_section.run()
     wait(dock.model_section)
     viewer.layers["reference"].visible = False
-    dock.explain_section.run()
-    wait(dock.explain_section)
-    dock.explain_section.target_combo.setCurrentText("ED")
-    scroll = dock.findChild(type(dock.layout().itemAt(0).widget()))
-    scroll.verticalScrollBar().setValue(260)
-    viewer.dims.set_point(0, 52 * 1.5)
+    segmentation = viewer.layers["brats_unet segmentation"]
+    damaged = np.asarray(segmentation.data)
+    damaged[52:, 60:] = np.where(damaged[52:, 60:] == 2, 0, damaged[52:, 60:])  # a lost lobe
+    segmentation.refresh()
+    refine = dock.refine_section
+    refine.layer_combo.setCurrentText(segmentation.name)
+    refine.label_combo.setCurrentText("2 ED")
+    refine.active_button.setChecked(True)
+    target = np.asarray(viewer.layers["reference"].data) == 2
+    for _ in range(2):
+        click = robot_click(target, np.asarray(segmentation.data) == 2)
+        refine.add_click(click.position, click.positive)
+        while refine._worker is not None or refine._pending:
+            QApplication.processEvents()
+            time.sleep(0.02)
+    first = refine.session.clicks[0].position
+    viewer.dims.set_point(0, first[0] * 1.5)
     for _ in range(10):
         QApplication.processEvents()
     viewer.screenshot(path, canvas_only=False, flash=False)

@@ -49,5 +49,6 @@ def test_models_lists_builtins_as_json(capsys):
 
     assert main(["models", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
-    assert [m["name"] for m in listing["models"]] == list(builtin_models())
+    assert [m["name"] for m in listing["models"]] == list(builtin_models(task=None))
+    assert {m["name"]: m["task"] for m in listing["models"]}["click_unet"] == "interactive"
     assert listing["devices"][-1] == "cpu"

@@ -21,10 +21,10 @@ def _ball(shape, centre, radius):
 
 
 def test_guidance_weights_newest_click_most_and_separates_signs():
-    clicks = [Click((5, 5, 5), True), Click((10, 10, 10), False), Click((15, 5, 5), True)]
+    clicks = [Click((5, 5, 5), True), Click((16, 16, 16), False), Click((15, 5, 5), True)]
     maps = guidance_maps((20, 20, 20), clicks)
     assert maps[0][15, 5, 5] == pytest.approx(1.0) and maps[0][5, 5, 5] == pytest.approx(0.6, abs=1e-6)
-    assert maps[1][10, 10, 10] == pytest.approx(0.6, abs=1e-6) and maps[1][5, 5, 5] < 1e-3
+    assert maps[1][16, 16, 16] == pytest.approx(0.6, abs=1e-6) and maps[1][5, 5, 5] == 0
     shifted = guidance_maps((8, 8, 8), clicks, origin=(12, 2, 2))
     np.testing.assert_allclose(shifted, maps[:, 12:20, 2:10, 2:10])  # a box sees the same
 
@@ -143,3 +143,34 @@ def test_ray_picking_front_label_or_brightest():
     assert voxel_on_ray((0, 5, 5), (9, 5, 5), labels, image, positive=False) == (6, 5, 5)
     assert voxel_on_ray((0, 2, 2), (9, 2, 2), labels, image, positive=True) == (3, 2, 2)
     assert voxel_on_ray((0, 2, 2), (9, 2, 2), labels, image, positive=False) is None
+
+
+def test_cli_refine_replays_clicks_and_bench_clicks(small_case, tmp_path, capsys):
+    from napari_medseg.cli import main
+    from napari_medseg.io import read_labels
+    from napari_medseg.sample import case_files, write_case
+
+    write_case(small_case, tmp_path / "cases", "toy")
+    images, reference = case_files(tmp_path / "cases", "toy")
+    target = small_case.labels.data > 0
+    session = InteractiveSession(small_case.volume, engine="random_walker")
+    clicks = []
+    for _ in range(3):
+        click = robot_click(target, session.mask == 1)
+        session.click(click.position, click.positive)
+        clicks.append(click.as_dict())
+    (tmp_path / "clicks.json").write_text(json.dumps(clicks))
+    out = tmp_path / "refined.nii.gz"
+    assert main(["refine", *map(str, images), "--clicks", str(tmp_path / "clicks.json"),
+                 "--engine", "random_walker", "-o", str(out)]) == 0
+    np.testing.assert_array_equal(read_labels(out).data, session.mask)  # reproducible edits
+    (tmp_path / "bad.json").write_text('[{"position": [1, 2, 3]},\n oops]')
+    assert main(["refine", *map(str, images), "--clicks", str(tmp_path / "bad.json"),
+                 "-o", str(tmp_path / "x.nii.gz")]) == 2
+    assert "line 2" in capsys.readouterr().err
+    report = tmp_path / "bench.json"
+    assert main(["bench-clicks", str(tmp_path / "cases"), "--clicks", "2", "--engine",
+                 "random_walker", "--json", str(report)]) == 0
+    data = json.loads(report.read_text())
+    assert {t["target"] for t in data["trials"]} == {"label 1", "label 2", "label 3", "whole"}
+    assert 0 <= data["summary"]["dice@1"] <= 1 and data["summary"]["latency_median_ms"] > 0

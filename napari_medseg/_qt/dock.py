@@ -32,6 +32,7 @@ class MedSegDock(QWidget):
         self._body_layout.setAlignment(Qt.AlignTop)
         header = QLabel(f"<b>napari-medseg</b> {__version__}")
         self._body_layout.addWidget(header)
+        self._body_layout.addStretch(1)  # sections go before it
         self.model_section = ModelSection(napari_viewer, self.case_section)
         self.add_section("Case: input contrasts", self.case_section)
         self.explain_section = ExplainSection(napari_viewer, self.case_section,
@@ -42,15 +43,19 @@ class MedSegDock(QWidget):
         self.uncertainty_section = UncertaintySection(napari_viewer, self.case_section,
                                                       self.model_section)
         self.topology_section = TopologySection(napari_viewer, self.model_section)
-        self.add_section("Explain: Shapley contrast attributions", self.explain_section)
-        self.add_section("Uncertainty: where the model is unsure", self.uncertainty_section)
-        self.add_section("Topology: errors and fixes", self.topology_section)
+        self.add_section("Explain: Shapley contrast attributions", self.explain_section,
+                         expanded=False)
+        self.add_section("Uncertainty: where the model is unsure", self.uncertainty_section,
+                         expanded=False)
+        self.add_section("Topology: errors and fixes", self.topology_section,
+                         expanded=False)
         self.export_section = ExportSection(napari_viewer, self.case_section, self.model_section,
                                             self.refine_section)
         self.add_section("Export: corrected masks for retraining", self.export_section)
         self.review_section = ReviewSection(napari_viewer)
-        self.add_section("Review queue: cohort cases by priority", self.review_section)
-        self._body_layout.addStretch(1)
+        self.add_section("Review queue: cohort cases by priority", self.review_section,
+                         expanded=False)
+        self._body_layout.insertWidget(1, self.export_section.autosave)  # restore offer on top
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(body)
@@ -59,10 +64,14 @@ class MedSegDock(QWidget):
         layout.addWidget(scroll)
         self.setMinimumWidth(460)
 
-    def add_section(self, title: str, widget: QWidget) -> QGroupBox:
-        """Append a titled section to the dock."""
+    def add_section(self, title: str, widget: QWidget, expanded: bool = True) -> QGroupBox:
+        """Append a titled section to the dock; its title's checkbox folds it away."""
         box = QGroupBox(title)
+        box.setCheckable(True)
+        box.setChecked(expanded)
+        widget.setVisible(expanded)
+        box.toggled.connect(widget.setVisible)
         inner = QVBoxLayout(box)
         inner.addWidget(widget)
-        self._body_layout.insertWidget(max(self._body_layout.count() - 1, 1), box)
+        self._body_layout.insertWidget(self._body_layout.count() - 1, box)
         return box

@@ -78,7 +78,6 @@ class ExportSection(QWidget):
             improve.addWidget(widget)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.autosave)
         layout.addLayout(form)
         layout.addWidget(self.overwrite_box)
         layout.addWidget(self.export_button)

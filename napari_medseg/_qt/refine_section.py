@@ -188,37 +188,36 @@ class RefineSection(QWidget):
 
         position, positive = self._pending.pop(0)
         layer, label = self.labels_layer(), self.current_label()
-        session = self._session_for(layer, label)
-        if session is None:
-            self._pending.clear()
-            return
+        key = (id(layer.data), self.engine_combo.currentText())
+        session, make = self.session, None
+        if session is not None and self._engine_key == key:
+            session.set_label(label)
+        else:  # a new session: layers are read here, the engine is built in the worker
+            session, make = None, self._session_factory(layer, label)
+            if make is None:
+                self._pending.clear()
+                return
+            self._clear_points()
         self._add_point(position, positive)
-        worker = create_worker(_propose, session, position, positive, _start_thread=False)
-        worker.returned.connect(lambda change: self._apply(layer, change))
+        worker = create_worker(_propose, session, make, position, positive, _start_thread=False)
+        worker.returned.connect(lambda result: self._apply(layer, key, *result))
         worker.errored.connect(self._failed)
         self._worker = worker
-        self.status.setText("computing...")
+        self.status.setText("computing..." if make is None else "loading the engine...")
         worker.start()
 
-    def _session_for(self, layer, label: int):
-        from napari_medseg.interactive import InteractiveSession, make_engine
+    def _session_factory(self, layer, label: int):
+        from napari_medseg.interactive import InteractiveSession
         from napari_medseg.layers import volume_from_layers
 
-        key = (id(layer.data), self.engine_combo.currentText())
         try:
-            if self.session is None or self._engine_key != key:
-                volume = volume_from_layers(self.image_layers())
-                engine = make_engine(ENGINES[self.engine_combo.currentText()], volume,
-                                     device=self._device())
-                self.session = InteractiveSession(volume, layer.data, label, engine, copy=False)
-                self._engine_key = key
-                self._clear_points()
-            self.session.set_label(label)
+            volume = volume_from_layers(self.image_layers())
         except MedsegError as error:
             show_error(f"Refinement unavailable: {error}")
             return None
-        self.engine_label.setText(f"Engine: {self.session.engine_name}")
-        return self.session
+        engine, device, data = ENGINES[self.engine_combo.currentText()], self._device(), \
+            layer.data
+        return lambda: InteractiveSession(volume, data, label, engine, device=device, copy=False)
 
     def _device(self) -> str | None:
         choice = self._models.device_combo.currentText()
@@ -235,8 +234,14 @@ class RefineSection(QWidget):
     def _on_paint(self, _event=None) -> None:
         self._edits.append(self._applying)
 
-    def _apply(self, layer, change) -> None:
+    def _apply(self, layer, key, session, change) -> None:
+        if session is None:
+            self._failed(change)
+            return
         self._worker = None
+        if session is not self.session:
+            self.session, self._engine_key = session, key
+            self.engine_label.setText(f"Engine: {session.engine_name}")
         self._watch_edits(layer)
         self._applying = True
         try:
@@ -357,5 +362,10 @@ class RefineSection(QWidget):
             self._viewer.layers[CLICKS_LAYER].data = np.zeros((0, 3))
 
 
-def _propose(session, position, positive):
-    return session.propose(position, positive)
+def _propose(session, make_session, position, positive):
+    """Worker body: build the session (engine, model) when needed, then run the click."""
+    try:
+        session = session or make_session()
+        return session, session.propose(position, positive)
+    except MedsegError as error:  # a user-fixable problem: a message, not a traceback
+        return None, error

@@ -23,8 +23,8 @@ from napari_medseg.interactive._clicks import Click
 from napari_medseg.interactive._simulate import crop_box
 from napari_medseg.io import Volume
 
-_MIN_BOX, _MAX_BOX, _HALF_RES_ABOVE = 32, 96, 48 ** 3
-_FAR_MADS = 4.0
+_MIN_BOX, _MAX_BOX, _HALF_RES_ABOVE = 48, 96, 48 ** 3
+_FAR_MADS = 8.0
 
 
 def _normalised(data: np.ndarray) -> np.ndarray:
@@ -142,7 +142,11 @@ def _one_way(before: np.ndarray, walker: np.ndarray, newest: Click, box) -> np.n
     if hit == 0:
         return before
     connected = labelled == hit
-    return before | connected if newest.positive else before & ~connected
+    if newest.positive:
+        return before | connected
+    # a negative click removes locally: within a few times the wrong region's depth
+    depth = ndi.distance_transform_edt(np.pad(before, 1))[1:-1, 1:-1, 1:-1][local]
+    return before & ~(connected & _ball_mask(before.shape, local, max(6.0, 3.0 * depth)))
 
 
 def _solver() -> str:

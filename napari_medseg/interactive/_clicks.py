@@ -18,7 +18,7 @@ import numpy as np
 
 from napari_medseg.errors import InputError, describe
 
-CLICK_SIGMA = 2.0
+CLICK_SIGMA = 3.0
 OLDER_WEIGHT = 0.6
 
 

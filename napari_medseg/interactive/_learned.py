@@ -26,6 +26,24 @@ def _touches_open_face(mask: np.ndarray, box: tuple[slice, ...], shape: Sequence
     return False
 
 
+def _consistent_with_clicks(inside: np.ndarray, before: np.ndarray, clicks: Sequence[Click],
+                            box: tuple[slice, ...]) -> np.ndarray:
+    """Keep the pieces the user asked for: components holding a positive click or
+    overlapping the object's current mask; each click's own voxel follows its sign."""
+    from scipy import ndimage as ndi
+
+    origin = np.array([s.start for s in box])
+    local = [(tuple(np.asarray(c.position) - origin), c.positive) for c in clicks
+             if all(0 <= p - o < n for p, o, n in zip(c.position, origin, inside.shape))]
+    for point, positive in local:
+        inside[point] = positive
+    labelled, _ = ndi.label(inside)
+    keep = set(np.unique(labelled[before & inside]).tolist())
+    keep |= {int(labelled[point]) for point, positive in local if positive}
+    keep.discard(0)
+    return np.isin(labelled, sorted(keep)) if keep else np.zeros_like(inside)
+
+
 def _round_up(values: Sequence[int], divisor: int) -> tuple[int, ...]:
     return tuple(int(-(-v // divisor) * divisor) for v in values)
 
@@ -41,14 +59,16 @@ class LearnedEngine:
         Click model (default the built-in ``click_unet``).
     device : str, optional
         Torch device (default: the best available).
-    max_patch : int
-        Largest patch side the growth may reach.
+    max_patch : int, optional
+        Largest patch side the growth may reach (default: the model's patch, so
+        no growth: on the benchmark, growing let the shipped model leak; see
+        BENCHMARKS.md).
     """
 
     name = "learned"
 
     def __init__(self, volume: Volume, model=None, device: str | None = None,
-                 max_patch: int = 128):
+                 max_patch: int | None = None):
         import torch
 
         from napari_medseg.inference._predict import channels_for_model
@@ -65,7 +85,7 @@ class LearnedEngine:
         self.image = normalise_image(channels_for_model(volume, spec),
                                      [item.normalization for item in spec.inputs])
         self.patch = tuple(spec.patch_size)
-        self.max_patch = max_patch
+        self.max_patch = max_patch or max(self.patch)
         self.divisor = getattr(self.network, "divisor", 8)
         self.description = f"learned ({spec.name} {spec.version}, {self.device.type})"
 
@@ -79,7 +99,8 @@ class LearnedEngine:
         with torch.inference_mode():
             logits = self.network(x.to(self.device))[0]
         inside = (logits[1] > logits[0]).cpu().numpy()
-        return inside[tuple(slice(0, n) for n in crop_shape)]
+        inside = inside[tuple(slice(0, n) for n in crop_shape)]
+        return _consistent_with_clicks(inside, mask[box], clicks, box)
 
     def refine(self, mask: np.ndarray, clicks: Sequence[Click]
                ) -> tuple[tuple[slice, ...], np.ndarray]:

@@ -3,7 +3,8 @@
 Following DeepEdit, clicks are drawn from the error between a previous mask
 and the target: the robot user's click (centre of the largest error) half
 of the time, a random voxel of the error otherwise. Previous masks are empty
-(first click), or the target damaged the way automatic models and annotators
+(first click, half of the time, so the network learns to segment from
+clicks rather than to copy the mask), or the target damaged the way automatic models and annotators
 damage it: grown or shrunk, a lobe cut away, a spurious blob added, a bite
 taken out.
 """
@@ -31,7 +32,7 @@ def damage_mask(target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     mask = target.copy()
     points = np.argwhere(target) if target.any() else np.argwhere(np.ones_like(target))
     for _ in range(rng.integers(1, 4)):
-        kind = rng.choice(["grow", "shrink", "cut", "blob", "bite"])
+        kind = rng.choice(["grow", "shrink", "cut", "cut", "blob", "bite"])
         if kind == "grow":
             mask = ndi.binary_dilation(mask, _BALL, iterations=int(rng.integers(1, 4)))
         elif kind == "shrink":
@@ -80,7 +81,7 @@ def simulate_interaction(target: np.ndarray, rng: np.random.Generator
 
     Returns None when the target is empty and the mask happens to be too.
     """
-    mask = np.zeros_like(target) if rng.random() < 0.35 else damage_mask(target, rng)
+    mask = np.zeros_like(target) if rng.random() < 0.5 else damage_mask(target, rng)
     newest = (robot_click(target, mask) if rng.random() < 0.5
               else _random_error_click(target, mask, rng))
     if newest is None:
