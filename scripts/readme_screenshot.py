@@ -6,7 +6,9 @@ cut-away lobe, shown green). Run under Xvfb:
 """
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import time
 
 import napari
@@ -24,6 +26,7 @@ def wait(section, timeout: float = 600.0) -> None:
 
 
 def main(path: str) -> None:
+    os.environ["NAPARI_MEDSEG_RECOVERY_DIR"] = tempfile.mkdtemp()  # no offers from earlier runs
     viewer = napari.Viewer(title="napari-medseg")
     viewer.open_sample("napari-medseg", "brats_like_case")
     _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")

@@ -125,11 +125,17 @@ class CaseSection(QWidget):
 
     def _fill_row(self, row: int, contrast: str, names: list[str], layer) -> None:
         self._table.setItem(row, 0, QTableWidgetItem(contrast))
-        combo = QComboBox()
+        combo = self._table.cellWidget(row, 1)
+        if combo is None:  # one combo per row, reused: replacing them left stale widgets
+            combo = QComboBox()
+            combo.currentTextChanged.connect(lambda text, r=row: self._on_pick(
+                self._contrasts[r], text))
+            self._table.setCellWidget(row, 1, combo)
+        combo.blockSignals(True)
+        combo.clear()
         combo.addItems([NO_LAYER, *names])
         combo.setCurrentText(layer.name if layer is not None else NO_LAYER)
-        combo.currentTextChanged.connect(lambda text, c=contrast: self._on_pick(c, text))
-        self._table.setCellWidget(row, 1, combo)
+        combo.blockSignals(False)
         description = describe_layer(layer) if layer is not None else None
         self._table.setItem(row, 2, QTableWidgetItem(description.shape_text if description else "-"))
         self._table.setItem(row, 3, QTableWidgetItem(description.spacing_text if description else "-"))

@@ -35,7 +35,7 @@ class ClickInput:
         from app_model.types import KeyCode, KeyMod
 
         layer = self._section.labels_layer()
-        if layer is None or layer is self._bound_layer:
+        if layer is None or (self._bound_layer is not None and layer == self._bound_layer):
             return
         layer.bind_key(KeyMod.CtrlCmd | KeyCode.KeyZ,
                        lambda bound: self._section.on_layer_undo(bound), overwrite=True)

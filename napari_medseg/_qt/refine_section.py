@@ -225,8 +225,8 @@ class RefineSection(QWidget):
 
     def _watch_edits(self, layer) -> None:
         """Count the layer's undoable edits (paint events), marking those that are clicks."""
-        if layer is not self._watched:
-            if self._watched is not None:
+        if self._watched is None or layer != self._watched:  # napari hands out proxies:
+            if self._watched is not None:  # compare layers with ==, not `is`
                 self._watched.events.paint.disconnect(self._on_paint)
             layer.events.paint.connect(self._on_paint)
             self._watched, self._edits = layer, []
@@ -286,7 +286,7 @@ class RefineSection(QWidget):
 
     def _undo_layer(self, layer) -> bool:
         """napari's undo on the layer; True when the edit undone was a click."""
-        was_click = bool(self._edits) and self._edits.pop() and layer is self._watched
+        was_click = bool(self._edits) and self._edits.pop() and layer == self._watched
         layer.undo()
         return was_click
 
@@ -300,7 +300,7 @@ class RefineSection(QWidget):
 
     def on_layer_undo(self, layer) -> None:
         """Ctrl-Z on the Labels layer: undo, and forget the click if it was one."""
-        if layer is not self._watched:
+        if self._watched is None or layer != self._watched:
             layer.undo()
             return
         while self._edits and self._edits[-1] and self.session is not None and \
