@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from _common import HELD_OUT_FIRST_SEED, print_table, write_json

@@ -13,7 +13,7 @@ QT_MODULES = ("qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6")
 CORE = ["napari_medseg", "napari_medseg.io", "napari_medseg.sample", "napari_medseg.layers",
         "napari_medseg.case", "napari_medseg.cli", "napari_medseg.contrasts",
         "napari_medseg._reader", "napari_medseg._writer", "napari_medseg._sample_data",
-        "napari_medseg.interactive", "napari_medseg.export"]
+        "napari_medseg.interactive", "napari_medseg.export", "napari_medseg.cohort"]
 
 
 def _loaded_after(code: str) -> set[str]:

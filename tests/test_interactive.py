@@ -8,8 +8,8 @@ import pytest
 
 from napari_medseg.errors import InputError
 from napari_medseg.interactive import (
-    Click, InteractiveSession, clicks_to_reach, dice_score, guidance_maps, make_engine,
-    read_clicks, robot_click, robot_trial)
+    Click, InteractiveSession, clicks_to_json, clicks_to_reach, dice_score, guidance_maps,
+    make_engine, read_clicks, robot_click, robot_trial)
 from napari_medseg.interactive._picking import voxel_on_ray
 from napari_medseg.interactive._simulate import damage_mask, training_sample
 from napari_medseg.io import Volume
@@ -155,12 +155,10 @@ def test_cli_refine_replays_clicks_and_bench_clicks(small_case, tmp_path, capsys
     images, reference = case_files(tmp_path / "cases", "toy")
     target = small_case.labels.data > 0
     session = InteractiveSession(small_case.volume, engine="random_walker")
-    clicks = []
     for _ in range(3):
         click = robot_click(target, session.mask == 1)
         session.click(click.position, click.positive)
-        clicks.append(click.as_dict())
-    (tmp_path / "clicks.json").write_text(json.dumps(clicks))
+    (tmp_path / "clicks.json").write_text(clicks_to_json(session.clicks))
     out = tmp_path / "refined.nii.gz"
     assert main(["refine", *map(str, images), "--clicks", str(tmp_path / "clicks.json"),
                  "--engine", "random_walker", "-o", str(out)]) == 0

@@ -136,9 +136,9 @@ class ReviewSection(QWidget):
                 features={"kind": case.error_kinds}))
         self._case_layers = added
         self.current = case.case_id
-        self.status.setText(f"{case.case_id}: priority "
-                            f"{next(r['priority'] for r in self.rows if r['case_id'] == case.case_id):.3f}"
-                            f", {len(case.error_points)} topology error(s). Refine, export, "
+        priority = next(r["priority"] for r in self.rows if r["case_id"] == case.case_id)
+        self.status.setText(f"{case.case_id}: priority {priority:.3f}, "
+                            f"{len(case.error_points)} topology error(s). Refine, export, "
                             "then Mark reviewed.")
 
     def mark_current_reviewed(self) -> None:

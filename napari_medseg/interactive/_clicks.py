@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -108,8 +108,3 @@ def read_clicks(path: str | Path) -> list[Click]:
 def clicks_to_json(clicks: Sequence[Click]) -> str:
     """The JSON text `read_clicks` reads back."""
     return json.dumps({"clicks": [c.as_dict() for c in clicks]}, indent=1) + "\n"
-
-
-def as_dicts(clicks: Sequence[Click]) -> list[dict]:
-    """Click records for provenance files."""
-    return [asdict(c) | {"position": [int(p) for p in c.position]} for c in clicks]
