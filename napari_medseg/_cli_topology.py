@@ -10,15 +10,12 @@ from pathlib import Path
 def default_expectations() -> dict:
     """Expected topology of the built-in model's structures, when the mask uses its labels."""
     from napari_medseg.models import builtin_models, read_spec
-    from napari_medseg.topology import Expectation
+    from napari_medseg.topology import expectations_from_dict
 
     folder = builtin_models().get("brats_unet")
     if folder is None:
         return {}
-    expected = read_spec(folder).expected_topology
-    return {name: Expectation(**{k: v for k, v in entry.items() if k in ("b0", "b1", "b2",
-                                                                           "tubular")})
-            for name, entry in expected.items()}
+    return expectations_from_dict(read_spec(folder).expected_topology)
 
 
 def cmd_topology(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from qtpy.QtWidgets import (
     QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from napari_medseg._qt.autosave import AutosaveBar
+from napari_medseg._qt.layer_combo import fill_labels_combo
 from napari_medseg._qt.worker import TaskRunner
 from napari_medseg.errors import MedsegError
 
@@ -87,17 +88,7 @@ class ExportSection(QWidget):
 
     def refresh(self, *_) -> None:
         """List the viewer's 3D Labels layers."""
-        from napari.layers import Labels
-
-        current = self.layer_combo.currentText()
-        names = [layer.name for layer in self._viewer.layers
-                 if isinstance(layer, Labels) and layer.ndim == 3]
-        self.layer_combo.clear()
-        self.layer_combo.addItems(names)
-        if current in names:
-            self.layer_combo.setCurrentText(current)
-        elif names:
-            self.layer_combo.setCurrentIndex(len(names) - 1)
+        fill_labels_combo(self.layer_combo, self._viewer, prefer_last=True)
 
     def _on_inserted(self, event) -> None:
         self._remember_original(event.value)

@@ -14,6 +14,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout, QWidget)
 
 from napari_medseg._qt.click_input import ClickInput
+from napari_medseg._qt.layer_combo import fill_labels_combo
 from napari_medseg.errors import MedsegError
 
 CLICKS_LAYER = "clicks"
@@ -96,15 +97,7 @@ class RefineSection(QWidget):
 
     def refresh(self, *_) -> None:
         """Fill the layer list from the viewer's Labels layers."""
-        from napari.layers import Labels
-
-        current = self.layer_combo.currentText()
-        names = [layer.name for layer in self._viewer.layers if isinstance(layer, Labels)
-                 and layer.ndim == 3]
-        self.layer_combo.clear()
-        self.layer_combo.addItems(names)
-        if current in names:
-            self.layer_combo.setCurrentText(current)
+        fill_labels_combo(self.layer_combo, self._viewer)
         self._refresh_labels()
 
     def _refresh_labels(self) -> None:

@@ -42,13 +42,11 @@ def worker_model(name: str):
 
 
 def _topology_summary(labels: np.ndarray, affine: np.ndarray, spec) -> dict:
-    from napari_medseg.topology import Expectation, check_topology, report_dict
+    from napari_medseg.topology import check_topology, expectations_from_dict, report_dict
 
     names = {info.value: info.name for info in spec.labels}
-    expectations = {name: Expectation(**{k: v for k, v in entry.items()
-                                         if k in ("b0", "b1", "b2", "tubular")})
-                    for name, entry in spec.expected_topology.items()}
-    results = check_topology(labels, affine, names, dict(spec.regions), expectations)
+    results = check_topology(labels, affine, names, dict(spec.regions),
+                             expectations_from_dict(spec.expected_topology))
     return report_dict(results, affine, 26)
 
 

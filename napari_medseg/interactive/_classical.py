@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from napari_medseg.interactive._clicks import Click
-from napari_medseg.interactive._simulate import crop_box
+from napari_medseg.interactive._simulate import ball_mask, crop_box
 from napari_medseg.io import Volume
 
 _MIN_BOX, _MAX_BOX, _HALF_RES_ABOVE = 48, 96, 48 ** 3
@@ -33,11 +33,6 @@ def _normalised(data: np.ndarray) -> np.ndarray:
     low, high = np.percentile(flat, [1, 99], axis=1)
     scale = np.maximum(high - low, 1e-6).reshape(-1, 1, 1, 1)
     return (data - low.reshape(-1, 1, 1, 1)) / scale
-
-
-def _ball_mask(shape, centre, radius) -> np.ndarray:
-    grids = np.ogrid[tuple(slice(0, n) for n in shape)]
-    return sum((g - c) ** 2 for g, c in zip(grids, centre)) <= radius ** 2
 
 
 def _box_around(mask: np.ndarray, clicks: Sequence[Click]) -> tuple[slice, ...]:
@@ -84,7 +79,7 @@ class RandomWalkerEngine:
             if not click.positive:
                 radius = max(4.0, 2.0 * float(depth[tuple(np.clip(local, 0,
                                                                   np.array(window.shape) - 1))]))
-                inner &= ~_ball_mask(window.shape, local, radius)
+                inner &= ~ball_mask(window.shape, local, radius)
         seeds[inner] = 1
         for axis in range(3):
             for index in (0, -1):
@@ -95,14 +90,14 @@ class RandomWalkerEngine:
         if newest.positive:
             seeds[(seeds == 0) & self._dissimilar(box, np.asarray(newest.position) - origin)] = 2
         for click in clicks:
-            ball = _ball_mask(window.shape, np.asarray(click.position) - origin, 1.5)
+            ball = ball_mask(window.shape, np.asarray(click.position) - origin, 1.5)
             seeds[ball] = 1 if click.positive else 2
         return seeds
 
     def _dissimilar(self, box, local) -> np.ndarray:
         """Voxels far (in robust z-score) from the intensities around the click, any channel."""
         data = self.image[(slice(None), *box)]
-        ball = _ball_mask(data.shape[1:], local, 2.5)
+        ball = ball_mask(data.shape[1:], local, 2.5)
         values = data[:, ball]
         centre = np.median(values, axis=1, keepdims=True)
         spread = np.maximum(np.median(np.abs(values - centre), axis=1) * 1.4826, 0.05)
@@ -146,7 +141,7 @@ def _one_way(before: np.ndarray, walker: np.ndarray, newest: Click, box) -> np.n
         return before | connected
     # a negative click removes locally: within a few times the wrong region's depth
     depth = ndi.distance_transform_edt(np.pad(before, 1))[1:-1, 1:-1, 1:-1][local]
-    return before & ~(connected & _ball_mask(before.shape, local, max(6.0, 3.0 * depth)))
+    return before & ~(connected & ball_mask(before.shape, local, max(6.0, 3.0 * depth)))
 
 
 def _solver() -> str:

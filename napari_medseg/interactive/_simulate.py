@@ -21,7 +21,8 @@ from napari_medseg.interactive._robot import robot_click
 _BALL = ndi.generate_binary_structure(3, 1)
 
 
-def _ball(shape: Sequence[int], centre: Sequence[float], radius: float) -> np.ndarray:
+def ball_mask(shape: Sequence[int], centre: Sequence[float], radius: float) -> np.ndarray:
+    """Voxels of ``shape`` within ``radius`` of ``centre`` (voxel units)."""
     grids = np.ogrid[tuple(slice(0, n) for n in shape)]
     distance = sum((g - c) ** 2 for g, c in zip(grids, centre))
     return distance <= radius ** 2
@@ -44,7 +45,7 @@ def damage_mask(target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             mask &= sum((g - a) * n for g, a, n in zip(grids, anchor, normal)) < 0
         else:
             centre = points[rng.integers(len(points))] + rng.normal(0, 6, size=3)
-            ball = _ball(mask.shape, centre, rng.uniform(2, 7))
+            ball = ball_mask(mask.shape, centre, rng.uniform(2, 7))
             mask = mask | ball if kind == "blob" else mask & ~ball
     return mask
 

@@ -54,6 +54,13 @@ class TopologyError:
         return tuple(float(v) for v in self.voxels.mean(0))  # type: ignore[return-value]
 
 
+def expectations_from_dict(entries: dict) -> dict[str, "Expectation"]:
+    """``{name: Expectation}`` from a model spec's ``expected_topology`` entries."""
+    return {name: Expectation(**{k: v for k, v in entry.items()
+                                 if k in ("b0", "b1", "b2", "tubular")})
+            for name, entry in entries.items()}
+
+
 @dataclass(frozen=True)
 class Expectation:
     """Expected topology of a label; None means 'no expectation'."""
