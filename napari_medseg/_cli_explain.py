@@ -37,7 +37,7 @@ def cmd_shapley(args: argparse.Namespace) -> int:
     volume = read_volume(args.images)
     reference = read_labels(args.reference).data if args.reference else None
     rankings, ranking_source = load_rankings(args.ranking)
-    model = load_model(args.model)
+    model = load_model(args.model, trust_code=args.trust_code)
     result = run_to_end(explain_case(model, volume, reference, baseline=args.baseline,
                                      clinician=rankings, maps=bool(args.maps),
                                      device=args.device), progress_printer("shapley"))
@@ -70,6 +70,8 @@ def add_explain_commands(commands) -> None:
     parser.add_argument("--reference", help="reference labels (values: Dice against them; "
                         "default: against the prediction from all contrasts)")
     parser.add_argument("--model", default=None, help="built-in name or model folder")
+    parser.add_argument("--trust-code", action="store_true",
+                        help="allow TorchScript weights (their code runs when loaded)")
     parser.add_argument("--baseline", default="zero", choices=("zero", "mean", "blur"))
     parser.add_argument("--ranking", default=PROTOCOL, help="clinician rankings: 'protocol' "
                         "(default), 'none', or a JSON file {target: {contrast: rank}}")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from napari_medseg.errors import InputError
+from napari_medseg.interactive._session import ENGINES
 
 
 def cmd_refine(args: argparse.Namespace) -> int:
@@ -14,12 +15,15 @@ def cmd_refine(args: argparse.Namespace) -> int:
     from napari_medseg.io import read_labels, read_volume, write_labels
     from napari_medseg.io._atomic import check_writable
 
+    from napari_medseg.interactive import make_engine
+
     check_writable(args.output, args.overwrite)
     clicks = read_clicks(args.clicks)
     volume = read_volume(args.images)
     mask = read_labels(args.mask).data if args.mask else None
-    session = InteractiveSession(volume, mask, label=args.label, engine=args.engine,
-                                 device=args.device)
+    engine = make_engine(args.engine, volume, device=args.device,
+                         segmentation_model=args.model)
+    session = InteractiveSession(volume, mask, label=args.label, engine=engine)
     for number, click in enumerate(clicks, start=1):
         try:
             session.click(click.position, click.positive)
@@ -56,15 +60,21 @@ def cmd_bench_clicks(args: argparse.Namespace) -> int:
     for case_id in _discover_cases(folder):
         images, reference = case_files(folder, case_id)
         volume, labels = read_volume(images), read_labels(reference).data
-        targets = {f"label {int(v)}": labels == v for v in np.unique(labels) if v}
-        targets["whole"] = labels > 0
+        values = [int(v) for v in np.unique(labels) if v]
         engine = make_engine(args.engine, volume, device=args.device)
-        for trial in evaluate_targets(volume, targets, engine, cap=max(20, args.clicks),
-                                      min_clicks=args.clicks):
+        limits = {"cap": max(20, args.clicks), "min_clicks": args.clicks}
+        # each label edited as itself with every label's Dice tracked (harm), then the
+        # whole object as one label
+        per_label = evaluate_targets(
+            volume, {f"label {v}": labels == v for v in values}, engine,
+            labels={f"label {v}": v for v in values}, reference=labels, values=values, **limits)
+        whole = evaluate_targets(volume, {"whole": labels > 0}, engine,
+                                 reference=(labels > 0).astype(np.uint8), values=[1], **limits)
+        for trial in per_label + whole:
             trials.append({"case": case_id, "engine": engine.name, **trial})
             print(f"{case_id} {trial['target']:8s} Dice after 1/3/5 clicks "
                   f"{trial['dice'][1]:.3f}/{trial['dice'][3]:.3f}/{trial['dice'][5]:.3f} "
-                  f"NoC@90 {trial['noc90']}")
+                  f"NoC@90 {trial['noc90']} harmful clicks {trial['harmful_clicks']}")
     summary = summarise(trials)
     with atomic_path(args.json, overwrite=args.overwrite) as temporary:
         temporary.write_text(json.dumps({"summary": summary, "trials": trials}, indent=1) + "\n")
@@ -82,7 +92,11 @@ def add_interactive_commands(commands) -> None:
     refine.add_argument("--clicks", required=True, type=Path,
                         help='JSON: [{"position": [z, y, x], "positive": true}, ...]')
     refine.add_argument("--label", type=int, default=1, help="label value the clicks edit (1)")
-    refine.add_argument("--engine", default="auto", choices=("auto", "learned", "random_walker"))
+    refine.add_argument("--engine", default="model", choices=ENGINES,
+                        help="model: the segmentation model's probabilities as the prior "
+                             "(default); random_walker: no model; learned: click network")
+    refine.add_argument("--model", default=None,
+                        help="segmentation model of the model engine (default: built-in)")
     refine.add_argument("--device", default=None, help="torch device (default: best)")
     refine.add_argument("-o", "--output", required=True, type=Path, help="output mask")
     refine.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -90,7 +104,7 @@ def add_interactive_commands(commands) -> None:
     bench = commands.add_parser("bench-clicks", help="robot-user benchmark over a case folder")
     bench.add_argument("cases_dir", help="folder of cases as `napari-medseg sample` writes")
     bench.add_argument("--clicks", type=int, default=10, help="clicks per target (10)")
-    bench.add_argument("--engine", default="auto", choices=("auto", "learned", "random_walker"))
+    bench.add_argument("--engine", default="random_walker", choices=ENGINES)
     bench.add_argument("--device", default=None, help="torch device (default: best)")
     bench.add_argument("--json", required=True, type=Path, help="output JSON")
     bench.add_argument("--overwrite", action="store_true", help="replace an existing output")

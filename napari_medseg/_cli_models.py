@@ -61,7 +61,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.probabilities:
         check_writable(args.probabilities, args.overwrite)
     volume = read_volume(args.images)
-    model = load_model(args.model)
+    model = load_model(args.model, trust_code=args.trust_code)
     prediction = run_to_end(
         predict(model, volume, device=args.device, overlap=args.overlap,
                 batch_size=args.batch_size, keep_probabilities=bool(args.probabilities)),
@@ -93,6 +93,8 @@ def add_model_commands(commands) -> None:
     predict.add_argument("-o", "--output", required=True, type=Path, help="label file to write")
     predict.add_argument("--model", default=None, help="built-in name or model folder "
                          "(default brats_unet)")
+    predict.add_argument("--trust-code", action="store_true",
+                        help="allow TorchScript weights (their code runs when loaded)")
     predict.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     predict.add_argument("--probabilities", type=Path, help="also write class probabilities "
                          "(4D NIfTI)")

@@ -22,7 +22,7 @@ def cmd_uncertainty(args: argparse.Namespace) -> int:
         check_writable(Path(path), args.overwrite)
     volume = read_volume(args.images)
     reference = read_labels(args.reference).data if args.reference else None
-    model = load_model(args.model)
+    model = load_model(args.model, trust_code=args.trust_code)
     result = run_to_end(_estimate(model, volume, args, reference),
                         progress_printer("uncertainty"))
     for name in ("total", "aleatoric", "epistemic"):
@@ -32,7 +32,8 @@ def cmd_uncertainty(args: argparse.Namespace) -> int:
                                              "version": model.spec.version},
                "maps": {k: str(v) for k, v in outputs.items()},
                "map_normalisation": "divided by log K (K classes), so each lies in [0, 1]",
-               "suggestions": suggest_clicks(result.maps["total"])}
+               "suggestions": suggest_clicks(result.mean, result.mean.argmax(0),
+                                             spacing=volume.spacing)}
     with atomic_path(args.json, overwrite=args.overwrite) as temporary:
         temporary.write_text(json.dumps(payload, indent=2) + "\n")
     for name, figures in result.structures.items():
@@ -66,6 +67,8 @@ def add_uncertainty_commands(commands) -> None:
     parser.add_argument("--json", required=True, type=Path, help="figures JSON")
     parser.add_argument("--reference", help="reference labels: ECE, reliability, AUROC")
     parser.add_argument("--model", default=None, help="built-in name or model folder")
+    parser.add_argument("--trust-code", action="store_true",
+                        help="allow TorchScript weights (their code runs when loaded)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.set_defaults(run=cmd_uncertainty)

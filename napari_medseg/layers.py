@@ -13,6 +13,9 @@ from napari_medseg.io import LabelMap, Volume, spacing_from_affine
 from napari_medseg.labels import BRATS_LABELS, LabelInfo, label_colors
 
 METADATA_KEY = "napari_medseg"
+# the model run's class probabilities [C, Z, Y, X] on a model's Labels layer (float16):
+# the prior of model-aware click refinement; kept apart from the JSON-ready metadata
+PROBABILITIES_KEY = "napari_medseg_probabilities"
 LayerDataTuple = tuple[Any, dict[str, Any], str]
 
 
@@ -101,6 +104,19 @@ def volume_from_layers(layers: dict[str, Any]) -> Volume:
     data = np.stack([np.asarray(layers[name].data, dtype=np.float32) for name in names])
     return Volume(data=data, affine=affine, channel_names=tuple(names),
                   source_paths=tuple(dict.fromkeys(sources)))
+
+
+def is_model_output(layer) -> bool:
+    """Was this Labels layer made by a model run (not loaded, not drawn)?"""
+    return bool(getattr(layer, "metadata", {}).get(METADATA_KEY, {}).get("model"))
+
+
+def layer_probabilities(layer) -> np.ndarray | None:
+    """The class probabilities a model's Labels layer keeps from its run, if any."""
+    probabilities = getattr(layer, "metadata", {}).get(PROBABILITIES_KEY)
+    if probabilities is None or tuple(probabilities.shape[1:]) != tuple(layer.data.shape):
+        return None  # none kept, or the layer's data was replaced since the run
+    return probabilities
 
 
 def probability_layers(probabilities: np.ndarray, affine: np.ndarray,

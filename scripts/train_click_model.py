@@ -24,7 +24,8 @@ import torch
 from safetensors.torch import save_file
 from scipy import ndimage as ndi
 
-from napari_medseg.interactive._simulate import crop_box, training_sample
+from napari_medseg.interactive._geometry import crop_box
+from napari_medseg.interactive._simulate import training_sample
 from napari_medseg.models.normalise import normalise_image
 from napari_medseg.models.spec import FoldSpec, InputSpec, ModelSpec
 from napari_medseg.models.training import TrainingSettings, train

@@ -20,6 +20,7 @@ def test_builtin_model_is_shipped_with_three_distinct_folds():
     assert any(module.__class__.__name__ == "Dropout3d" for module in model.networks[0].modules())
 
 
+@pytest.mark.slow
 def test_builtin_model_segments_the_sample_case():
     case = load_sample_case()
     prediction = run_to_end(predict(load_model("brats_unet"), case.volume, device="cpu",

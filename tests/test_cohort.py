@@ -101,6 +101,7 @@ def test_interrupted_batch_reruns_only_missing_cases(cohort, model, tmp_path):
     assert set(report.computed) == {"case0", "case1", "case2", "case3"} - finished
 
 
+@pytest.mark.slow
 def test_killed_worker_is_replaced_and_no_case_is_lost(cohort, model, tmp_path):
     from distributed import Client, LocalCluster
 
@@ -125,3 +126,10 @@ def test_killed_worker_is_replaced_and_no_case_is_lost(cohort, model, tmp_path):
     assert [f["case_id"] for f in report.failed] == ["corrupt"]
     summaries = [json.loads((out / f"case{i}" / "summary.json").read_text()) for i in range(4)]
     assert all(np.isfinite(s["epistemic_foreground"]) for s in summaries)
+
+
+def test_priority_ranks_share_ties():
+    from napari_medseg.cohort._priority import _ranks
+
+    ranks = _ranks(np.array([0.2, 0.5, 0.5, 0.9]))
+    assert ranks[1] == ranks[2] == pytest.approx(0.5) and ranks[0] == 0 and ranks[3] == 1

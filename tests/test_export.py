@@ -164,3 +164,15 @@ def test_export_cli(written_cases, tmp_path, capsys):
     assert main(["export", *map(str, images), "--mask", str(reference), "--format", "nnunet",
                  "--out", str(out), "--dataset-name", "Cli"]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case_id", ["../escaped", "/tmp/abs", "a/b", "..", "x y"])
+def test_case_ids_that_would_leave_the_folder_are_refused(tmp_path, case_id):
+    from napari_medseg.errors import InputError
+    from napari_medseg.export import export_case
+    from napari_medseg.sample import generate_case
+
+    case = generate_case(3, spacing=4.0)
+    with pytest.raises(InputError, match="not a plain name"):
+        export_case(case.volume, case.labels.data, "nifti", tmp_path / "out", case_id=case_id)
+    assert not any(tmp_path.rglob("*.nii.gz"))

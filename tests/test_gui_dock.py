@@ -102,3 +102,18 @@ def test_labels_writer_round_trip_keeps_geometry(viewer_with_sample, tmp_path):
     np.testing.assert_array_equal(labels.data, layer.data)
     np.testing.assert_allclose(labels.affine, np.asarray(
         layer.metadata["napari_medseg"]["affine"]))
+
+
+def test_a_model_run_becomes_the_target_of_every_editing_section(sample_dock, qtbot,
+                                                                  tiny_model_folder):
+    viewer, dock = sample_dock(tiny_model_folder)
+    for combo in (dock.refine_section.layer_combo, dock.export_section.layer_combo,
+                  dock.topology_section.layer_combo):
+        combo.setCurrentText("reference")
+    worker = dock.model_section.run()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    for combo in (dock.refine_section.layer_combo, dock.export_section.layer_combo,
+                  dock.topology_section.layer_combo):
+        assert combo.currentText() == "tiny segmentation"
+    assert dock.explain_section.reference_combo.currentText().startswith("(none")

@@ -115,3 +115,35 @@ def test_click_in_3d_view_lands_on_the_ray(sample_dock, qtbot):
     assert section.session.clicks[0].position == (expected_z, y, x)
     assert edit.data[expected_z, y, x] == section.current_label()
     assert "random walker" in section.engine_label.text()
+
+
+@pytest.mark.slow
+def test_after_a_model_run_clicks_edit_the_models_layer_locally(sample_dock, qtbot):
+    from scipy import ndimage as ndi
+
+    viewer, dock = sample_dock()  # the built-in model
+    dock.model_section.device_combo.setCurrentText("cpu")
+    section = dock.refine_section
+    section.layer_combo.setCurrentText("reference")  # the user looked at the reference first
+    worker = dock.model_section.run()
+    with qtbot.waitSignal(worker.finished, timeout=180_000):
+        pass
+    layer = viewer.layers["brats_unet segmentation"]
+    assert section.layer_combo.currentText() == layer.name  # never the reference
+    reference = np.asarray(viewer.layers["reference"].data)
+    before = np.asarray(layer.data).copy()
+    section.label_combo.setCurrentText("2 ED")
+    section.active_button.setChecked(True)
+    click = robot_click(reference == 2, before == 2)
+    _mouse_click(viewer, click.position, layer.scale, () if click.positive else ("Shift",))
+    _wait(qtbot, section)
+    assert "model-aware" in section.engine_label.text()  # 'auto' with the run's probabilities
+    changed = np.asarray(layer.data) != before
+    assert changed[click.position]
+    labelled, count = ndi.label(changed, structure=np.ones((3, 3, 3)))
+    assert count == 1  # one region, connected to the click; the rest bit for bit as it was
+    assert (np.asarray(layer.data)[changed] == 2).all() == click.positive
+    _undo_key(layer)(layer)
+    np.testing.assert_array_equal(layer.data, before)
+    assert not section.session.clicks
+

@@ -10,6 +10,7 @@ from napari_medseg.sample import generate_case, write_case
 pytestmark = pytest.mark.gui
 
 
+@pytest.mark.slow
 def test_review_queue_opens_cases_by_priority(make_napari_viewer, qtbot, tmp_path,
                                               coarse_model_folder):
     for index in range(2):

@@ -154,7 +154,10 @@ def test_cli_refine_replays_clicks_and_bench_clicks(small_case, tmp_path, capsys
     write_case(small_case, tmp_path / "cases", "toy")
     images, reference = case_files(tmp_path / "cases", "toy")
     target = small_case.labels.data > 0
-    session = InteractiveSession(small_case.volume, engine="random_walker")
+    from napari_medseg.io import read_volume
+
+    # the files hold the intensities quantised: replay on what the CLI reads
+    session = InteractiveSession(read_volume(images), engine="random_walker")
     for _ in range(3):
         click = robot_click(target, session.mask == 1)
         session.click(click.position, click.positive)
@@ -173,3 +176,5 @@ def test_cli_refine_replays_clicks_and_bench_clicks(small_case, tmp_path, capsys
     data = json.loads(report.read_text())
     assert {t["target"] for t in data["trials"]} == {"label 1", "label 2", "label 3", "whole"}
     assert 0 <= data["summary"]["dice@1"] <= 1 and data["summary"]["latency_median_ms"] > 0
+    assert all(len(t["label_dice"]) == len(t["latency_s"]) + 1 for t in data["trials"])
+    assert 0 <= data["summary"]["harm_rate"] <= 1

@@ -147,3 +147,20 @@ def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch):
         write_labels(target, np.ones(volume.shape, np.uint8), volume, overwrite=True)
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.nii.gz", "mask.nii.gz"]
+
+
+def test_nifti_header_larger_than_its_file_is_refused(tmp_path):
+    image = nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4))
+    image.header.set_data_shape((1500, 1500, 1500))
+    for name in ("huge.nii", "huge.nii.gz"):
+        path = tmp_path / name
+        nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), str(path))
+        raw = path.read_bytes() if name.endswith(".nii") else None
+        header = image.header.copy()
+        if raw is not None:  # rewrite the header in place: 1500^3 declared, 256 B of data
+            path.write_bytes(header.binaryblock + raw[len(header.binaryblock):])
+        else:
+            data = gzip.decompress(path.read_bytes())
+            path.write_bytes(gzip.compress(header.binaryblock + data[len(header.binaryblock):]))
+        with pytest.raises(InputError, match="header declares 1500 x 1500 x 1500"):
+            read_volume([path])  # refused from the header, before any voxel is read

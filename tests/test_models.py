@@ -98,7 +98,9 @@ def test_plain_state_dict_and_torchscript_load(tmp_path):
     from napari_medseg.models import sha256_of
 
     _edit_spec(folder, folds=[{"file": "mine.ts", "sha256": sha256_of(ts_path)}])
-    loaded = load_model(folder).networks[0]
+    with pytest.raises(InputError, match="TorchScript runs the code"):
+        load_model(folder)  # not a safe format: only when the user trusts the folder
+    loaded = load_model(folder, trust_code=True).networks[0]
     x = torch.randn(1, 4, 8, 8, 8)
     torch.testing.assert_close(loaded(x), network(x))
 
@@ -116,3 +118,44 @@ def test_device_choice():
             choose_device("cuda")
     with pytest.raises(InputError, match="unknown device"):
         choose_device("tpu")
+
+
+def test_weight_paths_must_stay_inside_the_folder_and_carry_a_checksum(tmp_path):
+    from napari_medseg.models import sha256_of
+
+    folder = make_model_folder(tmp_path / "m", n_folds=1)
+    outside = tmp_path / "elsewhere.safetensors"
+    outside.write_bytes((folder / "fold0.safetensors").read_bytes())
+    for name in ("../elsewhere.safetensors", str(outside)):
+        _edit_spec(folder, folds=[{"file": name, "sha256": sha256_of(outside)}])
+        with pytest.raises(InputError, match="outside the model folder"):
+            load_model(folder)
+    (folder / "link.safetensors").symlink_to(outside)
+    _edit_spec(folder, folds=[{"file": "link.safetensors", "sha256": sha256_of(outside)}])
+    with pytest.raises(InputError, match="outside the model folder"):
+        load_model(folder)
+    for checksum in ("", None):
+        fold = {"file": "fold0.safetensors"} if checksum is None else \
+            {"file": "fold0.safetensors", "sha256": checksum}
+        _edit_spec(folder, folds=[fold])
+        with pytest.raises(InputError, match="has no sha256"):
+            load_model(folder)
+
+
+def test_cli_refuses_torchscript_unless_trusted(tmp_path, capsys):
+    from napari_medseg.cli import main
+    from napari_medseg.models import sha256_of
+    from napari_medseg.sample import SAMPLE_CASE_ID, case_files
+    from napari_medseg.sample._sample import SAMPLE_DIR
+
+    folder = make_model_folder(tmp_path / "ts", n_folds=1, spacing=(6.0, 6.0, 6.0),
+                               patch=(16, 16, 16))
+    scripted = torch.jit.script(UNet3D(4, 4, widths=(4, 8)).eval())
+    scripted.save(str(folder / "mine.ts"))
+    _edit_spec(folder, folds=[{"file": "mine.ts", "sha256": sha256_of(folder / "mine.ts")}])
+    images, _ = case_files(SAMPLE_DIR, SAMPLE_CASE_ID)
+    command = ["predict", *map(str, images), "--model", str(folder), "--device", "cpu",
+               "-o", str(tmp_path / "seg.nii.gz")]
+    assert main(command) == 2
+    assert "--trust-code" in capsys.readouterr().err and not (tmp_path / "seg.nii.gz").exists()
+    assert main([*command, "--trust-code"]) == 0 and (tmp_path / "seg.nii.gz").exists()

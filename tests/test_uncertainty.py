@@ -111,17 +111,26 @@ def test_calibration_measures():
     assert auroc([0.5, 0.5], [True, False]) == 0.5
 
 
-def test_suggestions_rank_regions_and_skip_clicked_ones():
-    field = np.zeros((30, 30, 30), np.float32)
-    field[2:6, 2:6, 2:6] = 0.9  # 64 voxels
-    field[20:28, 20:28, 20:28] = 0.5  # 512 voxels
-    field[10:12, 15:17, 15:17] = 0.95  # 8 voxels
-    suggestions = suggest_clicks(field, threshold=0.3)
-    assert [s["size"] for s in suggestions] == [512, 64, 8]
-    assert suggestions[0]["score"] == pytest.approx(512 * 0.5)
-    after = suggest_clicks(field, clicked=[(24, 24, 24)], threshold=0.3)
-    assert [s["size"] for s in after] == [64, 8]
-
+def test_suggestions_rank_likely_errors_near_objects_and_skip_clicked_ones():
+    shape = (40, 40, 40)
+    probabilities = np.zeros((3, *shape), np.float32)
+    probabilities[0] = 0.98
+    probabilities[1] = 0.02
+    labels = np.zeros(shape, np.uint8)
+    labels[10:30, 10:30, 10:30] = 1
+    probabilities[:, 10:30, 10:30, 10:30] = np.array([0.02, 0.96, 0.02])[:, None, None, None]
+    probabilities[:, 10:20, 10:20, 10:20] = np.array([0.05, 0.35, 0.6])[:, None, None, None]
+    probabilities[:, 30:34, 10:20, 10:20] = np.array([0.45, 0.55, 0.0])[:, None, None, None]
+    probabilities[:, 1:3, 36:38, 36:38] = np.array([0.3, 0.7, 0.0])[:, None, None, None]  # far
+    suggestions = suggest_clicks(probabilities, labels, spacing=(1.0, 1.0, 1.0))
+    assert [(s["current"], s["label"], s["positive"]) for s in suggestions] == [
+        (1, 2, True), (0, 1, True)]  # the far speck is not suggested
+    first, second = suggestions
+    assert first["size"] == 1000 and first["score"] == pytest.approx(650, rel=1e-3)
+    assert 10 <= first["point"][0] < 20 and labels[first["point"]] == 1
+    assert second["size"] == 400 and 30 <= second["point"][0] < 34
+    after = suggest_clicks(probabilities, labels, clicked=[first["point"]])
+    assert [s["current"] for s in after] == [0]
 
 def test_shared_encoder_mc_equals_repeated_forward_in_eval_and_differs_with_dropout():
     from napari_medseg.models.unet import UNet3D

@@ -85,9 +85,9 @@ class ExplainSection(QWidget):
         self.reference_combo.blockSignals(True)
         self.reference_combo.clear()
         self.reference_combo.addItems([NO_REFERENCE, *names])
-        default = current if current in names else next(
-            (n for n in names if "reference" in n.lower() or "seg" in n.lower()), NO_REFERENCE)
-        self.reference_combo.setCurrentText(default)
+        # a layer is a reference only when the user picks it: by default the value is
+        # measured against the model's own full prediction
+        self.reference_combo.setCurrentText(current if current in names else NO_REFERENCE)
         self.reference_combo.blockSignals(False)
 
     def _enable_results(self, enabled: bool) -> None:

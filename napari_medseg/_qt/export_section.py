@@ -12,7 +12,7 @@ from qtpy.QtWidgets import (
     QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from napari_medseg._qt.autosave import AutosaveBar
-from napari_medseg._qt.layer_combo import fill_labels_combo
+from napari_medseg._qt.layer_combo import fill_labels_combo, new_model_layer
 from napari_medseg._qt.worker import TaskRunner
 from napari_medseg.errors import MedsegError
 
@@ -86,13 +86,15 @@ class ExportSection(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
 
-    def refresh(self, *_) -> None:
-        """List the viewer's 3D Labels layers."""
-        fill_labels_combo(self.layer_combo, self._viewer, prefer_last=True)
+    def refresh(self, event=None) -> None:
+        """List the viewer's 3D Labels layers; a model run's new output becomes the
+        choice (a loaded reference is exported only when picked)."""
+        fill_labels_combo(self.layer_combo, self._viewer, prefer_last=True,
+                          select=new_model_layer(event))
 
     def _on_inserted(self, event) -> None:
         self._remember_original(event.value)
-        self.refresh()
+        self.refresh(event)
 
     def _remember_original(self, layer) -> None:
         """Keep a model's own output as the 'original' mask of provenance."""

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 
-def fill_labels_combo(combo, viewer, prefer_last: bool = False) -> list[str]:
+def fill_labels_combo(combo, viewer, prefer_last: bool = False, select: str | None = None
+                      ) -> list[str]:
     """Refill ``combo`` with the 3D Labels layers, keeping the current choice.
 
-    With ``prefer_last``, a lost choice falls to the newest layer. Returns the names.
+    With ``prefer_last``, a lost choice falls to the newest layer; ``select``
+    (a layer name) takes precedence when listed. Returns the names.
     """
     from napari.layers import Labels
 
@@ -14,8 +16,18 @@ def fill_labels_combo(combo, viewer, prefer_last: bool = False) -> list[str]:
              and layer.ndim == 3]
     combo.clear()
     combo.addItems(names)
-    if current in names:
+    if select in names:
+        combo.setCurrentText(select)
+    elif current in names:
         combo.setCurrentText(current)
     elif names and prefer_last:
         combo.setCurrentIndex(len(names) - 1)
     return names
+
+
+def new_model_layer(event) -> str | None:
+    """The name of a model's output layer just inserted (a layers ``inserted`` event)."""
+    from napari_medseg.layers import is_model_output
+
+    layer = getattr(event, "value", None)
+    return layer.name if layer is not None and is_model_output(layer) else None

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
     QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
@@ -122,21 +124,19 @@ class ModelSection(QWidget):
             return None
         volume = volume_from_layers(self._case.assigned_layers())
         device = self.device_combo.currentText()
-        keep = self.probabilities_box.isChecked()
         folder = self.current_folder()
 
-        def task():
+        def task():  # probabilities are always kept: click refinement uses them
             from napari_medseg.inference import predict
 
             model = self.loaded_model(folder)
-            prediction = yield from predict(model, volume, device=device,
-                                            keep_probabilities=keep)
+            prediction = yield from predict(model, volume, device=device)
             return model, volume, prediction
 
         return self.runner.start(task, self._add_result, "Model run")
 
     def _add_result(self, result) -> None:
-        from napari_medseg.layers import labels_layer, probability_layers
+        from napari_medseg.layers import PROBABILITIES_KEY, labels_layer, probability_layers
 
         model, volume, prediction = result
         spec = model.spec
@@ -145,8 +145,9 @@ class ModelSection(QWidget):
                                        model={"name": spec.name, "version": spec.version,
                                               "folder": str(model.folder)},
                                        source_paths=list(volume.source_paths))
+        kwargs["metadata"][PROBABILITIES_KEY] = prediction.probabilities.astype(np.float16)
         self._viewer.add_labels(data, **kwargs)
-        if prediction.probabilities is not None:
+        if self.probabilities_box.isChecked():
             for array, layer_kwargs, _ in probability_layers(prediction.probabilities,
                                                              volume.affine, spec.labels):
                 self._viewer.add_image(array, **layer_kwargs)

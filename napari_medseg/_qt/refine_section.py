@@ -10,17 +10,17 @@ from __future__ import annotations
 import numpy as np
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
-    QButtonGroup, QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QRadioButton,
-    QVBoxLayout, QWidget)
+    QButtonGroup, QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton,
+    QRadioButton, QVBoxLayout, QWidget)
 
 from napari_medseg._qt.click_input import ClickInput
-from napari_medseg._qt.layer_combo import fill_labels_combo
+from napari_medseg._qt.layer_combo import fill_labels_combo, new_model_layer
 from napari_medseg.errors import MedsegError
 
 CLICKS_LAYER = "clicks"
 NEW_OBJECT = "new object"
-ENGINES = {"auto": "auto", "learned model": "learned", "random walker (no model)":
-           "random_walker"}
+ENGINES = {"auto": "auto", "model-aware (segmentation model)": "model",
+           "learned click model": "learned", "random walker (no model)": "random_walker"}
 GREEN, RED = (0.1, 0.9, 0.2, 1.0), (0.95, 0.15, 0.15, 1.0)
 
 
@@ -40,6 +40,9 @@ class RefineSection(QWidget):
         self.layer_combo, self.label_combo, self.engine_combo = QComboBox(), QComboBox(), \
             QComboBox()
         self.engine_combo.addItems(list(ENGINES))
+        self.protect_box = QCheckBox("Protect other labels")
+        self.protect_box.setToolTip("A positive click then takes only background voxels: "
+                                    "no other label loses a voxel")
         self.positive_button = QRadioButton("positive (add)")
         self.negative_button = QRadioButton("negative (remove)")
         self.positive_button.setChecked(True)
@@ -75,6 +78,7 @@ class RefineSection(QWidget):
         signs.addWidget(self.positive_button)
         signs.addWidget(self.negative_button)
         form.addRow("Click", signs)
+        form.addRow("", self.protect_box)
         buttons = QHBoxLayout()
         for button in (self.undo_button, self.reset_button, self.accept_button):
             buttons.addWidget(button)
@@ -95,9 +99,10 @@ class RefineSection(QWidget):
         name = self.layer_combo.currentText()
         return self._viewer.layers[name] if name in self._viewer.layers else None
 
-    def refresh(self, *_) -> None:
-        """Fill the layer list from the viewer's Labels layers."""
-        fill_labels_combo(self.layer_combo, self._viewer)
+    def refresh(self, event=None) -> None:
+        """Fill the layer list from the viewer's Labels layers; a model run's new output
+        layer becomes the target (a loaded reference is edited only when picked)."""
+        fill_labels_combo(self.layer_combo, self._viewer, select=new_model_layer(event))
         self._refresh_labels()
 
     def _refresh_labels(self) -> None:
@@ -184,7 +189,13 @@ class RefineSection(QWidget):
         key = (id(layer.data), self.engine_combo.currentText())
         session, make = self.session, None
         if session is not None and self._engine_key == key:
-            session.set_label(label)
+            try:
+                session.set_label(label)
+            except MedsegError as error:
+                self._pending.clear()
+                show_error(str(error))
+                return
+            session.protect = self.protect_box.isChecked()
         else:  # a new session: layers are read here, the engine is built in the worker
             session, make = None, self._session_factory(layer, label)
             if make is None:
@@ -200,8 +211,8 @@ class RefineSection(QWidget):
         worker.start()
 
     def _session_factory(self, layer, label: int):
-        from napari_medseg.interactive import InteractiveSession
-        from napari_medseg.layers import volume_from_layers
+        from napari_medseg.interactive import InteractiveSession, make_engine
+        from napari_medseg.layers import layer_probabilities, volume_from_layers
 
         try:
             volume = volume_from_layers(self.image_layers())
@@ -210,7 +221,16 @@ class RefineSection(QWidget):
             return None
         engine, device, data = ENGINES[self.engine_combo.currentText()], self._device(), \
             layer.data
-        return lambda: InteractiveSession(volume, data, label, engine, device=device, copy=False)
+        probabilities, protect = layer_probabilities(layer), self.protect_box.isChecked()
+        segmentation_model = self._models.current_folder()
+
+        def make():  # in the worker: the engine may load a model
+            engine_object = make_engine(engine, volume, device=device,
+                                        probabilities=probabilities,
+                                        segmentation_model=segmentation_model)
+            return InteractiveSession(volume, data, label, engine_object, copy=False,
+                                      protect=protect)
+        return make
 
     def _device(self) -> str | None:
         choice = self._models.device_combo.currentText()

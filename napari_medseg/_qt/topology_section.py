@@ -7,6 +7,7 @@ from qtpy.QtWidgets import (
     QComboBox, QFormLayout, QHBoxLayout, QLabel, QListWidget, QPlainTextEdit, QProgressBar,
     QPushButton, QVBoxLayout, QWidget)
 
+from napari_medseg._qt.layer_combo import new_model_layer
 from napari_medseg._qt.worker import TaskRunner
 from napari_medseg.errors import MedsegError
 
@@ -78,10 +79,10 @@ class TopologySection(QWidget):
             text = ""
         return text or FALLBACK_EXPECTATIONS
 
-    def _refresh_layers(self, *_) -> None:
+    def _refresh_layers(self, event=None) -> None:
         from napari.layers import Labels
 
-        current = self.layer_combo.currentText()
+        current = new_model_layer(event) or self.layer_combo.currentText()
         names = [layer.name for layer in self._viewer.layers
                  if isinstance(layer, Labels) and layer.name != OVERLAY_NAME]
         self.layer_combo.blockSignals(True)

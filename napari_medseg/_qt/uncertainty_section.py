@@ -131,20 +131,42 @@ class UncertaintySection(QWidget):
     def _clicked_points(self) -> list:
         from napari.layers import Points
 
-        points = []  # voxel coordinates of the image grid: world / spacing
+        grid = self._map_layer()  # voxel coordinates of the case grid, via world coordinates
+        points = []
         for layer in self._viewer.layers:
             if isinstance(layer, Points) and layer.name != SUGGESTIONS_NAME and len(layer.data):
-                world = np.asarray(layer.data)[:, -3:] * np.asarray(layer.scale[-3:])
-                points += [tuple(row) for row in world / np.asarray(self._spacing)]
+                points += [tuple(grid.world_to_data(layer.data_to_world(row))[-3:])
+                           for row in np.asarray(layer.data)]
         return points
 
+    def _map_layer(self):
+        """The total-uncertainty map layer: it lies on the case grid the maps came from."""
+        return self._viewer.layers["uncertainty total"]
+
+    def target_labels(self):
+        """The mask suggestions are for: the newest model output (with the user's
+        edits) of the case's shape, else None (the mean's argmax stands in); a
+        loaded reference is never taken."""
+        from napari.layers import Labels
+
+        from napari_medseg.layers import is_model_output
+
+        shape = self.result.mean.shape[1:]
+        fitting = [layer for layer in self._viewer.layers
+                   if isinstance(layer, Labels) and tuple(layer.data.shape) == tuple(shape)]
+        models = [layer for layer in fitting if is_model_output(layer)]
+        return (models or [None])[-1]
+
     def suggest(self) -> list[dict]:
-        """Mark the most uncertain regions (skipping clicked ones) and list them."""
+        """Mark the regions most likely wrong near the objects (skipping clicked ones)."""
         from napari_medseg.uncertainty import suggest_clicks
 
         if self.result is None:
             return []
-        self.suggestions = suggest_clicks(self.result.maps["total"], self._clicked_points())
+        layer = self.target_labels()
+        labels = np.asarray(layer.data) if layer is not None else self.result.mean.argmax(0)
+        self.suggestions = suggest_clicks(self.result.mean, labels, self._clicked_points(),
+                                          spacing=self._spacing)
         coordinates = np.array([s["point"] for s in self.suggestions], float).reshape(-1, 3)
         if SUGGESTIONS_NAME in self._viewer.layers:
             self._viewer.layers[SUGGESTIONS_NAME].data = coordinates
@@ -152,15 +174,19 @@ class UncertaintySection(QWidget):
             self._viewer.add_points(coordinates, name=SUGGESTIONS_NAME, scale=self._spacing,
                                     size=4, face_color="cyan", symbol="cross")
         self.suggestion_list.clear()
+        names = (layer.metadata.get("napari_medseg", {}).get("label_names", {})
+                 if layer is not None else {})
         for index, item in enumerate(self.suggestions, 1):
             z, y, x = item["point"]
-            self.suggestion_list.addItem(f"{index}. z={z} y={y} x={x}: {item['size']} voxels, "
-                                         f"mean uncertainty {item['mean']:.2f}")
+            name = names.get(item["label"], names.get(str(item["label"]), item["label"]))
+            self.suggestion_list.addItem(
+                f"{index}. {'+' if item['positive'] else '-'} {name} at z={z} y={y} x={x}: "
+                f"~{item['score']:.0f} voxels likely wrong")
         return self.suggestions
 
     def go_to(self, row: int) -> None:
         """Move the view to suggestion ``row``."""
         if not 0 <= row < len(self.suggestions):
             return
-        centre = np.asarray(self.suggestions[row]["point"]) * np.asarray(self._spacing)
+        centre = self._map_layer().data_to_world(self.suggestions[row]["point"])
         self._viewer.dims.set_point(range(3), tuple(centre))

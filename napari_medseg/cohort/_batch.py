@@ -36,6 +36,9 @@ class BatchReport:
     seconds: float
 
 
+_LOST_RETRIES = 3  # times a finished case's result may be lost with its worker
+
+
 def _eta(done: int, total: int, started: float) -> str:
     if done == 0:
         return "ETA unknown"
@@ -65,19 +68,33 @@ def _run_serial(todo, task_args) -> Generator[tuple[CaseInput, dict | None, str 
             yield case, None, f"{type(error).__name__}: {error}"
 
 
+def _read_summary(output_dir: str | Path, case_id: str) -> dict:
+    return json.loads((case_folder(output_dir, case_id) / SUMMARY).read_text())
+
+
 def _run_dask(todo, task_args, scheduler, workers):
     from distributed import as_completed
 
     client, cluster = _client(scheduler, workers)
     futures = {client.submit(process_case, case, *task_args, key=f"medseg-{case.case_id}",
                              retries=2, pure=False): case for case in todo}
+    lost = dict.fromkeys(futures, 0)
     try:
-        for future in as_completed(futures):
+        completed = as_completed(futures)
+        for future in completed:
             case = futures[future]
             try:
-                yield case, future.result(), None
+                summary = future.result()
             except Exception as error:
-                yield case, None, f"{type(error).__name__}: {error}"
+                if future.status == "error" or lost[future] >= _LOST_RETRIES:
+                    yield case, None, f"{type(error).__name__}: {error}"
+                elif is_done(task_args[0], case.case_id):  # written before its worker died
+                    yield case, _read_summary(task_args[0], case.case_id), None
+                else:  # the worker holding the result died; Dask computes it again
+                    lost[future] += 1
+                    completed.add(future)
+                continue
+            yield case, summary, None
     finally:
         client.cancel(list(futures))
         client.close()
@@ -131,7 +148,7 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, model: str = "brats
 def build_report(output_dir: Path, cases, skipped, computed, resumed, failed,
                  seconds: float) -> BatchReport:
     """Rank every finished case found on disk and write ``triage.csv``/``triage.json``."""
-    summaries = [json.loads((case_folder(output_dir, c.case_id) / SUMMARY).read_text())
+    summaries = [_read_summary(output_dir, c.case_id)
                  for c in cases if is_done(output_dir, c.case_id)]
     rows = priority_rows(summaries, failed)
     csv_path, json_path = write_table(output_dir, rows, {

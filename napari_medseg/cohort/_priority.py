@@ -35,8 +35,11 @@ COLUMNS = ("rank", "case_id", "priority", "epistemic_rank", "topology", "volume"
 def _ranks(values: np.ndarray) -> np.ndarray:
     if len(values) < 2:
         return np.zeros(len(values))
-    order = values.argsort().argsort().astype(float)
-    return order / (len(values) - 1)
+    from scipy.stats import rankdata
+
+    # ties share the average of their ranks (as explain's rankings do), not an
+    # arbitrary order
+    return (rankdata(values, method="average") - 1) / (len(values) - 1)
 
 
 def priority_rows(summaries: Sequence[dict], failed: Sequence[dict] = ()) -> list[dict]:

@@ -26,6 +26,21 @@ class ExportResult:
     provenance: dict
 
 
+def check_case_id(case_id: str) -> str:
+    """A case id that is a plain file name (letters, digits, ``-``, ``_``, ``.``).
+
+    Raises
+    ------
+    InputError
+        For ids with a path separator, ``..`` or other characters: such an id
+        would write outside the export folder.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*", case_id or "") or ".." in case_id:
+        raise InputError(f"case id {case_id!r} is not a plain name: use letters, digits, '-', "
+                         "'_' and '.', with no folder separators or '..'")
+    return case_id
+
+
 def default_case_id(volume: Volume) -> str:
     """A case id from the source file names (their common stem), else ``case``."""
     stems = [re.sub(r"(\.nii\.gz|\.nii|\.nrrd|\.mha|\.zarr)$", "", Path(p).name)
@@ -81,7 +96,7 @@ def export_case(volume: Volume, mask: np.ndarray, fmt: str, out: str | Path,
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     mask = _check_mask(volume, mask)
-    case_id = case_id or default_case_id(volume)
+    case_id = check_case_id(case_id or default_case_id(volume))
     names = dict(label_names or {})
     out = Path(out)
     if fmt != "nnunet" and not out.is_dir():

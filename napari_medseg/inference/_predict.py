@@ -91,8 +91,8 @@ def _fold_pass(network, image, spec, device, batch_size, amp, overlap, notes):
 
 
 def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: float = 0.5,
-            batch_size: int = 4, amp: bool | None = None,
-            keep_probabilities: bool = True) -> ProgressGenerator[Prediction]:
+            batch_size: int = 4, amp: bool | None = None, keep_probabilities: bool = True,
+            region: tuple[slice, ...] | None = None) -> ProgressGenerator[Prediction]:
     """Segment ``volume`` with every fold of ``model`` (probabilities averaged).
 
     The case is normalised per the spec, resampled to the model spacing,
@@ -115,6 +115,10 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
         Mixed precision; default on for CUDA.
     keep_probabilities : bool
         Return the per-class probabilities too (more memory).
+    region : tuple of slice, optional
+        Predict only this box of the case (z, y, x slices); intensities are
+        still normalised with the whole case's statistics, so the box agrees
+        with a full run away from its faces. The result has the box's shape.
 
     Yields
     ------
@@ -128,8 +132,10 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
     spec = model.spec
     torch_device = choose_device(device)
     amp = torch_device.type == "cuda" if amp is None else amp
-    target_shape = model_grid_shape(volume.shape, volume.spacing, spec.spacing)
-    needed = inference_memory_bytes(volume.shape, target_shape, len(spec.inputs),
+    region = region or tuple(slice(0, n) for n in volume.shape)
+    shape = tuple(len(range(*s.indices(n))) for s, n in zip(region, volume.shape))
+    target_shape = model_grid_shape(shape, volume.spacing, spec.spacing)
+    needed = inference_memory_bytes(shape, target_shape, len(spec.inputs),
                                      spec.n_classes, keep_probabilities)
     free = available_memory_bytes()
     if needed > 0.8 * free:
@@ -139,6 +145,7 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
             "Crop the volume to the region of interest, or close other programs")
     image = normalise_image(channels_for_model(volume, spec),
                             [item.normalization for item in spec.inputs])
+    image = np.ascontiguousarray(image[(slice(None), *region)])
     image = _resample(torch.from_numpy(image), target_shape)
     notes: list[str] = []
     total = torch.zeros((spec.n_classes, *target_shape), dtype=torch.float32)
@@ -152,7 +159,7 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
                 break
             yield Progress(fold_index * step.total + step.done, len(model.networks) * step.total,
                            f"fold {fold_index + 1}/{len(model.networks)}: {step.message}")
-    mean = _resample(total / len(model.networks), volume.shape)
+    mean = _resample(total / len(model.networks), shape)
     labels = mean.argmax(0).numpy().astype(np.uint8)
     return Prediction(labels=labels, probabilities=mean.numpy() if keep_probabilities else None,
                       model_name=spec.name, model_version=spec.version,

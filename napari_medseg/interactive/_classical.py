@@ -1,15 +1,16 @@
-"""The model-free engine: a seeded random walker driven by the same clicks.
+"""The model-free engine: a multi-label random walker driven by the same clicks.
 
-For images no click model fits (a single CT channel, an unknown contrast
-set). The walker runs in a box around the clicks and the current object:
-seeds inside are positive clicks and the object's current interior (minus
-balls around negative clicks); seeds outside are negative clicks, the box
-faces and voxels whose intensity is far from the newest positive click's
-neighbourhood. A click changes the mask one way only, as annotators expect:
-a positive click adds the walker's region connected to it, a negative
-click removes the connected region it landed in. Boxes larger than 48^3
-are solved at half resolution; pyamg's multigrid solver is used when
-installed (much faster than conjugate gradients in 3D).
+For images no model fits (a single CT channel, an unknown contrast set).
+The walker runs in a box around the clicks and the edited object. Every
+label present in the box (background included) is seeded by its own
+interior, so the walker cannot hand another structure to the edited label
+wholesale. Left unseeded, for the walker to decide, is the region the click
+is about: voxels of the clicked voxel's current label, similar in every
+channel to the click's neighbourhood and connected to it. Positive clicks
+seed the edited label; negative clicks seed a "not this label" class, and
+voxels it wins go to the walker's next most likely label. The session then
+keeps only the change connected to the click (see ``_edit``). Boxes larger
+than 48^3 are solved at half resolution with pyamg's multigrid solver.
 """
 from __future__ import annotations
 
@@ -20,11 +21,16 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from napari_medseg.interactive._clicks import Click
-from napari_medseg.interactive._simulate import ball_mask, crop_box
+from napari_medseg.interactive._edit import connected_at, surroundings_fill
+from napari_medseg.interactive._geometry import ball_mask, crop_box
 from napari_medseg.io import Volume
 
 _MIN_BOX, _MAX_BOX, _HALF_RES_ABOVE = 48, 96, 48 ** 3
-_FAR_MADS = 8.0
+_NEAR_MADS = 6.0
+_MAX_SPREAD = 0.03  # of the channel's 1-99 % range
+_GROW_MADS = 8.0
+_REACH = 8.0  # voxels a click may reach into another label's region
+_NEW_OBJECT_GAP = 1.5  # a positive click this far from the label grows a new object
 
 
 def _normalised(data: np.ndarray) -> np.ndarray:
@@ -59,97 +65,138 @@ class RandomWalkerEngine:
         The case, any number of channels.
     beta : float
         Edge sensitivity of the walker (higher: stops at weaker edges).
+    near_mads : float
+        How similar (robust z-score, every channel) a voxel must be to the
+        click's neighbourhood to be open to the walker.
     """
 
     name = "random_walker"
 
-    def __init__(self, volume: Volume, beta: float = 500.0):
+    def __init__(self, volume: Volume, beta: float = 500.0, near_mads: float = _NEAR_MADS):
         self.image = _normalised(volume.data)
-        self.beta = beta
+        self.beta, self.near_mads = beta, near_mads
         self.description = "model-free (random walker)"
 
-    def _seeds(self, mask: np.ndarray, clicks: Sequence[Click], box) -> np.ndarray:
+    def _similar(self, box, local, into_background: bool) -> np.ndarray:
+        """Voxels within ``near_mads`` robust z-scores of the click's neighbourhood.
+
+        A positive click into unlabelled background, away from the label's
+        voxels, grows a new object: the neighbourhood is wider and the
+        tolerance looser (the walker and the seeded box faces bound it). A click that takes from another label or
+        removes voxels compares with the clicked voxel's 3x3x3 neighbourhood,
+        its spread capped, so a click on a boundary does not open both tissues.
+        """
+        data = self.image[(slice(None), *box)]
+        radius, floor, cap, mads = (2.5, 0.05, np.inf, _GROW_MADS) if into_background else \
+            (1.0, 0.02, _MAX_SPREAD, self.near_mads)
+        values = data[:, ball_mask(data.shape[1:], local, radius)]
+        centre = np.median(values, axis=1, keepdims=True)
+        spread = np.clip(np.median(np.abs(values - centre), axis=1) * 1.4826, floor, cap)
+        centre, spread = centre.reshape(-1, 1, 1, 1), spread.reshape(-1, 1, 1, 1)
+        return (np.abs(data - centre) / spread <= mads).all(axis=0)
+
+    def _seeds(self, window: np.ndarray, label: int, clicks: Sequence[Click], box
+               ) -> tuple[np.ndarray, list[int], np.ndarray]:
+        """Walker seeds (0 = open, k = ``values[k - 1]``, last = "not label"), the
+        values, and the voxels the walker may change (the open region and its rim)."""
         origin = np.array([s.start for s in box])
-        window = mask[box]
-        seeds = np.zeros(window.shape, np.uint8)
-        inner = ndi.binary_erosion(window, iterations=2)
-        depth = ndi.distance_transform_edt(np.pad(window, 1))[1:-1, 1:-1, 1:-1]
-        for click in clicks:
-            local = np.asarray(click.position) - origin
-            if not click.positive:
-                radius = max(4.0, 2.0 * float(depth[tuple(np.clip(local, 0,
-                                                                  np.array(window.shape) - 1))]))
-                inner &= ~ball_mask(window.shape, local, radius)
-        seeds[inner] = 1
-        for axis in range(3):
-            for index in (0, -1):
-                face = [slice(None)] * 3
-                face[axis] = index
-                seeds[tuple(face)] = np.where(seeds[tuple(face)] == 1, 1, 2)
-        newest = clicks[-1]
-        if newest.positive:
-            seeds[(seeds == 0) & self._dissimilar(box, np.asarray(newest.position) - origin)] = 2
+        values = sorted(set(np.unique(window).tolist()) | {0, int(label)})
+        seeds = np.zeros(window.shape, np.int32)
+        for index, value in enumerate(values, start=1):
+            seeds[ndi.binary_erosion(window == value, border_value=1)] = index
+        local = tuple(np.asarray(clicks[-1].position) - origin)
+        into_background = clicks[-1].positive and window[local] == 0 and \
+            not _near_label(window == label, local, _NEW_OBJECT_GAP)
+        similar = self._similar(box, local, into_background) & (window == window[local])
+        if not into_background:  # taking from a structure: stay near the click
+            similar &= ball_mask(window.shape, local, _REACH)
+        similar[local] = True
+        open_region = connected_at(similar, local)
+        open_region[_faces(window.shape)] = False  # the box's faces keep their labels
+        seeds[open_region] = 0
+        not_label = len(values) + 1
         for click in clicks:
             ball = ball_mask(window.shape, np.asarray(click.position) - origin, 1.5)
-            seeds[ball] = 1 if click.positive else 2
-        return seeds
+            seeds[ball] = values.index(int(label)) + 1 if click.positive else not_label
+        return seeds, values, ndi.binary_dilation(open_region)
 
-    def _dissimilar(self, box, local) -> np.ndarray:
-        """Voxels far (in robust z-score) from the intensities around the click, any channel."""
-        data = self.image[(slice(None), *box)]
-        ball = ball_mask(data.shape[1:], local, 2.5)
-        values = data[:, ball]
-        centre = np.median(values, axis=1, keepdims=True)
-        spread = np.maximum(np.median(np.abs(values - centre), axis=1) * 1.4826, 0.05)
-        centre, spread = centre.reshape(-1, 1, 1, 1), spread.reshape(-1, 1, 1, 1)
-        return (np.abs(data - centre) / spread > _FAR_MADS).any(axis=0)
-
-    def refine(self, mask: np.ndarray, clicks: Sequence[Click]
-               ) -> tuple[tuple[slice, ...], np.ndarray]:
-        """The object's new mask inside a box around the clicks (see `LearnedEngine.refine`)."""
+    def propose(self, labels: np.ndarray, label: int, clicks: Sequence[Click]
+                ) -> tuple[tuple[slice, ...], np.ndarray]:
+        """The walker's labels for a box around the clicks (see `ModelEngine.propose`)."""
         from skimage.segmentation import random_walker
 
-        box = _box_around(mask, clicks)
-        seeds = self._seeds(mask, clicks, box)
-        if not (seeds == 1).any():
-            return box, np.zeros(seeds.shape, bool)
+        box = _box_around(labels == label, clicks)
+        window = labels[box]
+        seeds, values, changeable = self._seeds(window, label, clicks, box)
+        present = np.unique(seeds[seeds > 0])
+        if (seeds > 0).all() or len(present) < 2:
+            return box, _seeded_answer(seeds, values, window)
         data = self.image[(slice(None), *box)]
         step = 2 if seeds.size > _HALF_RES_ABOVE else 1
         small_seeds = _downsample_seeds(seeds, step)
         small = data[:, ::step, ::step, ::step]
         with warnings.catch_warnings():  # tolerance notes: the labels (argmax) are unaffected
             warnings.simplefilter("ignore", UserWarning)
-            result = random_walker(small, small_seeds, beta=self.beta, mode=_solver(), tol=1e-3,
-                                   channel_axis=0) == 1
+            probability = random_walker(small, small_seeds, beta=self.beta, mode="cg_mg",
+                                        tol=1e-3, channel_axis=0, return_full_prob=True)
         if step > 1:
-            result = np.repeat(np.repeat(np.repeat(result, 2, 0), 2, 1), 2, 2)
-            result = result[tuple(slice(0, n) for n in seeds.shape)]
-            result = np.where(seeds > 0, seeds == 1, result)
-        return box, _one_way(mask[box], result, clicks[-1], box)
+            probability = np.repeat(np.repeat(np.repeat(probability, 2, 1), 2, 2), 2, 3)
+            probability = probability[(slice(None), *(slice(0, n) for n in seeds.shape))]
+        answer = _walker_answer(probability, present, seeds, values, int(label), window)
+        # only the open region (and the voxel layer around it) may change: a thin
+        # structure whose interior erosion left no seed is not handed over whole
+        return box, np.where(changeable | (seeds == len(values) + 1), answer, window)
 
 
-def _one_way(before: np.ndarray, walker: np.ndarray, newest: Click, box) -> np.ndarray:
-    """Add (positive) or remove (negative) only the region connected to the newest click."""
-    local = tuple(int(p - s.start) for p, s in zip(newest.position, box))
-    region = walker if newest.positive else ~walker & before
-    labelled, _ = ndi.label(region)
-    hit = labelled[local]
-    if hit == 0:
-        return before
-    connected = labelled == hit
-    if newest.positive:
-        return before | connected
-    # a negative click removes locally: within a few times the wrong region's depth
-    depth = ndi.distance_transform_edt(np.pad(before, 1))[1:-1, 1:-1, 1:-1][local]
-    return before & ~(connected & ball_mask(before.shape, local, max(6.0, 3.0 * depth)))
+def _near_label(inside: np.ndarray, point: tuple, gap: float) -> bool:
+    """Is a voxel of the label within ``gap`` voxels of ``point``?"""
+    lo = [max(0, int(p - gap)) for p in point]
+    hi = [int(p + gap) + 1 for p in point]
+    window = inside[tuple(slice(a, b) for a, b in zip(lo, hi))]
+    if not window.any():
+        return False
+    found = np.argwhere(window) + lo
+    return bool((np.linalg.norm(found - np.asarray(point), axis=1) <= gap).any())
 
 
-def _solver() -> str:
-    try:
-        import pyamg  # noqa: F401
-    except ImportError:
-        return "cg_j"
-    return "cg_mg"
+def _faces(shape) -> np.ndarray:
+    faces = np.ones(shape, bool)
+    faces[1:-1, 1:-1, 1:-1] = False
+    return faces
+
+
+def _seeded_answer(seeds: np.ndarray, values: list[int], window: np.ndarray) -> np.ndarray:
+    """Nothing open to the walker: each seed's label (the current labels elsewhere)."""
+    answer = window.copy()
+    for index, value in enumerate(values, start=1):
+        answer[seeds == index] = value
+    return answer
+
+
+def _walker_answer(probability: np.ndarray, present: np.ndarray, seeds: np.ndarray,
+                   values: list[int], label: int, window: np.ndarray) -> np.ndarray:
+    """Labels from the walker's probabilities (one row per seed index in ``present``).
+
+    Voxels won by the "not label" class take the most likely label other than
+    the edited one, or, where the walker gives those labels almost no
+    probability (inside the click's own seed), the label that surrounds them:
+    a negative click never leaves a hole.
+    """
+    not_label = len(values) + 1
+    lookup = np.zeros(not_label + 1, np.int64)
+    lookup[1:len(values) + 1] = values
+    best = present[np.argmax(probability, axis=0)]
+    answer = np.where((seeds > 0) & (seeds != not_label), lookup[seeds], lookup[best])
+    others = [i for i, p in enumerate(present) if p not in (not_label, values.index(label) + 1)]
+    refused = (best == not_label) | (seeds == not_label)
+    if refused.any():
+        fill = surroundings_fill(window, label)
+        if others:
+            mass = probability[others]
+            best_other = lookup[present[others][np.argmax(mass, axis=0)]]
+            fill = np.where(mass.sum(0) > 0.05, best_other, fill)
+        answer = np.where(refused, fill, answer)
+    return answer
 
 
 def _downsample_seeds(seeds: np.ndarray, step: int) -> np.ndarray:

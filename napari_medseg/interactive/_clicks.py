@@ -71,38 +71,78 @@ def guidance_maps(shape: Sequence[int], clicks: Sequence[Click],
     return maps
 
 
+def network_input(image: np.ndarray, mask: np.ndarray, clicks: Sequence[Click],
+                  box: tuple[slice, ...], size: Sequence[int]) -> np.ndarray:
+    """Network input ``[C + 3, *size]``: image, previous mask, guidance; zero-padded."""
+    origin = [s.start for s in box]
+    crop_shape = [s.stop - s.start for s in box]
+    channels = np.concatenate([image[(slice(None), *box)],
+                               mask[box][None].astype(np.float32),
+                               guidance_maps(crop_shape, clicks, origin)])
+    pads = [(0, 0)] + [(0, s - c) for s, c in zip(size, crop_shape)]
+    return np.pad(channels, pads).astype(np.float32, copy=False)
+
+
+MAX_CLICKS = 10_000
+
+
 def read_clicks(path: str | Path) -> list[Click]:
     """Read a click list: JSON ``[{"position": [z, y, x], "positive": true}, ...]``.
 
-    Also accepts ``{"clicks": [...]}`` (as `InteractiveSession.history_dict` writes).
+    Also accepts ``{"clicks": [...]}`` (as `clicks_to_json` writes). ``positive``
+    must be a JSON boolean (``"false"`` is refused, not read as true).
 
     Raises
     ------
     InputError
-        Naming the line of a JSON error or the entry that is malformed.
+        Naming the line of a JSON error, the entry that is malformed, or a file
+        that cannot be read as text; nothing is clicked then.
     """
-    text = Path(path).read_text()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(describe(path, f"line {error.lineno}: {error.msg}",
-                                  'Write a JSON list like [{"position": [z, y, x], '
-                                  '"positive": true}]')) from error
+    data = _load_json(Path(path))
     entries = data.get("clicks") if isinstance(data, dict) else data
     if not isinstance(entries, list):
         raise InputError(describe(path, "expected a list of clicks (or {\"clicks\": [...]})"))
-    clicks = []
-    for number, entry in enumerate(entries, start=1):
-        try:
-            position = tuple(int(round(float(v))) for v in entry["position"])
-            if len(position) != 3:
-                raise ValueError("position needs 3 values (z, y, x)")
-            clicks.append(Click(position, bool(entry.get("positive", True)),
-                                float(entry.get("time", 0.0))))
-        except (KeyError, TypeError, ValueError) as error:
-            raise InputError(describe(path, f"click {number} ({entry!r}) is malformed: {error}",
-                                      'Each click needs "position": [z, y, x]')) from error
-    return clicks
+    if len(entries) > MAX_CLICKS:
+        raise InputError(describe(path, f"{len(entries)} clicks: more than {MAX_CLICKS}",
+                                  "Split the clicks into several files"))
+    return [_click_entry(path, number, entry) for number, entry in enumerate(entries, start=1)]
+
+
+def _load_json(path: Path):
+    hint = 'Write a JSON list like [{"position": [z, y, x], "positive": true}]'
+    if not path.is_file():
+        raise InputError(describe(path, "no such file" if not path.exists() else
+                                  "is a folder, not a click file", hint))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise InputError(describe(path, f"line {error.lineno}: {error.msg}", hint)) from error
+    except UnicodeDecodeError as error:
+        raise InputError(describe(path, "is not a text file", hint)) from error
+    except (ValueError, RecursionError) as error:  # huge integers, deep nesting
+        raise InputError(describe(path, f"cannot be read as JSON ({type(error).__name__})",
+                                  hint)) from error
+
+
+def _click_entry(path, number: int, entry) -> Click:
+    hint = 'Each click needs "position": [z, y, x] and optionally "positive": true/false'
+    try:
+        if not isinstance(entry, dict):
+            raise TypeError("a click is an object with a position")
+        values = entry["position"]
+        if not isinstance(values, list) or len(values) != 3 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise ValueError("position needs 3 numbers (z, y, x)")
+        position = tuple(int(round(float(v))) for v in values)
+        positive = entry.get("positive", True)
+        if not isinstance(positive, bool):
+            raise ValueError(f"positive must be true or false, not {positive!r}")
+        return Click(position, positive, float(entry.get("time", 0.0)))
+    except (KeyError, TypeError, ValueError, OverflowError) as error:
+        shown = repr(entry)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise InputError(describe(path, f"click {number} ({shown}) is malformed: {error}",
+                                  hint)) from error
 
 
 def clicks_to_json(clicks: Sequence[Click]) -> str:

@@ -13,17 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from napari_medseg.interactive._clicks import Click
-from napari_medseg.interactive._simulate import crop_box, network_input
+from napari_medseg.interactive._clicks import network_input
+from napari_medseg.interactive._geometry import crop_box, touches_open_face
 from napari_medseg.io import Volume
-
-
-def _touches_open_face(mask: np.ndarray, box: tuple[slice, ...], shape: Sequence[int]) -> bool:
-    for axis, (window, size) in enumerate(zip(box, shape)):
-        first = np.take(mask, 0, axis=axis).any() and window.start > 0
-        last = np.take(mask, -1, axis=axis).any() and window.stop < size
-        if first or last:
-            return True
-    return False
 
 
 def _consistent_with_clicks(inside: np.ndarray, before: np.ndarray, clicks: Sequence[Click],
@@ -102,6 +94,15 @@ class LearnedEngine:
         inside = inside[tuple(slice(0, n) for n in crop_shape)]
         return _consistent_with_clicks(inside, mask[box], clicks, box)
 
+    def propose(self, labels: np.ndarray, label: int, clicks: Sequence[Click]
+                ) -> tuple[tuple[slice, ...], np.ndarray]:
+        """The engine's labels for a box around the newest click (removed voxels take
+        what surrounds them; see `ModelEngine.propose`)."""
+        from napari_medseg.interactive._edit import answer_from_inside
+
+        box, inside = self.refine(labels == label, clicks)
+        return box, answer_from_inside(labels[box], inside, label)
+
     def refine(self, mask: np.ndarray, clicks: Sequence[Click]
                ) -> tuple[tuple[slice, ...], np.ndarray]:
         """The object's new mask inside a box around the newest click.
@@ -123,6 +124,6 @@ class LearnedEngine:
         while True:
             box = crop_box(clicks[-1].position, size, shape)
             inside = self._run(mask, clicks, box)
-            if size.min() >= self.max_patch or not _touches_open_face(inside, box, shape):
+            if size.min() >= self.max_patch or not touches_open_face(inside, box, shape):
                 return box, inside
             size = np.minimum(_round_up(size * 1.5, self.divisor), self.max_patch)

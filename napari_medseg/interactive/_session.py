@@ -18,6 +18,7 @@ import numpy as np
 
 from napari_medseg.errors import InputError
 from napari_medseg.interactive._clicks import Click
+from napari_medseg.interactive._edit import local_edit
 from napari_medseg.io import Volume
 
 Writer = Callable[[tuple[np.ndarray, ...], np.ndarray], None]
@@ -41,30 +42,83 @@ class Change:
         return int(self.indices[0].size)
 
 
-def make_engine(engine: str, volume: Volume, model=None, device: str | None = None):
-    """``"learned"``, ``"random_walker"``, or ``"auto"``.
+ENGINES = ("auto", "model", "learned", "random_walker")
 
-    ``auto`` is the random walker: on the click benchmark (BENCHMARKS.md) it beats
-    the shipped click model from a damaged prediction and from an empty mask; the
-    learned engine stays selectable and ``auto`` will prefer it once a click model
-    measures better.
+
+def make_engine(engine: str, volume: Volume, model=None, device: str | None = None,
+                probabilities: np.ndarray | None = None, segmentation_model=None):
+    """Build a click engine by name: ``auto``, ``model``, ``learned`` or ``random_walker``.
+
+    Parameters
+    ----------
+    engine : str
+        ``"model"`` refines with the segmentation model's probabilities (see
+        `ModelEngine`); ``"learned"`` with the click network; ``"random_walker"``
+        needs no model. ``"auto"`` is ``"model"`` when the case has class
+        probabilities from a model run, else the random walker (``"model"``
+        without them computes them with the segmentation model, box by box).
+    volume : Volume
+        The case.
+    model : str, Path or LoadedModel, optional
+        Click model of the learned engine.
+    device : str, optional
+        Torch device (``"auto"`` or None: the best available).
+    probabilities : ndarray of shape (C, Z, Y, X), optional
+        Class probabilities of the model run on this case.
+    segmentation_model : str, Path or LoadedModel, optional
+        Model that computes probabilities the run did not keep (default built-in).
 
     Raises
     ------
     InputError
-        For an unknown engine name, or ``"learned"`` on a case the model cannot read.
+        For an unknown engine name, or a model engine on a case the model cannot read.
     """
     from napari_medseg.interactive._classical import RandomWalkerEngine
     from napari_medseg.interactive._learned import LearnedEngine
+    from napari_medseg.interactive._model_engine import ModelEngine
 
+    device = None if device in (None, "auto") else device
+    if engine not in ENGINES:
+        raise InputError(f"unknown click engine {engine!r}; use {', '.join(map(repr, ENGINES))}")
     if engine == "random_walker":
         return RandomWalkerEngine(volume)
     if engine == "learned":
         return LearnedEngine(volume, model, device)
-    if engine == "auto":
+    if engine == "auto" and probabilities is None:
         return RandomWalkerEngine(volume)
-    raise InputError(f"unknown click engine {engine!r}; use 'auto', 'learned' or "
-                     "'random_walker'")
+    if probabilities is None:
+        _check_model_reads(segmentation_model, volume)
+    return ModelEngine(volume, probabilities, segmentation_model, device)
+
+
+def _check_model_reads(segmentation_model, volume: Volume) -> None:
+    """Refuse, with the missing contrasts named, a case the segmentation model cannot read."""
+    from napari_medseg.inference._predict import channels_for_model
+    from napari_medseg.models import read_spec
+    from napari_medseg.models.loading import LoadedModel
+    from napari_medseg.models.registry import resolve_model
+
+    spec = segmentation_model.spec if isinstance(segmentation_model, LoadedModel) else \
+        read_spec(resolve_model(segmentation_model))
+    channels_for_model(volume, spec)
+
+
+def check_label(label, dtype) -> int:
+    """The label value as an int, refused when the mask's dtype cannot hold it.
+
+    Raises
+    ------
+    InputError
+        For a value that is not an integer, is 0 (background), or does not fit
+        (``--label 256`` on a uint8 mask would wrap to 0 and erase voxels).
+    """
+    if isinstance(label, bool) or not float(label).is_integer():
+        raise InputError(f"label {label!r} is not a whole number: give a label value like 2")
+    value, limits = int(label), np.iinfo(np.dtype(dtype))
+    if value <= 0 or value > limits.max:
+        raise InputError(f"label {value} does not fit this {np.dtype(dtype).name} mask: use a "
+                         f"value from 1 to {limits.max}")
+    return value
 
 
 def _as_volume(volume) -> Volume:
@@ -91,15 +145,27 @@ class InteractiveSession:
     label : int
         The label value the clicks edit.
     engine : str or engine object
-        ``"auto"`` (see `make_engine`), ``"learned"``, ``"random_walker"``.
+        ``"auto"``, ``"model"``, ``"learned"`` or ``"random_walker"`` (see `make_engine`).
     model, device :
         Click model and torch device for the learned engine.
     copy : bool
         Copy ``mask`` (default) or edit it in place.
+    probabilities : ndarray of shape (C, Z, Y, X), optional
+        Class probabilities of the model run (the model-aware engine's prior).
+    protect : bool
+        Protect other labels: a positive click may take only background voxels.
+
+    Notes
+    -----
+    Every click follows one rule whatever the engine (see ``_edit``): it
+    changes only the region connected to the click where the engine's answer
+    disagrees with the mask in the click's direction; voxels a negative click
+    removes go to the label the engine gives them, never to a hole.
     """
 
     def __init__(self, volume, mask: np.ndarray | None = None, label: int = 1,
-                 engine="auto", model=None, device: str | None = None, copy: bool = True):
+                 engine="auto", model=None, device: str | None = None, copy: bool = True,
+                 probabilities: np.ndarray | None = None, protect: bool = False):
         self.volume = _as_volume(volume)
         shape = self.volume.shape
         if mask is None:
@@ -108,9 +174,10 @@ class InteractiveSession:
             raise InputError(f"mask shape {tuple(mask.shape)} differs from the image "
                              f"{tuple(shape)}: open the matching segmentation")
         self.mask = np.array(mask, copy=True) if copy else mask
-        self.engine = make_engine(engine, self.volume, model, device) if isinstance(
-            engine, str) else engine
-        self.label = int(label)
+        self.engine = make_engine(engine, self.volume, model, device,
+                                  probabilities=probabilities) if isinstance(engine, str) else engine
+        self.label = check_label(label, self.mask.dtype)
+        self.protect = bool(protect)
         self.clicks: list[Click] = []
         self.changes: list[Change] = []
         self.history: list[dict] = []
@@ -122,8 +189,9 @@ class InteractiveSession:
 
     def set_label(self, label: int) -> None:
         """Edit another object from now on (its click list starts empty)."""
-        if int(label) != self.label:
-            self.label = int(label)
+        label = check_label(label, self.mask.dtype)
+        if label != self.label:
+            self.label = label
             self.clicks, self.changes = [], []
 
     def _check_position(self, position: Sequence[float]) -> tuple[int, int, int]:
@@ -138,10 +206,10 @@ class InteractiveSession:
         click = Click(self._check_position(position), bool(positive))
         started = time.perf_counter()
         clicks = [*self.clicks, click]
-        box, inside = self.engine.refine(self.mask == self.label, clicks)
+        box, answer = self.engine.propose(self.mask, self.label, clicks)
         current = self.mask[box]
-        was = current == self.label
-        after_box = np.where(inside & ~was, self.label, np.where(was & ~inside, 0, current))
+        local = [p - s.start for p, s in zip(click.position, box)]
+        after_box = local_edit(current, answer, self.label, local, click.positive, self.protect)
         changed = np.nonzero(after_box != current)
         origin = [s.start for s in box]
         indices = tuple(i + o for i, o in zip(changed, origin))

@@ -15,17 +15,11 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_medseg.interactive._clicks import Click, guidance_maps
+from napari_medseg.interactive._clicks import Click, network_input
+from napari_medseg.interactive._geometry import ball_mask, crop_box
 from napari_medseg.interactive._robot import robot_click
 
 _BALL = ndi.generate_binary_structure(3, 1)
-
-
-def ball_mask(shape: Sequence[int], centre: Sequence[float], radius: float) -> np.ndarray:
-    """Voxels of ``shape`` within ``radius`` of ``centre`` (voxel units)."""
-    grids = np.ogrid[tuple(slice(0, n) for n in shape)]
-    distance = sum((g - c) ** 2 for g, c in zip(grids, centre))
-    return distance <= radius ** 2
 
 
 def damage_mask(target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -89,29 +83,6 @@ def simulate_interaction(target: np.ndarray, rng: np.random.Generator
         return None
     older = _older_clicks(target, rng, int(rng.integers(0, 4)))
     return mask, [*older, newest]
-
-
-def crop_box(centre: Sequence[int], size: Sequence[int], shape: Sequence[int]
-             ) -> tuple[slice, ...]:
-    """A box of ``size`` centred on ``centre``, shifted to lie inside ``shape`` if it fits."""
-    box = []
-    for c, s, n in zip(centre, size, shape):
-        start = int(c) - s // 2
-        start = min(max(start, 0), max(n - s, 0))
-        box.append(slice(start, min(start + s, n)))
-    return tuple(box)
-
-
-def network_input(image: np.ndarray, mask: np.ndarray, clicks: Sequence[Click],
-                  box: tuple[slice, ...], size: Sequence[int]) -> np.ndarray:
-    """Network input ``[C + 3, *size]``: image, previous mask, guidance; zero-padded."""
-    origin = [s.start for s in box]
-    crop_shape = [s.stop - s.start for s in box]
-    channels = np.concatenate([image[(slice(None), *box)],
-                               mask[box][None].astype(np.float32),
-                               guidance_maps(crop_shape, clicks, origin)])
-    pads = [(0, 0)] + [(0, s - c) for s, c in zip(size, crop_shape)]
-    return np.pad(channels, pads).astype(np.float32, copy=False)
 
 
 def training_sample(image: np.ndarray, target: np.ndarray, rng: np.random.Generator,

@@ -40,6 +40,12 @@ def read_nifti_array(path: Path, as_float: bool = True) -> tuple[np.ndarray, np.
 
     try:
         image = nib.load(str(path))
+    except Exception as error:  # nibabel raises many types for damaged files
+        raise InputError(describe(
+            path, f"cannot be read as NIfTI ({type(error).__name__}: {error})",
+            "The file may be truncated or corrupt; export it again from the source")) from error
+    check_header_size(path, image)
+    try:
         data = (image.get_fdata(dtype=np.float32) if as_float
                 else np.asanyarray(image.dataobj))
     except Exception as error:  # nibabel raises many types for damaged files
@@ -47,6 +53,40 @@ def read_nifti_array(path: Path, as_float: bool = True) -> tuple[np.ndarray, np.
             path, f"cannot be read as NIfTI ({type(error).__name__}: {error})",
             "The file may be truncated or corrupt; export it again from the source")) from error
     return to_channels_first(np.asarray(data), path), np.asarray(image.affine, dtype=float)
+
+
+_MAX_DEFLATE_RATIO = 1032  # the most a DEFLATE stream can expand
+
+
+def check_header_size(path: Path, image) -> None:
+    """Refuse a header whose voxel data cannot be in the file or in memory, before reading.
+
+    Raises
+    ------
+    InputError
+        When the file is too small for the voxels its header declares (an
+        uncompressed file must hold them all; a gzip file cannot expand more
+        than DEFLATE allows), or the voxels as float32 need more memory than is
+        available.
+    """
+    import psutil
+
+    shape = tuple(int(n) for n in image.header.get_data_shape())
+    stored = int(np.prod(shape, dtype=np.int64)) * image.header.get_data_dtype().itemsize
+    size = path.stat().st_size
+    offset = int(getattr(image.header, "get_data_offset", lambda: 0)())
+    possible = size * _MAX_DEFLATE_RATIO if path.name.lower().endswith(".gz") else size - offset
+    if stored > possible:
+        raise InputError(describe(path, f"the header declares {' x '.join(map(str, shape))} "
+                                  f"voxels ({stored / 2**20:.0f} MiB) but the file holds "
+                                  f"{size} bytes", "The file is truncated or its header is "
+                                  "damaged; export it again from the source"))
+    needed = int(np.prod(shape, dtype=np.int64)) * 4
+    free = psutil.virtual_memory().available
+    if needed > 0.8 * free:
+        raise InputError(describe(path, f"{' x '.join(map(str, shape))} voxels need "
+                                  f"{needed / 2**30:.1f} GiB but {free / 2**30:.1f} GiB are "
+                                  "free", "Crop the image first, or close other programs"))
 
 
 def to_channels_first(data_xyz: np.ndarray, path: Path) -> np.ndarray:

@@ -3,7 +3,14 @@
 Weight files: ``.safetensors`` (preferred), ``.pt``/``.pth`` state dicts
 read with ``torch.load(..., weights_only=True)`` (a pickle that would build
 arbitrary objects or run code is refused), or ``.ts``/``.torchscript``
-TorchScript archives for users' own networks.
+TorchScript archives for users' own networks. TorchScript is not a safe
+format (a scripted module's code runs when it is loaded and when it
+predicts), so it loads only when the caller says the folder is trusted
+(``trust_code=True``; ``--trust-code`` on the CLI); otherwise it is refused.
+
+Every weight file must lie inside the model folder (after resolving
+symbolic links) and carry its SHA-256 in ``model.json``, checked before the
+file is parsed.
 """
 from __future__ import annotations
 
@@ -41,12 +48,23 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _verified(folder: Path, fold: FoldSpec) -> Path:
-    path = folder / fold.file
+def _verified(folder: Path, fold: FoldSpec, trust_code: bool = False) -> Path:
+    path = (folder / fold.file).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise InputError(describe(folder / "model.json", f"fold file {fold.file!r} lies outside "
+                                  "the model folder: refused", "Keep every weight file inside "
+                                  "the model folder and name it relative to it"))
+    if path.suffix in TORCHSCRIPT_SUFFIXES and not trust_code:
+        raise InputError(describe(path, "TorchScript runs the code inside it when loaded: refused",
+                                  "Convert the weights to safetensors, or, if you trust who made "
+                                  "the model, pass --trust-code"))
+    if not fold.sha256:
+        raise InputError(describe(folder / "model.json", f"fold file {fold.file!r} has no sha256",
+                                  f"Add \"sha256\": the output of `sha256sum {fold.file}`"))
     if not path.is_file():
         raise InputError(describe(path, "weight file named in model.json is missing",
                                   "Copy the complete model folder again"))
-    if fold.sha256 and sha256_of(path) != fold.sha256.lower():
+    if sha256_of(path) != fold.sha256.lower():
         raise InputError(describe(path, "checksum mismatch: the weight file is corrupted or was "
                                   "changed", "Copy the model folder again, or fix the sha256 in "
                                   "model.json if you changed the weights on purpose"))
@@ -97,7 +115,7 @@ def build_fold_network(spec: ModelSpec, path: Path):
 
 
 def load_model(name_or_folder: str | Path | None = None,
-               folds: list[int] | None = None) -> LoadedModel:
+               folds: list[int] | None = None, trust_code: bool = False) -> LoadedModel:
     """Load a built-in model by name, or a model folder, verifying every checksum.
 
     Parameters
@@ -106,6 +124,15 @@ def load_model(name_or_folder: str | Path | None = None,
         Built-in name (default ``brats_unet``) or a folder with ``model.json``.
     folds : list of int, optional
         Load only these folds (default: all).
+    trust_code : bool
+        Allow TorchScript weight files, whose code runs when loaded.
+
+    Raises
+    ------
+    InputError
+        For a fold file outside the folder, without a checksum, with a wrong
+        checksum, TorchScript without ``trust_code``, or weights that do not
+        fit the architecture.
     """
     folder = resolve_model(name_or_folder)
     spec = read_spec(folder)
@@ -114,5 +141,6 @@ def load_model(name_or_folder: str | Path | None = None,
         if not 0 <= index < len(spec.folds):
             raise InputError(f"{folder}: fold {index} does not exist (the model has "
                              f"{len(spec.folds)} folds)")
-    networks = tuple(build_fold_network(spec, _verified(folder, spec.folds[i])) for i in chosen)
+    paths = [_verified(folder, spec.folds[i], trust_code) for i in chosen]  # all before any load
+    networks = tuple(build_fold_network(spec, path) for path in paths)
     return LoadedModel(spec=spec, folder=folder, networks=networks)

@@ -129,13 +129,6 @@ def _handles(mask: np.ndarray, value: int, connectivity: int,
     return errors
 
 
-def _local_axis(points_mm: np.ndarray) -> np.ndarray:
-    """Principal axis of a point cloud (unit vector)."""
-    centred = points_mm - points_mm.mean(0)
-    return np.linalg.svd(centred, full_matrices=False)[2][0] if len(points_mm) > 2 else \
-        np.zeros(3)
-
-
 def _is_compact_blob(piece_mm: np.ndarray, voxel_mm3: float) -> bool:
     """A roundish piece that fills much of its bounding sphere (a spurious
     fragment), not a piece of tube or branching tree (which fills little of it)."""

@@ -2,13 +2,13 @@
 calibration against a reference, and suggestions of where to click next."""
 from napari_medseg.uncertainty._calibration import auroc, expected_calibration_error
 from napari_medseg.uncertainty._estimate import (
-    MAP_NAMES, UncertaintyResult, calibration_figures, estimate_uncertainty)
-from napari_medseg.uncertainty._measures import decompose, entropy, label_spread
+    UncertaintyResult, calibration_figures, estimate_uncertainty)
+from napari_medseg.uncertainty._measures import decompose, entropy
 from napari_medseg.uncertainty._sampling import METHODS, draw_samples, flip_sets, has_dropout
 from napari_medseg.uncertainty._suggest import suggest_clicks
 
 __all__ = [
-    "MAP_NAMES", "METHODS", "UncertaintyResult", "auroc", "calibration_figures", "decompose",
+    "METHODS", "UncertaintyResult", "auroc", "calibration_figures", "decompose",
     "draw_samples", "entropy", "estimate_uncertainty", "expected_calibration_error",
-    "flip_sets", "has_dropout", "label_spread", "suggest_clicks",
+    "flip_sets", "has_dropout", "suggest_clicks",
 ]

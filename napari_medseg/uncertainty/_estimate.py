@@ -15,7 +15,6 @@ from napari_medseg.uncertainty._calibration import auroc, expected_calibration_e
 from napari_medseg.uncertainty._measures import entropy
 from napari_medseg.uncertainty._sampling import draw_samples
 
-MAP_NAMES = ("total", "aleatoric", "epistemic")
 
 
 @dataclass(frozen=True, eq=False)

@@ -38,7 +38,3 @@ def decompose(samples: np.ndarray) -> dict[str, np.ndarray]:
     return {name: (value / scale).astype(np.float32) for name, value in
             (("total", total), ("aleatoric", aleatoric), ("epistemic", epistemic))}
 
-
-def label_spread(samples: np.ndarray) -> np.ndarray:
-    """Standard deviation across samples of each class probability, ``[K, ...]``."""
-    return np.asarray(samples, dtype=np.float32).std(0)

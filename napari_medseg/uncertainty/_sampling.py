@@ -13,7 +13,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from itertools import combinations
 
-import numpy as np
 import torch
 
 from napari_medseg.errors import InputError
@@ -125,7 +124,3 @@ def draw_samples(model, image: torch.Tensor, methods: tuple[str, ...], samples: 
                                f"{step.message}")
     return torch.cat(collected)
 
-
-def as_numpy_samples(samples: torch.Tensor) -> np.ndarray:
-    """float32 NumPy copy."""
-    return samples.numpy().astype(np.float32)

@@ -1,0 +1,87 @@
+"""Click latency in the dock, end to end, on the sample case (run under Xvfb).
+
+Opens napari with the sample case and the dock, runs the built-in model,
+then lets the robot user click (each label in turn, from the model's mask)
+through the Refine section as a mouse click would: the time is from the
+click until its change is in the Labels layer and the section is idle again
+(worker, layer write, undo bookkeeping, Points layer). The first click of a
+session also builds the engine; it is reported apart.
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python bench/dock_clicks.py \
+        --json bench/results/dock_clicks.json
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import print_table, write_json  # noqa: E402
+
+
+def _wait(app, condition, timeout: float = 300.0) -> None:
+    started = time.perf_counter()
+    while not condition():
+        app.processEvents()
+        time.sleep(0.001)
+        if time.perf_counter() - started > timeout:
+            raise TimeoutError("the dock did not finish in time")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clicks", type=int, default=5, help="clicks per label")
+    parser.add_argument("--json", default="bench/results/dock_clicks.json")
+    args = parser.parse_args()
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_medseg.interactive import robot_click
+
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1600, 1000)
+    viewer.open_sample("napari-medseg", "brats_like_case")
+    _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
+    app = QApplication.instance()
+    dock.model_section.device_combo.setCurrentText("cpu")
+    worker = dock.model_section.run()
+    _wait(app, lambda: not dock.model_section.runner.busy and worker is not None)
+    section = dock.refine_section
+    layer = viewer.layers[section.layer_combo.currentText()]
+    reference = np.asarray(viewer.layers["reference"].data)
+    rows, first = [], []
+    for value, name in ((1, "NCR"), (2, "ED"), (3, "ET")):
+        section.label_combo.setCurrentText(f"{value} {name}")
+        section._drop_session_clicks()
+        latencies = []
+        for _ in range(args.clicks):
+            click = robot_click(reference == value, np.asarray(layer.data) == value,
+                                layer.scale)
+            if click is None:
+                break
+            started = time.perf_counter()
+            section.add_click(click.position, click.positive)
+            _wait(app, lambda: section._worker is None and not section._pending)
+            app.processEvents()
+            latencies.append(time.perf_counter() - started)
+        first.append(latencies[0])
+        rows.append({"label": name, "clicks": len(latencies),
+                     "median_ms": round(1000 * float(np.median(latencies[1:] or latencies)), 1),
+                     "p95_ms": round(1000 * float(np.percentile(latencies[1:] or latencies,
+                                                                95)), 1),
+                     "first_click_ms": round(1000 * latencies[0], 1)})
+        section.accept()
+    everything = [r for r in rows]
+    print(f"engine: {section.engine_label.text()}")
+    print_table(everything, ["label", "clicks", "median_ms", "p95_ms", "first_click_ms"])
+    write_json(args.json, {"command": "bench/dock_clicks.py", "engine":
+                           section.engine_label.text(), "rows": rows})
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Boxes and balls in voxel space, shared by the click engines and click simulation."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def ball_mask(shape: Sequence[int], centre: Sequence[float], radius: float) -> np.ndarray:
+    """Voxels of ``shape`` within ``radius`` of ``centre`` (voxel units)."""
+    grids = np.ogrid[tuple(slice(0, n) for n in shape)]
+    distance = sum((g - c) ** 2 for g, c in zip(grids, centre))
+    return distance <= radius ** 2
+
+
+def touches_open_face(mask: np.ndarray, box: tuple[slice, ...], shape: Sequence[int]) -> bool:
+    """Does ``mask`` (the contents of ``box``) touch a face of the box that is not the
+    volume's edge (so the object may go on outside the box)?"""
+    for axis, (window, size) in enumerate(zip(box, shape)):
+        if (np.take(mask, 0, axis=axis).any() and window.start > 0) or \
+                (np.take(mask, -1, axis=axis).any() and window.stop < size):
+            return True
+    return False
+
+
+def crop_box(centre: Sequence[int], size: Sequence[int], shape: Sequence[int]
+             ) -> tuple[slice, ...]:
+    """A box of ``size`` centred on ``centre``, shifted to lie inside ``shape`` if it fits."""
+    box = []
+    for c, s, n in zip(centre, size, shape):
+        start = int(c) - int(s) // 2
+        start = min(max(start, 0), max(n - int(s), 0))
+        box.append(slice(start, min(start + int(s), n)))
+    return tuple(box)
