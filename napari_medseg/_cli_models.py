@@ -34,9 +34,18 @@ def spec_summary(name: str, folder) -> dict:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from napari_medseg.errors import MedsegError
     from napari_medseg.models import available_devices, builtin_models
+    from napari_medseg.models.registry import remembered_folders, user_models
 
-    records = [spec_summary(name, folder) for name, folder in builtin_models(task=None).items()]
+    listed = {**builtin_models(task=None), **user_models(task=None),
+              **{str(folder): folder for folder in remembered_folders()}}
+    records = []
+    for name, folder in listed.items():
+        try:
+            records.append(spec_summary(name, folder))
+        except MedsegError as error:  # a broken user model is named, not fatal
+            print(f"skipped: {error}", file=sys.stderr)
     if args.json:
         print(json.dumps({"models": records, "devices": available_devices()}, indent=2))
         return 0
@@ -53,7 +62,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from napari_medseg.inference import predict
     from napari_medseg.io import read_volume, write_image, write_labels
-    from napari_medseg.io._atomic import check_writable
+    from napari_medseg.io._atomic import atomic_files, check_writable
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
 
@@ -69,10 +78,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for note in prediction.notes:
         print(f"napari-medseg: note: {note}", file=sys.stderr)
     names = {info.value: info.name for info in model.spec.labels}
-    write_labels(args.output, prediction.labels, volume, label_names=names,
-                 overwrite=args.overwrite)
-    if args.probabilities:
-        write_image(args.probabilities, prediction.probabilities, volume, overwrite=args.overwrite)
+    targets = [args.probabilities] if args.probabilities else []
+    with atomic_files([*targets, args.output], args.overwrite) as temporaries:  # a set
+        if args.probabilities:
+            write_image(temporaries[0], prediction.probabilities, volume, overwrite=True)
+        write_labels(temporaries[-1], prediction.labels, volume, label_names=names,
+                     overwrite=True)
     counts = {names[v]: int((prediction.labels == v).sum()) for v in names}
     print(f"{args.output}: {model.spec.name} {model.spec.version} on {prediction.device}, "
           f"{len(prediction.folds)} folds; voxels {counts}")

@@ -75,6 +75,7 @@ def test_batch_on_external_scheduler_reports_corrupt_case_and_resumes(cohort, mo
     assert code == 1  # one case failed; the others are done
     captured = capsys.readouterr()
     assert "failed corrupt" in captured.err and "skipped notes" in captured.err
+    assert "Traceback" not in captured.err and "Compute Failed" not in captured.err
     table = json.loads((out / "triage.json").read_text())
     done = [r for r in table["cases"] if r["status"] == "done"]
     assert sorted(r["case_id"] for r in done) == ["case0", "case1", "case2", "case3"]
@@ -82,9 +83,12 @@ def test_batch_on_external_scheduler_reports_corrupt_case_and_resumes(cohort, mo
     assert [r["priority"] for r in done] == sorted((r["priority"] for r in done), reverse=True)
     assert (out / "case0" / "seg.nii.gz").is_file() and (out / "case0" / "epistemic.nii.gz").is_file()
     assert (out / "triage.csv").read_text().startswith("rank,case_id,priority")
+    (out / "case1" / "summary.json").write_text('{"case_id": "ca')  # truncated
+    (out / "case2" / "summary.json").write_text("{}")
     report = run_to_end(run_batch(cohort, out, model=model, scheduler="serial", samples=2))
-    assert report.computed == () and sorted(report.resumed) == ["case0", "case1", "case2",
-                                                                 "case3"]
+    assert sorted(report.computed) == ["case1", "case2"]  # damaged summaries are recomputed
+    assert sorted(report.resumed) == ["case0", "case3"]
+    assert json.loads((out / "case1" / "summary.json").read_text())["case_id"] == "case1"
 
 
 def test_interrupted_batch_reruns_only_missing_cases(cohort, model, tmp_path):

@@ -176,3 +176,41 @@ def test_case_ids_that_would_leave_the_folder_are_refused(tmp_path, case_id):
     with pytest.raises(InputError, match="not a plain name"):
         export_case(case.volume, case.labels.data, "nifti", tmp_path / "out", case_id=case_id)
     assert not any(tmp_path.rglob("*.nii.gz"))
+
+
+def test_recovery_is_keyed_by_content_and_damaged_files_are_moved_aside(tmp_path):
+    from napari_medseg.export import content_fingerprint, recovery_dir
+
+    case_a, case_b = np.zeros((6, 7, 8), np.float32), np.ones((6, 7, 8), np.float32)
+    edits = np.zeros((6, 7, 8), np.uint8)
+    edits[1:3, 2:4, 3:5] = 2
+    autosave(edits, [], "labels", content=content_fingerprint(case_a))
+    assert find_recovery([], "labels", content_fingerprint(case_b)) is None  # same shape, other case
+    found = find_recovery([], "labels", content_fingerprint(case_a))
+    np.testing.assert_array_equal(found.load(), edits)
+    damages = {"truncated": found.labels_path.read_bytes()[:40], "not a zip": b"hello",
+               "wrong keys": None, "shape": None}
+    for kind, content in damages.items():
+        autosave(edits, [], kind, content="x")
+        labels_path = find_recovery([], kind, "x").labels_path
+        if kind == "wrong keys":
+            with open(labels_path, "wb") as handle:
+                np.savez(handle, other=edits)
+        elif kind == "shape":
+            with open(labels_path, "wb") as handle:
+                np.savez(handle, labels=edits[:3])
+        else:
+            labels_path.write_bytes(content)
+        with pytest.raises(InputError, match="recovery file is damaged.*moved aside") as caught:
+            find_recovery([], kind, "x")
+        assert "\n" not in str(caught.value)
+        assert find_recovery([], kind, "x") is None  # moved aside: never raises twice
+        assert list(recovery_dir().glob(f"{labels_path.name}.damaged-*"))  # kept, not deleted
+
+
+def test_autosave_to_a_folder_that_cannot_be_created_is_one_line(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("NAPARI_MEDSEG_RECOVERY_DIR", str(blocker / "recovery"))
+    with pytest.raises(InputError, match="cannot be created.*NAPARI_MEDSEG_RECOVERY_DIR"):
+        autosave(np.zeros((2, 2, 2), np.uint8), [], "labels")

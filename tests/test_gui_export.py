@@ -66,3 +66,37 @@ def test_autosave_and_restore_after_reopening(sample_dock):
     np.testing.assert_array_equal(layer.data, edited)
     layer.undo()  # the restore is one undoable step
     assert not np.array_equal(layer.data, edited)
+
+
+def test_recovery_is_not_offered_for_another_case_and_damage_only_warns(
+        sample_dock, make_napari_viewer):
+    from napari_medseg.export import recovery_dir
+
+    viewer, dock = sample_dock()
+    edited = _correct(viewer.layers["reference"])
+    viewer.close()
+    viewer2, dock2 = sample_dock()
+    other = viewer2.layers["reference"]
+    anatomy = [layer for layer in viewer2.layers if layer._type_string == "image"]
+    for layer in anatomy:  # another case of the same shape: the same names, other voxels
+        layer.data = np.flip(layer.data, axis=-1).copy()
+        layer.metadata.get("napari_medseg", {}).pop("content", None)
+    dock2.export_section.autosave.setVisible(False)
+    other.metadata["napari_medseg"].pop("content", None)
+    assert not dock2.export_section.autosave.check_recovery(other)
+    for path in recovery_dir().glob("*.npz"):
+        path.write_bytes(b"not a zip")  # damaged on disk
+    viewer2.close()
+    viewer3, dock3 = sample_dock()  # opens without raising; the file is set aside
+    assert not dock3.export_section.autosave.isVisibleTo(dock3)
+    assert list(recovery_dir().glob("*.damaged-*"))
+    assert not np.array_equal(viewer3.layers["reference"].data, edited)
+
+
+def test_restore_offer_names_what_it_replaces(sample_dock):
+    viewer, dock = sample_dock()
+    _correct(viewer.layers["reference"])
+    viewer.close()
+    viewer2, dock2 = sample_dock()
+    text = dock2.export_section.autosave.message.text()
+    assert "Restore replaces" in text and "voxels of the current labels of 'reference'" in text

@@ -69,3 +69,28 @@ def test_missing_contrast_refused_with_message_and_layers_untouched(dock):
     assert "No layer for T2" in notification_manager.records[-1].message
     assert [layer.name for layer in viewer.layers] == names
     np.testing.assert_array_equal(viewer.layers["reference"].data, data)
+
+
+def test_added_and_fine_tuned_models_are_listed_after_a_restart(
+        sample_dock, tiny_model_folder, tmp_path):
+    import shutil
+
+    from napari_medseg.models.registry import user_models_dir
+
+    viewer, widget = sample_dock(tiny_model_folder)  # the user adds a folder
+    added = widget.model_section.model_combo.currentText()
+    fine_tuned = user_models_dir() / "tiny_ft_20261123_120000"  # as Improve model writes it
+    shutil.copytree(tiny_model_folder, fine_tuned)
+    viewer.close()
+    viewer, widget = sample_dock()  # napari restarted
+    combo = widget.model_section.model_combo
+    items = [combo.itemText(i) for i in range(combo.count())]
+    assert added in items and "tiny 0.0.1 (tiny_ft_20261123_120000)" in items
+    assert combo.currentText() == "brats_unet"  # the default stays the built-in model
+    combo.setCurrentText(added)
+    assert widget.model_section.current_folder() == tiny_model_folder
+    shutil.rmtree(tiny_model_folder)  # a remembered folder that has gone is not listed
+    viewer.close()
+    viewer, widget = sample_dock()
+    combo = widget.model_section.model_combo
+    assert added not in [combo.itemText(i) for i in range(combo.count())]

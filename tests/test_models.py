@@ -52,13 +52,13 @@ def _edit_spec(folder, **changes):
 
 def test_unknown_field_and_architecture_are_refused(tiny_model_folder):
     _edit_spec(tiny_model_folder, colour_scheme="pink")
-    with pytest.raises(InputError, match="unknown field.*colour_scheme"):
+    with pytest.raises(InputError, match="colour_scheme: unknown key"):
         load_model(tiny_model_folder)
     _edit_spec_clean = json.loads((tiny_model_folder / "model.json").read_text())
     del _edit_spec_clean["colour_scheme"]
     _edit_spec_clean["architecture"]["name"] = "transformer9000"
     (tiny_model_folder / "model.json").write_text(json.dumps(_edit_spec_clean))
-    with pytest.raises(InputError, match="unknown architecture 'transformer9000'"):
+    with pytest.raises(InputError, match="architecture.name: Input should be 'unet3d'"):
         load_model(tiny_model_folder)
 
 
@@ -159,3 +159,59 @@ def test_cli_refuses_torchscript_unless_trusted(tmp_path, capsys):
     assert main(command) == 2
     assert "--trust-code" in capsys.readouterr().err and not (tmp_path / "seg.nii.gz").exists()
     assert main([*command, "--trust-code"]) == 0 and (tmp_path / "seg.nii.gz").exists()
+
+
+def _nested(data: dict, path: str, value) -> dict:
+    *parents, last = path.split("/")
+    target = data
+    for key in parents:
+        target = target[int(key)] if isinstance(target, list) else target[key]
+    if isinstance(target, list):
+        target[int(last)] = value
+    else:
+        target[last] = value
+    return data
+
+
+@pytest.mark.parametrize("path, value, place", [
+    ("folds/0/loader", "evil.module", r"folds\[0\]\.loader: unknown key"),
+    ("inputs/0/x", 1, r"inputs\[0\]\.x: unknown key"),
+    ("architecture/module", "os.system", "architecture.module: unknown key"),
+    ("architecture/args/widths", [1000000, 8], r"widths\[0\]: Input should be less"),
+    ("architecture/args/widths", [5000, 8], r"widths\[0\]"),
+    ("patch_size", [0, 16, 16], r"patch_size\[0\]: Input should be greater"),
+    ("patch_size", [15, 16, 16], "multiple of 2"),
+    ("patch_size", [4096, 16, 16], r"patch_size\[0\]: Input should be less"),
+    ("patch_size", ["16", 16, 16], r"patch_size\[0\]: Input should be a valid integer"),
+    ("spacing", [0, 6, 6], r"spacing\[0\]: Input should be greater"),
+    ("spacing", [-6, 6, 6], r"spacing\[0\]: Input should be greater"),
+    ("folds", "abc", "folds: Input should be a valid list"),
+    ("inputs", 5, "inputs: Input should be a valid list"),
+    ("architecture/args/in_channels", 3, "in_channels is 3 but there are 4 inputs"),
+])
+def test_spec_schema_refuses_bad_values_in_one_line_before_allocating(
+        tiny_model_folder, path, value, place):
+    data = _nested(json.loads((tiny_model_folder / "model.json").read_text()), path, value)
+    (tiny_model_folder / "model.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match=place) as caught:
+        load_model(tiny_model_folder)
+    assert "\n" not in str(caught.value) and "model.json" in str(caught.value)
+
+
+def test_spec_that_is_a_folder_or_not_an_object_is_refused(tmp_path, capsys):
+    from napari_medseg.cli import main
+    from napari_medseg.sample import SAMPLE_CASE_ID, case_files
+    from napari_medseg.sample._sample import SAMPLE_DIR
+
+    (tmp_path / "dir_model" / "model.json").mkdir(parents=True)
+    with pytest.raises(InputError, match="not a model folder"):
+        read_spec(tmp_path / "dir_model")
+    (tmp_path / "list_model").mkdir()
+    (tmp_path / "list_model" / "model.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match="must hold a JSON object, not list"):
+        read_spec(tmp_path / "list_model")
+    images, _ = case_files(SAMPLE_DIR, SAMPLE_CASE_ID)
+    assert main(["predict", *map(str, images), "--model", str(tmp_path / "list_model"),
+                 "-o", str(tmp_path / "seg.nii.gz")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "JSON object" in error

@@ -25,6 +25,29 @@ def layer_sources(layer, images: dict) -> list[str]:
     return sorted(dict.fromkeys(sources))
 
 
+def _fingerprint(layer) -> str:
+    """The layer's data fingerprint, computed once (when it first appears)."""
+    from napari_medseg.export import content_fingerprint
+
+    meta = layer.metadata.setdefault("napari_medseg", {})
+    if "content" not in meta:
+        meta["content"] = content_fingerprint(np.asarray(layer.data))
+    return meta["content"]
+
+
+def layer_identity(layer, images: dict) -> tuple[list[str], str, str]:
+    """``(sources, layer name, content)``: what keys a layer's recovery file.
+
+    The content is the fingerprint of the case's images when there are any,
+    else of the labels as they first appeared, so a recovery file is never
+    offered for another case of the same shape.
+    """
+    present = [image for _, image in sorted(images.items()) if image is not None]
+    content = "+".join(_fingerprint(image) for image in present) if present \
+        else _fingerprint(layer)
+    return layer_sources(layer, images), layer.name, content
+
+
 class AutosaveBar(QWidget):
     """A Restore/Discard bar plus the timer that keeps recovery files current."""
 
@@ -32,6 +55,7 @@ class AutosaveBar(QWidget):
         super().__init__(parent)
         self._viewer, self._images_of = viewer, images_of
         self._dirty: set[str] = set()
+        self._warned: set[str] = set()
         self._offer = None
         self.message = QLabel("")
         self.message.setWordWrap(True)
@@ -56,6 +80,7 @@ class AutosaveBar(QWidget):
         from napari.layers import Labels
 
         if isinstance(layer, Labels) and layer.ndim == 3:
+            _fingerprint(layer)  # before any edit
             layer.events.paint.connect(lambda *_: self._dirty.add(layer.name))
             self.check_recovery(layer)
 
@@ -77,25 +102,52 @@ class AutosaveBar(QWidget):
         return saved
 
     def _save(self, layer) -> None:
+        from napari_medseg.errors import MedsegError
         from napari_medseg.export import autosave
 
         history = layer.metadata.get("napari_medseg", {}).get("edit_history", [])
-        autosave(np.asarray(layer.data), layer_sources(layer, self._images_of()), layer.name,
-                 history)
+        try:
+            autosave(np.asarray(layer.data), *self._identity(layer)[:2], history,
+                     self._identity(layer)[2])
+        except MedsegError as error:
+            self._warn_once(f"Autosave failed, edits are not backed up: {error}")
+            return
         self._dirty.discard(layer.name)
+
+    def _identity(self, layer) -> tuple[list[str], str, str]:
+        return layer_identity(layer, self._images_of())
+
+    def _warn_once(self, message: str) -> None:
+        from napari.utils.notifications import show_warning
+
+        if message not in self._warned:
+            self._warned.add(message)
+            show_warning(message)
 
     def check_recovery(self, layer) -> bool:
         """Offer to restore when the layer's case has unsaved edits that differ from it."""
+        from napari_medseg.errors import MedsegError
         from napari_medseg.export import find_recovery
 
-        recovery = find_recovery(layer_sources(layer, self._images_of()), layer.name)
+        try:
+            recovery = find_recovery(*self._identity(layer))
+        except MedsegError as error:  # damaged: moved aside; say so once and carry on
+            self._warn_once(str(error))
+            return False
         if recovery is None or tuple(recovery.record["shape"]) != tuple(layer.data.shape):
             return False
-        if np.array_equal(recovery.load(), np.asarray(layer.data)):
+        saved = recovery.load()
+        changed = int(np.count_nonzero(saved != np.asarray(layer.data)))
+        if changed == 0:
             return False
         self._offer = (layer, recovery)
-        self.message.setText(f"Unsaved edits of '{layer.name}' from {recovery.saved_at} "
-                             "were found.")
+        from napari_medseg.layers import is_model_output
+
+        what = "the model's new prediction in" if is_model_output(layer) else \
+            "the current labels of"
+        self.message.setText(f"Unsaved edits of '{layer.name}' from {recovery.saved_at} were "
+                             f"found. Restore replaces {changed:,} voxels of {what} "
+                             f"'{layer.name}' (undo with Ctrl-Z).")
         self.setVisible(True)
         return True
 
@@ -118,6 +170,6 @@ class AutosaveBar(QWidget):
 
         if self._offer is not None:
             layer, _ = self._offer
-            discard_recovery(layer_sources(layer, self._images_of()), layer.name)
+            discard_recovery(*self._identity(layer))
         self._offer = None
         self.setVisible(False)

@@ -1,7 +1,6 @@
 """Dock section 'Export': corrected masks for retraining, autosave, 'Improve model'."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -17,14 +16,6 @@ from napari_medseg._qt.worker import TaskRunner
 from napari_medseg.errors import MedsegError
 
 FORMATS = {"nnU-Net v2 dataset": "nnunet", "NIfTI file": "nifti", "zarr store": "zarr"}
-
-
-def user_models_dir() -> Path:
-    """Where fine-tuned models go (``$NAPARI_MEDSEG_MODELS_DIR`` or the user's data folder)."""
-    folder = Path(os.environ.get("NAPARI_MEDSEG_MODELS_DIR",
-                                 Path.home() / ".local" / "share" / "napari-medseg" / "models"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 class ExportSection(QWidget):
@@ -115,7 +106,7 @@ class ExportSection(QWidget):
 
     def export(self):
         """Export the chosen layer; returns the `ExportResult` (None when refused)."""
-        from napari_medseg._qt.autosave import layer_sources
+        from napari_medseg._qt.autosave import layer_identity
         from napari_medseg.export import discard_recovery, export_case
         from napari_medseg.layers import volume_from_layers
 
@@ -147,7 +138,7 @@ class ExportSection(QWidget):
             return None
         if result.output.name.startswith("Dataset"):
             self.last_dataset = result.output
-        discard_recovery(layer_sources(layer, self._case.assigned_layers()), layer.name)
+        discard_recovery(*layer_identity(layer, self._case.assigned_layers()))
         self.status.setText(f"Exported to {result.output} ({len(result.files)} files)")
         show_info(f"Exported '{name}' to {result.output}")
         return result
@@ -165,6 +156,8 @@ class ExportSection(QWidget):
             show_error("Improve model needs an nnU-Net dataset: export corrected cases with "
                        "format 'nnU-Net v2 dataset' first (and choose a model)")
             return None
+        from napari_medseg.models.registry import user_models_dir
+
         out = user_models_dir() / f"{folder.name}_ft_{time.strftime('%Y%m%d_%H%M%S')}"
         epochs = self.epochs.value()
         device = self._models.device_combo.currentText()

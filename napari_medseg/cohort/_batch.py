@@ -18,7 +18,7 @@ from pathlib import Path
 from napari_medseg.cohort._discover import CaseInput, discover_cases
 from napari_medseg.cohort._priority import priority_rows, write_table
 from napari_medseg.cohort._process import SUMMARY, case_folder, is_done, process_case
-from napari_medseg.errors import InputError
+from napari_medseg.errors import InputError, MedsegError
 from napari_medseg.progress import Progress
 
 
@@ -68,6 +68,18 @@ def _run_serial(todo, task_args) -> Generator[tuple[CaseInput, dict | None, str 
             yield case, None, f"{type(error).__name__}: {error}"
 
 
+_INPUT_ERROR = "medseg_input_error"
+
+
+def _case_task(case: CaseInput, *task_args) -> dict:
+    """`process_case` on a Dask worker: bad input comes back as a result (one line),
+    not as an exception that Dask would retry and log with its traceback."""
+    try:
+        return process_case(case, *task_args)
+    except MedsegError as error:
+        return {_INPUT_ERROR: f"{type(error).__name__}: {error}"}
+
+
 def _read_summary(output_dir: str | Path, case_id: str) -> dict:
     return json.loads((case_folder(output_dir, case_id) / SUMMARY).read_text())
 
@@ -76,7 +88,7 @@ def _run_dask(todo, task_args, scheduler, workers):
     from distributed import as_completed
 
     client, cluster = _client(scheduler, workers)
-    futures = {client.submit(process_case, case, *task_args, key=f"medseg-{case.case_id}",
+    futures = {client.submit(_case_task, case, *task_args, key=f"medseg-{case.case_id}",
                              retries=2, pure=False): case for case in todo}
     lost = dict.fromkeys(futures, 0)
     try:
@@ -94,7 +106,10 @@ def _run_dask(todo, task_args, scheduler, workers):
                     lost[future] += 1
                     completed.add(future)
                 continue
-            yield case, summary, None
+            if _INPUT_ERROR in summary:
+                yield case, None, summary[_INPUT_ERROR]
+            else:
+                yield case, summary, None
     finally:
         client.cancel(list(futures))
         client.close()

@@ -28,8 +28,16 @@ def case_folder(output_dir: str | Path, case_id: str) -> Path:
 
 
 def is_done(output_dir: str | Path, case_id: str) -> bool:
-    """True when the case's summary exists (all its outputs were written)."""
-    return (case_folder(output_dir, case_id) / SUMMARY).is_file()
+    """True when the case's summary exists and is whole (it is written last, atomically).
+
+    A summary that is not a JSON object naming the case (truncated, ``{}``,
+    edited by hand) does not count: the case is computed again.
+    """
+    try:
+        summary = json.loads((case_folder(output_dir, case_id) / SUMMARY).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and summary.get("case_id") == case_id
 
 
 def worker_model(name: str):

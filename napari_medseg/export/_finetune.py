@@ -10,7 +10,6 @@ never written to.
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, replace
@@ -21,6 +20,7 @@ import numpy as np
 from napari_medseg.errors import InputError, describe
 from napari_medseg.io import Volume
 from napari_medseg.progress import Progress
+from napari_medseg.export._nnunet import dataset_cases, read_descriptor
 
 PATCHES_PER_CASE_EPOCH = 8
 
@@ -45,15 +45,12 @@ def read_nnunet_dataset(folder: str | Path) -> list[tuple[str, Volume, np.ndarra
     if not descriptor.is_file():
         raise InputError(describe(folder, "not an nnU-Net dataset (no dataset.json)",
                                   "Export corrected cases with format nnunet first"))
-    meta = json.loads(descriptor.read_text())
+    meta = read_descriptor(descriptor)
     channels = [meta["channel_names"][str(i)] for i in range(len(meta["channel_names"]))]
-    ending = meta.get("file_ending", ".nii.gz")
     cases = []
-    for label_path in sorted((folder / "labelsTr").glob(f"*{ending}")):
-        case_id = label_path.name[: -len(ending)]
-        images = [folder / "imagesTr" / f"{case_id}_{i:04d}{ending}" for i in range(len(channels))]
-        cases.append((case_id, read_volume(images, channel_names=channels),
-                      read_labels(label_path).data))
+    for case_id, files in sorted(dataset_cases(folder, meta).items()):
+        cases.append((case_id, read_volume(files["images"], channel_names=channels),
+                      read_labels(files["label"]).data))
     return cases
 
 

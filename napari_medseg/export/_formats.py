@@ -12,7 +12,7 @@ from napari_medseg.errors import InputError
 from napari_medseg.export._nnunet import append_case
 from napari_medseg.export._provenance import provenance_record
 from napari_medseg.io import Volume, write_labels
-from napari_medseg.io._atomic import atomic_path, check_writable
+from napari_medseg.io._atomic import atomic_files, atomic_path
 
 FORMATS = ("nifti", "zarr", "nnunet")
 
@@ -122,19 +122,34 @@ def export_case(volume: Volume, mask: np.ndarray, fmt: str, out: str | Path,
 
 
 def _export_nifti(volume, mask, out, case_id, original, names, record, overwrite):
+    """Mask, model mask and provenance as one set: the provenance, renamed last,
+    names the other files' checksums (see `check_export_set`)."""
+    from napari_medseg.models.loading import sha256_of
+
     target = out / f"{case_id}_seg.nii.gz"
     provenance_path = out / f"{case_id}_seg.provenance.json"
-    targets = [target, provenance_path] + ([out / record["original_mask"]] if original
-                                           is not None else [])
-    for path in targets:
-        check_writable(path, overwrite)
-    files = [write_labels(target, mask, volume, label_names=names, overwrite=overwrite)]
+    masks = {target: mask}
     if original is not None:
-        files.append(write_labels(out / record["original_mask"], np.asarray(original), volume,
-                                  label_names=names, overwrite=overwrite))
-    with atomic_path(provenance_path, overwrite=overwrite) as temporary:
-        temporary.write_text(json.dumps(record, indent=1) + "\n")
-    return ExportResult(target, (*files, provenance_path), record)
+        masks[out / record["original_mask"]] = np.asarray(original)
+    with atomic_files([*masks, provenance_path], overwrite,
+                      needed=sum(int(m.nbytes) for m in masks.values())) as temporaries:
+        for temporary, labels in zip(temporaries, masks.values()):
+            write_labels(temporary, labels, volume, label_names=names, overwrite=True)
+        record = {**record, "files": {path.name: sha256_of(temporary)
+                                      for path, temporary in zip(masks, temporaries)}}
+        temporaries[-1].write_text(json.dumps(record, indent=1) + "\n")
+    return ExportResult(target, (*masks, provenance_path), record)
+
+
+def check_export_set(provenance_path: str | Path) -> bool:
+    """True when every file a NIfTI export's provenance names has the checksum it records."""
+    from napari_medseg.models.loading import sha256_of
+
+    provenance_path = Path(provenance_path)
+    record = json.loads(provenance_path.read_text())
+    return all((provenance_path.parent / name).is_file() and
+               sha256_of(provenance_path.parent / name) == checksum
+               for name, checksum in record.get("files", {}).items())
 
 
 def _export_zarr(volume, mask, target, original, names, record, overwrite):

@@ -2,11 +2,12 @@
 
 Layout (nnU-Net v2 "dataset format"): ``DatasetNNN_Name/imagesTr/
 {case}_{0000..}.nii.gz``, ``labelsTr/{case}.nii.gz`` and ``dataset.json`` with
-``channel_names``, ``labels``, ``numTraining`` and ``file_ending``. A case is
-written into a staging folder first and moved into place file by file, then
-``dataset.json`` is rewritten atomically, so a failure leaves the dataset as
-it was. Provenance and the model's original mask go to ``provenance/``, which
-nnU-Net ignores.
+``channel_names``, ``labels``, ``numTraining``, ``file_ending`` and the
+``dataset`` listing of every case's files (nnU-Net v2 reads cases from it
+when present). A case's files are written first and count only once the
+atomic rewrite of ``dataset.json`` lists them, so a kill or a full disk
+leaves the dataset as it was or with the whole case. Provenance and the
+model's original mask go to ``provenance/``, which nnU-Net ignores.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,7 @@ from napari_medseg.io import Volume, write_image, write_labels
 from napari_medseg.io._atomic import atomic_path
 
 FILE_ENDING = ".nii.gz"
+LOCK_FILE = ".napari-medseg.lock"
 _DATASET = re.compile(r"^Dataset(\d{3})_(.+)$")
 
 
@@ -78,11 +82,87 @@ def _check_compatible(existing: dict, wanted: dict, folder: Path, mask: np.ndarr
                                   "Relabel the mask, or export to another dataset"))
 
 
+def dataset_cases(folder: Path, meta: dict) -> dict[str, dict]:
+    """``{case_id: {"images": [...], "label": path}}`` as nnU-Net finds them.
+
+    With a ``dataset`` listing in ``dataset.json`` (what napari-medseg writes)
+    only listed cases count; without one, every labelled case in ``labelsTr``
+    (nnU-Net's older folder scan).
+    """
+    ending = meta.get("file_ending", FILE_ENDING)
+    if isinstance(meta.get("dataset"), dict):
+        return {case: {"images": [folder / p for p in entry["images"]],
+                       "label": folder / entry["label"]}
+                for case, entry in meta["dataset"].items()}
+    channels = len(meta.get("channel_names", {}))
+    cases = {}
+    for label in sorted((folder / "labelsTr").glob(f"*{ending}")):
+        case = label.name[: -len(ending)]
+        cases[case] = {"images": [folder / "imagesTr" / f"{case}_{i:04d}{ending}"
+                                  for i in range(channels)], "label": label}
+    return cases
+
+
+def _listing(folder: Path, cases: dict[str, dict]) -> dict[str, dict]:
+    return {case: {"images": [str(Path(p).relative_to(folder)) for p in entry["images"]],
+                   "label": str(Path(entry["label"]).relative_to(folder))}
+            for case, entry in cases.items()}
+
+
+def read_descriptor(path: Path) -> dict:
+    """``dataset.json`` as a dict (one clear line when it is not readable JSON)."""
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(describe(path, f"is not valid JSON ({error})",
+                                  "Restore it from a backup, or export to a new dataset"))
+    if not isinstance(meta, dict):
+        raise InputError(describe(path, "is not a JSON object", "Export to a new dataset"))
+    return meta
+
+
+def _write_descriptor(folder: Path, meta: dict, cases: dict[str, dict]) -> None:
+    """The commit point: one atomic rewrite lists the cases and their count."""
+    meta = {**meta, "numTraining": len(cases), "dataset": _listing(folder, cases)}
+    with atomic_path(folder / "dataset.json", overwrite=True) as temporary:
+        temporary.write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _clean_leftovers(root: Path, folder: Path) -> None:
+    """Remove what interrupted runs left: staging folders and partial files."""
+    for pattern in (".staging-*", "*/.*.partial-*", ".*.partial-*"):
+        for path in folder.glob(pattern):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(True)
+    for path in root.glob(".Dataset*.partial-*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def dataset_lock(root: Path, timeout: float = 120.0) -> Iterator[None]:
+    """Hold the datasets root's lock file (one exporter at a time allocates ids and cases)."""
+    from filelock import FileLock, Timeout
+
+    try:
+        with FileLock(str(root / LOCK_FILE), timeout=timeout):
+            yield
+    except Timeout:
+        raise InputError(describe(root / LOCK_FILE, f"another export held the lock for "
+                                  f"{timeout:.0f} s", "Wait for it to finish; if none is "
+                                  "running, delete the lock file")) from None
+
+
 def append_case(out: str | Path, volume: Volume, mask: np.ndarray, case_id: str,
                 label_names: dict[int, str], name: str | None = None,
                 dataset_id: int | None = None, overwrite: bool = False,
                 extra_files: dict[str, bytes | np.ndarray] | None = None) -> Path:
     """Add a case to an nnU-Net v2 raw dataset (created when missing); returns its folder.
+
+    Crash-safe: under the datasets root's lock, the case's files are written
+    first, then one atomic rewrite of ``dataset.json`` lists them (nnU-Net's
+    ``dataset`` key) and counts them. A kill or a full disk at any moment
+    leaves the dataset as it was or with the whole case; a re-run of the same
+    export finishes it. A new dataset is built in a hidden folder and renamed
+    into place.
 
     Raises
     ------
@@ -90,58 +170,63 @@ def append_case(out: str | Path, volume: Volume, mask: np.ndarray, case_id: str,
         For another dataset's channels or labels, a mask label the dataset lacks, a
         case that exists (unless ``overwrite``), or a folder that is not writable.
     """
-    folder = dataset_folder(out, name, dataset_id)
-    parent = folder.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise InputError(f"{parent}: the output folder does not exist or is not writable")
-    descriptor_path = folder / "dataset.json"
-    wanted = _descriptor(list(volume.channel_names), label_names, 0,
-                         _DATASET.match(folder.name).group(2))
-    if descriptor_path.exists():
-        try:
-            existing = json.loads(descriptor_path.read_text())
-        except json.JSONDecodeError as error:
-            raise InputError(describe(descriptor_path, f"is not valid JSON ({error.msg})"))
-        _check_compatible(existing, wanted, folder, mask)
-        wanted = {**existing, "numTraining": existing.get("numTraining", 0)}
-    elif not set(np.unique(mask).tolist()) <= {0, *label_names}:
-        raise InputError(f"the mask has labels {sorted(set(np.unique(mask).tolist()))} but "
-                         f"only {sorted(label_names)} are named: name every label first")
-    label_path = folder / "labelsTr" / f"{case_id}{FILE_ENDING}"
-    if label_path.exists() and not overwrite:
-        raise InputError(f"{folder.name}: case {case_id!r} already exists. Choose another "
-                         "case id, or pass overwrite=True (CLI: --overwrite)")
-    _write_staged(folder, volume, mask, case_id, extra_files or {})
-    wanted["numTraining"] = len(list((folder / "labelsTr").glob(f"*{FILE_ENDING}")))
-    with atomic_path(descriptor_path, overwrite=True) as temporary:
-        temporary.write_text(json.dumps(wanted, indent=2) + "\n")
+    out = Path(out)
+    root = out.parent if _DATASET.match(out.name) else out
+    if not root.is_dir() or not os.access(root, os.W_OK):
+        raise InputError(f"{root}: the output folder does not exist or is not writable")
+    with dataset_lock(root):
+        folder = dataset_folder(out, name, dataset_id)
+        _clean_leftovers(root, folder)
+        wanted = _descriptor(list(volume.channel_names), label_names, 0,
+                             _DATASET.match(folder.name).group(2))
+        if not (folder / "dataset.json").is_file():
+            if not set(np.unique(mask).tolist()) <= {0, *label_names}:
+                raise InputError(f"the mask has labels {sorted(set(np.unique(mask).tolist()))} "
+                                 f"but only {sorted(label_names)} are named: name every label "
+                                 "first")
+            return _new_dataset(folder, wanted, volume, mask, case_id, extra_files or {})
+        meta = read_descriptor(folder / "dataset.json")
+        _check_compatible(meta, wanted, folder, mask)
+        cases = dataset_cases(folder, meta)
+        if case_id in cases and not overwrite:
+            raise InputError(f"{folder.name}: case {case_id!r} already exists. Choose another "
+                             "case id, or pass overwrite=True (CLI: --overwrite)")
+        if "dataset" not in meta:  # list what is there before adding files nnU-Net would scan
+            _write_descriptor(folder, meta, cases)
+        cases[case_id] = _write_case(folder, volume, mask, case_id, extra_files or {})
+        _write_descriptor(folder, meta, cases)
     return folder
 
 
-def _write_staged(folder: Path, volume: Volume, mask: np.ndarray, case_id: str,
-                  extra_files: dict[str, bytes | np.ndarray]) -> None:
-    staging = folder / f".staging-{uuid.uuid4().hex[:8]}"
-    moves: list[tuple[Path, Path]] = []
+def _new_dataset(folder: Path, meta: dict, volume: Volume, mask: np.ndarray, case_id: str,
+                 extra_files: dict[str, bytes | np.ndarray]) -> Path:
+    staging = folder.with_name(f".{folder.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
-        (staging / "imagesTr").mkdir(parents=True)
-        (staging / "labelsTr").mkdir()
-        (staging / "provenance").mkdir()
-        for index in range(volume.n_channels):
-            relative = Path("imagesTr") / f"{case_id}_{index:04d}{FILE_ENDING}"
-            write_image(staging / relative, volume.data[index], volume)
-            moves.append((staging / relative, folder / relative))
-        relative = Path("labelsTr") / f"{case_id}{FILE_ENDING}"
-        write_labels(staging / relative, mask, volume)
-        moves.append((staging / relative, folder / relative))
-        for file_name, content in extra_files.items():
-            target = staging / "provenance" / file_name
-            if isinstance(content, np.ndarray):
-                write_labels(target, content, volume)
-            else:
-                target.write_bytes(content)
-            moves.append((target, folder / "provenance" / file_name))
-        for source, target in moves:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(source, target)
+        staging.mkdir()
+        case = _write_case(staging, volume, mask, case_id, extra_files)
+        _write_descriptor(staging, meta, {case_id: case})
+        os.replace(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def _write_case(folder: Path, volume: Volume, mask: np.ndarray, case_id: str,
+                extra_files: dict[str, bytes | np.ndarray]) -> dict:
+    """Write a case's files (each atomically and flushed to disk); they count once listed."""
+    images = [Path("imagesTr") / f"{case_id}_{index:04d}{FILE_ENDING}"
+              for index in range(volume.n_channels)]
+    label = Path("labelsTr") / f"{case_id}{FILE_ENDING}"
+    for sub in ("imagesTr", "labelsTr", "provenance"):
+        (folder / sub).mkdir(exist_ok=True)
+    for index, relative in enumerate(images):
+        write_image(folder / relative, volume.data[index], volume, overwrite=True)
+    write_labels(folder / label, mask, volume, overwrite=True)
+    for file_name, content in extra_files.items():
+        target = folder / "provenance" / file_name
+        if isinstance(content, np.ndarray):
+            write_labels(target, content, volume, overwrite=True)
+        else:
+            with atomic_path(target, overwrite=True) as temporary:
+                temporary.write_bytes(content)
+    return {"images": [folder / p for p in images], "label": folder / label}

@@ -1,26 +1,16 @@
 """Memory estimates, so a case too large for this machine is refused up front."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 _FLOAT = 4
 
 
 def available_memory_bytes() -> int:
-    """Memory available to this process now (Linux ``MemAvailable``; else total)."""
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return 1 << 62
+    """Memory available to this process now (psutil: Linux, macOS and Windows alike)."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
 
 
 def inference_memory_bytes(case_shape, model_shape, n_channels: int, n_classes: int,

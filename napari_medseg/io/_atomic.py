@@ -5,14 +5,15 @@ the complete new one exists at the target path.
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from napari_medseg.errors import InputError
+from napari_medseg.errors import InputError, describe
 
 _COMPOUND_SUFFIXES = (".nii.gz", ".tar.gz")
 
@@ -38,13 +39,46 @@ def check_writable(target: Path, overwrite: bool) -> None:
         raise InputError(f"{folder}: the output folder is not writable. Choose another folder")
 
 
+def _partial_name(target: Path) -> Path:
+    stem, suffix = split_suffix(target)
+    return target.with_name(f".{stem}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+
+
+def clean_leftovers(target: Path) -> None:
+    """Remove partial files and backups of ``target`` left by runs that died (kill -9).
+
+    A partial file names its writer's process id; one whose process is still
+    alive is left alone.
+    """
+    import psutil
+
+    stem, suffix = split_suffix(target)
+    for path in target.parent.glob(f".{stem}.partial-*"):
+        pid = path.name[len(f".{stem}.partial-"):].split("-")[0]
+        if not pid.isdigit() or not psutil.pid_exists(int(pid)):
+            _remove(path)
+    for path in target.parent.glob(f".{target.name}.old-*"):
+        _remove(path)
+
+
+def _disk_full(error: OSError, target: Path, needed: int | None) -> InputError:
+    free = shutil.disk_usage(target.parent).free
+    wanted = f"about {needed / 2**20:.1f} MiB needed, " if needed else ""
+    return InputError(describe(target, f"the disk is full ({wanted}{free / 2**20:.1f} MiB "
+                               "free); nothing was changed", "Free space on that disk or "
+                               "choose another folder"))
+
+
 @contextmanager
-def atomic_path(target: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike, overwrite: bool = False,
+                needed: int | None = None) -> Iterator[Path]:
     """Yield a temporary sibling path; on success move it over ``target``.
 
     Works for files and folders (zarr stores). The temporary path keeps the
     target's suffix so writers that dispatch on the extension still work. On
-    an exception the temporary data is removed and ``target`` is untouched.
+    an exception the temporary data is removed and ``target`` is untouched;
+    a full disk becomes one `InputError` line. Leftovers of earlier runs that
+    died are removed first.
 
     Parameters
     ----------
@@ -52,17 +86,59 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = False) -> Iterator[
         Final location.
     overwrite : bool
         Allow replacing an existing ``target``.
+    needed : int, optional
+        Bytes the write needs (for the disk-full message).
     """
     target = Path(target)
-    check_writable(target, overwrite)
-    stem, suffix = split_suffix(target)
-    tag = uuid.uuid4().hex[:8]
-    temporary = target.with_name(f".{stem}.partial-{tag}{suffix}")
-    try:
+    with atomic_files([target], overwrite, needed) as (temporary,):
         yield temporary
-        _replace(temporary, target)
+
+
+@contextmanager
+def atomic_files(targets: Sequence[str | os.PathLike], overwrite: bool = False,
+                 needed: int | None = None) -> Iterator[list[Path]]:
+    """Temporary siblings for a set of files, renamed into place together at the end.
+
+    Every temporary is written and flushed to disk before the first rename,
+    and the renames run in order with nothing in between, so the last target
+    can be the set's commit record (for example provenance naming the other
+    files' checksums): a reader that finds the record's checksums matching
+    has a consistent set.
+
+    Parameters
+    ----------
+    targets : sequence of path-like
+        Final locations, the commit record last.
+    overwrite : bool
+        Allow replacing existing targets.
+    needed : int, optional
+        Bytes the set needs (for the disk-full message).
+    """
+    paths = [Path(t) for t in targets]
+    for path in paths:
+        check_writable(path, overwrite)
+        clean_leftovers(path)
+    temporaries = [_partial_name(path) for path in paths]
+    try:
+        yield temporaries
+        for temporary in temporaries:
+            _flush(temporary)
+        for temporary, path in zip(temporaries, paths):
+            _replace(temporary, path)
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise _disk_full(error, paths[0], needed) from None
+        raise
     finally:
-        _remove(temporary)
+        for temporary in temporaries:
+            _remove(temporary)
+
+
+def _flush(path: Path) -> None:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for file in files:
+        with open(file, "rb") as handle:
+            os.fsync(handle.fileno())
 
 
 def _replace(source: Path, target: Path) -> None:
@@ -78,5 +154,5 @@ def _replace(source: Path, target: Path) -> None:
 def _remove(path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
+    elif path.exists() or path.is_symlink():
         path.unlink()

@@ -72,7 +72,7 @@ def write_labels(path: str | os.PathLike, mask: np.ndarray,
     if shape is not None and mask.shape != shape:
         raise InputError(describe(path, f"mask shape {mask.shape} differs from the image shape "
                                   f"{shape}", "The mask must cover the image voxel for voxel"))
-    with atomic_path(path, overwrite=overwrite) as temporary:
+    with atomic_path(path, overwrite=overwrite, needed=int(mask.nbytes)) as temporary:
         if is_nifti(path):
             write_nifti(temporary, mask, affine)
         elif is_itk_file(path):
@@ -95,11 +95,12 @@ def write_image(path: str | os.PathLike, data_zyx: np.ndarray, reference: Volume
     if np.ndim(data_zyx) == 4 and not is_nifti(path):
         raise InputError(describe(path, "multi-channel images are written as NIfTI only",
                                   "Use a .nii.gz file name"))
-    with atomic_path(path, overwrite=overwrite) as temporary:
+    data_zyx = np.asarray(data_zyx)
+    with atomic_path(path, overwrite=overwrite, needed=int(data_zyx.nbytes)) as temporary:
         if is_nifti(path):
-            write_nifti(temporary, np.asarray(data_zyx), reference.affine)
+            write_nifti(temporary, data_zyx, reference.affine)
         elif is_itk_file(path):
-            write_itk(temporary, np.asarray(data_zyx), reference.affine)
+            write_itk(temporary, data_zyx, reference.affine)
         else:
             raise InputError(describe(path, "unknown image format", "Use .nii.gz, .nrrd or .mha"))
     return path

@@ -15,15 +15,10 @@ from typing import Any
 
 from napari_medseg.errors import InputError, describe
 from napari_medseg.labels import LabelInfo
+from napari_medseg.models._schema import validate_spec
 
 SPEC_FILE = "model.json"
-NORMALISATIONS = ("zscore_nonzero", "zscore", "none")
-_FIELDS = {"format_version", "name", "version", "description", "architecture", "inputs",
-           "labels", "regions", "patch_size", "spacing", "folds", "training", "metrics",
-           "parent", "expected_topology", "task"}
-TASKS = ("segmentation", "interactive")
-_REQUIRED = {"name", "version", "architecture", "inputs", "labels", "patch_size", "spacing",
-             "folds"}
+MAX_SPEC_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -82,73 +77,50 @@ class ModelSpec:
         return json.dumps(data, indent=2) + "\n"
 
 
-def _labels(items: list, where: str) -> tuple[LabelInfo, ...]:
-    labels = []
-    for item in items:
-        try:
-            labels.append(LabelInfo(int(item["value"]), str(item["name"]),
-                                    str(item.get("description", "")),
-                                    tuple(float(c) for c in item.get("color", (1, 1, 1, 1)))))
-        except (KeyError, TypeError, ValueError) as error:
-            raise InputError(describe(where, f"label entry {item!r} is invalid ({error})",
-                                      "Each label needs an integer 'value' and a 'name'"))
-    if not labels or len({i.value for i in labels}) != len(labels) or min(
-            i.value for i in labels) < 1:
-        raise InputError(describe(where, "labels must be non-empty with distinct values >= 1"))
-    return tuple(labels)
+def parse_spec(data: object, where: str = SPEC_FILE) -> ModelSpec:
+    """Validate a spec dictionary against the schema and build a `ModelSpec`.
 
-
-def parse_spec(data: dict, where: str = SPEC_FILE) -> ModelSpec:
-    """Validate a spec dictionary and build a `ModelSpec`.
+    Parameters
+    ----------
+    data : object
+        The parsed ``model.json``.
+    where : str
+        The file, for messages.
 
     Raises
     ------
     InputError
-        Naming the unknown or missing field, or the bad value.
+        Naming the unknown, missing or out-of-bounds field (see `validate_spec`).
     """
-    unknown = set(data) - _FIELDS
-    if unknown:
-        raise InputError(describe(where, f"unknown field(s) {sorted(unknown)}",
-                                  f"Known fields: {', '.join(sorted(_FIELDS))}"))
-    missing = _REQUIRED - set(data)
-    if missing:
-        raise InputError(describe(where, f"missing field(s) {sorted(missing)}"))
-    inputs = tuple(InputSpec(str(i["name"]), str(i.get("normalization", "zscore_nonzero")))
-                   for i in data["inputs"])
-    for item in inputs:
-        if item.normalization not in NORMALISATIONS:
-            raise InputError(describe(where, f"input {item.name}: unknown normalization "
-                                      f"{item.normalization!r}", f"Use one of {NORMALISATIONS}"))
-    architecture = dict(data["architecture"])
-    if "name" not in architecture:
-        raise InputError(describe(where, "architecture needs a 'name'"))
-    task = str(data.get("task", "segmentation"))
-    if task not in TASKS:
-        raise InputError(describe(where, f"unknown task {task!r}", f"Use one of {TASKS}"))
-    folds = tuple(FoldSpec(str(f["file"]), str(f.get("sha256", ""))) for f in data["folds"])
-    if not folds:
-        raise InputError(describe(where, "no folds: a model needs at least one weight file"))
+    valid = validate_spec(data, where)
     return ModelSpec(
-        name=str(data["name"]), version=str(data["version"]), architecture=architecture,
-        inputs=inputs, labels=_labels(data["labels"], where),
-        patch_size=tuple(int(n) for n in data["patch_size"]),  # type: ignore[arg-type]
-        spacing=tuple(float(s) for s in data["spacing"]),  # type: ignore[arg-type]
-        folds=folds, description=str(data.get("description", "")),
-        regions={k: tuple(int(v) for v in vs) for k, vs in data.get("regions", {}).items()},
-        training=dict(data.get("training", {})), metrics=dict(data.get("metrics", {})),
-        parent=dict(data.get("parent", {})),
-        expected_topology=dict(data.get("expected_topology", {})), task=task,
-        format_version=int(data.get("format_version", 1)))
+        name=valid.name, version=valid.version,
+        architecture=valid.architecture.model_dump(exclude_unset=True),
+        inputs=tuple(InputSpec(i.name, i.normalization) for i in valid.inputs),
+        labels=tuple(LabelInfo(i.value, i.name, i.description, tuple(float(c) for c in i.color))
+                     for i in valid.labels),
+        patch_size=tuple(valid.patch_size),  # type: ignore[arg-type]
+        spacing=tuple(float(s) for s in valid.spacing),  # type: ignore[arg-type]
+        folds=tuple(FoldSpec(f.file, f.sha256) for f in valid.folds),
+        description=valid.description,
+        regions={name: tuple(values) for name, values in valid.regions.items()},
+        training=dict(valid.training), metrics=dict(valid.metrics), parent=dict(valid.parent),
+        expected_topology={name: entry.model_dump(exclude_unset=True)
+                           for name, entry in valid.expected_topology.items()},
+        task=valid.task, format_version=valid.format_version)
 
 
 def read_spec(folder: str | Path) -> ModelSpec:
     """Read and validate ``folder/model.json``."""
     path = Path(folder) / SPEC_FILE
-    if not path.exists():
+    if not path.is_file():
         raise InputError(describe(folder, f"not a model folder (no {SPEC_FILE})",
                                   "Choose a folder that holds model.json and the weight files"))
+    if path.stat().st_size > MAX_SPEC_BYTES:
+        raise InputError(describe(path, f"is larger than {MAX_SPEC_BYTES // 1024} KiB: not a "
+                                  "model spec"))
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise InputError(describe(path, f"is not valid JSON (line {error.lineno}: {error.msg})"))
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise InputError(describe(path, f"is not valid JSON ({str(error).splitlines()[0]})"))
     return parse_spec(data, str(path))
