@@ -48,23 +48,32 @@ def clean_leftovers(target: Path) -> None:
     """Remove partial files and backups of ``target`` left by runs that died (kill -9).
 
     A partial file names its writer's process id; one whose process is still
-    alive is left alone.
+    alive is left alone. Nested partials (a writer writing into another's
+    temporary) go too.
     """
     import psutil
 
-    stem, suffix = split_suffix(target)
-    for path in target.parent.glob(f".{stem}.partial-*"):
-        pid = path.name[len(f".{stem}.partial-"):].split("-")[0]
+    stem, _ = split_suffix(target)
+    for path in target.parent.glob(f".*{stem}.partial-*"):
+        pid = path.name.split(".partial-")[1].split("-")[0]
         if not pid.isdigit() or not psutil.pid_exists(int(pid)):
             _remove(path)
     for path in target.parent.glob(f".{target.name}.old-*"):
         _remove(path)
 
 
+def final_name(path: Path) -> Path:
+    """The target a (possibly nested) temporary path will become."""
+    if not (path.name.startswith(".") and ".partial-" in path.name):
+        return path
+    stem, suffix = split_suffix(path)
+    return path.with_name(stem.lstrip(".").split(".partial-")[0] + suffix)
+
+
 def _disk_full(error: OSError, target: Path, needed: int | None) -> InputError:
     free = shutil.disk_usage(target.parent).free
     wanted = f"about {needed / 2**20:.1f} MiB needed, " if needed else ""
-    return InputError(describe(target, f"the disk is full ({wanted}{free / 2**20:.1f} MiB "
+    return InputError(describe(final_name(target), f"the disk is full ({wanted}{free / 2**20:.1f} MiB "
                                "free); nothing was changed", "Free space on that disk or "
                                "choose another folder"))
 
