@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from napari_medseg.export import export_case
+    from napari_medseg.interactive import read_clicks
     from napari_medseg.io import read_labels, read_volume
     from napari_medseg.labels import label_names
     from napari_medseg.models import load_model
@@ -16,8 +16,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     volume = read_volume(args.images)
     mask = read_labels(args.mask)
     original = read_labels(args.original).data if args.original else None
-    history = json.loads(Path(args.history).read_text()).get("clicks", []) if args.history \
-        else []
+    history = [click.as_dict() for click in read_clicks(args.history)] if args.history else []
     names = mask.label_names or label_names()
     model = load_model(args.model) if args.model else None
     result = export_case(volume, mask.data, args.format, args.out, case_id=args.case_id,

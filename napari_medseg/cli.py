@@ -13,6 +13,7 @@ from pathlib import Path
 
 from napari_medseg import __version__
 from napari_medseg.errors import MedsegError
+from napari_medseg.io._header import describe_file
 
 
 def _write_vessels(args: argparse.Namespace) -> int:
@@ -48,23 +49,12 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def describe_file(path: str) -> dict:
-    """Shape, spacing, orientation and channels of one file (what ``info`` prints)."""
-    from napari_medseg.io import detect_format, read_volume
-
-    volume = read_volume(path)
-    return {"path": str(path), "format": detect_format(path), "shape_zyx": list(volume.shape),
-            "channels": list(volume.channel_names),
-            "spacing_zyx_mm": [round(s, 4) for s in volume.spacing],
-            "orientation": volume.orientation, "lazy": volume.is_lazy}
-
-
 def _cmd_info(args: argparse.Namespace) -> int:
     failures = 0
     records = []
     for path in args.files:
         try:
-            records.append(describe_file(path))
+            records.append(describe_file(path, read_data=args.check))
         except MedsegError as error:
             print(f"napari-medseg: error: {error}", file=sys.stderr)
             failures += 1
@@ -107,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="shape, spacing, orientation and channels of files")
     info.add_argument("files", nargs="+", help="NIfTI, NRRD, MHA/MHD, zarr or DICOM folders")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.add_argument("--check", action="store_true",
+                      help="also read every voxel (finds truncated data and NaN values); by "
+                      "default only the header is read")
     info.set_defaults(run=_cmd_info)
 
     view = commands.add_parser("view", help="open napari with files (or the sample) and the dock")

@@ -164,6 +164,19 @@ def test_export_cli(written_cases, tmp_path, capsys):
     assert main(["export", *map(str, images), "--mask", str(reference), "--format", "nnunet",
                  "--out", str(out), "--dataset-name", "Cli"]) == 2
     assert "already exists" in capsys.readouterr().err
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "history.json").write_text('{"clicks": [{"position": [1, 2, 3], "positive": true}]}')
+    for history, problem in ((tmp_path / "missing.json", "no such file"),
+                             (tmp_path / "list.json", "click 1"),
+                             (tmp_path, "")):
+        assert main(["export", *map(str, images), "--mask", str(reference), "--format", "nifti",
+                     "--out", str(tmp_path), "--history", str(history)]) == 2
+        error = capsys.readouterr().err.strip()
+        assert len(error.splitlines()) == 1 and problem in error and "Traceback" not in error
+    assert main(["export", *map(str, images), "--mask", str(reference), "--format", "nifti",
+                 "--out", str(tmp_path), "--history", str(tmp_path / "history.json")]) == 0
+    record = json.loads((tmp_path / "case_a_seg.provenance.json").read_text())
+    assert record["edit_history"][0]["position"] == [1, 2, 3]
 
 
 @pytest.mark.parametrize("case_id", ["../escaped", "/tmp/abs", "a/b", "..", "x y"])

@@ -1,6 +1,8 @@
 """GUI: the model section runs in a worker, keeps napari responsive, cancels cleanly."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from qtpy.QtCore import QTimer
@@ -94,3 +96,36 @@ def test_added_and_fine_tuned_models_are_listed_after_a_restart(
     viewer, widget = sample_dock()
     combo = widget.model_section.model_combo
     assert added not in [combo.itemText(i) for i in range(combo.count())]
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_torchscript_folder_asks_before_its_code_runs(sample_dock, tmp_path, monkeypatch,
+                                                      trusted):
+    import torch
+
+    from napari_medseg._qt import model_section
+    from napari_medseg.errors import InputError
+    from napari_medseg.models import sha256_of
+    from napari_medseg.models.unet import UNet3D
+    from tests.conftest import make_model_folder
+
+    folder = make_model_folder(tmp_path / "ts", n_folds=1, spacing=(6.0, 6.0, 6.0),
+                               patch=(16, 16, 16))
+    torch.jit.script(UNet3D(4, 4, widths=(4, 8)).eval()).save(str(folder / "mine.ts"))
+    spec = json.loads((folder / "model.json").read_text())
+    spec["folds"] = [{"file": "mine.ts", "sha256": sha256_of(folder / "mine.ts")}]
+    spec["architecture"]["args"]["widths"] = [4, 8]
+    (folder / "model.json").write_text(json.dumps(spec))
+    asked = []
+    box = model_section.QMessageBox
+    monkeypatch.setattr(box, "question", lambda parent, title, text, *rest: (
+        asked.append(text), box.Yes if trusted else box.No)[1])
+    _, widget = sample_dock(folder)
+    section = widget.model_section
+    assert section.confirm_code(folder) is trusted
+    assert "code inside it runs" in asked[0]
+    if trusted:
+        assert section.loaded_model(folder).n_folds == 1
+    else:
+        with pytest.raises(InputError, match="TorchScript runs the code"):
+            section.loaded_model(folder)

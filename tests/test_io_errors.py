@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 
 import nibabel as nib
 import numpy as np
@@ -70,7 +71,7 @@ CASES = {
     "5d": (_five_d, "5 dimensions"),
     "nan": (_nan, "2 voxels are NaN or infinite"),
     "empty folder": (_empty_folder, "the folder is empty"),
-    "non-DICOM folder": (_not_dicom_folder, "no DICOM series found"),
+    "non-DICOM folder": (_not_dicom_folder, "no DICOM files in this folder"),
     "missing path": (_missing, "no such file or folder"),
 }
 
@@ -90,7 +91,7 @@ def test_reader_raises_one_line_naming_file(tmp_path, name):
 def test_cli_info_exits_nonzero_with_one_line(tmp_path, capsys, name):
     make, expected = CASES[name]
     path = make(tmp_path)
-    assert main(["info", str(path)]) == 2
+    assert main(["info", str(path), "--check"]) == 2  # --check reads every voxel
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0] and str(path) in lines[0]
@@ -109,6 +110,33 @@ def test_contrasts_with_different_geometry_are_refused(tmp_path):
     b = _nifti(tmp_path / "b_t2.nii.gz", np.ones((6, 6, 6), np.float32), make_affine("lps"))
     with pytest.raises(InputError, match="one voxel grid"):
         read_volume([a, b])
+
+
+def test_contrasts_whose_origins_differ_say_so(tmp_path):
+    shifted = np.diag([1.0, 1.0, 1.0, 1.0])
+    shifted[0, 3] = 7.0
+    a = _nifti(tmp_path / "a_t1.nii.gz", np.ones((6, 6, 6), np.float32), np.eye(4))
+    b = _nifti(tmp_path / "b_t2.nii.gz", np.ones((6, 6, 6), np.float32), shifted)
+    with pytest.raises(InputError, match=r"origin \(7, 0, 0\) mm does not match .*"
+                                         r"\(origin \(0, 0, 0\) mm\)"):
+        read_volume([a, b])
+
+
+def test_intensity_image_is_refused_as_a_mask(tmp_path, capsys):
+    image = np.arange(10 * 10 * 10, dtype=np.int16).reshape(10, 10, 10)
+    path = _nifti(tmp_path / "t1.nii.gz", image)
+    with pytest.raises(InputError, match="1000 distinct values: it looks like an intensity"):
+        read_labels(path)
+    atlas = _nifti(tmp_path / "atlas.nii.gz", (image % 120 * 17).astype(np.int16))
+    assert len(np.unique(read_labels(atlas).data)) == 120  # an atlas with sparse values is fine
+
+
+def test_non_dicom_folder_prints_one_line_and_no_itk_warning(tmp_path, capfd):
+    folder = _not_dicom_folder(tmp_path)
+    (folder / "scan.dcm").write_bytes(b"not really DICOM")
+    assert main(["info", str(folder)]) == 2
+    captured = capfd.readouterr()
+    assert len(captured.err.strip().splitlines()) == 1 and "WARNING" not in captured.err
 
 
 def test_label_file_with_fractions_is_refused(tmp_path):
@@ -164,3 +192,29 @@ def test_nifti_header_larger_than_its_file_is_refused(tmp_path):
             path.write_bytes(gzip.compress(header.binaryblock + data[len(header.binaryblock):]))
         with pytest.raises(InputError, match="header declares 1500 x 1500 x 1500"):
             read_volume([path])  # refused from the header, before any voxel is read
+
+
+def test_info_reads_only_the_header(tmp_path, capsys):
+    """An 8 GB volume (a sparse file) is described at once; reading it is refused."""
+    import os
+
+    import nibabel as nib
+
+    from napari_medseg.cli import main
+    from napari_medseg.io import read_volume
+
+    header = nib.Nifti1Header()
+    header.set_data_shape((2000, 2000, 2000))
+    header.set_data_dtype(np.uint8)
+    header.set_zooms((0.5, 0.5, 0.5))
+    path = tmp_path / "huge.nii"
+    image = nib.Nifti1Image(np.zeros((1, 1, 1), np.uint8), np.diag([0.5, 0.5, 0.5, 1]), header)
+    image.header.set_data_shape((2000, 2000, 2000))
+    with open(path, "wb") as handle:
+        image.header.write_to(handle)
+    os.truncate(path, int(image.header.get_data_offset()) + 2000 ** 3)  # sparse: no disk used
+    assert main(["info", str(path), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)[0]
+    assert record["shape_zyx"] == [2000, 2000, 2000] and record["spacing_zyx_mm"] == [0.5] * 3
+    with pytest.raises(InputError, match="GiB but"):  # reading it needs 32 GB of float32
+        read_volume(path)

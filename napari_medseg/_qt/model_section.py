@@ -7,8 +7,8 @@ import numpy as np
 
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
-    QPushButton, QVBoxLayout, QWidget)
+    QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMessageBox,
+    QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from napari_medseg.errors import MedsegError
 from napari_medseg._qt.worker import TaskRunner
@@ -27,6 +27,7 @@ class ModelSection(QWidget):
         self._case = case_section
         self._folders: dict[str, Path] = dict(builtin_models())
         self._loaded: dict[Path, object] = {}
+        self._trusted: set[Path] = set()  # folders whose TorchScript the user allowed
         self.model_combo = QComboBox()
         self.model_combo.addItems([*self._folders, OPEN_FOLDER])
         self.model_combo.activated.connect(self._on_model_activated)
@@ -104,6 +105,7 @@ class ModelSection(QWidget):
             if folder:
                 try:
                     self.add_model_folder(folder)
+                    self.confirm_code(Path(folder))
                 except MedsegError as error:
                     show_error(str(error))
         self._show_spec()
@@ -127,6 +129,29 @@ class ModelSection(QWidget):
             f"{'x'.join(f'{s:g}' for s in spec.spacing)} mm")
         self._case.set_contrasts(spec.input_names)
 
+    def confirm_code(self, folder: Path) -> bool:
+        """Ask before trusting a folder whose weights are TorchScript (code that runs).
+
+        Returns whether the folder is trusted; a refusal leaves it listed but
+        unloadable, with the reason in the model's description.
+        """
+        from napari_medseg.models import read_spec
+        from napari_medseg.models.loading import TORCHSCRIPT_SUFFIXES
+
+        if not any(Path(f.file).suffix in TORCHSCRIPT_SUFFIXES for f in read_spec(folder).folds):
+            return True
+        answer = QMessageBox.question(
+            self, "Model folder contains code",
+            f"The model in {folder} is TorchScript: the code inside it runs on this computer "
+            "when it is loaded and when it predicts, with your permissions.\n\nTrust it only "
+            "if you know who made it. Trust this folder?",
+            QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        if answer == QMessageBox.Yes:
+            self._trusted.add(folder)
+            return True
+        show_info(f"{folder.name}: not trusted; its TorchScript weights will not be loaded")
+        return False
+
     # -- running ----------------------------------------------------------
     def loaded_model(self, folder: Path):
         """The model in ``folder``, loaded once (checksums verified). Safe in a worker:
@@ -134,7 +159,7 @@ class ModelSection(QWidget):
         from napari_medseg.models import load_model
 
         if folder not in self._loaded:
-            self._loaded[folder] = load_model(folder)
+            self._loaded[folder] = load_model(folder, trust_code=folder in self._trusted)
         return self._loaded[folder]
 
     def run(self):

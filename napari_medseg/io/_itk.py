@@ -94,8 +94,17 @@ def read_dicom_series(folder: Path, as_float: bool = True) -> tuple[np.ndarray, 
     if not any(folder.iterdir()):
         raise InputError(describe(folder, "the folder is empty",
                                   "Choose the folder that holds the DICOM (.dcm) files"))
+    if not looks_like_dicom_folder(folder):
+        raise InputError(describe(folder, "no DICOM files in this folder (none ends in .dcm or "
+                                  "carries the DICM marker)",
+                                  "Choose the folder that holds the DICOM (.dcm) files"))
     reader = sitk.ImageSeriesReader()
-    series_ids = reader.GetGDCMSeriesIDs(str(folder))
+    warnings = sitk.ProcessObject_GetGlobalWarningDisplay()
+    sitk.ProcessObject_SetGlobalWarningDisplay(False)  # GDCM's multi-line notes: ours is one line
+    try:
+        series_ids = reader.GetGDCMSeriesIDs(str(folder))
+    finally:
+        sitk.ProcessObject_SetGlobalWarningDisplay(warnings)
     if not series_ids:
         raise InputError(describe(folder, "no DICOM series found in this folder",
                                   "Choose the folder that holds the DICOM (.dcm) files"))

@@ -58,7 +58,7 @@ def read_nifti_array(path: Path, as_float: bool = True) -> tuple[np.ndarray, np.
 _MAX_DEFLATE_RATIO = 1032  # the most a DEFLATE stream can expand
 
 
-def check_header_size(path: Path, image) -> None:
+def check_header_size(path: Path, image, memory: bool = True) -> None:
     """Refuse a header whose voxel data cannot be in the file or in memory, before reading.
 
     Raises
@@ -67,7 +67,7 @@ def check_header_size(path: Path, image) -> None:
         When the file is too small for the voxels its header declares (an
         uncompressed file must hold them all; a gzip file cannot expand more
         than DEFLATE allows), or the voxels as float32 need more memory than is
-        available.
+        available (unless ``memory`` is False: only the header is needed).
     """
     import psutil
 
@@ -83,7 +83,7 @@ def check_header_size(path: Path, image) -> None:
                                   "damaged; export it again from the source"))
     needed = int(np.prod(shape, dtype=np.int64)) * 4
     free = psutil.virtual_memory().available
-    if needed > 0.8 * free:
+    if memory and needed > 0.8 * free:
         raise InputError(describe(path, f"{' x '.join(map(str, shape))} voxels need "
                                   f"{needed / 2**30:.1f} GiB but {free / 2**30:.1f} GiB are "
                                   "free", "Crop the image first, or close other programs"))

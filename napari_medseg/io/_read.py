@@ -12,7 +12,7 @@ from napari_medseg.errors import InputError, describe
 from napari_medseg.io._atomic import split_suffix
 from napari_medseg.io._itk import is_itk_file, read_dicom_series, read_itk_file
 from napari_medseg.io._nifti import is_nifti, read_nifti_array
-from napari_medseg.io._volume import LabelMap, Volume, same_grid
+from napari_medseg.io._volume import LabelMap, Volume, orientation_code, same_grid
 from napari_medseg.io._zarr import is_zarr, read_zarr_lazy
 
 PathLike = str | os.PathLike
@@ -137,8 +137,8 @@ def read_volume(paths: PathLike | Sequence[PathLike],
         if not same_grid(first.affine, first.shape, other.affine, other.shape):
             raise InputError(describe(
                 other.source_paths[0],
-                f"shape {other.shape} spacing {_fmt(other.spacing)} does not match "
-                f"{first.source_paths[0]} (shape {first.shape} spacing {_fmt(first.spacing)})",
+                f"{_grid_difference(other, first)} does not match {first.source_paths[0]} "
+                f"({_grid_difference(first, other)})",
                 "All contrasts of a case must share one voxel grid; resample them first"))
     data = _stack([volume.data for volume in volumes])
     names = tuple(name for volume in volumes for name in volume.channel_names)
@@ -161,8 +161,21 @@ def _stack(arrays: list) -> object:
     return da.concatenate(arrays, axis=0)
 
 
+def _grid_difference(volume: Volume, other: Volume) -> str:
+    """What differs between two grids, in words: shape, spacing, else origin or axes."""
+    if volume.shape != other.shape or not np.allclose(volume.spacing, other.spacing, atol=1e-3):
+        return f"shape {volume.shape} spacing {_fmt(volume.spacing)}"
+    if not np.allclose(volume.affine[:3, 3], other.affine[:3, 3], atol=1e-3):
+        return f"origin {_fmt(volume.affine[:3, 3])} mm"
+    axes = _fmt(volume.affine[:3, :3].ravel())
+    return f"axis directions {orientation_code(volume.affine)} {axes}"
+
+
 def _fmt(values: Sequence[float]) -> str:
     return "(" + ", ".join(f"{value:.3g}" for value in values) + ")"
+
+
+MAX_LABELS = 300  # distinct values a label mask may hold (atlases have about a hundred)
 
 
 def read_labels(path: PathLike) -> LabelMap:
@@ -195,4 +208,8 @@ def _as_label_array(data: np.ndarray, path: Path) -> np.ndarray:
     if data.size and data.min() < 0:
         raise InputError(describe(path, "holds negative labels", "Labels must be 0 or more"))
     top = int(data.max()) if data.size else 0
+    if top >= MAX_LABELS and len(np.unique(data)) > MAX_LABELS:
+        raise InputError(describe(path, f"holds {len(np.unique(data))} distinct values: it looks "
+                                  "like an intensity image, not a label mask", "Pass the "
+                                  f"segmentation file (at most {MAX_LABELS} labels)"))
     return data.astype(np.uint8 if top < 256 else np.int32, copy=False)
