@@ -45,11 +45,14 @@ def run_engine(engine: str, device: str, batch_size: int, repeats: int, seed: in
     softmax = lambda x: network(x).softmax(1)  # noqa: E731
     patch = model.spec.patch_size
     amp = device == "cuda"
+    from napari_medseg.models.device import autocast_dtype
+
+    dtype = autocast_dtype("auto", device)
 
     def once():
         if engine == "ours":
             return run_to_end(sliding_window(softmax, image, patch, 4, 0.5, batch_size, device,
-                                             amp=amp))
+                                             autocast=dtype))
         with torch.inference_mode(), torch.autocast("cuda", enabled=amp):
             return sliding_window_inference(image[None].to(device), patch, batch_size, softmax,
                                             overlap=0.5, mode="gaussian")[0].float()

@@ -73,7 +73,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model = load_model(args.model, trust_code=args.trust_code)
     prediction = run_to_end(
         predict(model, volume, device=args.device, overlap=args.overlap,
-                batch_size=args.batch_size, keep_probabilities=bool(args.probabilities)),
+                batch_size=args.batch_size, keep_probabilities=bool(args.probabilities),
+                precision=args.precision),
         progress_printer("predict"))
     for note in prediction.notes:
         print(f"napari-medseg: note: {note}", file=sys.stderr)
@@ -85,7 +86,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         write_labels(temporaries[-1], prediction.labels, volume, label_names=names,
                      overwrite=True)
     counts = {names[v]: int((prediction.labels == v).sum()) for v in names}
-    print(f"{args.output}: {model.spec.name} {model.spec.version} on {prediction.device}, "
+    print(f"{args.output}: {model.spec.name} {model.spec.version} on {prediction.device} "
+          f"({prediction.precision}), "
           f"{len(prediction.folds)} folds; voxels {counts}")
     return 0
 
@@ -109,6 +111,10 @@ def add_model_commands(commands) -> None:
     predict.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     predict.add_argument("--probabilities", type=Path, help="also write class probabilities "
                          "(4D NIfTI)")
+    predict.add_argument("--precision", default="auto",
+                         choices=("auto", "float32", "bfloat16", "float16"),
+                         help="network arithmetic: auto = bfloat16 on CPUs with native bf16 "
+                         "(AVX-512 BF16, AMX) and CUDA, float16 on MPS, else float32")
     predict.add_argument("--overlap", type=float, default=0.5, help="window overlap (0.5)")
     predict.add_argument("--batch-size", type=int, default=4, help="windows per pass (4)")
     predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")

@@ -21,7 +21,7 @@ def test_predict_writes_labels_and_probabilities(tmp_path, small_case, tiny_mode
     status = main(["predict", *map(str, reversed(images)), "-o", str(out), "--model",
                    str(tiny_model_folder), "--device", "cpu", "--probabilities", str(probs)])
     assert status == 0
-    assert "tiny 0.0.1 on cpu, 2 folds" in capsys.readouterr().out
+    assert "tiny 0.0.1 on cpu (float32), 2 folds" in capsys.readouterr().out
     volume = read_volume(images)
     expected = run_to_end(predict(load_model(tiny_model_folder), volume, device="cpu"))
     np.testing.assert_array_equal(read_labels(out).data, expected.labels)

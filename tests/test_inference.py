@@ -163,3 +163,47 @@ def test_out_of_memory_retries_with_smaller_batches(tiny_model_folder, small_cas
     np.testing.assert_array_equal(prediction.labels, reference.labels)
     assert any("batch size 2" in note for note in prediction.notes)
     assert any("batch size 1" in note for note in prediction.notes)
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, monkeypatch):
+    from napari_medseg.models import device
+
+    with_bf16, without = tmp_path / "amx", tmp_path / "epyc"
+    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile\n")
+    without.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma\n")
+    assert device.cpu_has_native_bf16(with_bf16) and not device.cpu_has_native_bf16(without)
+    assert not device.cpu_has_native_bf16(tmp_path / "missing")
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda *a: True)
+    assert device.autocast_dtype("auto", "cpu") is torch.bfloat16
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda *a: False)
+    assert device.autocast_dtype("auto", "cpu") is None  # emulated bf16 is many times slower
+    assert device.autocast_dtype("float32", "cpu") is None
+    with pytest.raises(InputError, match="float16 is slow on the CPU"):
+        device.autocast_dtype("float16", "cpu")
+
+
+def test_bfloat16_prediction_agrees_with_float32_where_float32_is_decisive(coarse_model_folder):
+    from napari_medseg.sample import generate_case
+
+    model = load_model(coarse_model_folder)
+    volume = generate_case(5, spacing=3.0).volume
+    full = run_to_end(predict(model, volume, device="cpu", precision="float32"))
+    reduced = run_to_end(predict(model, volume, device="cpu", precision="bfloat16"))
+    assert (full.precision, reduced.precision) == ("float32", "bfloat16")
+    assert np.abs(full.probabilities - reduced.probabilities).max() < 0.03
+    top2 = np.sort(full.probabilities, axis=0)[-2:]
+    decisive = (top2[1] - top2[0]) > 0.05
+    assert decisive.mean() > 0.3  # a random tiny network: many voxels are near ties
+    assert (full.labels[decisive] == reduced.labels[decisive]).mean() > 0.999
+
+
+def test_cli_refuses_float16_on_the_cpu(tmp_path, capsys):
+    from napari_medseg.cli import main
+    from napari_medseg.sample import SAMPLE_CASE_ID, case_files
+    from napari_medseg.sample._sample import SAMPLE_DIR
+
+    images, _ = case_files(SAMPLE_DIR, SAMPLE_CASE_ID)
+    assert main(["predict", *map(str, images), "--device", "cpu", "--precision", "float16",
+                 "-o", str(tmp_path / "seg.nii.gz")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "float16 is slow on the CPU" in error

@@ -33,6 +33,10 @@ class ModelSection(QWidget):
         self.model_combo.activated.connect(self._on_model_activated)
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", *available_devices()])
+        self.precision_combo = QComboBox()
+        self.precision_combo.addItems(["auto", "float32", "bfloat16", "float16"])
+        self.precision_combo.setToolTip("auto: bfloat16 where the CPU computes it natively "
+                                        "(AVX-512 BF16, AMX) and on CUDA, else float32")
         self.probabilities_box = QCheckBox("add probability layers")
         self.spec_label = QLabel()
         self.spec_label.setWordWrap(True)
@@ -44,6 +48,7 @@ class ModelSection(QWidget):
         form = QFormLayout()
         form.addRow("Model", self.model_combo)
         form.addRow("Device", self.device_combo)
+        form.addRow("Precision", self.precision_combo)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
@@ -175,13 +180,14 @@ class ModelSection(QWidget):
             return None
         volume = volume_from_layers(self._case.assigned_layers())
         device = self.device_combo.currentText()
+        precision = self.precision_combo.currentText()
         folder = self.current_folder()
 
         def task():  # probabilities are always kept: click refinement uses them
             from napari_medseg.inference import predict
 
             model = self.loaded_model(folder)
-            prediction = yield from predict(model, volume, device=device)
+            prediction = yield from predict(model, volume, device=device, precision=precision)
             return model, volume, prediction
 
         return self.runner.start(task, self._add_result, "Model run")

@@ -142,10 +142,13 @@ def _export_nifti(volume, mask, out, case_id, original, names, record, overwrite
 
 
 def check_export_set(provenance_path: str | Path) -> bool:
-    """True when every file a NIfTI export's provenance names has the checksum it records."""
+    """True when every file a NIfTI export's provenance names has the checksum it records
+    (after completing a set commit that a killed process left half done)."""
+    from napari_medseg.io._atomic import finish_interrupted
     from napari_medseg.models.loading import sha256_of
 
     provenance_path = Path(provenance_path)
+    finish_interrupted(provenance_path.parent)
     record = json.loads(provenance_path.read_text())
     return all((provenance_path.parent / name).is_file() and
                sha256_of(provenance_path.parent / name) == checksum

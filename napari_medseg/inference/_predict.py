@@ -27,6 +27,7 @@ class Prediction:
     folds: tuple[int, ...]
     device: str
     notes: tuple[str, ...] = field(default=())
+    precision: str = "float32"
 
 
 def channels_for_model(volume: Volume, spec: ModelSpec) -> np.ndarray:
@@ -67,18 +68,21 @@ def _resample(tensor, shape):
                          align_corners=False)[0]
 
 
-def _fold_pass(network, image, spec, device, batch_size, amp, overlap, notes):
+def _fold_pass(network, image, spec, device, batch_size, precision, overlap, notes):
     """One fold's sliding window, retrying with smaller batches / the CPU on CUDA OOM."""
     import torch
+
+    from napari_medseg.models.device import autocast_dtype
 
     while True:
         if hasattr(network, "to"):
             network.to(device)
-        softmax = lambda x: network(x).softmax(1)  # noqa: E731
+        softmax = lambda x: network(x).float().softmax(1)  # noqa: E731  float32 softmax
         try:
             result = yield from sliding_window(softmax, image, spec.patch_size, spec.n_classes,
                                                overlap=overlap, batch_size=batch_size,
-                                               device=device, amp=amp)
+                                               device=device,
+                                               autocast=autocast_dtype(precision, device))
             return result
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
@@ -91,7 +95,7 @@ def _fold_pass(network, image, spec, device, batch_size, amp, overlap, notes):
 
 
 def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: float = 0.5,
-            batch_size: int = 4, amp: bool | None = None, keep_probabilities: bool = True,
+            batch_size: int = 4, precision: str = "auto", keep_probabilities: bool = True,
             region: tuple[slice, ...] | None = None) -> ProgressGenerator[Prediction]:
     """Segment ``volume`` with every fold of ``model`` (probabilities averaged).
 
@@ -111,8 +115,10 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
         Window overlap.
     batch_size : int
         Windows per forward pass (halved automatically on CUDA out-of-memory).
-    amp : bool, optional
-        Mixed precision; default on for CUDA.
+    precision : {"auto", "float32", "bfloat16", "float16"}
+        The network's arithmetic (see `models.device.autocast_dtype`):
+        ``auto`` is bfloat16 on CPUs with native bf16 and on CUDA, float16 on
+        MPS, else float32. Blending, fold averaging and the softmax stay float32.
     keep_probabilities : bool
         Return the per-class probabilities too (more memory).
     region : tuple of slice, optional
@@ -127,11 +133,11 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
     """
     import torch
 
-    from napari_medseg.models.device import choose_device
+    from napari_medseg.models.device import autocast_dtype, choose_device
 
     spec = model.spec
     torch_device = choose_device(device)
-    amp = torch_device.type == "cuda" if amp is None else amp
+    dtype = autocast_dtype(precision, torch_device)  # an unknown precision fails here, early
     region = region or tuple(slice(0, n) for n in volume.shape)
     shape = tuple(len(range(*s.indices(n))) for s, n in zip(region, volume.shape))
     target_shape = model_grid_shape(shape, volume.spacing, spec.spacing)
@@ -150,7 +156,8 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
     notes: list[str] = []
     total = torch.zeros((spec.n_classes, *target_shape), dtype=torch.float32)
     for fold_index, network in enumerate(model.networks):
-        passes = _fold_pass(network, image, spec, torch_device, batch_size, amp, overlap, notes)
+        passes = _fold_pass(network, image, spec, torch_device, batch_size, precision, overlap,
+                            notes)
         while True:
             try:
                 step = next(passes)
@@ -164,4 +171,5 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
     return Prediction(labels=labels, probabilities=mean.numpy() if keep_probabilities else None,
                       model_name=spec.name, model_version=spec.version,
                       folds=tuple(range(len(model.networks))), device=str(torch_device),
-                      notes=tuple(notes))
+                      notes=tuple(notes),
+                      precision=str(dtype).removeprefix("torch.") if dtype else "float32")

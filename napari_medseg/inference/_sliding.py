@@ -58,11 +58,8 @@ def _pad_to_patch(image: torch.Tensor, patch: Sequence[int]):
     return (F.pad(image, flat) if any(flat) else image), tuple(crop)
 
 
-def _autocast(device: torch.device, amp: bool):
-    if not amp or device.type != "cuda":
-        return nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def _split_blank(padded: torch.Tensor, windows: list) -> tuple[list, list]:
@@ -76,7 +73,8 @@ def _split_blank(padded: torch.Tensor, windows: list) -> tuple[list, list]:
 def sliding_window(network: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor,
                    patch: Sequence[int], n_outputs: int, overlap: float = 0.5,
                    batch_size: int = 4, device: torch.device | str = "cpu",
-                   amp: bool = False, reuse_blank: bool = True) -> ProgressGenerator[torch.Tensor]:
+                   autocast: torch.dtype | None = None,
+                   reuse_blank: bool = True) -> ProgressGenerator[torch.Tensor]:
     """Blend ``network`` over ``image`` window by window.
 
     Parameters
@@ -96,8 +94,9 @@ def sliding_window(network: Callable[[torch.Tensor], torch.Tensor], image: torch
         Windows per forward pass.
     device : torch.device or str
         Where the network runs and the output accumulates.
-    amp : bool
-        Mixed precision (bf16 where supported, else fp16) on CUDA.
+    autocast : torch.dtype, optional
+        Run the network under ``torch.autocast`` with this dtype (see
+        `models.device.autocast_dtype`); blending stays float32.
     reuse_blank : bool
         Predict all-zero windows once and reuse the output (exact for a
         deterministic network; pass False when sampling dropout).
@@ -130,7 +129,7 @@ def sliding_window(network: Callable[[torch.Tensor], torch.Tensor], image: torch
     with torch.inference_mode():
         for batch_index, batch_windows in enumerate(batches):
             batch = torch.stack([padded[(slice(None), *window)] for window in batch_windows])
-            with _autocast(device, amp):
+            with _autocast(device, autocast):
                 predicted = network(batch)
             predicted = predicted.float() * importance
             for window, values in zip(batch_windows, predicted):

@@ -6,6 +6,7 @@ the complete new one exists at the target path.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import uuid
@@ -125,6 +126,7 @@ def atomic_files(targets: Sequence[str | os.PathLike], overwrite: bool = False,
     """
     paths = [Path(t) for t in targets]
     for path in paths:
+        finish_interrupted(path.parent)
         check_writable(path, overwrite)
         clean_leftovers(path)
     temporaries = [_partial_name(path) for path in paths]
@@ -132,8 +134,7 @@ def atomic_files(targets: Sequence[str | os.PathLike], overwrite: bool = False,
         yield temporaries
         for temporary in temporaries:
             _flush(temporary)
-        for temporary, path in zip(temporaries, paths):
-            _replace(temporary, path)
+        _commit(list(zip(temporaries, paths)))
     except OSError as error:
         if error.errno == errno.ENOSPC:
             raise _disk_full(error, paths[0], needed) from None
@@ -141,6 +142,46 @@ def atomic_files(targets: Sequence[str | os.PathLike], overwrite: bool = False,
     finally:
         for temporary in temporaries:
             _remove(temporary)
+
+
+_JOURNAL = ".commit-{}.json"  # {} = writer's pid and a tag
+
+
+def _commit(moves: list[tuple[Path, Path]]) -> None:
+    """Rename a set into place. With several files, a journal written first lets
+    `finish_interrupted` complete the renames if the process dies between them."""
+    if len(moves) == 1:
+        _replace(*moves[0])
+        return
+    journal = moves[-1][1].parent / _JOURNAL.format(f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    temporary = journal.with_name(f"{journal.name}.partial")
+    temporary.write_text(json.dumps([[str(a), str(b)] for a, b in moves]))
+    _flush(temporary)
+    os.replace(temporary, journal)  # from here on the set is committed
+    for source, target in moves:
+        _replace(source, target)
+    journal.unlink()
+
+
+def finish_interrupted(folder: Path) -> None:
+    """Complete set commits that a dead process left half done (see `atomic_files`)."""
+    import psutil
+
+    for journal in Path(folder).glob(_JOURNAL.format("*") + "*"):
+        pid = journal.name.split("-")[1]
+        if pid.isdigit() and psutil.pid_exists(int(pid)):
+            continue  # its writer is alive and finishing it
+        if journal.name.endswith(".partial"):  # died before the set was committed
+            journal.unlink(missing_ok=True)
+            continue
+        try:
+            moves = json.loads(journal.read_text())
+        except (OSError, ValueError):
+            continue
+        for source, target in moves:
+            if Path(source).exists():
+                _replace(Path(source), Path(target))
+        journal.unlink(missing_ok=True)
 
 
 def _flush(path: Path) -> None:
