@@ -32,14 +32,14 @@ def small_case(faults, tmp_path_factory):
     return folder, *faults._case(folder, 3)
 
 
-@pytest.mark.parametrize("kind", ["nnunet", "nifti", "predict"])
+@pytest.mark.parametrize("kind", ["nifti", "predict"])  # nnU-Net: bench, and the tests below
 def test_killed_writes_leave_old_or_new_and_a_rerun_finishes(faults, small_case, kind,
                                                              monkeypatch):
     folder, images, old, new = small_case
     monkeypatch.setenv("NAPARI_MEDSEG_RECOVERY_DIR", str(folder / "recovery"))
     path = faults.WritePath(kind, folder / kind, images, old, new)
     path.work.mkdir()
-    row = faults.kill_runs(path, kills=1 if kind == "nnunet" else 2, rng=random.Random(1))
+    row = faults.kill_runs(path, kills=2, rng=random.Random(1))
     assert row["held"] == row["runs"], row["problems"]
 
 

@@ -106,9 +106,9 @@ class AutosaveBar(QWidget):
         from napari_medseg.export import autosave
 
         history = layer.metadata.get("napari_medseg", {}).get("edit_history", [])
+        sources, name, content = self._identity(layer)
         try:
-            autosave(np.asarray(layer.data), *self._identity(layer)[:2], history,
-                     self._identity(layer)[2])
+            autosave(np.asarray(layer.data), sources, name, history, content)
         except MedsegError as error:
             self._warn_once(f"Autosave failed, edits are not backed up: {error}")
             return
