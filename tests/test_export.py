@@ -165,7 +165,8 @@ def test_export_cli(written_cases, tmp_path, capsys):
                  "--out", str(out), "--dataset-name", "Cli"]) == 2
     assert "already exists" in capsys.readouterr().err
     (tmp_path / "list.json").write_text("[1, 2]")
-    (tmp_path / "history.json").write_text('{"clicks": [{"position": [1, 2, 3], "positive": true}]}')
+    (tmp_path / "history.json").write_text(
+        '{"clicks": [{"position": [1, 2, 3], "positive": true}]}')
     for history, problem in ((tmp_path / "missing.json", "no such file"),
                              (tmp_path / "list.json", "click 1"),
                              (tmp_path, "")):
@@ -198,7 +199,7 @@ def test_recovery_is_keyed_by_content_and_damaged_files_are_moved_aside(tmp_path
     edits = np.zeros((6, 7, 8), np.uint8)
     edits[1:3, 2:4, 3:5] = 2
     autosave(edits, [], "labels", content=content_fingerprint(case_a))
-    assert find_recovery([], "labels", content_fingerprint(case_b)) is None  # same shape, other case
+    assert find_recovery([], "labels", content_fingerprint(case_b)) is None  # same shape
     found = find_recovery([], "labels", content_fingerprint(case_a))
     np.testing.assert_array_equal(found.load(), edits)
     damages = {"truncated": found.labels_path.read_bytes()[:40], "not a zip": b"hello",

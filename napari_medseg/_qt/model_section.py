@@ -70,36 +70,31 @@ class ModelSection(QWidget):
         """List fine-tuned models and remembered folders (silently skip broken ones)."""
         from napari_medseg.models.registry import remembered_folders, user_models
 
-        current = self.model_combo.currentIndex()
         for folder in [*user_models().values(), *remembered_folders()]:
             try:
-                self.add_model_folder(folder, remember=False)
+                self._list_folder(Path(folder))
             except MedsegError:
                 continue
-        self.model_combo.setCurrentIndex(current)
 
-    def add_model_folder(self, folder: str | Path, remember: bool = True) -> None:
-        """Add a model folder to the list and select it (validated first).
-
-        Parameters
-        ----------
-        folder : str or Path
-            A folder holding ``model.json``.
-        remember : bool
-            Keep it in the list after napari restarts (folders outside the
-            user's models folder are remembered by path).
-        """
+    def _list_folder(self, folder: Path) -> str:
+        """Put a model folder in the list (its spec validated); returns its entry."""
         from napari_medseg.models import read_spec
-        from napari_medseg.models.registry import remember_folder, user_models_dir
 
-        folder = Path(folder)
         spec = read_spec(folder)
         key = f"{spec.name} {spec.version} ({folder.name})"
         if key not in self._folders:
             self.model_combo.insertItem(self.model_combo.count() - 1, key)
         self._folders[key] = folder
-        self.model_combo.setCurrentText(key)
-        if remember and folder.resolve().parent != user_models_dir().resolve():
+        return key
+
+    def add_model_folder(self, folder: str | Path) -> None:
+        """Add a model folder to the list and select it (validated first); folders
+        outside the user's models folder are remembered for the next napari start."""
+        from napari_medseg.models.registry import remember_folder, user_models_dir
+
+        folder = Path(folder)
+        self.model_combo.setCurrentText(self._list_folder(folder))
+        if folder.resolve().parent != user_models_dir().resolve():
             remember_folder(folder)
         self._show_spec()
 

@@ -6,6 +6,7 @@ from napari_medseg.export._formats import FORMATS, ExportResult, default_case_id
 from napari_medseg.export._nnunet import append_case, dataset_folder
 from napari_medseg.export._provenance import provenance_record
 
-__all__ = ["FORMATS", "ExportResult", "FinetuneResult", "Recovery", "append_case", "autosave", "content_fingerprint",
-           "dataset_folder", "default_case_id", "discard_recovery", "export_case", "finetune",
-           "find_recovery", "provenance_record", "read_nnunet_dataset", "recovery_dir"]
+__all__ = ["FORMATS", "ExportResult", "FinetuneResult", "Recovery", "append_case", "autosave",
+           "content_fingerprint", "dataset_folder", "default_case_id", "discard_recovery",
+           "export_case", "finetune", "find_recovery", "provenance_record",
+           "read_nnunet_dataset", "recovery_dir"]

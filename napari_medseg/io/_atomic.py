@@ -71,10 +71,10 @@ def final_name(path: Path) -> Path:
     return path.with_name(stem.lstrip(".").split(".partial-")[0] + suffix)
 
 
-def _disk_full(error: OSError, target: Path, needed: int | None) -> InputError:
-    free = shutil.disk_usage(target.parent).free
+def _disk_full(target: Path, needed: int | None) -> InputError:
+    free = shutil.disk_usage(target.parent).free / 2**20
     wanted = f"about {needed / 2**20:.1f} MiB needed, " if needed else ""
-    return InputError(describe(final_name(target), f"the disk is full ({wanted}{free / 2**20:.1f} MiB "
+    return InputError(describe(final_name(target), f"the disk is full ({wanted}{free:.1f} MiB "
                                "free); nothing was changed", "Free space on that disk or "
                                "choose another folder"))
 
@@ -109,11 +109,12 @@ def atomic_files(targets: Sequence[str | os.PathLike], overwrite: bool = False,
                  needed: int | None = None) -> Iterator[list[Path]]:
     """Temporary siblings for a set of files, renamed into place together at the end.
 
-    Every temporary is written and flushed to disk before the first rename,
-    and the renames run in order with nothing in between, so the last target
-    can be the set's commit record (for example provenance naming the other
-    files' checksums): a reader that finds the record's checksums matching
-    has a consistent set.
+    Every temporary is written and flushed to disk before the first rename.
+    With several targets a journal naming the renames is committed first
+    (`_commit`), so a process killed between two renames leaves a set that
+    `finish_interrupted` completes: the next write into the folder does. The
+    last target can be the set's record (for example provenance naming the
+    other files' checksums).
 
     Parameters
     ----------
@@ -125,8 +126,9 @@ def atomic_files(targets: Sequence[str | os.PathLike], overwrite: bool = False,
         Bytes the set needs (for the disk-full message).
     """
     paths = [Path(t) for t in targets]
+    for folder in dict.fromkeys(path.parent for path in paths):
+        finish_interrupted(folder)
     for path in paths:
-        finish_interrupted(path.parent)
         check_writable(path, overwrite)
         clean_leftovers(path)
     temporaries = [_partial_name(path) for path in paths]
@@ -137,7 +139,7 @@ def atomic_files(targets: Sequence[str | os.PathLike], overwrite: bool = False,
         _commit(list(zip(temporaries, paths)))
     except OSError as error:
         if error.errno == errno.ENOSPC:
-            raise _disk_full(error, paths[0], needed) from None
+            raise _disk_full(paths[0], needed) from None
         raise
     finally:
         for temporary in temporaries:
