@@ -40,7 +40,9 @@ def cmd_shapley(args: argparse.Namespace) -> int:
     model = load_model(args.model, trust_code=args.trust_code)
     result = run_to_end(explain_case(model, volume, reference, baseline=args.baseline,
                                      clinician=rankings, maps=bool(args.maps),
-                                     device=args.device), progress_printer("shapley"))
+                                     device=args.device,
+                                     region="objects" if args.around_objects else "whole"),
+                        progress_printer("shapley"))
     payload = {**result.to_dict(), "ranking_source": ranking_source,
                "case": list(volume.source_paths)}
     if args.maps:
@@ -78,5 +80,8 @@ def add_explain_commands(commands) -> None:
     parser.add_argument("--json", required=True, type=Path, help="output JSON")
     parser.add_argument("--maps", type=Path, help="folder for voxel maps (4D NIfTI per target)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    parser.add_argument("--around-objects", action="store_true",
+                        help="experimental: run the coalitions only in a box around the "
+                             "structures the model or the reference marks")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.set_defaults(run=cmd_shapley)

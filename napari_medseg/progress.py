@@ -42,3 +42,31 @@ def run_to_end(generator: Generator[Progress, Any, T], report=None) -> T:
             return stop.value
         if report is not None:
             report(progress)
+
+
+def rescaled(generator: Generator[Progress, Any, T], part: int, parts: int,
+             message: str = "") -> Generator[Progress, None, T]:
+    """Re-yield a sub-task's progress as part ``part`` of ``parts`` equal parts.
+
+    Parameters
+    ----------
+    generator : generator
+        The sub-task: yields `Progress`, returns its result.
+    part, parts : int
+        Which part this sub-task is (from 0) and how many there are.
+    message : str
+        Put before the sub-task's own message.
+
+    Returns
+    -------
+    The sub-task's result (``result = yield from rescaled(...)``).
+    """
+    while True:
+        try:
+            step = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        total = max(step.total, 1)
+        text = f"{message}: {step.message}" if message and step.message else \
+            message or step.message
+        yield Progress(part * total + step.done, parts * total, text)

@@ -169,3 +169,45 @@ def test_many_contrasts_use_permutation_sampling(coarse_model_folder, small_case
         assert target.phi.sum() == pytest.approx(target.value_all - target.value_empty, abs=1e-9)
         assert np.all(np.abs(target.phi - reference.phi) <= 4 * target.standard_error + 1e-6)
     assert "phi_standard_error" in sampled.to_dict()["targets"]["WT"]
+
+
+class _BrightIsTumour(torch.nn.Module):
+    """A fixed convolutional 'model': oedema where FLAIR is bright, enhancing tumour
+    where T1ce is, necrosis where both are (local means over 3x3x3)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv3d(4, 4, 3, padding=1)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.bias.copy_(torch.tensor([0.0, -7.0, -6.0, -6.0]))
+            for klass, channels in ((1, (1, 3)), (2, (3,)), (3, (1,))):
+                for channel in channels:
+                    self.conv.weight[klass, channel] = 4.0 / 27
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_coalitions_run_around_the_objects_and_agree_with_the_whole_volume(
+        coarse_model_folder, small_case):
+    """Explaining around the objects runs the coalitions only on a box around what the
+    model and the reference mark; its values stay within 0.01 of the whole volume's."""
+    from napari_medseg.explain._region import explained_box, reference_on_grid
+    from napari_medseg.inference._predict import model_grid_shape
+
+    spec = load_model(coarse_model_folder).spec
+    model = LoadedModel(spec, coarse_model_folder, (_BrightIsTumour(),))
+    volume, reference = small_case.volume, small_case.labels.data
+    grid = model_grid_shape(volume.shape, volume.spacing, spec.spacing)
+    boxes = explained_box(reference_on_grid(reference, grid), spec.patch_size)
+    assert boxes is not None  # the tumour's box is smaller than the head
+    assert np.prod([s.stop - s.start for s in boxes[1]]) < 0.6 * np.prod(grid)
+    around = run_to_end(explain_case(model, volume, reference, maps=False, region="objects"))
+    whole = run_to_end(explain_case(model, volume, reference, maps=False))
+    assert whole.targets["WT"].value_all > 0.3  # the toy model finds the tumour
+    assert np.abs(whole.targets["WT"].phi).max() > 0.1
+    for name, target in whole.targets.items():
+        np.testing.assert_allclose(around.targets[name].phi, target.phi, atol=0.01)
+    with pytest.raises(InputError, match="region"):
+        run_to_end(explain_case(model, volume, reference, region="tumour"))

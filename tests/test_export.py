@@ -164,6 +164,12 @@ def test_export_cli(written_cases, tmp_path, capsys):
     assert main(["export", *map(str, images), "--mask", str(reference), "--format", "nnunet",
                  "--out", str(out), "--dataset-name", "Cli"]) == 2
     assert "already exists" in capsys.readouterr().err
+    # a full nnU-Net name is taken as given, id and name
+    assert main(["export", *map(str, images), "--mask", str(reference), "--format", "nnunet",
+                 "--out", str(out), "--dataset-name", "Dataset901_Hidden"]) == 0
+    assert (out / "Dataset901_Hidden" / "labelsTr" / "case_a.nii.gz").is_file()
+    assert not list(out.glob("Dataset*_Dataset901_Hidden"))
+    capsys.readouterr()
     (tmp_path / "list.json").write_text("[1, 2]")
     (tmp_path / "history.json").write_text(
         '{"clicks": [{"position": [1, 2, 3], "positive": true}]}')

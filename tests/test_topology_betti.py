@@ -69,6 +69,21 @@ def test_random_masks_match_gudhi(seed, connectivity):
     assert (ours.b0, ours.b1, ours.b2) == gudhi_betti(_padded(mask), connectivity)
 
 
+@pytest.mark.parametrize("connectivity", [26, 6])
+@pytest.mark.parametrize("seed", range(6))
+def test_betti_summed_over_components_matches_gudhi(seed, connectivity):
+    """The check analyses each component in its own box; the sums must be gudhi's
+    numbers of the whole mask (many components, cavities and tunnels)."""
+    from napari_medseg.topology._pieces import split_structure
+
+    rng = np.random.default_rng(100 + seed)
+    mask = rng.random((12, 13, 14)) < rng.uniform(0.1, 0.3)
+    structure = split_structure(mask, connectivity)
+    assert len(structure.pieces) > 1
+    summed = structure.betti
+    assert (summed.b0, summed.b1, summed.b2) == gudhi_betti(_padded(mask), connectivity)
+
+
 def test_empty_and_bad_input():
     assert betti_numbers(np.zeros((4, 4, 4), bool)).as_dict() == {"b0": 0, "b1": 0, "b2": 0}
     with pytest.raises(InputError, match="26 .* or 6"):

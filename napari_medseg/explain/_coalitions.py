@@ -16,6 +16,8 @@ from napari_medseg.inference import sliding_window
 from napari_medseg.progress import ProgressGenerator
 
 BASELINES = ("zero", "mean", "blur")
+#: coalitions go through the network together up to this many voxels (memory)
+_VOXELS_PER_PASS = 2 ** 21
 
 
 def make_baseline(image: np.ndarray, kind: str, spacing=(1.0, 1.0, 1.0),
@@ -72,7 +74,8 @@ def coalition_probabilities(network, image: torch.Tensor, baseline: torch.Tensor
         present, absent = present.transpose(1, 2), absent.transpose(1, 2)  # [B, 1, C, ...]
         chosen = torch.where(keep[None, :, :, None, None, None], present, absent)
         flat = chosen.reshape(-1, n_channels, *batch.shape[2:])
-        out = network(flat).softmax(1)
+        per_pass = max(1, _VOXELS_PER_PASS // int(np.prod(batch.shape[2:])))
+        out = torch.cat([network(part).softmax(1) for part in flat.split(per_pass)])
         return out.reshape(batch.shape[0], n_coalitions * n_classes, *batch.shape[2:])
 
     stacked = torch.cat([image, baseline]).float()

@@ -18,13 +18,16 @@ from napari_medseg.errors import InputError
 from napari_medseg.explain._coalitions import coalition_probabilities, make_baseline
 from napari_medseg.explain._ranking import (
     normalised_footrule_similarity, rank_variance, ranks_from_phi, validate_ranking)
+from napari_medseg.explain._region import (
+    explained_box, one_window, pasted, reference_on_grid)
 from napari_medseg.explain._shapley import coalition_masks, exact_shapley, shapley_coefficients
+from napari_medseg.inference import sliding_window
 from napari_medseg.inference._predict import _resample, channels_for_model, model_grid_shape
 from napari_medseg.io import Volume
 from napari_medseg.metrics import dice
 from napari_medseg.models.loading import LoadedModel
 from napari_medseg.models.normalise import normalise_image
-from napari_medseg.progress import Progress, ProgressGenerator
+from napari_medseg.progress import Progress, ProgressGenerator, rescaled
 
 EXACT_LIMIT = 6
 
@@ -76,7 +79,8 @@ class ShapleyResult:
                 entry["phi_standard_error"] = dict(zip(self.contrasts,
                                                        map(float, t.standard_error)))
             if t.clinician_ranks is not None:
-                entry["clinician_ranking"] = dict(zip(self.contrasts, map(float, t.clinician_ranks)))
+                entry["clinician_ranking"] = dict(zip(self.contrasts,
+                                                      map(float, t.clinician_ranks)))
                 entry["nsf"] = t.nsf
                 entry["per_fold_nsf"] = t.fold_nsf
             targets[name] = entry
@@ -126,7 +130,8 @@ def _check_reference(reference, volume: Volume, model: LoadedModel) -> np.ndarra
 def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | None = None,
                  baseline: str = "zero", clinician: Mapping[str, Mapping[str, int]] | None = None,
                  maps: bool = True, overlap: float = 0.5, device: str = "cpu",
-                 permutations: int = 64) -> ProgressGenerator[ShapleyResult]:
+                 permutations: int = 64, region: str = "whole"
+                 ) -> ProgressGenerator[ShapleyResult]:
     """Shapley attribution of every contrast, per label and region, per fold.
 
     Exact over all ``2**M`` coalitions for up to six contrasts; beyond that,
@@ -153,6 +158,11 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
         Torch device.
     permutations : int
         Orderings sampled when there are more than six contrasts.
+    region : {'whole', 'objects'}
+        Where the coalitions run: the ``whole`` volume, or (experimental, see
+        BENCHMARKS.md: not yet faster on a 2-core CPU) ``objects``, a box around
+        what the ordinary prediction or the reference marks (the model first
+        predicts the whole volume once; see ``explain._region``).
 
     Yields
     ------
@@ -177,18 +187,27 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
                                      checked, baseline, overlap, torch_device, permutations)
         return result
     masks = coalition_masks(len(contrasts))
+    boxes, ordinary = None, []
+    if region == "objects":
+        ordinary = yield from _ordinary_predictions(model, image_t, overlap, torch_device)
+        structures = (sum(ordinary) / len(ordinary)).argmax(0).numpy() > 0
+        on_grid = reference_on_grid(reference, grid)
+        boxes = explained_box(structures if on_grid is None else structures | on_grid,
+                              model.spec.patch_size)
+    elif region != "whole":
+        raise InputError(f"unknown explanation region {region!r}: use 'objects' or 'whole'")
     fold_values, ensemble = [], None
     for fold, network in enumerate(model.networks):
-        runs = coalition_probabilities(network, image_t, base_t, masks, model.spec.patch_size,
+        run = boxes[1] if boxes else tuple(slice(None) for _ in grid)
+        window = one_window(run, model.spec.patch_size, _divisor(model)) if boxes else \
+            model.spec.patch_size
+        runs = coalition_probabilities(network, image_t[(slice(None), *run)],
+                                       base_t[(slice(None), *run)], masks, window,
                                        model.spec.n_classes, overlap, torch_device)
-        while True:
-            try:
-                step = next(runs)
-            except StopIteration as stop:
-                probabilities = stop.value
-                break
-            yield Progress(fold * step.total + step.done, len(model.networks) * step.total,
-                           f"fold {fold + 1}/{len(model.networks)}: {step.message}")
+        probabilities = yield from rescaled(
+            runs, fold, len(model.networks), f"coalitions, fold {fold + 1}/{len(model.networks)}")
+        if boxes:
+            probabilities = pasted(ordinary[fold], probabilities, *boxes)
         fold_values.append(_coalition_values(probabilities, volume.shape, targets, reference))
         ensemble = probabilities if ensemble is None else ensemble + probabilities
     ensemble /= len(model.networks)
@@ -216,6 +235,28 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
                          model={"name": model.spec.name, "version": model.spec.version,
                                 "folds": len(model.networks)},
                          targets=result_targets)
+
+
+def _divisor(model: LoadedModel) -> int:
+    """What every window side must be a multiple of (the network's downsamplings)."""
+    widths = model.spec.architecture.get("args", {}).get("widths")
+    return 2 ** (len(widths) - 1) if widths else max(model.spec.patch_size)
+
+
+def _ordinary_predictions(model: LoadedModel, image_t: torch.Tensor, overlap: float,
+                          device) -> ProgressGenerator[list[torch.Tensor]]:
+    """Each fold's softmax over the whole model grid, every contrast present."""
+    out = []
+    for fold, network in enumerate(model.networks):
+        if hasattr(network, "to"):
+            network.to(device)
+        runs = sliding_window(lambda batch, net=network: net(batch).softmax(1), image_t.float(),
+                              model.spec.patch_size, model.spec.n_classes, overlap=overlap,
+                              device=device)
+        probabilities = yield from rescaled(runs, fold, len(model.networks),
+                                            f"whole volume, fold {fold + 1}")
+        out.append(probabilities.cpu())
+    return out
 
 
 def _voxel_maps(ensemble: torch.Tensor, targets, case_shape) -> dict[str, np.ndarray]:

@@ -33,10 +33,20 @@ _DATASET = re.compile(r"^Dataset(\d{3})_(.+)$")
 
 def dataset_folder(out: str | Path, name: str | None, dataset_id: int | None = None) -> Path:
     """The dataset folder: ``out`` itself when it is one, an existing ``Dataset*_{name}``
-    inside it, or a new ``DatasetNNN_{name}`` with the next free id (from 501)."""
+    inside it, or a new ``DatasetNNN_{name}`` with the next free id (from 501).
+
+    A full nnU-Net name (``Dataset901_Hidden``) is taken as given: its id and name.
+    """
     out = Path(out)
     if _DATASET.match(out.name):
         return out
+    full = _DATASET.match(name or "")
+    if full:
+        given = int(full.group(1))
+        if dataset_id is not None and dataset_id != given:
+            raise InputError(f"dataset name {name} says id {given} but the dataset id given "
+                             f"is {dataset_id}: give one of them")
+        name, dataset_id = full.group(2), given
     if not name:
         raise InputError(f"{out}: not a DatasetNNN_Name folder; give a dataset name "
                          "(CLI: --dataset-name) to create or find one inside it")

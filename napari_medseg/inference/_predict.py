@@ -13,7 +13,7 @@ from napari_medseg.io import Volume, check_finite
 from napari_medseg.models.loading import LoadedModel
 from napari_medseg.models.normalise import normalise_image
 from napari_medseg.models.spec import ModelSpec
-from napari_medseg.progress import Progress, ProgressGenerator
+from napari_medseg.progress import ProgressGenerator, rescaled
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,14 +158,9 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
     for fold_index, network in enumerate(model.networks):
         passes = _fold_pass(network, image, spec, torch_device, batch_size, precision, overlap,
                             notes)
-        while True:
-            try:
-                step = next(passes)
-            except StopIteration as stop:
-                total += stop.value.cpu()
-                break
-            yield Progress(fold_index * step.total + step.done, len(model.networks) * step.total,
-                           f"fold {fold_index + 1}/{len(model.networks)}: {step.message}")
+        fold_total = yield from rescaled(passes, fold_index, len(model.networks),
+                                         f"fold {fold_index + 1}/{len(model.networks)}")
+        total += fold_total.cpu()
     mean = _resample(total / len(model.networks), shape)
     labels = mean.argmax(0).numpy().astype(np.uint8)
     return Prediction(labels=labels, probabilities=mean.numpy() if keep_probabilities else None,

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy.spatial import cKDTree
 from skimage.measure import label as label_components
 
-from napari_medseg.topology._betti import betti_numbers, check_connectivity
+from napari_medseg.topology._betti import Betti, check_connectivity
+from napari_medseg.topology._pieces import Piece, Structure, split_structure
 from napari_medseg.topology._skeleton import long_cycles, skeleton_of
 
 FIXES = {"fragment": "remove", "cavity": "fill", "handle": "close", "broken_tube": "bridge",
@@ -71,60 +73,56 @@ class Expectation:
     tubular: bool = False
 
 
-def _fragments(components: np.ndarray, sizes: np.ndarray, value: int,
-               expected: Expectation, exclude: set[int]) -> list[TopologyError]:
-    order = np.argsort(sizes)[::-1] + 1  # component ids, largest first
+def _fragments(structure: Structure, value: int, expected: Expectation,
+               exclude: set[int]) -> list[TopologyError]:
+    sizes = structure.sizes
+    order = np.argsort(sizes, kind="stable")[::-1]  # pieces, largest first
     keep = expected.b0 if expected.b0 is not None else 1
     largest = sizes.max()
     errors = []
-    for rank, component in enumerate(order):
-        size = sizes[component - 1]
+    for rank, position in enumerate(order):
+        piece, size = structure.pieces[position], int(sizes[position])
         unexpected = expected.b0 is not None and rank >= keep
         small = expected.b0 is None and rank >= 1 and size < SMALL_FRACTION * largest
-        if component in exclude or not (unexpected or small):
+        if piece.index in exclude or not (unexpected or small):
             continue
         reason = "beyond the expected" if unexpected else "small"
-        errors.append(TopologyError("fragment", value, np.argwhere(components == component),
+        errors.append(TopologyError("fragment", value, structure.voxels(piece),
                                     f"{reason} component of {size} voxels"))
     return errors
 
 
-def _cavities(mask: np.ndarray, labels: np.ndarray, value: int, connectivity: int,
+def _cavities(structure: Structure, labels: np.ndarray, value: int,
               expected: Expectation) -> list[TopologyError]:
-    _, background_connectivity = check_connectivity(connectivity)
-    padded = label_components(np.pad(~mask, 1, constant_values=True),
-                              connectivity=background_connectivity)
-    outside = int(padded[0, 0, 0])  # the padding shell joins every border into one component
-    holes = padded[1:-1, 1:-1, 1:-1]
     errors = []
-    for hole in range(1, holes.max() + 1):
-        if hole == outside:
+    for piece in structure.pieces:
+        if not piece.betti.b2:
             continue
-        voxels = np.argwhere(holes == hole)
-        if not len(voxels):
-            continue
-        unlabelled = float((labels[tuple(voxels.T)] == 0).mean())
-        if expected.b2 is None and unlabelled < 0.5:
-            continue  # another structure inside (e.g. necrosis in the enhancing rim)
-        errors.append(TopologyError("cavity", value, voxels,
-                                    f"enclosed cavity of {len(voxels)} voxels"))
+        for voxels in structure.holes(piece):
+            unlabelled = float((labels[tuple(voxels.T)] == 0).mean())
+            if expected.b2 is None and unlabelled < 0.5:
+                continue  # another structure inside (e.g. necrosis in the enhancing rim)
+            errors.append(TopologyError("cavity", value, voxels,
+                                        f"enclosed cavity of {len(voxels)} voxels"))
     if expected.b2 is not None:
         errors = sorted(errors, key=lambda e: e.size_voxels)[:max(len(errors) - expected.b2, 0)]
     return errors
 
 
-def _handles(mask: np.ndarray, value: int, connectivity: int,
-             expected: Expectation) -> list[TopologyError]:
+def _handles(structure: Structure, value: int, expected: Expectation) -> list[TopologyError]:
     if expected.b1 is None:
         return []  # tunnels can be real anatomy: only an expectation makes them errors
-    excess = betti_numbers(mask, connectivity).b1 - expected.b1
+    excess = structure.betti.b1 - expected.b1
     if excess <= 0:
         return []
-    cycles = long_cycles(skeleton_of(mask))
+    holed = [piece for piece in structure.pieces if piece.betti.b1]
+    cycles = sorted((cycle + piece.offset for piece in holed
+                     for cycle in long_cycles(skeleton_of(piece.mask))), key=len, reverse=True)
     errors = [TopologyError("handle", value, cycle, f"tunnel or handle (loop of {len(cycle)} "
                             "skeleton voxels)") for cycle in cycles[:excess]]
-    if len(errors) < excess:  # no clean skeleton loop: report the structure itself
-        errors.append(TopologyError("handle", value, np.argwhere(mask),
+    if len(errors) < excess:  # no clean skeleton loop: report the structures holding them
+        errors.append(TopologyError("handle", value,
+                                    np.concatenate([structure.voxels(p) for p in holed]),
                                     f"{excess - len(errors)} tunnel(s) not located"))
     return errors
 
@@ -163,35 +161,45 @@ def _looks_broken(piece_a, piece_b, end_a, end_b, direction, voxel_mm3: float) -
     return (out_b if blob_a else out_a) >= 1.5
 
 
-def _broken_tubes(components: np.ndarray, spacing, max_gap_mm: float,
+def _nearby_pairs(pieces: list[Piece], reach: np.ndarray) -> list[tuple[Piece, Piece]]:
+    """Pairs of pieces whose boxes, grown by ``reach`` voxels, overlap: the only
+    pairs a gap of that size can join."""
+    lows = np.array([[s.start for s in p.box] for p in pieces]).reshape(-1, 3)
+    highs = np.array([[s.stop for s in p.box] for p in pieces]).reshape(-1, 3)
+    pairs = []
+    for index, piece in enumerate(pieces):
+        overlap = np.all((lows[index + 1:] - reach < highs[index]) &
+                         (lows[index] - reach < highs[index + 1:]), axis=1)
+        pairs += [(piece, pieces[index + 1 + j]) for j in np.flatnonzero(overlap)]
+    return pairs
+
+
+def _broken_tubes(structure: Structure, spacing, max_gap_mm: float,
                   value: int) -> tuple[list[TopologyError], set[int]]:
     """Pairs of tube pieces whose closest ends face each other across a small gap.
 
-    For each pair of components, the closest voxels define the gap; it is a
-    broken tube when the gap is at most ``max_gap_mm`` and `_looks_broken`
-    (the pieces' ends face each other, judged by how far each sticks out
-    towards the other).
+    For each pair of components whose boxes lie within the gap of each other,
+    the closest voxels (a KD-tree query) define the gap; it is a broken tube
+    when the gap is at most ``max_gap_mm`` and `_looks_broken` (the pieces'
+    ends face each other, judged by how far each sticks out towards the other).
     """
     step = np.asarray(spacing, dtype=float)
-    count = int(components.max())
-    pieces = {c: np.argwhere(components == c) for c in range(1, count + 1)}
+    voxels = {p.index: structure.voxels(p) for p in structure.pieces}
+    trees = {index: cKDTree(v * step) for index, v in voxels.items()}
+    reach = np.ceil(max_gap_mm / step).astype(int)
     candidates = []
-    for a in range(1, count + 1):
-        distances, indices = ndi.distance_transform_edt(components != a, sampling=step,
-                                                        return_indices=True)
-        for b in range(a + 1, count + 1):
-            on_b = pieces[b]
-            gaps = distances[tuple(on_b.T)]
-            best = int(np.argmin(gaps))
-            if gaps[best] > max_gap_mm:
-                continue
-            end_b = on_b[best]
-            end_a = indices[(slice(None), *end_b)]
-            direction = (end_b - end_a) * step
-            direction /= np.linalg.norm(direction) + 1e-9
-            if _looks_broken(pieces[a] * step, pieces[b] * step, end_a * step, end_b * step,
-                             direction, float(np.prod(step))):
-                candidates.append((float(gaps[best]), a, b, end_a, end_b))
+    for piece_a, piece_b in _nearby_pairs(structure.pieces, reach):
+        a, b = piece_a.index, piece_b.index
+        gaps, nearest = trees[a].query(voxels[b] * step, distance_upper_bound=max_gap_mm + 1e-6)
+        best = int(np.argmin(gaps))
+        if not np.isfinite(gaps[best]):
+            continue
+        end_b, end_a = voxels[b][best], voxels[a][nearest[best]]
+        direction = (end_b - end_a) * step
+        direction /= np.linalg.norm(direction) + 1e-9
+        if _looks_broken(voxels[a] * step, voxels[b] * step, end_a * step, end_b * step,
+                         direction, float(np.prod(step))):
+            candidates.append((float(gaps[best]), a, b, end_a, end_b))
     errors, bridged = [], set()
     for gap, a, b, end_a, end_b in sorted(candidates, key=lambda item: item[0]):
         path = np.unique(np.round(np.linspace(end_a, end_b, int(np.abs(end_b - end_a).max())
@@ -235,24 +243,38 @@ def find_errors(labels: np.ndarray, value: int | tuple[int, ...],
     max_gap_mm : float
         Largest gap bridged between tube pieces.
     """
+    return analyse_structure(labels, value, expected, spacing, connectivity, max_gap_mm)[0]
+
+
+def analyse_structure(labels: np.ndarray, value: int | tuple[int, ...],
+                      expected: Expectation | None = None, spacing=(1.0, 1.0, 1.0),
+                      connectivity: int = 26, max_gap_mm: float = 8.0
+                      ) -> tuple[list[TopologyError], Betti]:
+    """`find_errors` and the structure's Betti numbers, from one labelling.
+
+    Parameters are those of `find_errors`.
+
+    Returns
+    -------
+    errors : list of TopologyError
+    betti : Betti
+    """
     expected = expected or Expectation()
     values = (value,) if np.isscalar(value) else tuple(int(v) for v in value)
     mask = np.isin(labels, values)
     if not mask.any():
-        return []
+        return [], Betti(0, 0, 0)
     value = values[0]
-    foreground, _ = check_connectivity(connectivity)
-    components = label_components(mask, connectivity=foreground)
-    sizes = np.bincount(components.ravel())[1:]
+    structure = split_structure(mask, connectivity)
     errors, bridged = [], set()
-    if expected.tubular and components.max() > 1:
-        tube_errors, bridged = _broken_tubes(components, spacing, max_gap_mm, value)
+    if expected.tubular and len(structure.pieces) > 1:
+        tube_errors, bridged = _broken_tubes(structure, spacing, max_gap_mm, value)
         errors += tube_errors
-    errors += _fragments(components, sizes, value, expected, bridged)
-    errors += _cavities(mask, labels, value, connectivity, expected)
-    errors += _handles(mask, value, connectivity, expected)
+    errors += _fragments(structure, value, expected, bridged)
+    errors += _cavities(structure, labels, value, expected)
+    errors += _handles(structure, value, expected)
     return [TopologyError(e.kind, _paint_label(labels, e.voxels, values), e.voxels, e.detail,
-                          e.extra, values) for e in errors]
+                          e.extra, values) for e in errors], structure.betti
 
 
 def component_overlaps(prediction: np.ndarray, reference: np.ndarray,

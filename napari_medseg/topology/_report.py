@@ -11,7 +11,7 @@ from napari_medseg.errors import InputError
 from napari_medseg.io import spacing_from_affine
 from napari_medseg.topology._betti import Betti, betti_numbers
 from napari_medseg.topology._errors import (
-    Expectation, TopologyError, cl_dice, component_overlaps, find_errors)
+    Expectation, TopologyError, analyse_structure, cl_dice, component_overlaps)
 
 OVERLAY_CODES = {"fragment": 1, "cavity": 2, "handle": 3, "broken_tube": 4, "merge": 5,
                  "split": 6}
@@ -95,16 +95,14 @@ def check_topology(labels: np.ndarray, affine: np.ndarray | None = None,
     results = {}
     for name, values in resolve_targets(labels, names, regions, expectations).items():
         expected = expectations.get(name, Expectation())
-        mask = np.isin(labels, values)
-        errors = find_errors(labels, values if len(values) > 1 else values[0], expected,
-                             spacing, connectivity, max_gap_mm)
+        errors, betti = analyse_structure(labels, values if len(values) > 1 else values[0],
+                                          expected, spacing, connectivity, max_gap_mm)
         extra = {}
         if reference is not None:
-            extra, more = _against_reference(mask, np.isin(reference, values), values,
-                                             connectivity, expected)
+            extra, more = _against_reference(np.isin(labels, values), np.isin(reference, values),
+                                             values, connectivity, expected)
             errors += more
-        results[name] = TargetTopology(name, values, betti_numbers(mask, connectivity),
-                                       expected, errors, extra)
+        results[name] = TargetTopology(name, values, betti, expected, errors, extra)
     return results
 
 

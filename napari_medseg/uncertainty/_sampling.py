@@ -17,7 +17,7 @@ import torch
 
 from napari_medseg.errors import InputError
 from napari_medseg.inference import sliding_window
-from napari_medseg.progress import Progress, ProgressGenerator
+from napari_medseg.progress import ProgressGenerator, rescaled
 
 METHODS = ("mc", "tta", "ensemble")
 _DROPOUT = (torch.nn.Dropout, torch.nn.Dropout2d, torch.nn.Dropout3d, torch.nn.AlphaDropout)
@@ -113,14 +113,8 @@ def draw_samples(model, image: torch.Tensor, methods: tuple[str, ...], samples: 
                                   model.spec.patch_size, per_fold * k, overlap=overlap,
                                   batch_size=max(1, 4 // per_fold), device=device,
                                   reuse_blank="mc" not in methods)
-            while True:
-                try:
-                    step = next(runs)
-                except StopIteration as stop:
-                    collected.append(stop.value.reshape(per_fold, k, *image.shape[1:]).cpu())
-                    break
-                yield Progress(fold * step.total + step.done, len(networks) * step.total,
-                               f"{'+'.join(methods)}: fold {fold + 1}/{len(networks)}, "
-                               f"{step.message}")
+            samples = yield from rescaled(runs, fold, len(networks),
+                                          f"{'+'.join(methods)}: fold {fold + 1}/{len(networks)}")
+            collected.append(samples.reshape(per_fold, k, *image.shape[1:]).cpu())
     return torch.cat(collected)
 
