@@ -207,10 +207,12 @@ def messy_mask(seed: int, fragments: int) -> np.ndarray:
     while placed < fragments:
         centre = rng.integers([3, 3, 3], np.array(labels.shape) - 3)
         radius = rng.uniform(1.0, 2.0)
-        speck = ball(labels.shape, centre, radius)
-        if labels[ndi.binary_dilation(speck, iterations=2)].any():
+        origin = np.maximum(centre - 5, 0)
+        window = labels[tuple(slice(o, c + 6) for o, c in zip(origin, centre))]
+        speck = ball(window.shape, centre - origin, radius)
+        if window[ndi.binary_dilation(speck, iterations=2)].any():
             continue
-        labels[speck] = 1 + placed % 3
+        window[speck] = 1 + placed % 3
         placed += 1
     return labels
 

@@ -21,8 +21,8 @@ from napari_medseg.explain._ranking import (
 from napari_medseg.explain._region import (
     explained_box, one_window, pasted, reference_on_grid)
 from napari_medseg.explain._shapley import coalition_masks, exact_shapley, shapley_coefficients
-from napari_medseg.inference import sliding_window
-from napari_medseg.inference._predict import _resample, channels_for_model, model_grid_shape
+from napari_medseg.inference._predict import (
+    _fold_pass, _resample, channels_for_model, model_grid_shape)
 from napari_medseg.io import Volume
 from napari_medseg.metrics import dice
 from napari_medseg.models.loading import LoadedModel
@@ -199,8 +199,8 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
     fold_values, ensemble = [], None
     for fold, network in enumerate(model.networks):
         run = boxes[1] if boxes else tuple(slice(None) for _ in grid)
-        window = one_window(run, model.spec.patch_size, _divisor(model)) if boxes else \
-            model.spec.patch_size
+        window = one_window(run, model.spec.patch_size, getattr(
+            network, "divisor", max(model.spec.patch_size))) if boxes else model.spec.patch_size
         runs = coalition_probabilities(network, image_t[(slice(None), *run)],
                                        base_t[(slice(None), *run)], masks, window,
                                        model.spec.n_classes, overlap, torch_device)
@@ -237,22 +237,13 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
                          targets=result_targets)
 
 
-def _divisor(model: LoadedModel) -> int:
-    """What every window side must be a multiple of (the network's downsamplings)."""
-    widths = model.spec.architecture.get("args", {}).get("widths")
-    return 2 ** (len(widths) - 1) if widths else max(model.spec.patch_size)
-
-
 def _ordinary_predictions(model: LoadedModel, image_t: torch.Tensor, overlap: float,
                           device) -> ProgressGenerator[list[torch.Tensor]]:
     """Each fold's softmax over the whole model grid, every contrast present."""
     out = []
     for fold, network in enumerate(model.networks):
-        if hasattr(network, "to"):
-            network.to(device)
-        runs = sliding_window(lambda batch, net=network: net(batch).softmax(1), image_t.float(),
-                              model.spec.patch_size, model.spec.n_classes, overlap=overlap,
-                              device=device)
+        runs = _fold_pass(network, image_t.float(), model.spec, device, 4, "float32", overlap,
+                          [])
         probabilities = yield from rescaled(runs, fold, len(model.networks),
                                             f"whole volume, fold {fold + 1}")
         out.append(probabilities.cpu())

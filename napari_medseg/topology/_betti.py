@@ -16,12 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage as ndi
 from skimage.measure import euler_number, label
 
 from napari_medseg.errors import InputError
 
 #: foreground connectivity -> (skimage connectivity of foreground, of background)
 PAIRINGS = {26: (3, 1), 6: (1, 3)}
+_STRUCTURES = {n: ndi.generate_binary_structure(3, n) for n in (1, 3)}
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,13 @@ def betti_numbers(mask: np.ndarray, connectivity: int = 26) -> Betti:
     if not mask.any():
         return Betti(0, 0, 0)
     padded, _ = crop_to_mask(mask)
-    b0 = int(label(padded, connectivity=fg).max())
-    b2 = int(label(~padded, connectivity=bg).max()) - 1
+    return betti_of_padded(padded, connectivity, int(label(padded, connectivity=fg).max()))
+
+
+def betti_of_padded(padded: np.ndarray, connectivity: int, b0: int) -> Betti:
+    """Betti numbers of a bool mask with background on every side, its ``b0`` known
+    (the topology check knows it: one per component)."""
+    fg, bg = check_connectivity(connectivity)
+    b2 = ndi.label(~padded, structure=_STRUCTURES[bg])[1] - 1
     chi = int(euler_number(padded, connectivity=fg))
     return Betti(b0, b0 + b2 - chi, b2)

@@ -87,7 +87,7 @@ def _fragments(structure: Structure, value: int, expected: Expectation,
         if piece.index in exclude or not (unexpected or small):
             continue
         reason = "beyond the expected" if unexpected else "small"
-        errors.append(TopologyError("fragment", value, structure.voxels(piece),
+        errors.append(TopologyError("fragment", value, piece.voxels,
                                     f"{reason} component of {size} voxels"))
     return errors
 
@@ -122,7 +122,7 @@ def _handles(structure: Structure, value: int, expected: Expectation) -> list[To
                             "skeleton voxels)") for cycle in cycles[:excess]]
     if len(errors) < excess:  # no clean skeleton loop: report the structures holding them
         errors.append(TopologyError("handle", value,
-                                    np.concatenate([structure.voxels(p) for p in holed]),
+                                    np.concatenate([p.voxels for p in holed]),
                                     f"{excess - len(errors)} tunnel(s) not located"))
     return errors
 
@@ -184,7 +184,7 @@ def _broken_tubes(structure: Structure, spacing, max_gap_mm: float,
     ends face each other, judged by how far each sticks out towards the other).
     """
     step = np.asarray(spacing, dtype=float)
-    voxels = {p.index: structure.voxels(p) for p in structure.pieces}
+    voxels = {p.index: p.voxels for p in structure.pieces}
     trees = {index: cKDTree(v * step) for index, v in voxels.items()}
     reach = np.ceil(max_gap_mm / step).astype(int)
     candidates = []

@@ -18,12 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.measure import euler_number
 from skimage.measure import label as label_components
 
-from napari_medseg.topology._betti import Betti, check_connectivity
-
-_STRUCTURES = {n: ndi.generate_binary_structure(3, n) for n in (1, 3)}
+from napari_medseg.topology._betti import Betti, betti_of_padded, check_connectivity
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,6 +39,11 @@ class Piece:
         return np.array([s.start for s in self.box])
 
     @property
+    def voxels(self) -> np.ndarray:
+        """Volume indices ``(N, 3)`` of the component's voxels."""
+        return np.argwhere(self.mask) + self.offset
+
+    @property
     def size(self) -> int:
         """Voxels in the component."""
         return int(self.mask.sum())
@@ -52,7 +54,6 @@ class Structure:
     """A binary structure split into its components."""
 
     mask: np.ndarray
-    components: np.ndarray
     pieces: list[Piece]
     connectivity: int
 
@@ -82,10 +83,6 @@ class Structure:
             if inside.any():
                 yield np.argwhere(inside) + piece.offset + [s.start for s in box]
 
-    def voxels(self, piece: Piece) -> np.ndarray:
-        """Volume indices ``(N, 3)`` of a component's voxels."""
-        return np.argwhere(piece.mask) + piece.offset
-
 
 def split_structure(mask: np.ndarray, connectivity: int = 26) -> Structure:
     """Label ``mask`` once and analyse each component in its own box.
@@ -112,15 +109,5 @@ def split_structure(mask: np.ndarray, connectivity: int = 26) -> Structure:
         grown = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n))
                       for s, n in zip(box, mask.shape))
         own = components[grown] == index
-        pieces.append(Piece(index, grown, own, _component_betti(own, connectivity)))
-    return Structure(mask, components, pieces, connectivity)
-
-
-def _component_betti(component: np.ndarray, connectivity: int) -> Betti:
-    """Betti numbers of one connected component (`betti_numbers` without its
-    cropping and relabelling of the foreground: b0 is 1)."""
-    foreground, background = check_connectivity(connectivity)
-    padded = np.pad(component, 1)
-    b2 = ndi.label(~padded, structure=_STRUCTURES[background])[1] - 1
-    chi = int(euler_number(padded, connectivity=foreground))
-    return Betti(1, 1 + b2 - chi, b2)
+        pieces.append(Piece(index, grown, own, betti_of_padded(np.pad(own, 1), connectivity, 1)))
+    return Structure(mask, pieces, connectivity)
