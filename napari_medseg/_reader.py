@@ -52,11 +52,23 @@ def read_layers(path: PathOrPaths) -> list[tuple]:
     return layers
 
 
+def _tell_if_oblique(path: Path, affine: np.ndarray) -> None:
+    from napari.utils.notifications import show_info
+
+    from napari_medseg.orientation import obliquity_degrees
+
+    degrees = obliquity_degrees(affine)
+    if degrees > 0.5:
+        show_info(f"{path.name} is oblique ({degrees:.0f}\u00b0 from the scanner axes): shown "
+                  "on its nearest anatomical axes; exports keep its exact geometry")
+
+
 def _layers_for_path(path: Path) -> list[tuple]:
     from napari_medseg.io import read_labels, read_volume
     from napari_medseg.layers import labels_layer, volume_layers
 
     volume = read_volume(path)
+    _tell_if_oblique(path, volume.affine)
     if not volume.is_lazy and _is_label_file(path, volume.data):
         labels = read_labels(path)
         name = path.name.split(".")[0]

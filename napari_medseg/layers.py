@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from napari_medseg.io import LabelMap, Volume, spacing_from_affine
+from napari_medseg.io import LabelMap, Volume
 from napari_medseg.labels import BRATS_LABELS, LabelInfo, label_colors
+from napari_medseg.orientation import placement
 
 METADATA_KEY = "napari_medseg"
 # the model run's class probabilities [C, Z, Y, X] on a model's Labels layer (float16):
@@ -45,7 +46,7 @@ def _display_limits(channel: Any) -> tuple[float, float]:
 
 
 def volume_layers(volume: Volume, visible: str | None = None) -> list[LayerDataTuple]:
-    """One Image layer per contrast, scaled by the voxel spacing.
+    """One Image layer per contrast, placed anatomically by the file's affine.
 
     Parameters
     ----------
@@ -59,7 +60,7 @@ def volume_layers(volume: Volume, visible: str | None = None) -> list[LayerDataT
     for index, name in enumerate(volume.channel_names):
         channel = volume.data[index]
         kwargs = {
-            "name": name, "scale": volume.spacing, "colormap": "gray",
+            "name": name, **placement(volume.affine, channel.shape), "colormap": "gray",
             "contrast_limits": _display_limits(channel), "visible": name == shown,
             "metadata": geometry_metadata(volume.affine, volume.source_paths, contrast=name),
         }
@@ -83,7 +84,7 @@ def labels_layer(labels: LabelMap | np.ndarray, affine: np.ndarray | None = None
     extra_metadata.setdefault("source_paths", [s for s in sources if s])
     metadata = geometry_metadata(affine, label_names={i.value: i.name for i in table},
                                  **extra_metadata)
-    kwargs = {"name": name, "scale": spacing_from_affine(affine),
+    kwargs = {"name": name, **placement(affine, data.shape),
               "colormap": label_colors(table), "features": features, "opacity": 0.6,
               "metadata": metadata}
     return data, kwargs, "labels"
@@ -106,6 +107,21 @@ def volume_from_layers(layers: dict[str, Any]) -> Volume:
                   source_paths=tuple(dict.fromkeys(sources)))
 
 
+def shapley_colormap():
+    """A diverging colormap for signed attributions, transparent at zero.
+
+    Pink for negative, green for positive (PiYG's colours); with symmetric
+    contrast limits ``(-m, m)`` zero falls on the clear middle, so the anatomy
+    below shows wherever a contrast does not matter.
+    """
+    from napari.utils.colormaps import Colormap
+
+    colors = [(0.56, 0.0, 0.32, 1.0), (0.87, 0.47, 0.68, 0.7), (1.0, 1.0, 1.0, 0.0),
+              (0.5, 0.74, 0.25, 0.7), (0.15, 0.39, 0.1, 1.0)]
+    return Colormap(colors=colors, controls=[0.0, 0.25, 0.5, 0.75, 1.0],
+                    name="shapley: PiYG, clear at 0")
+
+
 def is_model_output(layer) -> bool:
     """Was this Labels layer made by a model run (not loaded, not drawn)?"""
     return bool(getattr(layer, "metadata", {}).get(METADATA_KEY, {}).get("model"))
@@ -124,9 +140,16 @@ def probability_layers(probabilities: np.ndarray, affine: np.ndarray,
     """One hidden Image layer per label with its probability (0..1, magma)."""
     layers = []
     for info in table:
-        kwargs = {"name": f"{prefix}({info.name})", "scale": spacing_from_affine(affine),
+        kwargs = {"name": f"{prefix}({info.name})", **placement(affine, probabilities.shape[1:]),
                   "colormap": "magma", "contrast_limits": (0.0, 1.0), "visible": False,
                   "blending": "additive",
                   "metadata": geometry_metadata(affine, (), probability_of=info.name)}
         layers.append((probabilities[info.value], kwargs, "image"))
     return layers
+
+
+def same_placement(layer) -> dict:
+    """Keyword arguments that put a new layer exactly over ``layer`` (its transforms)."""
+    return {"scale": tuple(layer.scale), "translate": tuple(layer.translate),
+            "rotate": np.asarray(layer.rotate), "shear": np.asarray(layer.shear),
+            "affine": np.asarray(layer.affine.affine_matrix)}

@@ -28,8 +28,8 @@ def test_sample_opens_as_contrast_layers_and_labels(viewer_with_sample):
     names = [layer.name for layer in viewer.layers]
     assert names == ["T1", "T1ce", "T2", "FLAIR", "reference"]
     for layer in viewer.layers:
-        assert tuple(layer.scale) == pytest.approx((1.5, 1.5, 1.5))
-        assert "affine" in layer.metadata["napari_medseg"]
+        assert "affine" in layer.metadata["napari_medseg"]  # placed by it: 1.5 mm voxels
+        assert np.abs(layer.affine.linear_matrix).sum(0) == pytest.approx((1.5, 1.5, 1.5))
     labels = viewer.layers["reference"]
     assert set(np.unique(labels.data)) == {0, 1, 2, 3}
     assert list(labels.features["name"]) == ["background", "NCR", "ED", "ET"]

@@ -12,6 +12,12 @@ def test_explain_section_end_to_end(sample_dock, qtbot, coarse_model_folder):
     viewer, dock = sample_dock(coarse_model_folder)
     section = dock.explain_section
     assert section.reference_combo.currentText().startswith("(none")  # never a name guess
+    assert "run the model once" in section.estimate.text()
+    run = dock.model_section.run()
+    with qtbot.waitSignal(run.finished, timeout=180_000):
+        pass
+    seconds = dock.model_section.last_run.seconds
+    assert f"{seconds:.1f} s" in section.estimate.text()  # 16 x a short run: under a minute
     section.reference_combo.setCurrentText("reference")
     worker = section.run()
     with qtbot.waitSignal(worker.finished, timeout=180_000):
@@ -35,3 +41,7 @@ def test_explain_section_end_to_end(sample_dock, qtbot, coarse_model_folder):
     low, high = layers[0].contrast_limits
     assert low == pytest.approx(-high) and high > 0
     assert layers[0].data.shape == viewer.layers["T1"].data.shape
+    # diverging and clear at zero: the anatomy shows wherever a contrast does not matter
+    colours = layers[0].colormap.map(np.array([0.0, 0.5, 1.0]))
+    assert colours[1, 3] == 0 and colours[0, 3] == colours[2, 3] == 1
+    assert colours[0, 0] > colours[0, 1] and colours[2, 1] > colours[2, 0]  # pink -, green +

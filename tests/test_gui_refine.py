@@ -20,8 +20,9 @@ class _Event:
         self.view_direction, self.dims_displayed, self.is_dragging = None, [1, 2], False
 
 
-def _mouse_click(viewer, voxel, spacing, modifiers=()):
-    world = np.asarray(voxel, float) * np.asarray(spacing)
+def _mouse_click(viewer, voxel, layer, modifiers=()):
+    """A click on ``voxel`` of ``layer``, wherever its affine places it in the world."""
+    world = np.asarray(layer.data_to_world(voxel), float)
     viewer.dims.set_point(0, world[0])
     mouse_press_callbacks(viewer, ReadOnlyWrapper(_Event("mouse_press", world, modifiers),
                                                   exceptions=("handled",)))
@@ -42,14 +43,16 @@ def test_clicks_refine_undo_reset(sample_dock, qtbot):
     viewer, dock = sample_dock()
     section = dock.refine_section
     reference = np.asarray(viewer.layers["reference"].data)
-    spacing = viewer.layers["reference"].scale
-    edit = viewer.add_labels(np.zeros_like(reference, dtype=np.uint8), name="edit", scale=spacing)
+    edit = viewer.add_labels(np.zeros_like(reference, dtype=np.uint8), name="edit")
+    # an empty, unplaced layer takes the images' grid and anatomical placement
+    assert edit.metadata["napari_medseg"]["affine"] == viewer.layers["T1"].metadata[
+        "napari_medseg"]["affine"]
     section.layer_combo.setCurrentText("edit")
     section.label_combo.setCurrentText("2 ED")
     section.active_button.setChecked(True)
     target = reference > 0
     first = robot_click(target, edit.data == 2)
-    _mouse_click(viewer, first.position, spacing)
+    _mouse_click(viewer, first.position, edit)
     _wait(qtbot, section)
     assert edit.data[first.position] == 2
     assert "random walker" in section.engine_label.text()  # 'auto' (see make_engine)
@@ -59,7 +62,7 @@ def test_clicks_refine_undo_reset(sample_dock, qtbot):
     points = viewer.layers["clicks"]
     assert len(points.data) == 1 and np.allclose(points.face_color[0], (0.1, 0.9, 0.2, 1.0))
     second = robot_click(target, grown)
-    _mouse_click(viewer, second.position, spacing, modifiers=() if second.positive else
+    _mouse_click(viewer, second.position, edit, modifiers=() if second.positive else
                  ("Shift",))  # Shift-click inverts the (positive) sign chosen in the dock
     _wait(qtbot, section)
     assert len(section.session.clicks) == 2 and (edit.data != after_first).any()
@@ -87,7 +90,7 @@ def test_refused_clicks_leave_the_mask_alone(sample_dock, qtbot, monkeypatch):
     assert "model run is in progress" in errors[-1]
     monkeypatch.undo()
     monkeypatch.setattr("napari_medseg._qt.refine_section.show_error", errors.append)
-    viewer.add_labels(np.zeros((5, 5, 5), np.uint8), name="other shape")
+    viewer.add_labels(np.ones((5, 5, 5), np.uint8), name="other shape")
     section.layer_combo.setCurrentText("other shape")
     assert not section.add_click((1, 1, 1), True)
     assert "has shape" in errors[-1]
@@ -99,15 +102,14 @@ def test_click_in_3d_view_lands_on_the_ray(sample_dock, qtbot):
     viewer, dock = sample_dock()
     section = dock.refine_section
     reference = viewer.layers["reference"]
-    spacing = np.asarray(reference.scale)
-    edit = viewer.add_labels(np.zeros(reference.data.shape, np.uint8), name="edit",
-                             scale=spacing)
+    edit = viewer.add_labels(np.zeros(reference.data.shape, np.uint8), name="edit")
     section.layer_combo.setCurrentText("edit")
     section.engine_combo.setCurrentText("random walker (no model)")
     viewer.dims.ndisplay = 3
     y, x = 60, 50
-    world = np.array([0.0, y, x]) * spacing
-    assert section.input.click_at(world, view_direction=(1.0, 0.0, 0.0),
+    world = np.asarray(edit.data_to_world((0, y, x)))  # a ray along the data's z axis
+    direction = np.asarray(edit.data_to_world((1, y, x))) - world
+    assert section.input.click_at(world, view_direction=direction / np.linalg.norm(direction),
                                   dims_displayed=[0, 1, 2])
     _wait(qtbot, section)
     visible = next(layer for layer in section.image_layers().values() if layer.visible)
@@ -135,7 +137,7 @@ def test_after_a_model_run_clicks_edit_the_models_layer_locally(sample_dock, qtb
     section.label_combo.setCurrentText("2 ED")
     section.active_button.setChecked(True)
     click = robot_click(reference == 2, before == 2)
-    _mouse_click(viewer, click.position, layer.scale, () if click.positive else ("Shift",))
+    _mouse_click(viewer, click.position, layer, () if click.positive else ("Shift",))
     _wait(qtbot, section)
     assert "model-aware" in section.engine_label.text()  # 'auto' with the run's probabilities
     changed = np.asarray(layer.data) != before

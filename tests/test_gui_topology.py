@@ -27,7 +27,8 @@ def test_check_overlay_jump_fix_and_undo(make_napari_viewer, qtbot):
             if name == "WT" and e.kind == "fragment" and e.size_voxels == 125]
     assert rows, [e.detail for _, e in section.errors]
     section.error_list.setCurrentRow(rows[0])
-    assert viewer.dims.point[0] == pytest.approx(planted[0] * 1.5, abs=1.5)
+    layer_world = viewer.layers[section.layer_combo.currentText()].data_to_world(planted)
+    assert viewer.dims.point[0] == pytest.approx(layer_world[0], abs=1.5)
     before = layer.data.copy()
     section.fix_selected()  # writes through the undo history, then re-checks in a worker
     qtbot.waitUntil(lambda: not section.runner.busy, timeout=60_000)

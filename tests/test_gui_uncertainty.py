@@ -24,9 +24,8 @@ def test_uncertainty_section_end_to_end(sample_dock, qtbot, coarse_model_folder)
     points = viewer.layers["suggested clicks"]
     assert len(points.data) == len(suggestions) > 0
     section.suggestion_list.setCurrentRow(0)
-    z = suggestions[0]["point"][0]
-    assert viewer.dims.point[0] == pytest.approx(z * 1.5, abs=1.5)
+    world = viewer.layers["uncertainty total"].data_to_world(suggestions[0]["point"])
+    assert viewer.dims.point[0] == pytest.approx(world[0], abs=1.5)
     # a click placed in the first region: the next suggestions skip it
-    viewer.add_points(np.array([suggestions[0]["point"]], float) * 1.5, name="clicks",
-                      scale=(1, 1, 1))
+    viewer.add_points(np.array([world], float), name="clicks")  # in world coordinates
     assert section.suggest()[0]["point"] != suggestions[0]["point"]

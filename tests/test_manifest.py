@@ -47,7 +47,8 @@ def test_reader_claims_nifti_and_reads_images_and_labels(tmp_path, small_case):
     assert napari_get_reader(str(images[1])) is read_layers
     [(data, kwargs, kind)] = read_layers(str(images[1]))
     assert kind == "image" and kwargs["name"] == "T1ce"
-    assert kwargs["scale"] == pytest.approx((3.0, 3.0, 3.0))
+    # placed by the file's affine: 3 mm voxels, world axes (inferior, posterior, left)
+    np.testing.assert_allclose(np.abs(kwargs["affine"][:3, :3]), np.eye(3) * 3.0)
     [(labels, label_kwargs, label_kind)] = read_layers(str(reference))
     assert label_kind == "labels"
     np.testing.assert_array_equal(labels, small_case.labels.data)

@@ -10,6 +10,8 @@ from qtpy.QtWidgets import (
 
 from napari_medseg.case import ImageDescription, auto_assign, check_case
 from napari_medseg.contrasts import BRATS_CONTRASTS
+from napari_medseg.io import spacing_from_affine
+from napari_medseg.layers import affine_of_layer
 
 NO_LAYER = "(none)"
 _COLUMNS = ("Contrast", "Layer", "Shape (z, y, x)", "Spacing (mm)")
@@ -18,8 +20,9 @@ _ROW_HEIGHT = 30
 
 def describe_layer(layer) -> ImageDescription:
     """Name, shape and spacing of a napari Image layer."""
+    affine = affine_of_layer(layer.metadata, tuple(layer.scale))
     return ImageDescription(layer.name, tuple(int(n) for n in layer.data.shape),
-                            tuple(float(s) for s in layer.scale))
+                            spacing_from_affine(affine))
 
 
 class CaseSection(QWidget):

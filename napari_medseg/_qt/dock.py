@@ -6,17 +6,20 @@ thread workers for long work) and write results back on the GUI thread.
 from __future__ import annotations
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QComboBox, QGroupBox, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget)
 
 from napari_medseg import __version__
 from napari_medseg._qt.case_section import CaseSection
 from napari_medseg._qt.explain_section import ExplainSection
 from napari_medseg._qt.export_section import ExportSection
 from napari_medseg._qt.model_section import ModelSection
+from napari_medseg._qt.orientation import AnatomicalView
 from napari_medseg._qt.refine_section import RefineSection
 from napari_medseg._qt.review_section import ReviewSection
 from napari_medseg._qt.topology_section import TopologySection
 from napari_medseg._qt.uncertainty_section import UncertaintySection
+from napari_medseg.orientation import CONVENTIONS
 
 
 class MedSegDock(QWidget):
@@ -30,8 +33,8 @@ class MedSegDock(QWidget):
         body = QWidget()
         self._body_layout = QVBoxLayout(body)
         self._body_layout.setAlignment(Qt.AlignTop)
-        header = QLabel(f"<b>napari-medseg</b> {__version__}")
-        self._body_layout.addWidget(header)
+        self.anatomy = AnatomicalView(napari_viewer)
+        self._body_layout.addLayout(self._header())
         self._body_layout.addStretch(1)  # sections go before it
         self.model_section = ModelSection(napari_viewer, self.case_section)
         self.add_section("Case: input contrasts", self.case_section)
@@ -63,6 +66,20 @@ class MedSegDock(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(scroll)
         self.setMinimumWidth(460)
+
+    def _header(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.addWidget(QLabel(f"<b>napari-medseg</b> {__version__}"))
+        row.addStretch(1)
+        row.addWidget(QLabel("View:"))
+        self.convention_combo = QComboBox()
+        self.convention_combo.addItems(CONVENTIONS)
+        self.convention_combo.setToolTip(
+            "radiological: the patient's right on the screen's left (default); "
+            "neurological: mirrored. Clicks and exports are the same in both.")
+        self.convention_combo.currentTextChanged.connect(self.anatomy.set_convention)
+        row.addWidget(self.convention_combo)
+        return row
 
     def add_section(self, title: str, widget: QWidget, expanded: bool = True) -> QGroupBox:
         """Append a titled section to the dock; its title's checkbox folds it away."""

@@ -35,6 +35,9 @@ class ExplainSection(QWidget):
         self.maps_button.clicked.connect(self.add_maps)
         self.progress, self.status = QProgressBar(), QLabel("")
         self.status.setWordWrap(True)
+        self.estimate = QLabel("")
+        self.estimate.setWordWrap(True)
+        self.estimate.setStyleSheet("color: #9e9e9e;")
         self.runner = TaskRunner(self.progress, self.status, self.run_button, self.cancel_button)
         self.run_button.clicked.connect(self.run)
         self.chart = BarChart()
@@ -43,9 +46,13 @@ class ExplainSection(QWidget):
         self.summary.setWordWrap(True)
         self._build_layout()
         viewer.layers.events.inserted.connect(self._refresh_references)
+        viewer.layers.events.inserted.connect(self.show_estimate)
+        model_section.model_combo.currentTextChanged.connect(self.show_estimate)
+        model_section.device_combo.currentTextChanged.connect(self.show_estimate)
         viewer.layers.events.removed.connect(self._refresh_references)
         self._refresh_references()
         self._enable_results(False)
+        self.show_estimate()
 
     def _make_table(self) -> QTableWidget:
         table = QTableWidget(0, len(_COLUMNS))
@@ -68,6 +75,7 @@ class ExplainSection(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(form)
+        layout.addWidget(self.estimate)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
@@ -95,6 +103,23 @@ class ExplainSection(QWidget):
             widget.setEnabled(enabled)
 
     # -- running ----------------------------------------------------------
+    def show_estimate(self, *_) -> str:
+        """Say before a run how long it takes: one model run per subset of contrasts."""
+        subsets = 2 ** len(self._case.contrasts)
+        run = self._models.last_run
+        if (run is None or run.folder != self._models.current_folder()
+                or run.device != self._models.device_combo.currentText()):
+            text = (f"Takes about {subsets} model runs ({subsets} subsets of the contrasts); "
+                    "run the model once for a time estimate.")
+        else:
+            minutes = subsets * run.seconds / 60
+            text = (f"Takes about {minutes:.0f} min here ({subsets} subsets of the contrasts "
+                    f"\u00d7 the last model run, {run.seconds:.0f} s)." if minutes >= 1 else
+                    f"Takes under a minute here ({subsets} \u00d7 the last model run, "
+                    f"{run.seconds:.1f} s).")
+        self.estimate.setText(text)
+        return text
+
     def run(self):
         """Compute attributions in a worker; returns it (None when refused)."""
         from napari_medseg.layers import volume_from_layers
@@ -193,7 +218,8 @@ class ExplainSection(QWidget):
         """Add the chosen target's voxel maps, one diverging layer per contrast."""
         import numpy as np
 
-        from napari_medseg.layers import geometry_metadata
+        from napari_medseg.layers import geometry_metadata, shapley_colormap
+        from napari_medseg.orientation import placement
 
         if self.result is None:
             return []
@@ -206,8 +232,8 @@ class ExplainSection(QWidget):
             if layer_name in self._viewer.layers:
                 self._viewer.layers.remove(layer_name)
             added.append(self._viewer.add_image(
-                target.maps[index], name=layer_name, colormap="PiYG",
-                contrast_limits=(-limit, limit), scale=self._volume.spacing,
+                target.maps[index], name=layer_name, colormap=shapley_colormap(),
+                contrast_limits=(-limit, limit), **placement(self._volume.affine, target.maps.shape[1:]),
                 blending="translucent", visible=index == int(np.argmin(target.ranks)),
                 metadata=geometry_metadata(self._volume.affine, shapley_target=name,
                                            contrast=contrast)))

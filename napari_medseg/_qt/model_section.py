@@ -1,7 +1,9 @@
 """Dock section 'Model': choose a model and device, run it without freezing napari."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -16,6 +18,15 @@ from napari_medseg._qt.worker import TaskRunner
 OPEN_FOLDER = "Open model folder..."
 
 
+class RunTime(NamedTuple):
+    """How long the last model run took, for time estimates of the other sections."""
+
+    folder: Path
+    device: str
+    seconds: float
+    voxels: int
+
+
 class ModelSection(QWidget):
     """Model and device pickers, Run/Cancel, progress; results become layers."""
 
@@ -28,6 +39,7 @@ class ModelSection(QWidget):
         self._folders: dict[str, Path] = dict(builtin_models())
         self._loaded: dict[Path, object] = {}
         self._trusted: set[Path] = set()  # folders whose TorchScript the user allowed
+        self.last_run: RunTime | None = None
         self.model_combo = QComboBox()
         self.model_combo.addItems([*self._folders, OPEN_FOLDER])
         self.model_combo.activated.connect(self._on_model_activated)
@@ -181,16 +193,18 @@ class ModelSection(QWidget):
         def task():  # probabilities are always kept: click refinement uses them
             from napari_medseg.inference import predict
 
+            started = time.perf_counter()
             model = self.loaded_model(folder)
             prediction = yield from predict(model, volume, device=device, precision=precision)
-            return model, volume, prediction
+            return model, volume, prediction, RunTime(
+                folder, device, time.perf_counter() - started, int(np.prod(volume.data.shape[1:])))
 
         return self.runner.start(task, self._add_result, "Model run")
 
     def _add_result(self, result) -> None:
         from napari_medseg.layers import PROBABILITIES_KEY, labels_layer, probability_layers
 
-        model, volume, prediction = result
+        model, volume, prediction, self.last_run = result
         spec = model.spec
         data, kwargs, _ = labels_layer(prediction.labels, volume.affine,
                                        name=f"{spec.name} segmentation", table=spec.labels,

@@ -16,6 +16,7 @@ from qtpy.QtWidgets import (
 from napari_medseg._qt.click_input import ClickInput
 from napari_medseg._qt.layer_combo import fill_labels_combo, new_model_layer
 from napari_medseg.errors import MedsegError
+from napari_medseg.layers import same_placement
 
 CLICKS_LAYER = "clicks"
 NEW_OBJECT = "new object"
@@ -349,9 +350,9 @@ class RefineSection(QWidget):
     def _clicks_layer(self):
         if CLICKS_LAYER not in self._viewer.layers:
             layer = self.labels_layer()
-            scale = layer.scale if layer is not None else (1, 1, 1)
-            self._viewer.add_points(np.zeros((0, 3)), name=CLICKS_LAYER, scale=scale, size=3,
-                                    border_width=0)
+            where = same_placement(layer) if layer is not None else {}
+            self._viewer.add_points(np.zeros((0, 3)), name=CLICKS_LAYER, size=3,
+                                    border_width=0, **where)
             self._viewer.layers.selection.active = layer
         return self._viewer.layers[CLICKS_LAYER]
 

@@ -111,8 +111,9 @@ class ReviewSection(QWidget):
         return self.runner.start(task, self._show_case, f"Opening {case_id}")
 
     def _show_case(self, case) -> None:
-        from napari_medseg.layers import labels_layer, volume_layers
+        from napari_medseg.layers import labels_layer, same_placement, volume_layers
         from napari_medseg.models.registry import builtin_models
+        from napari_medseg.orientation import placement
 
         for layer in self._case_layers:
             if layer in self._viewer.layers:
@@ -128,11 +129,12 @@ class ReviewSection(QWidget):
         added.append(self._viewer.add_labels(data, **kwargs))
         added.append(self._viewer.add_image(
             case.epistemic, name=f"{case.case_id} epistemic", colormap="magma",
-            blending="additive", opacity=0.6, scale=case.volume.spacing, visible=False))
+            blending="additive", opacity=0.6, **placement(case.volume.affine, case.epistemic.shape),
+            visible=False))
         if len(case.error_points):
             added.append(self._viewer.add_points(
                 case.error_points, name=f"{case.case_id} topology errors",
-                scale=case.volume.spacing, size=6, face_color="magenta", symbol="ring",
+                **same_placement(added[-1]), size=6, face_color="magenta", symbol="ring",
                 features={"kind": case.error_kinds}))
         self._case_layers = added
         self.current = case.case_id

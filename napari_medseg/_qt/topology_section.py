@@ -10,6 +10,7 @@ from qtpy.QtWidgets import (
 from napari_medseg._qt.layer_combo import new_model_layer
 from napari_medseg._qt.worker import TaskRunner
 from napari_medseg.errors import MedsegError
+from napari_medseg.layers import same_placement
 
 OVERLAY_NAME = "topology errors"
 FALLBACK_EXPECTATIONS = "WT:b0=1,b1=0,b2=0"
@@ -151,7 +152,7 @@ class TopologySection(QWidget):
         if OVERLAY_NAME in self._viewer.layers:
             self._viewer.layers[OVERLAY_NAME].data = codes
         else:
-            self._viewer.add_labels(codes, name=OVERLAY_NAME, scale=layer.scale, opacity=0.8,
+            self._viewer.add_labels(codes, name=OVERLAY_NAME, **same_placement(layer), opacity=0.8,
                                     colormap={0: (0, 0, 0, 0), None: (1, 1, 1, 1),
                                               **OVERLAY_COLORS})
         self.fix_button.setEnabled(bool(self.errors))
@@ -162,7 +163,7 @@ class TopologySection(QWidget):
         if not 0 <= row < len(self.errors):
             return
         layer = self._layer()
-        centre = np.asarray(self.errors[row][1].centroid_voxel) * np.asarray(layer.scale)
+        centre = np.asarray(layer.data_to_world(self.errors[row][1].centroid_voxel))
         self._viewer.dims.set_point(range(3), tuple(centre))
         scene = getattr(self._viewer, "scene", None)  # napari >= 0.9; older: viewer.camera
         camera = scene.camera if scene is not None else self._viewer.camera

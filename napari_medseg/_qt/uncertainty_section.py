@@ -8,6 +8,7 @@ from qtpy.QtWidgets import (
     QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from napari_medseg._qt.worker import TaskRunner
+from napari_medseg.layers import same_placement
 
 MAP_COLORMAPS = {"total": "inferno", "aleatoric": "viridis", "epistemic": "magma"}
 SUGGESTIONS_NAME = "suggested clicks"
@@ -96,6 +97,7 @@ class UncertaintySection(QWidget):
 
     def _show(self, outcome) -> None:
         from napari_medseg.layers import geometry_metadata
+        from napari_medseg.orientation import placement
 
         self.result, volume = outcome
         for name, values in self.result.maps.items():
@@ -105,7 +107,7 @@ class UncertaintySection(QWidget):
                 continue
             self._viewer.add_image(values, name=layer_name, colormap=MAP_COLORMAPS[name],
                                    contrast_limits=(0.0, max(float(values.max()), 1e-3)),
-                                   scale=volume.spacing, blending="additive",
+                                   **placement(volume.affine, values.shape), blending="additive",
                                    visible=name == "total", opacity=0.7,
                                    metadata=geometry_metadata(volume.affine, uncertainty=name,
                                                               method=self.result.method))
@@ -171,8 +173,9 @@ class UncertaintySection(QWidget):
         if SUGGESTIONS_NAME in self._viewer.layers:
             self._viewer.layers[SUGGESTIONS_NAME].data = coordinates
         else:
-            self._viewer.add_points(coordinates, name=SUGGESTIONS_NAME, scale=self._spacing,
-                                    size=4, face_color="cyan", symbol="cross")
+            self._viewer.add_points(coordinates, name=SUGGESTIONS_NAME, size=4,
+                                    face_color="cyan", symbol="cross",
+                                    **same_placement(self._map_layer()))
         self.suggestion_list.clear()
         names = (layer.metadata.get("napari_medseg", {}).get("label_names", {})
                  if layer is not None else {})

@@ -1,0 +1,110 @@
+"""Anatomical display in the viewer: letters at the canvas edges, the convention,
+and empty masks drawn on the image grid.
+
+Layers are placed by `napari_medseg.orientation` (world axes: inferior,
+posterior, left); this controller only labels and mirrors the view.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from napari_medseg.layers import METADATA_KEY, geometry_metadata, same_placement
+from napari_medseg.orientation import RADIOLOGICAL, horizontal_direction, view_letters
+
+_EDGES = {"top": "top_center", "bottom": "bottom_center", "left": "middle_left",
+          "right": "middle_right"}
+_AXIS_LABELS = ("S\u2192I", "A\u2192P", "R\u2192L")
+
+
+def _camera(viewer):
+    scene = getattr(viewer, "scene", None)  # napari >= 0.9; older: viewer.camera
+    return scene.camera if scene is not None else viewer.camera
+
+
+def anatomical_layers(viewer) -> list:
+    """The layers placed from a file's affine by napari-medseg."""
+    return [layer for layer in viewer.layers
+            if (layer.metadata or {}).get(METADATA_KEY, {}).get("affine") is not None]
+
+
+class AnatomicalView:
+    """Orientation letters that follow the 2D view, and the display convention.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer to label.
+    """
+
+    def __init__(self, viewer):
+        from napari.components.overlays import TextOverlay
+
+        self._viewer = viewer
+        self.convention = RADIOLOGICAL
+        self.overlays = {}
+        for edge, position in _EDGES.items():
+            overlay = TextOverlay(text="", position=position, font_size=14,
+                                  color=(1.0, 0.85, 0.3, 1.0), visible=False)
+            viewer.canvas.overlays[f"medseg_letter_{edge}"] = overlay
+            self.overlays[edge] = overlay
+        viewer.dims.events.order.connect(self.refresh)
+        viewer.dims.events.ndisplay.connect(self.refresh)
+        _camera(viewer).events.orientation.connect(self.refresh)
+        viewer.layers.events.inserted.connect(self._on_inserted)
+        viewer.layers.events.removed.connect(self.refresh)
+        self.refresh()
+
+    def set_convention(self, convention: str) -> None:
+        """Show the radiological (patient right on screen left) or neurological view."""
+        camera = _camera(self._viewer)
+        camera.orientation2d = (camera.orientation2d[0], horizontal_direction(convention))
+        self.convention = convention
+        self.refresh()
+
+    def letters(self) -> dict[str, str]:
+        """The letter shown at each edge (empty when the view is not anatomical)."""
+        viewer = self._viewer
+        if viewer.dims.ndisplay != 2 or not anatomical_layers(viewer) or viewer.dims.ndim < 3:
+            return dict.fromkeys(_EDGES, "")
+        return view_letters(viewer.dims.displayed, _camera(viewer).orientation2d,
+                            viewer.dims.ndim)
+
+    def refresh(self, *_) -> None:
+        """Redraw the letters for the current view."""
+        for edge, letter in self.letters().items():
+            self.overlays[edge].text = letter
+            self.overlays[edge].visible = bool(letter)
+
+    def _on_inserted(self, event) -> None:
+        layer = event.value
+        adopt_empty_labels(self._viewer, layer)
+        if anatomical_layers(self._viewer) and self._viewer.dims.ndim == 3:
+            self._viewer.dims.axis_labels = _AXIS_LABELS
+        self.refresh()
+
+
+def adopt_empty_labels(viewer, layer) -> bool:
+    """Put a new, empty, unplaced 3D Labels layer on the case's image grid.
+
+    napari's "new labels" button makes a grid aligned with the world axes;
+    the mask a user then draws must share the images' voxels for refinement
+    and export to be voxel-exact, so an empty one takes their grid and
+    affine. Returns whether the layer was adopted.
+    """
+    from napari.layers import Image, Labels
+
+    if not isinstance(layer, Labels) or layer.ndim != 3 or METADATA_KEY in layer.metadata:
+        return False
+    images = [item for item in anatomical_layers(viewer) if isinstance(item, Image)
+              and item.ndim == 3]
+    if not images or np.any(np.asarray(layer.data)):
+        return False
+    image = images[0]
+    stored = image.metadata[METADATA_KEY]
+    if tuple(layer.data.shape) != tuple(image.data.shape):
+        layer.data = np.zeros(image.data.shape, dtype=np.asarray(layer.data).dtype)
+    for transform, value in same_placement(image).items():
+        setattr(layer, transform, value)
+    layer.metadata = {**layer.metadata, **geometry_metadata(
+        np.asarray(stored["affine"]), tuple(stored.get("source_paths", ())))}
+    return True
