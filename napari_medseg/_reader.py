@@ -49,6 +49,9 @@ def read_layers(path: PathOrPaths) -> list[tuple]:
     except MedsegError as error:
         show_error(f"napari-medseg could not open {error}")
         return [(None,)]
+    images = [kwargs for _, kwargs, kind in layers if kind == "image"]
+    for kwargs in images[:-1]:  # the contrasts of a case: one shown, not four stacked
+        kwargs["visible"] = False
     return layers
 
 

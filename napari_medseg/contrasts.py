@@ -25,6 +25,13 @@ def _tokens(name: str) -> list[str]:
     return [token for token in re.split(r"[^a-z0-9]+", stem) if token]
 
 
+def is_contrast_name(name: str) -> bool:
+    """Does ``name`` say nothing but a contrast (``flair.nii.gz``, ``T1ce``)?"""
+    tokens = _tokens(name)
+    return "".join(tokens) in _ALIAS_TO_CONTRAST or (
+        len(tokens) == 1 and tokens[0] in _ALIAS_TO_CONTRAST)
+
+
 def guess_contrast(name: str) -> str | None:
     """Canonical contrast named in ``name``, or None when it names none.
 

@@ -51,7 +51,7 @@ def main(path: str) -> None:
             QApplication.processEvents()
             time.sleep(0.02)
     first = refine.session.clicks[0].position
-    viewer.dims.set_point(0, first[0] * 1.5)
+    viewer.dims.set_point(0, segmentation.data_to_world(first)[0])
     for _ in range(10):
         QApplication.processEvents()
     viewer.screenshot(path, canvas_only=False, flash=False)

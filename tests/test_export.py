@@ -84,7 +84,7 @@ def test_nnunet_refuses_mismatches_and_writes_nothing(written_cases, tmp_path):
     assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
     not_a_folder = tmp_path / "file.txt"
     not_a_folder.write_text("x")
-    with pytest.raises(InputError, match="not writable|does not exist"):
+    with pytest.raises(InputError, match="cannot create the output folder"):
         export_case(volume, labels, "nnunet", not_a_folder / "sub", label_names=label_names(),
                     dataset_name="X")
 
@@ -234,3 +234,21 @@ def test_autosave_to_a_folder_that_cannot_be_created_is_one_line(tmp_path, monke
     monkeypatch.setenv("NAPARI_MEDSEG_RECOVERY_DIR", str(blocker / "recovery"))
     with pytest.raises(InputError, match="cannot be created.*NAPARI_MEDSEG_RECOVERY_DIR"):
         autosave(np.zeros((2, 2, 2), np.uint8), [], "labels")
+
+
+def test_export_makes_a_missing_folder_and_names_contrast_only_files_by_their_folder(
+        written_cases, tmp_path):
+    from napari_medseg.export import default_case_id
+    from napari_medseg.io import Volume
+
+    volume, labels = written_cases["case_a"]
+    nested = tmp_path / "new" / "exports"
+    result = export_case(volume, labels, "nifti", nested, label_names=label_names())
+    assert result.output.parent == nested and result.output.name == "case_a_seg.nii.gz"
+    ids = []
+    for folder in ("patient_07", "patient_08"):  # t1.nii.gz ... flair.nii.gz in each folder
+        sources = tuple(str(tmp_path / folder / f"{c}.nii.gz") for c in
+                        ("t1", "t1ce", "t2", "flair"))
+        ids.append(default_case_id(Volume(volume.data, volume.affine, volume.channel_names,
+                                          sources)))
+    assert ids == ["patient_07", "patient_08"]

@@ -36,12 +36,6 @@ def test_sample_opens_as_contrast_layers_and_labels(viewer_with_sample):
     assert labels.get_color(3)[:3] == pytest.approx((1.0, 0.85, 0.1), abs=0.01)
 
 
-def test_dock_matches_contrasts_and_reports_ready(viewer_with_sample):
-    dock = _dock(viewer_with_sample)
-    section = dock.case_section
-    assert section.assignment() == {"T1": "T1", "T1ce": "T1ce", "T2": "T2", "FLAIR": "FLAIR"}
-    assert section.warnings() == []
-    assert "ready" in section._status.text()
 
 
 def test_dock_follows_renames_and_manual_picks(viewer_with_sample):
@@ -117,3 +111,43 @@ def test_a_model_run_becomes_the_target_of_every_editing_section(sample_dock, qt
                   dock.topology_section.layer_combo):
         assert combo.currentText() == "tiny segmentation"
     assert dock.explain_section.reference_combo.currentText().startswith("(none")
+
+
+def _clipped_cells(table) -> list[str]:
+    """Header and cell texts wider than their column (what a user sees cut off)."""
+    metrics, clipped = table.fontMetrics(), []
+    for column in range(table.columnCount()):
+        width = table.columnWidth(column)
+        header = table.horizontalHeaderItem(column)
+        texts = [header.text()] if header is not None else []
+        texts += [table.item(row, column).text() for row in range(table.rowCount())
+                  if table.item(row, column) is not None]
+        clipped += [text for text in texts if metrics.horizontalAdvance(text) + 6 > width]
+    return clipped
+
+
+def test_dock_matches_contrasts_fits_1600x1000_and_clips_no_text(make_napari_viewer, qtbot):
+    from qtpy.QtWidgets import QScrollArea, QTableWidget
+
+    viewer = make_napari_viewer(show=True)  # a shown window: real layout sizes
+    viewer.open_sample(PLUGIN, "brats_like_case")
+    dock = _dock(viewer)
+    section = dock.case_section
+    assert section.assignment() == {"T1": "T1", "T1ce": "T1ce", "T2": "T2", "FLAIR": "FLAIR"}
+    assert section.warnings() == []
+    assert "ready" in section._status.text()
+    viewer.window._qt_window.resize(1600, 1000)
+    qtbot.wait(100)
+    scroll = dock.findChild(QScrollArea)
+    assert scroll.horizontalScrollBar().maximum() == 0
+    assert scroll.verticalScrollBar().maximum() == 0  # Case, Model and Refine open: all seen
+    for section in dock.sections.values():
+        section.expand(animate=False)
+    qtbot.wait(100)
+    assert scroll.horizontalScrollBar().maximum() == 0
+    for table in dock.findChildren(QTableWidget):
+        assert _clipped_cells(table) == [], table.horizontalHeaderItem(0).text()
+    for section in dock.sections.values():
+        section.collapse(animate=False)
+    qtbot.wait(50)
+    assert all(section.content().height() == 0 for section in dock.sections.values())

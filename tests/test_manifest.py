@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 from npe2 import PluginManifest
 from npe2.manifest.utils import import_python_name
 
@@ -49,6 +48,9 @@ def test_reader_claims_nifti_and_reads_images_and_labels(tmp_path, small_case):
     assert kind == "image" and kwargs["name"] == "T1ce"
     # placed by the file's affine: 3 mm voxels, world axes (inferior, posterior, left)
     np.testing.assert_allclose(np.abs(kwargs["affine"][:3, :3]), np.eye(3) * 3.0)
+    several = read_layers([str(image) for image in images])  # a case's files opened at once
+    assert [kwargs["visible"] for _, kwargs, _ in several] == [False] * (len(images) - 1) + [
+        True]
     [(labels, label_kwargs, label_kind)] = read_layers(str(reference))
     assert label_kind == "labels"
     np.testing.assert_array_equal(labels, small_case.labels.data)

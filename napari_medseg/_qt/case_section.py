@@ -15,7 +15,7 @@ from napari_medseg.layers import affine_of_layer
 
 NO_LAYER = "(none)"
 _COLUMNS = ("Contrast", "Layer", "Shape (z, y, x)", "Spacing (mm)")
-_ROW_HEIGHT = 30
+_ROW_HEIGHT = 27
 
 
 def describe_layer(layer) -> ImageDescription:

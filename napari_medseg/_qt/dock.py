@@ -6,8 +6,8 @@ thread workers for long work) and write results back on the GUI thread.
 from __future__ import annotations
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (
-    QComboBox, QGroupBox, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+from superqt import QCollapsible
 
 from napari_medseg import __version__
 from napari_medseg._qt.case_section import CaseSection
@@ -30,9 +30,11 @@ class MedSegDock(QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.case_section = CaseSection(napari_viewer)
+        self.sections: dict[str, QCollapsible] = {}
         body = QWidget()
         self._body_layout = QVBoxLayout(body)
         self._body_layout.setAlignment(Qt.AlignTop)
+        self._body_layout.setSpacing(4)
         self.anatomy = AnatomicalView(napari_viewer)
         self._body_layout.addLayout(self._header())
         self._body_layout.addStretch(1)  # sections go before it
@@ -54,7 +56,8 @@ class MedSegDock(QWidget):
                          expanded=False)
         self.export_section = ExportSection(napari_viewer, self.case_section, self.model_section,
                                             self.refine_section)
-        self.add_section("Export: corrected masks for retraining", self.export_section)
+        self.add_section("Export: corrected masks for retraining", self.export_section,
+                         expanded=False)
         self.review_section = ReviewSection(napari_viewer)
         self.add_section("Review queue: cohort cases by priority", self.review_section,
                          expanded=False)
@@ -81,14 +84,20 @@ class MedSegDock(QWidget):
         row.addWidget(self.convention_combo)
         return row
 
-    def add_section(self, title: str, widget: QWidget, expanded: bool = True) -> QGroupBox:
-        """Append a titled section to the dock; its title's checkbox folds it away."""
-        box = QGroupBox(title)
-        box.setCheckable(True)
-        box.setChecked(expanded)
-        widget.setVisible(expanded)
-        box.toggled.connect(widget.setVisible)
-        inner = QVBoxLayout(box)
-        inner.addWidget(widget)
-        self._body_layout.insertWidget(self._body_layout.count() - 1, box)
-        return box
+    def add_section(self, title: str, widget: QWidget, expanded: bool = True) -> QCollapsible:
+        """Append a titled section to the dock; its title folds it away (superqt)."""
+        section = QCollapsible(title)
+        section.setDuration(0)  # no animation: sections open at once
+        section.setCollapsedIcon("\u25b8")
+        section.setExpandedIcon("\u25be")
+        section.addWidget(widget)
+        section.layout().setContentsMargins(0, 0, 0, 0)
+        section.layout().setSpacing(0)
+        section.content().layout().setContentsMargins(12, 2, 4, 6)
+        if expanded:
+            section.expand(animate=False)
+        else:
+            section.collapse(animate=False)
+        self.sections[title.split(":")[0]] = section
+        self._body_layout.insertWidget(self._body_layout.count() - 1, section)
+        return section

@@ -52,6 +52,7 @@ class AnatomicalView:
         _camera(viewer).events.orientation.connect(self.refresh)
         viewer.layers.events.inserted.connect(self._on_inserted)
         viewer.layers.events.removed.connect(self.refresh)
+        self._label_axes()
         self.refresh()
 
     def set_convention(self, convention: str) -> None:
@@ -78,9 +79,13 @@ class AnatomicalView:
     def _on_inserted(self, event) -> None:
         layer = event.value
         adopt_empty_labels(self._viewer, layer)
+        self._label_axes()
+        self.refresh()
+
+    def _label_axes(self) -> None:
+        """Name the sliders by the anatomy they move through (S\u2192I is axial)."""
         if anatomical_layers(self._viewer) and self._viewer.dims.ndim == 3:
             self._viewer.dims.axis_labels = _AXIS_LABELS
-        self.refresh()
 
 
 def adopt_empty_labels(viewer, layer) -> bool:

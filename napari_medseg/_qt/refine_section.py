@@ -24,6 +24,7 @@ ENGINES = {"auto": "auto", "model-aware (segmentation model)": "model",
            "learned click model": "learned", "random walker (no model)": "random_walker"}
 GREEN, RED = (0.1, 0.9, 0.2, 1.0), (0.95, 0.15, 0.15, 1.0)
 
+_START = "Start clicking  (Shift-click: other sign, Ctrl-Z: undo)"
 
 class RefineSection(QWidget):
     """Target layer and label, sign, engine; Undo click / Reset object / Accept."""
@@ -50,7 +51,9 @@ class RefineSection(QWidget):
         self._sign_group = QButtonGroup(self)
         for button in (self.positive_button, self.negative_button):
             self._sign_group.addButton(button)
-        self.active_button = QPushButton("Start clicking")
+        self.active_button = QPushButton(_START)
+        self.active_button.setToolTip("Click in the image to add or remove; Shift-click for "
+                                      "the other sign; Ctrl-Z undoes the last click")
         self.active_button.setCheckable(True)
         self.active_button.toggled.connect(self._on_active)
         self.undo_button, self.reset_button, self.accept_button = (
@@ -83,13 +86,10 @@ class RefineSection(QWidget):
         buttons = QHBoxLayout()
         for button in (self.undo_button, self.reset_button, self.accept_button):
             buttons.addWidget(button)
-        hint = QLabel("Click in the image; Shift-click for the other sign; Ctrl-Z undoes.")
-        hint.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(form)
         layout.addWidget(self.active_button)
-        layout.addWidget(hint)
         layout.addLayout(buttons)
         layout.addWidget(self.engine_label)
         layout.addWidget(self.status)
@@ -147,7 +147,7 @@ class RefineSection(QWidget):
         return int(text.split()[0]) if text else 1
 
     def _on_active(self, active: bool) -> None:
-        self.active_button.setText("Stop clicking" if active else "Start clicking")
+        self.active_button.setText("Stop clicking" if active else _START)
         self.input.set_active(active)
         if active:
             self._clicks_layer()

@@ -53,7 +53,9 @@ class UncertaintySection(QWidget):
             methods.addWidget(box)
         form = QFormLayout()
         form.addRow("Method", methods)
-        form.addRow("Samples per fold", self.samples)
+        self.samples.setToolTip("MC dropout: passes with dropout on (one fold); flip TTA: "
+                                "flips per fold; folds: every fold once")
+        form.addRow("Samples", self.samples)
         buttons = QHBoxLayout()
         for button in (self.run_button, self.cancel_button, self.suggest_button):
             buttons.addWidget(button)

@@ -67,6 +67,8 @@ class TaskRunner:
         worker.errored.connect(lambda error: self._fail(error, label, notify=False))
         worker.aborted.connect(lambda: self._aborted(label))
         self.worker = worker
+        self.progress.setMaximum(1)
+        self.progress.setValue(0)  # not the last run's full bar
         self._set_running(True)
         self.status.setText(f"{label}: starting...")
         worker.start()
@@ -111,5 +113,6 @@ class TaskRunner:
         self.status.setText(f"{label}: cancelled, nothing changed")
 
     def _set_running(self, running: bool) -> None:
+        self.progress.setVisible(running)  # idle bars only took room in the dock
         self.run_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from napari_medseg.errors import InputError
 from napari_medseg.export._nnunet import append_case
 from napari_medseg.export._provenance import provenance_record
 from napari_medseg.io import Volume, write_labels
-from napari_medseg.io._atomic import atomic_files, atomic_path
+from napari_medseg.io._atomic import atomic_files, atomic_path, make_folder
 
 FORMATS = ("nifti", "zarr", "nnunet")
 
@@ -42,16 +43,20 @@ def check_case_id(case_id: str) -> str:
 
 
 def default_case_id(volume: Volume) -> str:
-    """A case id from the source file names (their common stem), else ``case``."""
-    stems = [re.sub(r"(\.nii\.gz|\.nii|\.nrrd|\.mha|\.zarr)$", "", Path(p).name)
-             for p in volume.source_paths]
+    """A case id from the source file names (their common stem), else ``case``.
+
+    Files named only by their contrast (``t1.nii.gz``, ``flair.nii.gz`` in a
+    case folder) take the folder's name, so two such cases do not clash.
+    """
+    from napari_medseg.contrasts import is_contrast_name
+
+    paths = [Path(p) for p in volume.source_paths]
+    stems = [re.sub(r"(\.nii\.gz|\.nii|\.nrrd|\.mha|\.zarr)$", "", p.name) for p in paths]
     if not stems:
         return "case"
-    common = stems[0]
-    for stem in stems[1:]:
-        while not stem.startswith(common):
-            common = common[:-1]
-    common = common.rstrip("_-.")
+    common = os.path.commonprefix(stems).rstrip("_-.")
+    if not common or all(is_contrast_name(stem) for stem in stems):
+        common = paths[0].resolve().parent.name
     return re.sub(r"[^A-Za-z0-9_\-]", "_", common) or "case"
 
 
@@ -99,8 +104,8 @@ def export_case(volume: Volume, mask: np.ndarray, fmt: str, out: str | Path,
     case_id = check_case_id(case_id or default_case_id(volume))
     names = dict(label_names or {})
     out = Path(out)
-    if fmt != "nnunet" and not out.is_dir():
-        raise InputError(f"{out}: the output folder does not exist. Create it first")
+    if fmt != "nnunet":
+        make_folder(out)  # a folder the user names is made, as a file dialog would
     original_file = {"nifti": f"{case_id}_model_seg.nii.gz", "zarr": "original_labels",
                      "nnunet": f"{case_id}_model_seg.nii.gz"}[fmt] if original is not None \
         else None

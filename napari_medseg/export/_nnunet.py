@@ -24,7 +24,7 @@ import numpy as np
 
 from napari_medseg.errors import InputError, describe
 from napari_medseg.io import Volume, write_image, write_labels
-from napari_medseg.io._atomic import atomic_path
+from napari_medseg.io._atomic import atomic_path, make_folder
 
 FILE_ENDING = ".nii.gz"
 LOCK_FILE = ".napari-medseg.lock"
@@ -182,8 +182,9 @@ def append_case(out: str | Path, volume: Volume, mask: np.ndarray, case_id: str,
     """
     out = Path(out)
     root = out.parent if _DATASET.match(out.name) else out
-    if not root.is_dir() or not os.access(root, os.W_OK):
-        raise InputError(f"{root}: the output folder does not exist or is not writable")
+    make_folder(root)
+    if not os.access(root, os.W_OK):
+        raise InputError(f"{root}: the output folder is not writable. Choose another folder")
     with dataset_lock(root):
         folder = dataset_folder(out, name, dataset_id)
         _clean_leftovers(root, folder)

@@ -40,6 +40,16 @@ def check_writable(target: Path, overwrite: bool) -> None:
         raise InputError(f"{folder}: the output folder is not writable. Choose another folder")
 
 
+def make_folder(folder: Path) -> Path:
+    """Create an output ``folder`` (and its parents); one clear line when it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"{folder}: cannot create the output folder ({error.strerror}). "
+                         "Choose another folder") from None
+    return folder
+
+
 def _partial_name(target: Path) -> Path:
     stem, suffix = split_suffix(target)
     return target.with_name(f".{stem}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")

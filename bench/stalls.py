@@ -1,0 +1,134 @@
+"""Worst GUI stall per dock action, measured by a timer-tick probe (run under Xvfb).
+
+A QTimer ticks every 5 ms on the GUI thread; the longest gap between two
+ticks while an action runs (from the button press until its result is in
+the layers and the section is idle) is the longest the user saw napari
+frozen. Actions, in the order a user takes them on the sample case: open
+the sample, run the built-in model, one refinement click, a topology check,
+MC-dropout uncertainty and suggestions, NIfTI export, and the review queue's
+"Open next" on a two-case batch output.
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python bench/stalls.py \
+        --json bench/results/stalls.json
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import print_table, write_json  # noqa: E402
+
+GOAL_MS = 200.0
+
+
+class StallProbe:
+    """Longest gap between ticks of a 5 ms timer on the GUI thread."""
+
+    def __init__(self):
+        from qtpy.QtCore import QTimer
+
+        self.timer = QTimer()
+        self.timer.setInterval(5)
+        self.timer.timeout.connect(self._tick)
+        self.last, self.worst = 0.0, 0.0
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.worst, self.last = max(self.worst, now - self.last), now
+
+    def measure(self, app, action, done, settle: float = 0.3) -> float:
+        """Run ``action()``, pump events until ``done()``, then ``settle`` s more: worst gap."""
+        self.last, self.worst = time.perf_counter(), 0.0
+        self.timer.start()
+        action()
+        started = time.perf_counter()
+        while not done():
+            app.processEvents()
+            time.sleep(0.001)
+            if time.perf_counter() - started > 600:
+                raise TimeoutError("the dock did not finish in time")
+        ended = time.perf_counter()
+        while time.perf_counter() - ended < settle:
+            app.processEvents()
+            time.sleep(0.001)
+        self._tick()
+        self.timer.stop()
+        return self.worst * 1000.0
+
+
+def _batch_output(folder: Path) -> Path:
+    from napari_medseg.cohort import run_batch
+    from napari_medseg.progress import run_to_end
+    from napari_medseg.sample import generate_case, write_case
+
+    for index in range(2):
+        write_case(generate_case(70 + index, spacing=1.5), folder / "in" / f"c{index}",
+                   f"c{index}")
+    run_to_end(run_batch(folder / "in", folder / "out", scheduler="serial", samples=2))
+    return folder / "out"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", default="bench/results/stalls.json")
+    args = parser.parse_args()
+    import os
+
+    os.environ["NAPARI_MEDSEG_RECOVERY_DIR"] = tempfile.mkdtemp()
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_medseg.interactive import robot_click
+
+    scratch = Path(tempfile.mkdtemp())
+    queue = _batch_output(scratch)  # before the viewer: not part of any measured action
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1600, 1000)
+    _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
+    app, probe, stalls = QApplication.instance(), StallProbe(), {}
+    stalls["open the sample case"] = probe.measure(
+        app, lambda: viewer.open_sample("napari-medseg", "brats_like_case"), lambda: True)
+    models = dock.model_section
+    models.device_combo.setCurrentText("cpu")
+    stalls["model run (built-in, 3 folds)"] = probe.measure(
+        app, models.run, lambda: not models.runner.busy)
+    refine = dock.refine_section
+    layer = viewer.layers[refine.layer_combo.currentText()]
+    refine.label_combo.setCurrentText("2 ED")
+    click = robot_click(np.asarray(viewer.layers["reference"].data) == 2,
+                        np.asarray(layer.data) == 2)
+    stalls["refinement click (model-aware)"] = probe.measure(
+        app, lambda: refine.add_click(click.position, click.positive),
+        lambda: refine._worker is None and not refine._pending)
+    topology = dock.topology_section
+    stalls["topology check"] = probe.measure(app, topology.run,
+                                             lambda: not topology.runner.busy)
+    uncertainty = dock.uncertainty_section
+    uncertainty.samples.setValue(2)
+    stalls["uncertainty (MC dropout, 2 samples)"] = probe.measure(
+        app, uncertainty.run, lambda: not uncertainty.runner.busy)
+    stalls["suggest clicks"] = probe.measure(app, uncertainty.suggest, lambda: True)
+    export = dock.export_section
+    export.format_combo.setCurrentText("NIfTI file")
+    export.folder_edit.setText(str(scratch / "export"))
+    stalls["export (NIfTI)"] = probe.measure(app, export.export, lambda: True)
+    review = dock.review_section
+    review.open_table(queue)
+    stalls["review queue: open next"] = probe.measure(app, review.open_next,
+                                                      lambda: not review.runner.busy)
+    rows = [{"action": action, "worst stall (ms)": round(ms),
+             "goal": "met" if ms <= GOAL_MS else f"missed ({ms / GOAL_MS:.1f}x)"}
+            for action, ms in stalls.items()]
+    print_table(rows, ["action", "worst stall (ms)", "goal"])
+    write_json(args.json, {"command": "bench/stalls.py", "goal_ms": GOAL_MS, "rows": rows})
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()
