@@ -90,11 +90,6 @@ def placement(affine: np.ndarray, shape_zyx: Sequence[int]) -> dict:
     return {"affine": display_affine(affine, tuple(shape_zyx)[-3:])}
 
 
-def world_to_ras(world: Sequence[float]) -> np.ndarray:
-    """A napari world point ``(I, P, L)`` as RAS+ millimetres."""
-    return (_RAS_TO_WORLD[:3, :3].T @ np.asarray(world, float)[-3:])
-
-
 def horizontal_direction(convention: str) -> str:
     """napari's ``camera.orientation2d`` horizontal entry for a display convention."""
     if convention not in CONVENTIONS:

@@ -233,7 +233,8 @@ class ExplainSection(QWidget):
                 self._viewer.layers.remove(layer_name)
             added.append(self._viewer.add_image(
                 target.maps[index], name=layer_name, colormap=shapley_colormap(),
-                contrast_limits=(-limit, limit), **placement(self._volume.affine, target.maps.shape[1:]),
+                contrast_limits=(-limit, limit),
+                **placement(self._volume.affine, target.maps.shape[1:]),
                 blending="translucent", visible=index == int(np.argmin(target.ranks)),
                 metadata=geometry_metadata(self._volume.affine, shapley_target=name,
                                            contrast=contrast)))

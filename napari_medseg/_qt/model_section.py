@@ -24,7 +24,6 @@ class RunTime(NamedTuple):
     folder: Path
     device: str
     seconds: float
-    voxels: int
 
 
 class ModelSection(QWidget):
@@ -196,8 +195,8 @@ class ModelSection(QWidget):
             started = time.perf_counter()
             model = self.loaded_model(folder)
             prediction = yield from predict(model, volume, device=device, precision=precision)
-            return model, volume, prediction, RunTime(
-                folder, device, time.perf_counter() - started, int(np.prod(volume.data.shape[1:])))
+            return model, volume, prediction, RunTime(folder, device,
+                                                      time.perf_counter() - started)
 
         return self.runner.start(task, self._add_result, "Model run")
 

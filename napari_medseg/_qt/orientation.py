@@ -16,7 +16,8 @@ _EDGES = {"top": "top_center", "bottom": "bottom_center", "left": "middle_left",
 _AXIS_LABELS = ("S\u2192I", "A\u2192P", "R\u2192L")
 
 
-def _camera(viewer):
+def viewer_camera(viewer):
+    """The viewer's camera (napari 0.9 moved it to ``viewer.scene``)."""
     scene = getattr(viewer, "scene", None)  # napari >= 0.9; older: viewer.camera
     return scene.camera if scene is not None else viewer.camera
 
@@ -49,7 +50,7 @@ class AnatomicalView:
             self.overlays[edge] = overlay
         viewer.dims.events.order.connect(self.refresh)
         viewer.dims.events.ndisplay.connect(self.refresh)
-        _camera(viewer).events.orientation.connect(self.refresh)
+        viewer_camera(viewer).events.orientation.connect(self.refresh)
         viewer.layers.events.inserted.connect(self._on_inserted)
         viewer.layers.events.removed.connect(self.refresh)
         self._label_axes()
@@ -57,7 +58,7 @@ class AnatomicalView:
 
     def set_convention(self, convention: str) -> None:
         """Show the radiological (patient right on screen left) or neurological view."""
-        camera = _camera(self._viewer)
+        camera = viewer_camera(self._viewer)
         camera.orientation2d = (camera.orientation2d[0], horizontal_direction(convention))
         self.convention = convention
         self.refresh()
@@ -67,7 +68,7 @@ class AnatomicalView:
         viewer = self._viewer
         if viewer.dims.ndisplay != 2 or not anatomical_layers(viewer) or viewer.dims.ndim < 3:
             return dict.fromkeys(_EDGES, "")
-        return view_letters(viewer.dims.displayed, _camera(viewer).orientation2d,
+        return view_letters(viewer.dims.displayed, viewer_camera(viewer).orientation2d,
                             viewer.dims.ndim)
 
     def refresh(self, *_) -> None:

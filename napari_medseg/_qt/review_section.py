@@ -129,8 +129,8 @@ class ReviewSection(QWidget):
         added.append(self._viewer.add_labels(data, **kwargs))
         added.append(self._viewer.add_image(
             case.epistemic, name=f"{case.case_id} epistemic", colormap="magma",
-            blending="additive", opacity=0.6, **placement(case.volume.affine, case.epistemic.shape),
-            visible=False))
+            blending="additive", opacity=0.6, visible=False,
+            **placement(case.volume.affine, case.epistemic.shape)))
         if len(case.error_points):
             added.append(self._viewer.add_points(
                 case.error_points, name=f"{case.case_id} topology errors",

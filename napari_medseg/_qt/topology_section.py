@@ -8,6 +8,7 @@ from qtpy.QtWidgets import (
     QPushButton, QVBoxLayout, QWidget)
 
 from napari_medseg._qt.layer_combo import new_model_layer
+from napari_medseg._qt.orientation import viewer_camera
 from napari_medseg._qt.worker import TaskRunner
 from napari_medseg.errors import MedsegError
 from napari_medseg.layers import same_placement
@@ -165,9 +166,7 @@ class TopologySection(QWidget):
         layer = self._layer()
         centre = np.asarray(layer.data_to_world(self.errors[row][1].centroid_voxel))
         self._viewer.dims.set_point(range(3), tuple(centre))
-        scene = getattr(self._viewer, "scene", None)  # napari >= 0.9; older: viewer.camera
-        camera = scene.camera if scene is not None else self._viewer.camera
-        camera.center = tuple(centre)
+        viewer_camera(self._viewer).center = tuple(centre)
 
     def fix_selected(self) -> None:
         """Apply the selected error's fix through the layer's undo history, then re-check."""
