@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_medseg.layers import METADATA_KEY, geometry_metadata, same_placement
-from napari_medseg.orientation import RADIOLOGICAL, horizontal_direction, view_letters
+from napari_medseg.orientation import horizontal_direction, view_letters
 
 _EDGES = {"top": "top_center", "bottom": "bottom_center", "left": "middle_left",
           "right": "middle_right"}
@@ -41,7 +41,6 @@ class AnatomicalView:
         from napari.components.overlays import TextOverlay
 
         self._viewer = viewer
-        self.convention = RADIOLOGICAL
         self.overlays = {}
         for edge, position in _EDGES.items():
             overlay = TextOverlay(text="", position=position, font_size=14,
@@ -60,7 +59,6 @@ class AnatomicalView:
         """Show the radiological (patient right on screen left) or neurological view."""
         camera = viewer_camera(self._viewer)
         camera.orientation2d = (camera.orientation2d[0], horizontal_direction(convention))
-        self.convention = convention
         self.refresh()
 
     def letters(self) -> dict[str, str]:
