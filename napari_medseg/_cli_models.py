@@ -70,11 +70,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.probabilities:
         check_writable(args.probabilities, args.overwrite)
     volume = read_volume(args.images)
-    model = load_model(args.model, trust_code=args.trust_code)
+    model = load_model(args.model, folds=args.folds, trust_code=args.trust_code)
     prediction = run_to_end(
         predict(model, volume, device=args.device, overlap=args.overlap,
                 batch_size=args.batch_size, keep_probabilities=bool(args.probabilities),
-                precision=args.precision),
+                precision=args.precision, mirroring=not args.no_mirroring),
         progress_printer("predict"))
     for note in prediction.notes:
         print(f"napari-medseg: note: {note}", file=sys.stderr)
@@ -104,8 +104,12 @@ def add_model_commands(commands) -> None:
     predict.add_argument("images", nargs="+", help="one file per contrast (any order, named by "
                          "contrast, e.g. *_t1ce.nii.gz) or one 4D file")
     predict.add_argument("-o", "--output", required=True, type=Path, help="label file to write")
-    predict.add_argument("--model", default=None, help="built-in name or model folder "
-                         "(default brats_unet)")
+    predict.add_argument("--model", default=None, help="built-in name, model folder, or "
+                         "nnU-Net v2 trained-model folder (default brats_unet)")
+    predict.add_argument("--folds", type=int, nargs="+", default=None,
+                         help="use only these folds (positions in the model's fold list)")
+    predict.add_argument("--no-mirroring", action="store_true",
+                         help="nnU-Net models: skip nnU-Net's mirroring test-time augmentation")
     predict.add_argument("--trust-code", action="store_true",
                         help="allow TorchScript weights (their code runs when loaded)")
     predict.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))

@@ -96,7 +96,8 @@ def _fold_pass(network, image, spec, device, batch_size, precision, overlap, not
 
 def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: float = 0.5,
             batch_size: int = 4, precision: str = "auto", keep_probabilities: bool = True,
-            region: tuple[slice, ...] | None = None) -> ProgressGenerator[Prediction]:
+            region: tuple[slice, ...] | None = None,
+            mirroring: bool = True) -> ProgressGenerator[Prediction]:
     """Segment ``volume`` with every fold of ``model`` (probabilities averaged).
 
     The case is normalised per the spec, resampled to the model spacing,
@@ -125,6 +126,10 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
         Predict only this box of the case (z, y, x slices); intensities are
         still normalised with the whole case's statistics, so the box agrees
         with a full run away from its faces. The result has the box's shape.
+    mirroring : bool
+        nnU-Net models only: nnU-Net's mirroring test-time augmentation (on
+        by default, as in nnU-Net). nnU-Net models run nnU-Net's own pipeline
+        (`napari_medseg.inference._nnunet`), with ``1 - overlap`` as its step.
 
     Yields
     ------
@@ -135,6 +140,13 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
 
     from napari_medseg.models.device import autocast_dtype, choose_device
 
+    from napari_medseg.models.nnunet import NnunetModel
+
+    if isinstance(model, NnunetModel):
+        from napari_medseg.inference._nnunet import predict_nnunet
+
+        return (yield from predict_nnunet(model, volume, device, mirroring, 1.0 - overlap,
+                                          region))
     spec = model.spec
     torch_device = choose_device(device)
     dtype = autocast_dtype(precision, torch_device)  # an unknown precision fails here, early

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from napari_medseg.errors import InputError, describe
 from napari_medseg.models.registry import resolve_model
-from napari_medseg.models.spec import FoldSpec, ModelSpec, read_spec
+from napari_medseg.models.spec import (SPEC_FILE, FoldSpec, ModelSpec, is_nnunet_folder,
+                                      read_spec)
 
 TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript", ".jit")
 
@@ -121,7 +122,8 @@ def load_model(name_or_folder: str | Path | None = None,
     Parameters
     ----------
     name_or_folder : str or Path, optional
-        Built-in name (default ``brats_unet``) or a folder with ``model.json``.
+        Built-in name (default ``brats_unet``), a folder with ``model.json``, or
+        an nnU-Net v2 trained-model folder (`napari_medseg.models.nnunet`).
     folds : list of int, optional
         Load only these folds (default: all).
     trust_code : bool
@@ -135,6 +137,10 @@ def load_model(name_or_folder: str | Path | None = None,
         fit the architecture.
     """
     folder = resolve_model(name_or_folder)
+    if not (folder / SPEC_FILE).is_file() and is_nnunet_folder(folder):
+        from napari_medseg.models.nnunet import load_nnunet
+
+        return load_nnunet(folder, folds)
     spec = read_spec(folder)
     chosen = range(len(spec.folds)) if folds is None else folds
     for index in chosen:

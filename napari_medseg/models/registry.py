@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from napari_medseg.errors import InputError
-from napari_medseg.models.spec import SPEC_FILE
+from napari_medseg.models.spec import SPEC_FILE, is_model_folder, is_nnunet_folder
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 DEFAULT_MODEL = "brats_unet"
@@ -31,6 +31,8 @@ def user_models_dir() -> Path:
 
 
 def _task_of(folder: Path) -> str | None:
+    if is_nnunet_folder(folder):
+        return "segmentation"
     try:
         return str(json.loads((folder / SPEC_FILE).read_text()).get("task", "segmentation"))
     except (OSError, ValueError, AttributeError):  # unreadable: load_model says why later
@@ -41,7 +43,7 @@ def _models_in(root: Path, task: str | None) -> dict[str, Path]:
     if not root.is_dir():
         return {}
     folders = {folder.name: folder for folder in sorted(root.iterdir())
-               if (folder / SPEC_FILE).is_file()}
+               if is_model_folder(folder)}
     return {name: folder for name, folder in folders.items()
             if task is None or _task_of(folder) == task}
 
@@ -73,7 +75,8 @@ REMEMBERED_FILE = "remembered_folders.json"
 
 
 def remembered_folders() -> list[Path]:
-    """Model folders the user added (still holding a ``model.json``), oldest first."""
+    """Model folders the user added (still model folders: ``model.json`` or nnU-Net's),
+    oldest first."""
     path = user_models_dir() / REMEMBERED_FILE
     try:
         entries = json.loads(path.read_text())
@@ -82,7 +85,7 @@ def remembered_folders() -> list[Path]:
     if not isinstance(entries, list):
         return []
     folders = [Path(entry) for entry in entries if isinstance(entry, str)]
-    return [folder for folder in folders if (folder / SPEC_FILE).is_file()]
+    return [folder for folder in folders if is_model_folder(folder)]
 
 
 def remember_folder(folder: str | Path) -> None:

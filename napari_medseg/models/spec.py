@@ -110,12 +110,32 @@ def parse_spec(data: object, where: str = SPEC_FILE) -> ModelSpec:
         task=valid.task, format_version=valid.format_version)
 
 
+def is_nnunet_folder(folder: str | Path) -> bool:
+    """True when ``folder`` has no ``model.json`` but nnU-Net's ``plans.json`` or
+    ``dataset.json`` (reading it then says what else is missing)."""
+    folder = Path(folder)
+    return not (folder / SPEC_FILE).is_file() and any(
+        (folder / name).is_file() for name in ("plans.json", "dataset.json"))
+
+
+def is_model_folder(folder: str | Path) -> bool:
+    """True for a folder with ``model.json`` or an nnU-Net v2 trained-model folder."""
+    return (Path(folder) / SPEC_FILE).is_file() or is_nnunet_folder(folder)
+
+
 def read_spec(folder: str | Path) -> ModelSpec:
-    """Read and validate ``folder/model.json``."""
+    """Read and validate ``folder/model.json``, or describe an nnU-Net folder
+    (`napari_medseg.models.nnunet.nnunet_spec`)."""
     path = Path(folder) / SPEC_FILE
+    if is_nnunet_folder(folder):
+        from napari_medseg.models.nnunet import nnunet_spec
+
+        return nnunet_spec(folder)
     if not path.is_file():
-        raise InputError(describe(folder, f"not a model folder (no {SPEC_FILE})",
-                                  "Choose a folder that holds model.json and the weight files"))
+        raise InputError(describe(folder, f"not a model folder (no {SPEC_FILE}, no plans.json)",
+                                  "Choose a folder that holds model.json and the weight files, "
+                                  "or an nnU-Net trained-model folder (plans.json, dataset.json, "
+                                  "fold_*)"))
     if path.stat().st_size > MAX_SPEC_BYTES:
         raise InputError(describe(path, f"is larger than {MAX_SPEC_BYTES // 1024} KiB: not a "
                                   "model spec"))

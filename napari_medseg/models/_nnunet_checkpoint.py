@@ -1,0 +1,118 @@
+"""Reading nnU-Net checkpoints without unpickling code, and building their network.
+
+See `napari_medseg.models.nnunet` for the rules. Needs ``nnunetv2``.
+"""
+from __future__ import annotations
+
+import copy
+import pickle
+import re
+from pathlib import Path
+
+from napari_medseg.errors import InputError, describe
+
+
+def allowed_checkpoint_types() -> list:
+    """The non-tensor types an nnU-Net checkpoint may hold besides builtins.
+
+    nnU-Net's trainer logs NumPy floats (``numpy.float64``) in the checkpoint's
+    ``logging`` and plans saved from NumPy values (sizes, strings) in its
+    ``init_args``; a NumPy scalar is rebuilt from its dtype and bytes, so these
+    are the NumPy scalar reconstructor, ``numpy.dtype`` and the number, bool
+    and string dtype classes. ``torch.device`` and tensors are allowed by ``weights_only`` itself.
+    """
+    import numpy as np
+
+    try:  # NumPy 2; checkpoints written under NumPy 1 name it numpy.core.multiarray.scalar
+        from numpy._core.multiarray import scalar
+    except ImportError:  # NumPy 1
+        from numpy.core.multiarray import scalar
+
+    dtypes = [type(np.dtype(code)) for code in "?bhilqBHILQefdU"]  # numbers, bool, str
+    return [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, *dtypes]
+
+
+def read_checkpoint(path: Path) -> dict:
+    """``torch.load(weights_only=True)`` with `allowed_checkpoint_types`, or a refusal."""
+    import torch
+
+    try:
+        with torch.serialization.safe_globals(allowed_checkpoint_types()):
+            checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"(?:GLOBAL|got <class) '?([\w.]+)", str(error))
+        refused = found.group(1) if found else "an object type"
+        raise InputError(describe(path, f"refused: the checkpoint holds {refused}, "
+                                  "which is not an allowed type (it could run code when "
+                                  "loaded)", "Use a checkpoint saved by nnU-Net's own trainer"))
+    except (RuntimeError, OSError, EOFError, ValueError) as error:
+        raise InputError(describe(path, f"is not a readable PyTorch checkpoint "
+                                  f"({str(error).splitlines()[0][:120]})")) from error
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("network_weights"),
+                                                            dict):
+        raise InputError(describe(path, "is not an nnU-Net checkpoint (no network_weights)"))
+    return checkpoint
+
+
+def _checked_architecture(configuration, folder: Path) -> None:
+    """Refuse a plans network or layer class outside the allow-list (nnU-Net imports them)."""
+    import pydoc
+
+    import torch
+
+    from napari_medseg.models.nnunet import ALLOWED_NETWORKS, PLANS_FILE
+
+    where = folder / PLANS_FILE
+    if configuration.network_arch_class_name not in ALLOWED_NETWORKS:
+        raise InputError(describe(where, f"network {configuration.network_arch_class_name!r} "
+                                  "is not one this plugin loads (allowed: "
+                                  f"{', '.join(sorted(ALLOWED_NETWORKS))})"))
+    kwargs = configuration.network_arch_init_kwargs
+    for key in configuration.network_arch_init_kwargs_req_import:
+        name = kwargs.get(key)
+        if name is None:
+            continue
+        located = pydoc.locate(name) if str(name).startswith("torch.nn.") else None
+        if not (isinstance(located, type) and issubclass(located, torch.nn.Module)):
+            raise InputError(describe(where, f"layer {key}={name!r} is not a torch.nn layer: "
+                                      "refused"))
+
+
+def build_network(folder: Path, checkpoints: list[dict], spec) -> dict:
+    """The plans' network once per fold with its weights, and nnU-Net's managers.
+
+    Returns the keyword fields of `NnunetModel` (``networks``, ``plans``,
+    ``configuration``, ``dataset``, ``parameters``, ``mirror_axes``).
+    """
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+    from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from napari_medseg.models.nnunet import DATASET_FILE, PLANS_FILE, _read_json
+
+    plans = PlansManager(_read_json(folder / PLANS_FILE))
+    dataset = _read_json(folder / DATASET_FILE)
+    configuration = plans.get_configuration(spec.architecture["args"]["configuration"])
+    if configuration.previous_stage_name is not None:
+        raise InputError(describe(folder, "is a cascade stage (it needs the low-resolution "
+                                  "stage's output): not supported", "Use 3d_fullres"))
+    _checked_architecture(configuration, folder)
+    network = get_network_from_plans(
+        configuration.network_arch_class_name, configuration.network_arch_init_kwargs,
+        configuration.network_arch_init_kwargs_req_import,
+        determine_num_input_channels(plans, configuration, dataset),
+        plans.get_label_manager(dataset).num_segmentation_heads, allow_init=False,
+        deep_supervision=False)
+    networks = []
+    for checkpoint in checkpoints:
+        fold_network = copy.deepcopy(network)
+        try:
+            fold_network.load_state_dict(checkpoint["network_weights"], strict=True)
+        except RuntimeError as error:
+            raise InputError(describe(folder, "a checkpoint's weights do not fit the plans' "
+                                      f"network ({str(error).splitlines()[0][:160]})")) from error
+        networks.append(fold_network.eval())
+    axes = checkpoints[0].get("inference_allowed_mirroring_axes")
+    return {"networks": tuple(networks), "plans": plans, "configuration": configuration,
+            "dataset": dataset, "parameters": tuple(c["network_weights"] for c in checkpoints),
+            "mirror_axes": tuple(axes) if axes is not None else None}

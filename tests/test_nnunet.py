@@ -1,0 +1,200 @@
+"""nnU-Net v2 trained-model folders, against nnU-Net's own predictor (issue 17).
+
+The models are made by nnU-Net's own planning, preprocessing and trainer
+(`tests.nnunet_builder`); the reference is ``nnUNetPredictor`` reading the
+same NIfTI files with nnU-Net's own reader.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("nnunetv2")
+
+from napari_medseg.errors import InputError  # noqa: E402
+from tests.nnunet_builder import build_model  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def nnunet_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nnunet")
+    return {"labels": build_model(root), "regions": build_model(root, region_based=True)}
+
+
+@pytest.fixture(scope="session")
+def case_files(tmp_path_factory):
+    from napari_medseg.sample import generate_case
+    from napari_medseg.sample._generate import case_files as files_of, write_case
+
+    folder = tmp_path_factory.mktemp("nnunet_case")
+    write_case(generate_case(5, spacing=4.0), folder, "held_out")
+    return [str(path) for path in files_of(folder, "held_out")[0]]
+
+
+def nnunet_reference(folder, files, mirroring: bool):
+    """nnU-Net's own prediction: its reader, ``initialize_from_trained_model_folder``,
+    ``predict_single_npy_array`` (labels and probabilities in the source grid)."""
+    import torch
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    predictor = nnUNetPredictor(use_mirroring=mirroring, device=torch.device("cpu"),
+                                allow_tqdm=False)
+    predictor.initialize_from_trained_model_folder(str(folder), None)
+    image, properties = SimpleITKIO().read_images(files)
+    return predictor.predict_single_npy_array(image, properties, None, None, True)
+
+
+def ours(folder, files, mirroring: bool, folds=None):
+    from napari_medseg.inference import predict
+    from napari_medseg.io import read_volume
+    from napari_medseg.models import load_model
+    from napari_medseg.progress import run_to_end
+
+    steps = []
+    model = load_model(folder, folds=folds)
+    prediction = run_to_end(predict(model, read_volume(files), device="cpu",
+                                    mirroring=mirroring), steps.append)
+    return model, prediction, steps
+
+
+@pytest.mark.parametrize("kind, mirroring", [("labels", False), ("labels", True),
+                                             ("regions", False)])
+def test_prediction_equals_nnunet_predictor(nnunet_models, case_files, kind, mirroring):
+    labels, probabilities = nnunet_reference(nnunet_models[kind], case_files, mirroring)
+    model, prediction, steps = ours(nnunet_models[kind], case_files, mirroring)
+    assert model.n_folds == 2 and model.fold_names == ("0", "1")
+    assert prediction.labels.shape == labels.shape  # the source grid
+    assert len(np.unique(labels)) > 1  # not a constant output
+    np.testing.assert_array_equal(prediction.labels, labels)
+    if kind == "labels":
+        np.testing.assert_allclose(prediction.probabilities, probabilities, atol=1e-4)
+    else:  # per-value probabilities from the region sigmoids; their argmax-free identity:
+        from napari_medseg.inference._nnunet import class_probabilities
+
+        order = model.dataset["regions_class_order"]
+        np.testing.assert_allclose(prediction.probabilities,
+                                   class_probabilities(probabilities, order), atol=1e-4)
+        assert model.spec.regions == {"whole tumour": (2, 1, 3), "tumour core": (1, 3),
+                                      "enhancing tumour": (3,)}
+    assert steps[-1].done == steps[-1].total and len(steps) > 2  # progress per window
+
+
+def test_one_fold_and_the_spec_from_the_folder(nnunet_models, case_files):
+    from napari_medseg.models import read_spec
+
+    spec = read_spec(nnunet_models["labels"])
+    assert spec.input_names == ("T1", "T1ce", "T2", "FLAIR")
+    assert [info.name for info in spec.labels] == ["NCR", "ED", "ET"]
+    assert len(spec.folds) == 2
+    model, prediction, _ = ours(nnunet_models["labels"], case_files, False, folds=[1])
+    assert model.fold_names == ("1",) and prediction.folds == (0,)
+    with pytest.raises(InputError, match="fold 4 does not exist.*folds 0, 1"):
+        ours(nnunet_models["labels"], case_files, False, folds=[4])
+
+
+def test_cli_predicts_an_nnunet_folder_like_nnunet(nnunet_models, case_files, tmp_path,
+                                                   capsys):
+    from napari_medseg.cli import main
+    from napari_medseg.io import read_labels
+
+    out = tmp_path / "seg.nii.gz"
+    assert main(["predict", *case_files, "--model", str(nnunet_models["labels"]), "-o",
+                 str(out), "--no-mirroring", "--device", "cpu"]) == 0
+    labels, _ = nnunet_reference(nnunet_models["labels"], case_files, False)
+    np.testing.assert_array_equal(read_labels(out).data, labels)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy(nnunet_models["labels"] / "plans.json", broken)
+    assert main(["predict", *case_files, "--model", str(broken), "-o",
+                 str(tmp_path / "x.nii.gz")]) == 2
+    err = capsys.readouterr().err
+    assert "not an nnU-Net model folder (no dataset.json)" in err and "Traceback" not in err
+
+
+def _copy(folder, tmp_path):
+    target = tmp_path / folder.name
+    shutil.copytree(folder, target)
+    return target
+
+
+class Payload:
+    """An object whose unpickling would run a shell command."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_checkpoint_with_code_or_objects_is_refused(nnunet_models, tmp_path):
+    import torch
+
+    from napari_medseg.models import load_model
+
+    folder = _copy(nnunet_models["labels"], tmp_path)
+    path = folder / "fold_1" / "checkpoint_final.pth"
+    marker = tmp_path / "ran"
+    checkpoint = torch.load(path, weights_only=False)  # the test's own file
+    torch.save({**checkpoint, "logging": Payload(marker)}, path)
+    with pytest.raises(InputError, match="refused: the checkpoint holds posix.system"):
+        load_model(folder)
+    assert not marker.exists()
+    torch.save({**checkpoint, "extra": __import__("pathlib").PurePosixPath("/etc")}, path)
+    with pytest.raises(InputError, match="holds pathlib.PurePosixPath"):
+        load_model(folder)
+
+
+def test_plans_cannot_name_other_classes_and_weights_must_fit(nnunet_models, tmp_path):
+    import torch
+
+    from napari_medseg.models import load_model
+
+    folder = _copy(nnunet_models["labels"], tmp_path)
+    plans = json.loads((folder / "plans.json").read_text())
+    architecture = plans["configurations"]["3d_fullres"]["architecture"]
+    original = json.dumps(plans)
+    architecture["arch_kwargs"]["nonlin"] = "os.system"
+    (folder / "plans.json").write_text(json.dumps(plans))
+    with pytest.raises(InputError, match="nonlin='os.system' is not a torch.nn layer"):
+        load_model(folder)
+    plans = json.loads(original)
+    plans["configurations"]["3d_fullres"]["architecture"]["network_class_name"] = "os.system"
+    (folder / "plans.json").write_text(json.dumps(plans))
+    with pytest.raises(InputError, match="network 'os.system' is not one this plugin loads"):
+        load_model(folder)
+    (folder / "plans.json").write_text(original)
+    path = folder / "fold_0" / "checkpoint_final.pth"
+    checkpoint = torch.load(path, weights_only=False)
+    weights = dict(checkpoint["network_weights"])
+    weights.pop(next(iter(weights)))
+    torch.save({**checkpoint, "network_weights": weights}, path)
+    with pytest.raises(InputError, match="weights do not fit the plans' network"):
+        load_model(folder)
+    shutil.rmtree(folder / "fold_0")
+    shutil.rmtree(folder / "fold_1")
+    with pytest.raises(InputError, match="has no fold_.*checkpoint_final.pth"):
+        load_model(folder)
+
+
+def test_missing_nnunet_package_says_how_to_install(nnunet_models, monkeypatch):
+    import sys
+
+    from napari_medseg.models import load_model
+
+    monkeypatch.setitem(sys.modules, "nnunetv2", None)
+    with pytest.raises(InputError, match=r"nnU-Net is not installed.*\[nnunet\]"):
+        load_model(nnunet_models["labels"])
+
+
+def test_added_nnunet_folder_is_listed_after_a_restart(nnunet_models, tmp_path, monkeypatch):
+    from napari_medseg.models.registry import remember_folder, remembered_folders
+
+    monkeypatch.setenv("NAPARI_MEDSEG_MODELS_DIR", str(tmp_path / "models"))
+    remember_folder(nnunet_models["regions"])
+    assert remembered_folders() == [nnunet_models["regions"].resolve()]
