@@ -35,7 +35,7 @@ def case_files(tmp_path_factory):
     return [str(path) for path in files_of(folder, "held_out")[0]]
 
 
-def nnunet_reference(folder, files, mirroring: bool):
+def nnunet_reference(folder, files, mirroring: bool, folds=None):
     """nnU-Net's own prediction: its reader, ``initialize_from_trained_model_folder``,
     ``predict_single_npy_array`` (labels and probabilities in the source grid)."""
     import torch
@@ -44,7 +44,7 @@ def nnunet_reference(folder, files, mirroring: bool):
 
     predictor = nnUNetPredictor(use_mirroring=mirroring, device=torch.device("cpu"),
                                 allow_tqdm=False)
-    predictor.initialize_from_trained_model_folder(str(folder), None)
+    predictor.initialize_from_trained_model_folder(str(folder), folds)
     image, properties = SimpleITKIO().read_images(files)
     return predictor.predict_single_npy_array(image, properties, None, None, True)
 
@@ -192,9 +192,66 @@ def test_missing_nnunet_package_says_how_to_install(nnunet_models, monkeypatch):
         load_model(nnunet_models["labels"])
 
 
-def test_added_nnunet_folder_is_listed_after_a_restart(nnunet_models, tmp_path, monkeypatch):
-    from napari_medseg.models.registry import remember_folder, remembered_folders
+@pytest.mark.gui
+def test_dock_runs_a_chosen_fold_like_nnunet_and_lists_the_folder_after_a_restart(
+        nnunet_models, sample_dock, qtbot):
+    from napari_medseg.sample import SAMPLE_CASE_ID, case_files as sample_files
+    from napari_medseg.sample._sample import SAMPLE_DIR
 
-    monkeypatch.setenv("NAPARI_MEDSEG_MODELS_DIR", str(tmp_path / "models"))
-    remember_folder(nnunet_models["regions"])
-    assert remembered_folders() == [nnunet_models["regions"].resolve()]
+    folder = nnunet_models["labels"]
+    viewer, dock = sample_dock(folder)
+    section = dock.model_section
+    assert section.folds_combo.count() == 3 and section.mirroring_box.isEnabled()
+    section.folds_combo.setCurrentIndex(2)  # fold_1 alone
+    section.mirroring_box.setChecked(False)
+    worker = section.run()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    layer = viewer.layers[f"{folder.parent.name} segmentation"]
+    images = [str(path) for path in sample_files(SAMPLE_DIR, SAMPLE_CASE_ID)[0]]
+    labels, _ = nnunet_reference(folder, images, False, folds=(1,))
+    np.testing.assert_array_equal(layer.data, labels)
+    viewer.close()
+    _, reopened = sample_dock()  # napari restarted: the added folder is still listed
+    entries = [reopened.model_section.model_combo.itemText(i)
+               for i in range(reopened.model_section.model_combo.count())]
+    assert any(folder.name in entry for entry in entries)
+
+
+@pytest.mark.parametrize("kind", ["labels", "regions"])
+def test_uncertainty_and_shapley_run_on_nnunet_models(nnunet_models, case_files, kind):
+    """The features that run the networks themselves see each label value's probability
+    (nnU-Net's softmax, or the region sigmoids combined as nnU-Net paints them), and
+    get the fold ensemble, Shapley values over the inputs, and a refusal of MC dropout."""
+    import torch
+
+    from napari_medseg.explain import explain_case
+    from napari_medseg.inference._nnunet import class_probabilities
+    from napari_medseg.io import read_volume
+    from napari_medseg.models import load_model
+    from napari_medseg.progress import run_to_end
+    from napari_medseg.uncertainty import estimate_uncertainty
+
+    model, volume = load_model(nnunet_models[kind]), read_volume(case_files)
+    window = torch.randn((1, 4, *model.spec.patch_size))
+    with torch.no_grad():
+        raw, seen = model.fold_networks[0](window), model.networks[0](window).softmax(1)
+    expected = (raw.softmax(1) if kind == "labels" else torch.from_numpy(class_probabilities(
+        torch.sigmoid(raw)[0].numpy(), model.dataset["regions_class_order"]))[None])
+    torch.testing.assert_close(seen, expected, atol=1e-5, rtol=1e-4)
+    result = run_to_end(estimate_uncertainty(model, volume, "ensemble"))
+    assert result.mean.shape == (model.spec.n_classes, *volume.shape)
+    np.testing.assert_allclose(result.mean.sum(0), 1.0, atol=1e-3)
+    with pytest.raises(InputError, match="dropout"):
+        run_to_end(estimate_uncertainty(model, volume, "mc"))
+    if kind == "labels":
+        shapley = run_to_end(explain_case(model, volume, maps=False))
+        assert set(shapley.contrasts) == {"T1", "T1ce", "T2", "FLAIR"} and shapley.targets
+
+
+def test_fine_tuning_an_nnunet_model_points_to_nnunet(nnunet_models, tmp_path):
+    from napari_medseg.export import finetune
+    from napari_medseg.progress import run_to_end
+
+    with pytest.raises(InputError, match="fine-tuned with nnU-Net.*nnUNetv2_train"):
+        run_to_end(finetune(nnunet_models["labels"], tmp_path, tmp_path / "new"))

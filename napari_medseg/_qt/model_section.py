@@ -16,6 +16,8 @@ from napari_medseg.errors import MedsegError
 from napari_medseg._qt.worker import TaskRunner
 
 OPEN_FOLDER = "Open model folder..."
+MIRRORING_TIP = ("nnU-Net models: nnU-Net's mirroring test-time augmentation (on by default, "
+                 "as in nnU-Net; up to 8x slower)")
 
 
 class RunTime(NamedTuple):
@@ -36,7 +38,7 @@ class ModelSection(QWidget):
         self._viewer = viewer
         self._case = case_section
         self._folders: dict[str, Path] = dict(builtin_models())
-        self._loaded: dict[Path, object] = {}
+        self._loaded: dict[tuple, object] = {}  # (folder, folds) -> loaded model
         self._trusted: set[Path] = set()  # folders whose TorchScript the user allowed
         self.last_run: RunTime | None = None
         self.model_combo = QComboBox()
@@ -49,6 +51,11 @@ class ModelSection(QWidget):
         self.precision_combo.setToolTip("auto: bfloat16 where the CPU computes it natively "
                                         "(AVX-512 BF16, AMX) and on CUDA, else float32")
         self.probabilities_box = QCheckBox("add probability layers")
+        self.folds_combo = QComboBox()
+        self.folds_combo.setToolTip("Run every fold and average them, or one fold")
+        self.mirroring_box = QCheckBox("mirroring")
+        self.mirroring_box.setChecked(True)
+        self.mirroring_box.setToolTip(MIRRORING_TIP)
         self.spec_label = QLabel()
         self.spec_label.setWordWrap(True)
         self.run_button, self.cancel_button = QPushButton("Run"), QPushButton("Cancel")
@@ -60,6 +67,10 @@ class ModelSection(QWidget):
         form.addRow("Model", self.model_combo)
         form.addRow("Device", self.device_combo)
         form.addRow("Precision", self.precision_combo)
+        folds_row = QHBoxLayout()
+        folds_row.addWidget(self.folds_combo, 1)
+        folds_row.addWidget(self.mirroring_box)
+        form.addRow("Folds", folds_row)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
@@ -134,11 +145,21 @@ class ModelSection(QWidget):
             self.spec_label.setText(f"\u26a0 {error}")
             return
         labels = ", ".join(info.name for info in spec.labels)
+        self._show_folds(spec)
         self.spec_label.setText(
             f"{spec.name} {spec.version}: inputs {', '.join(spec.input_names)}; labels {labels}; "
             f"{len(spec.folds)} folds; patch {'x'.join(map(str, spec.patch_size))} at "
             f"{'x'.join(f'{s:g}' for s in spec.spacing)} mm")
         self._case.set_contrasts(spec.input_names)
+
+    def _show_folds(self, spec) -> None:
+        """Folds list ("all N folds", then each) and the mirroring choice (nnU-Net only)."""
+        names = [Path(fold.file).parent.name or Path(fold.file).stem for fold in spec.folds]
+        self.folds_combo.clear()
+        self.folds_combo.addItems([f"all {len(names)} folds", *names])
+        nnunet = spec.architecture.get("name") == "nnunet"
+        self.mirroring_box.setEnabled(nnunet)
+        self.mirroring_box.setToolTip(MIRRORING_TIP if nnunet else "Only nnU-Net models mirror")
 
     def confirm_code(self, folder: Path) -> bool:
         """Ask before trusting a folder whose weights are TorchScript (code that runs).
@@ -164,14 +185,22 @@ class ModelSection(QWidget):
         return False
 
     # -- running ----------------------------------------------------------
-    def loaded_model(self, folder: Path):
-        """The model in ``folder``, loaded once (checksums verified). Safe in a worker:
-        it touches no widget, so callers read ``current_folder()`` on the GUI thread."""
+    def chosen_folds(self) -> list[int] | None:
+        """The fold chosen in the Folds list (None: all of them). Read on the GUI thread."""
+        index = self.folds_combo.currentIndex()
+        return None if index <= 0 else [index - 1]
+
+    def loaded_model(self, folder: Path, folds: list[int] | None = None):
+        """The model in ``folder`` (these folds), loaded once (checksums verified). Safe in
+        a worker: it touches no widget, so callers read ``current_folder()`` on the GUI
+        thread."""
         from napari_medseg.models import load_model
 
-        if folder not in self._loaded:
-            self._loaded[folder] = load_model(folder, trust_code=folder in self._trusted)
-        return self._loaded[folder]
+        key = (folder, tuple(folds) if folds is not None else None)
+        if key not in self._loaded:
+            self._loaded[key] = load_model(folder, folds=folds,
+                                           trust_code=folder in self._trusted)
+        return self._loaded[key]
 
     def run(self):
         """Start the prediction in a worker; returns it (None when refused)."""
@@ -187,14 +216,16 @@ class ModelSection(QWidget):
         volume = volume_from_layers(self._case.assigned_layers())
         device = self.device_combo.currentText()
         precision = self.precision_combo.currentText()
-        folder = self.current_folder()
+        folder, folds = self.current_folder(), self.chosen_folds()
+        mirroring = self.mirroring_box.isChecked()
 
         def task():  # probabilities are always kept: click refinement uses them
             from napari_medseg.inference import predict
 
             started = time.perf_counter()
-            model = self.loaded_model(folder)
-            prediction = yield from predict(model, volume, device=device, precision=precision)
+            model = self.loaded_model(folder, folds)
+            prediction = yield from predict(model, volume, device=device, precision=precision,
+                                            mirroring=mirroring)
             return model, volume, prediction, RunTime(folder, device,
                                                       time.perf_counter() - started)
 

@@ -139,6 +139,11 @@ def finetune(model_name: str | Path, dataset: str | Path, out: str | Path,
     from napari_medseg.models.training import TrainingSettings, train
 
     base = load_model(model_name, list(folds) if folds is not None else None)
+    if base.spec.architecture.get("name") == "nnunet":
+        raise InputError(f"{base.folder.name}: an nnU-Net model is fine-tuned with nnU-Net: "
+                         f"train on the exported dataset ({dataset}) with nnUNetv2_train "
+                         "(its -pretrained_weights option starts from this checkpoint), then "
+                         "open the new model folder")
     out = Path(out)
     _check_output(out, base.folder, overwrite)
     cases = read_nnunet_dataset(dataset)

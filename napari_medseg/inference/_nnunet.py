@@ -27,7 +27,7 @@ def _predictor(model, device, mirroring: bool, step_size: float):
                                     use_mirroring=mirroring, device=device,
                                     perform_everything_on_device=device.type == "cuda",
                                     allow_tqdm=False)
-    predictor.manual_initialization(model.networks[0], model.plans, model.configuration,
+    predictor.manual_initialization(model.fold_networks[0], model.plans, model.configuration,
                                     list(model.parameters), model.dataset, "nnUNetTrainer",
                                     model.mirror_axes)
     return predictor
@@ -126,7 +126,7 @@ def predict_nnunet(model, volume: Volume, device: str = "auto", mirroring: bool 
     data = torch.from_numpy(data).to(dtype=torch.float32, memory_format=torch.contiguous_format)
     predictor = _predictor(model, torch_device, mirroring, step_size)
     total = None
-    for fold, network in enumerate(model.networks):
+    for fold, network in enumerate(model.fold_networks):
         logits = yield from _fold_logits(predictor, network, data, fold, len(model.networks))
         total = logits if total is None else total + logits
     if len(model.networks) > 1:

@@ -113,6 +113,44 @@ def build_network(folder: Path, checkpoints: list[dict], spec) -> dict:
                                       f"network ({str(error).splitlines()[0][:160]})")) from error
         networks.append(fold_network.eval())
     axes = checkpoints[0].get("inference_allowed_mirroring_axes")
-    return {"networks": tuple(networks), "plans": plans, "configuration": configuration,
+    order = dataset.get("regions_class_order") if plans.get_label_manager(
+        dataset).has_regions else None
+    return {"networks": tuple(class_logits(n, plans.transpose_forward, order) for n in networks),
+            "fold_networks": tuple(networks), "plans": plans, "configuration": configuration,
             "dataset": dataset, "parameters": tuple(c["network_weights"] for c in checkpoints),
             "mirror_axes": tuple(axes) if axes is not None else None}
+
+
+def class_logits(network, transpose_forward, regions_order=None):
+    """An nnU-Net network as the plugin's own networks behave, for the features that
+    run networks themselves (uncertainty, Shapley, click refinement, fine-tuning).
+
+    Input and output are in the case's axis order (nnU-Net's ``transpose_forward``
+    is applied and undone), and the output's softmax is the probability of each
+    label value: a label-based network's logits as they are; for a region-based
+    one, the log of `inference._nnunet.class_probabilities` of its sigmoids.
+    """
+    import torch
+
+    class ClassLogits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.network = network
+            self.into = (0, 1, *(2 + int(a) for a in transpose_forward))
+            self.back = tuple(int(i) for i in torch.argsort(torch.tensor(self.into)))
+
+        def forward(self, x):
+            out = self.network(x.permute(self.into)).permute(self.back)
+            if regions_order is None:
+                return out
+            regions = torch.sigmoid(out.float())
+            values = torch.zeros((out.shape[0], 1 + max(regions_order), *out.shape[2:]),
+                                 device=out.device)
+            later_off = torch.ones_like(regions[:, 0])
+            for index in range(len(regions_order) - 1, -1, -1):
+                values[:, regions_order[index]] += regions[:, index] * later_off
+                later_off = later_off * (1 - regions[:, index])
+            values[:, 0] = later_off
+            return values.clamp_min(1e-7).log()
+
+    return ClassLogits().eval()

@@ -173,12 +173,14 @@ def nnunet_spec(folder: str | Path) -> ModelSpec:
 
 @dataclass(frozen=True, eq=False)
 class NnunetModel(LoadedModel):
-    """An nnU-Net model: its plans, one network, and each chosen fold's weights.
+    """An nnU-Net model: its plans and each chosen fold's network and weights.
 
-    ``networks`` holds one network per fold (for the features that walk the
-    folds); `predict` runs nnU-Net's own pipeline with ``parameters``.
+    `predict` runs nnU-Net's own pipeline on ``fold_networks``; ``networks``
+    wraps them (`_nnunet_checkpoint.class_logits`) for the features that run
+    networks themselves with the spec's normalisation and spacing.
     """
 
+    fold_networks: tuple = ()
     plans: Any = None
     configuration: Any = None
     dataset: dict | None = None

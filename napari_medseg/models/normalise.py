@@ -5,6 +5,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from napari_medseg.errors import InputError
+
+METHODS = ("zscore_nonzero", "zscore", "none")
+
 
 def normalise_channel(channel: np.ndarray, method: str) -> np.ndarray:
     """Normalise one ``[Z, Y, X]`` channel.
@@ -12,6 +16,10 @@ def normalise_channel(channel: np.ndarray, method: str) -> np.ndarray:
     ``zscore_nonzero`` (BraTS, skull-stripped): mean 0 and std 1 over non-zero
     voxels, background kept at 0; ``zscore``: over all voxels; ``none``.
     """
+    if method not in METHODS:
+        raise InputError(f"normalisation {method!r} is not one this feature reproduces "
+                         f"({', '.join(METHODS)}); nnU-Net models with other schemes run only "
+                         "as a whole (the Model section's Run, or napari-medseg predict)")
     channel = np.asarray(channel, dtype=np.float32)
     if method == "none":
         return channel
