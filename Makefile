@@ -6,6 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.medseg-installed
+# The suite runs on two pytest-xdist workers, one compute thread each (2-core CI).
 PYTEST_ARGS ?=
 
 .PHONY: setup system-deps run test screenshot lint clean
@@ -30,7 +31,7 @@ screenshot: setup
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) scripts/readme_screenshot.py docs/screenshot.png
 
 test: setup
-	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m pytest $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/lint-imports

@@ -1,8 +1,19 @@
 """Shared fixtures: small real files and generator cases."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``make test`` runs two workers on this 2-core CPU) each worker
+    computes on one thread, so the two do not fight over the cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
 
 
 def rotation(degrees_z: float, degrees_x: float) -> np.ndarray:

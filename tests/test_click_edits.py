@@ -145,8 +145,10 @@ def test_first_click_adopts_the_models_object_and_undo_is_exact():
 
 
 @pytest.mark.slow
-def test_model_engine_computes_missing_probabilities_in_the_click_box(small_case):
-    engine = ModelEngine(small_case.volume)  # no probabilities: the built-in model, per box
+def test_model_engine_computes_missing_probabilities_in_the_click_box(small_case,
+                                                                    tiny_model_folder):
+    # no probabilities: the model runs per box (a tiny real model keeps this test quick)
+    engine = ModelEngine(small_case.volume, model=tiny_model_folder)
     labels = np.zeros(small_case.labels.data.shape, np.uint8)
     tumour = np.argwhere(small_case.labels.data == 2)[0]
     box, answer = engine.propose(labels, 2, [robot_click(small_case.labels.data == 2,
