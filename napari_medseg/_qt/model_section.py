@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMessageBox,
     QProgressBar, QPushButton, QVBoxLayout, QWidget)
@@ -30,6 +31,8 @@ class RunTime(NamedTuple):
 
 class ModelSection(QWidget):
     """Model and device pickers, Run/Cancel, progress; results become layers."""
+
+    spec_shown = Signal(object)  # the chosen model's ModelSpec, after every change
 
     def __init__(self, viewer, case_section, parent=None):
         super().__init__(parent)
@@ -146,6 +149,7 @@ class ModelSection(QWidget):
             return
         labels = ", ".join(info.name for info in spec.labels)
         self._show_folds(spec)
+        self.spec_shown.emit(spec)
         self.spec_label.setText(
             f"{spec.name} {spec.version}: inputs {', '.join(spec.input_names)}; labels {labels}; "
             f"{len(spec.folds)} folds; patch {'x'.join(map(str, spec.patch_size))} at "

@@ -8,6 +8,7 @@ from qtpy.QtWidgets import (
     QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from napari_medseg._qt.worker import TaskRunner
+from napari_medseg.errors import MedsegError
 from napari_medseg.layers import same_placement
 
 MAP_COLORMAPS = {"total": "inferno", "aleatoric": "viridis", "epistemic": "magma"}
@@ -46,6 +47,27 @@ class UncertaintySection(QWidget):
         self.suggestion_list.currentRowChanged.connect(self.go_to)
         self._build_layout()
         self.suggest_button.setEnabled(False)
+        model_section.spec_shown.connect(self.offer_methods)
+        if model_section.current_folder() is not None:
+            from napari_medseg.models import read_spec
+
+            try:
+                self.offer_methods(read_spec(model_section.current_folder()))
+            except MedsegError:
+                pass  # the Model section shows why
+
+    def offer_methods(self, spec) -> None:
+        """MC dropout only for networks with dropout (nnU-Net's have none): otherwise it is
+        greyed out with the reason, and the folds (or flips) are ticked instead."""
+        args = spec.architecture.get("args", {})
+        dropout = bool(args.get("dropout", True))
+        box = self.method_boxes["mc"]
+        box.setEnabled(dropout)
+        box.setToolTip("" if dropout else f"{spec.name}: the network has no dropout layers, "
+                       "so Monte Carlo dropout cannot sample it; use folds or flip TTA")
+        if not dropout and box.isChecked():
+            box.setChecked(False)
+            self.method_boxes["ensemble" if len(spec.folds) > 1 else "tta"].setChecked(True)
 
     def _build_layout(self) -> None:
         methods = QHBoxLayout()

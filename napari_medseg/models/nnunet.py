@@ -163,8 +163,10 @@ def nnunet_spec(folder: str | Path) -> ModelSpec:
     root = folder.resolve()
     return ModelSpec(
         name=root.parent.name or root.name, version=root.name,
-        architecture={"name": "nnunet", "args": {"configuration": configuration_name(folder,
-                                                                                    plans)}},
+        architecture={"name": "nnunet", "args": {
+            "configuration": configuration_name(folder, plans),
+            "dropout": bool(config.get("architecture", {}).get("arch_kwargs", {}).get(
+                "dropout_op"))}},
         inputs=inputs, labels=labels, regions=regions, patch_size=patch,  # type: ignore[arg-type]
         spacing=spacing, folds=tuple(FoldSpec(str(p.relative_to(root)), "")  # type: ignore
                                      for p in folds.values()),
