@@ -201,7 +201,7 @@ def test_dock_runs_a_chosen_fold_like_nnunet_and_lists_the_folder_after_a_restar
     folder = nnunet_models["labels"]
     viewer, dock = sample_dock(folder)
     section = dock.model_section
-    assert section.folds_combo.count() == 3 and section.mirroring_box.isEnabled()
+    assert section.folds_combo.count() == 3 and not section.mirroring_box.isHidden()
     mc = dock.uncertainty_section.method_boxes["mc"]  # nnU-Net networks have no dropout
     assert not mc.isEnabled() and not mc.isChecked() and "no dropout" in mc.toolTip()
     assert dock.uncertainty_section.method_boxes["ensemble"].isChecked()

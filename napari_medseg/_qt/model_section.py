@@ -157,13 +157,11 @@ class ModelSection(QWidget):
         self._case.set_contrasts(spec.input_names)
 
     def _show_folds(self, spec) -> None:
-        """Folds list ("all N folds", then each) and the mirroring choice (nnU-Net only)."""
+        """Folds list ("all N folds", then each); the mirroring choice only for nnU-Net."""
         names = [Path(fold.file).parent.name or Path(fold.file).stem for fold in spec.folds]
         self.folds_combo.clear()
         self.folds_combo.addItems([f"all {len(names)} folds", *names])
-        nnunet = spec.architecture.get("name") == "nnunet"
-        self.mirroring_box.setEnabled(nnunet)
-        self.mirroring_box.setToolTip(MIRRORING_TIP if nnunet else "Only nnU-Net models mirror")
+        self.mirroring_box.setVisible(spec.architecture.get("name") == "nnunet")
 
     def confirm_code(self, folder: Path) -> bool:
         """Ask before trusting a folder whose weights are TorchScript (code that runs).
