@@ -44,6 +44,7 @@ class ModelSection(QWidget):
         self._loaded: dict[tuple, object] = {}  # (folder, folds) -> loaded model
         self._trusted: set[Path] = set()  # folders whose TorchScript the user allowed
         self.last_run: RunTime | None = None
+        self.shown_spec = None  # the chosen model's ModelSpec (None: none or unreadable)
         self.model_combo = QComboBox()
         self.model_combo.addItems([*self._folders, OPEN_FOLDER])
         self.model_combo.activated.connect(self._on_model_activated)
@@ -138,7 +139,7 @@ class ModelSection(QWidget):
     def _show_spec(self) -> None:
         from napari_medseg.models import read_spec
 
-        folder = self.current_folder()
+        folder, self.shown_spec = self.current_folder(), None
         if folder is None:
             self.spec_label.setText("No model installed: open a model folder.")
             return
@@ -147,6 +148,7 @@ class ModelSection(QWidget):
         except MedsegError as error:
             self.spec_label.setText(f"\u26a0 {error}")
             return
+        self.shown_spec = spec
         labels = ", ".join(info.name for info in spec.labels)
         self._show_folds(spec)
         self.spec_shown.emit(spec)

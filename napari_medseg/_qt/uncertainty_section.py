@@ -8,7 +8,6 @@ from qtpy.QtWidgets import (
     QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from napari_medseg._qt.worker import TaskRunner
-from napari_medseg.errors import MedsegError
 from napari_medseg.layers import same_placement
 
 MAP_COLORMAPS = {"total": "inferno", "aleatoric": "viridis", "epistemic": "magma"}
@@ -48,13 +47,8 @@ class UncertaintySection(QWidget):
         self._build_layout()
         self.suggest_button.setEnabled(False)
         model_section.spec_shown.connect(self.offer_methods)
-        if model_section.current_folder() is not None:
-            from napari_medseg.models import read_spec
-
-            try:
-                self.offer_methods(read_spec(model_section.current_folder()))
-            except MedsegError:
-                pass  # the Model section shows why
+        if model_section.shown_spec is not None:  # shown before this section existed
+            self.offer_methods(model_section.shown_spec)
 
     def offer_methods(self, spec) -> None:
         """MC dropout only for networks with dropout (nnU-Net's have none): otherwise it is

@@ -16,6 +16,7 @@ import io
 import numpy as np
 
 from napari_medseg.io import Volume
+from napari_medseg.models.nnunet import class_probabilities
 from napari_medseg.progress import Progress, ProgressGenerator
 
 
@@ -28,8 +29,7 @@ def _predictor(model, device, mirroring: bool, step_size: float):
                                     perform_everything_on_device=device.type == "cuda",
                                     allow_tqdm=False)
     predictor.manual_initialization(model.fold_networks[0], model.plans, model.configuration,
-                                    list(model.parameters), model.dataset, "nnUNetTrainer",
-                                    model.mirror_axes)
+                                    None, model.dataset, "nnUNetTrainer", model.mirror_axes)
     return predictor
 
 
@@ -64,23 +64,6 @@ def _fold_logits(predictor, network, data, fold: int, n_folds: int):
                        f"fold {fold + 1}/{n_folds}, window {index + 1}/{len(slicers)}")
     torch.div(logits, counts, out=logits)
     return logits[(slice(None), *revert[1:])].to("cpu")
-
-
-def class_probabilities(region_probabilities: np.ndarray, order) -> np.ndarray:
-    """Per-value probabilities of a region-based output (regions independent).
-
-    nnU-Net paints ``order[i]`` where region ``i`` is on, later regions over
-    earlier ones; so value ``order[i]`` has probability ``p_i * prod_{j>i}(1 - p_j)``
-    and background ``prod_j (1 - p_j)``.
-    """
-    n_classes = 1 + max(int(v) for v in order)
-    out = np.zeros((n_classes, *region_probabilities.shape[1:]), dtype=np.float32)
-    later_off = np.ones(region_probabilities.shape[1:], dtype=np.float32)
-    for index in range(len(order) - 1, -1, -1):
-        out[int(order[index])] += region_probabilities[index] * later_off
-        later_off *= 1.0 - region_probabilities[index]
-    out[0] = later_off
-    return out
 
 
 def predict_nnunet(model, volume: Volume, device: str = "auto", mirroring: bool = True,

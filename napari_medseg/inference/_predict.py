@@ -139,7 +139,6 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
     import torch
 
     from napari_medseg.models.device import autocast_dtype, choose_device
-
     from napari_medseg.models.nnunet import NnunetModel
 
     if isinstance(model, NnunetModel):

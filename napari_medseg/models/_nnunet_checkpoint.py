@@ -78,20 +78,19 @@ def _checked_architecture(configuration, folder: Path) -> None:
                                       "refused"))
 
 
-def build_network(folder: Path, checkpoints: list[dict], spec) -> dict:
+def build_network(folder: Path, plans_json: dict, dataset: dict, checkpoints: list[dict],
+                  spec) -> dict:
     """The plans' network once per fold with its weights, and nnU-Net's managers.
 
-    Returns the keyword fields of `NnunetModel` (``networks``, ``plans``,
-    ``configuration``, ``dataset``, ``parameters``, ``mirror_axes``).
+    Returns the keyword fields of `NnunetModel` (``networks``, ``fold_networks``,
+    ``plans``, ``configuration``, ``dataset``, ``mirror_axes``).
     """
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from napari_medseg.models.nnunet import DATASET_FILE, PLANS_FILE, _read_json
-
-    plans = PlansManager(_read_json(folder / PLANS_FILE))
-    dataset = _read_json(folder / DATASET_FILE)
+    plans = PlansManager(plans_json)
+    labels = plans.get_label_manager(dataset)
     configuration = plans.get_configuration(spec.architecture["args"]["configuration"])
     if configuration.previous_stage_name is not None:
         raise InputError(describe(folder, "is a cascade stage (it needs the low-resolution "
@@ -101,7 +100,7 @@ def build_network(folder: Path, checkpoints: list[dict], spec) -> dict:
         configuration.network_arch_class_name, configuration.network_arch_init_kwargs,
         configuration.network_arch_init_kwargs_req_import,
         determine_num_input_channels(plans, configuration, dataset),
-        plans.get_label_manager(dataset).num_segmentation_heads, allow_init=False,
+        labels.num_segmentation_heads, allow_init=False,
         deep_supervision=False)
     networks = []
     for checkpoint in checkpoints:
@@ -113,12 +112,10 @@ def build_network(folder: Path, checkpoints: list[dict], spec) -> dict:
                                       f"network ({str(error).splitlines()[0][:160]})")) from error
         networks.append(fold_network.eval())
     axes = checkpoints[0].get("inference_allowed_mirroring_axes")
-    order = dataset.get("regions_class_order") if plans.get_label_manager(
-        dataset).has_regions else None
+    order = dataset.get("regions_class_order") if labels.has_regions else None
     return {"networks": tuple(class_logits(n, plans.transpose_forward, order) for n in networks),
             "fold_networks": tuple(networks), "plans": plans, "configuration": configuration,
-            "dataset": dataset, "parameters": tuple(c["network_weights"] for c in checkpoints),
-            "mirror_axes": tuple(axes) if axes is not None else None}
+            "dataset": dataset, "mirror_axes": tuple(axes) if axes is not None else None}
 
 
 def class_logits(network, transpose_forward, regions_order=None):
@@ -128,9 +125,11 @@ def class_logits(network, transpose_forward, regions_order=None):
     Input and output are in the case's axis order (nnU-Net's ``transpose_forward``
     is applied and undone), and the output's softmax is the probability of each
     label value: a label-based network's logits as they are; for a region-based
-    one, the log of `inference._nnunet.class_probabilities` of its sigmoids.
+    one, the log of `models.nnunet.class_probabilities` of its sigmoids.
     """
     import torch
+
+    from napari_medseg.models.nnunet import class_probabilities
 
     class ClassLogits(torch.nn.Module):
         def __init__(self):
@@ -143,14 +142,8 @@ def class_logits(network, transpose_forward, regions_order=None):
             out = self.network(x.permute(self.into)).permute(self.back)
             if regions_order is None:
                 return out
-            regions = torch.sigmoid(out.float())
-            values = torch.zeros((out.shape[0], 1 + max(regions_order), *out.shape[2:]),
-                                 device=out.device)
-            later_off = torch.ones_like(regions[:, 0])
-            for index in range(len(regions_order) - 1, -1, -1):
-                values[:, regions_order[index]] += regions[:, index] * later_off
-                later_off = later_off * (1 - regions[:, index])
-            values[:, 0] = later_off
+            regions = torch.sigmoid(out.float()).transpose(0, 1)  # regions first
+            values = class_probabilities(regions, regions_order).transpose(0, 1)
             return values.clamp_min(1e-7).log()
 
     return ClassLogits().eval()

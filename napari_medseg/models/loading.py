@@ -20,8 +20,7 @@ from pathlib import Path
 
 from napari_medseg.errors import InputError, describe
 from napari_medseg.models.registry import resolve_model
-from napari_medseg.models.spec import (SPEC_FILE, FoldSpec, ModelSpec, is_nnunet_folder,
-                                      read_spec)
+from napari_medseg.models.spec import FoldSpec, ModelSpec, is_nnunet_folder, read_spec
 
 TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript", ".jit")
 
@@ -137,7 +136,7 @@ def load_model(name_or_folder: str | Path | None = None,
         fit the architecture.
     """
     folder = resolve_model(name_or_folder)
-    if not (folder / SPEC_FILE).is_file() and is_nnunet_folder(folder):
+    if is_nnunet_folder(folder):
         from napari_medseg.models.nnunet import load_nnunet
 
         return load_nnunet(folder, folds)

@@ -9,7 +9,7 @@ JSON; loading it needs the optional ``nnunetv2`` package
 Safety, as for our own folders:
 
 - checkpoints are pickles: they are read with ``torch.load(weights_only=True)``
-  and an explicit allow-list (`ALLOWED_CHECKPOINT_TYPES`), never with
+  and an explicit allow-list (`_nnunet_checkpoint.allowed_checkpoint_types`), never with
   ``weights_only=False``; a checkpoint holding any other type is refused with
   the type's name;
 - the plans name the network class and its layer classes, which nnU-Net
@@ -20,16 +20,18 @@ Safety, as for our own folders:
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from napari_medseg.errors import InputError, describe
 from napari_medseg.labels import LabelInfo
 from napari_medseg.models.loading import LoadedModel
-from napari_medseg.models.spec import MAX_SPEC_BYTES, FoldSpec, InputSpec, ModelSpec
+from napari_medseg.models.spec import (MAX_SPEC_BYTES, FoldSpec, InputSpec, ModelSpec,
+                                      read_json_file)
 
 PLANS_FILE, DATASET_FILE = "plans.json", "dataset.json"
 CHECKPOINTS = ("checkpoint_final.pth", "checkpoint_best.pth")
@@ -47,12 +49,7 @@ def _read_json(path: Path) -> dict:
         raise InputError(describe(path.parent, f"not an nnU-Net model folder (no {path.name})",
                                   "Choose the Trainer__Plans__Configuration folder that holds "
                                   "plans.json, dataset.json and fold_* folders"))
-    if path.stat().st_size > 16 * MAX_SPEC_BYTES:
-        raise InputError(describe(path, "is too large to be an nnU-Net description"))
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
-        raise InputError(describe(path, f"is not valid JSON ({str(error).splitlines()[0]})"))
+    data = read_json_file(path, 16 * MAX_SPEC_BYTES)  # plans of many configurations
     if not isinstance(data, dict):
         raise InputError(describe(path, "does not hold a JSON object"))
     return data
@@ -139,9 +136,14 @@ def nnunet_spec(folder: str | Path) -> ModelSpec:
         When the folder lacks a JSON file, a configuration or any fold.
     """
     folder = Path(folder)
-    plans, descriptor = _read_json(folder / PLANS_FILE), _read_json(folder / DATASET_FILE)
+    return _describe(folder, _read_json(folder / PLANS_FILE), _read_json(folder / DATASET_FILE))
+
+
+def _describe(folder: Path, plans: dict, descriptor: dict) -> ModelSpec:
+    """`nnunet_spec` from the folder's parsed plans and dataset JSON."""
     try:
-        config = _configuration(plans, configuration_name(folder, plans))
+        configuration = configuration_name(folder, plans)
+        config = _configuration(plans, configuration)
         back = plans.get("transpose_backward", [0, 1, 2])
         channels = {int(k): v for k, v in descriptor["channel_names"].items()}
         schemes = zip(config["normalization_schemes"], config["use_mask_for_norm"])
@@ -164,7 +166,7 @@ def nnunet_spec(folder: str | Path) -> ModelSpec:
     return ModelSpec(
         name=root.parent.name or root.name, version=root.name,
         architecture={"name": "nnunet", "args": {
-            "configuration": configuration_name(folder, plans),
+            "configuration": configuration,
             "dropout": bool(config.get("architecture", {}).get("arch_kwargs", {}).get(
                 "dropout_op"))}},
         inputs=inputs, labels=labels, regions=regions, patch_size=patch,  # type: ignore[arg-type]
@@ -186,7 +188,6 @@ class NnunetModel(LoadedModel):
     plans: Any = None
     configuration: Any = None
     dataset: dict | None = None
-    parameters: tuple = ()
     fold_names: tuple[str, ...] = ()
     mirror_axes: tuple[int, ...] | None = None
 
@@ -218,7 +219,8 @@ def load_nnunet(folder: str | Path, folds: list[int] | None = None) -> NnunetMod
     from napari_medseg.models._nnunet_checkpoint import build_network, read_checkpoint
 
     folder = Path(folder)
-    spec = nnunet_spec(folder)
+    plans, dataset = _read_json(folder / PLANS_FILE), _read_json(folder / DATASET_FILE)
+    spec = _describe(folder, plans, dataset)
     _nnunetv2()
     available = list(fold_checkpoints(folder).items())
     chosen = range(len(available)) if folds is None else folds
@@ -227,6 +229,38 @@ def load_nnunet(folder: str | Path, folds: list[int] | None = None) -> NnunetMod
             raise InputError(f"{folder}: fold {index} does not exist (the model has folds "
                              f"{', '.join(name for name, _ in available)})")
     checkpoints = [read_checkpoint(available[i][1]) for i in chosen]
-    parts = build_network(folder, checkpoints, spec)
+    parts = build_network(folder, plans, dataset, checkpoints, spec)
     return NnunetModel(spec=spec, folder=folder, networks=parts.pop("networks"),
                        fold_names=tuple(available[i][0] for i in chosen), **parts)
+
+
+def class_probabilities(regions, order):
+    """Each label value's probability from a region-based output (regions independent).
+
+    nnU-Net paints ``order[i]`` where region ``i`` is on, later regions over
+    earlier ones; so value ``order[i]`` has probability ``p_i * prod_{j>i}(1 - p_j)``
+    and background ``prod_j (1 - p_j)``.
+
+    Parameters
+    ----------
+    regions : ndarray or torch.Tensor
+        Region probabilities, regions on the first axis.
+    order : sequence of int
+        ``regions_class_order`` from ``dataset.json``.
+
+    Returns
+    -------
+    ndarray or torch.Tensor
+        ``[1 + max(order), ...]``, of the input's kind.
+    """
+    values = [regions[0] * 0 for _ in range(1 + max(int(v) for v in order))]
+    later_off = 1 - values[0]
+    for index in range(len(order) - 1, -1, -1):
+        values[int(order[index])] = values[int(order[index])] + regions[index] * later_off
+        later_off = later_off * (1 - regions[index])
+    values[0] = later_off
+    if isinstance(regions, np.ndarray):
+        return np.stack(values).astype(np.float32)
+    import torch
+
+    return torch.stack(values)

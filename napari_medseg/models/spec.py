@@ -136,11 +136,21 @@ def read_spec(folder: str | Path) -> ModelSpec:
                                   "Choose a folder that holds model.json and the weight files, "
                                   "or an nnU-Net trained-model folder (plans.json, dataset.json, "
                                   "fold_*)"))
-    if path.stat().st_size > MAX_SPEC_BYTES:
-        raise InputError(describe(path, f"is larger than {MAX_SPEC_BYTES // 1024} KiB: not a "
-                                  "model spec"))
+    return parse_spec(read_json_file(path), str(path))
+
+
+def read_json_file(path: Path, max_bytes: int = MAX_SPEC_BYTES) -> object:
+    """Parse a model description file (``model.json``, nnU-Net's plans and dataset JSON).
+
+    Raises
+    ------
+    InputError
+        When it is larger than ``max_bytes`` or not valid UTF-8 JSON.
+    """
+    if path.stat().st_size > max_bytes:
+        raise InputError(describe(path, f"is larger than {max_bytes // 1024} KiB: not a "
+                                  "model description"))
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise InputError(describe(path, f"is not valid JSON ({str(error).splitlines()[0]})"))
-    return parse_spec(data, str(path))
