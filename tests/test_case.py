@@ -49,3 +49,19 @@ def test_check_case_ok_and_each_problem():
     assert any("used for T1 and T2" in w for w in check_case(twice))
     flat = {**good, "T1": _layer("T1", shape=(12, 14), spacing=(1.0, 1.0))}
     assert any("2 dimensions" in w for w in check_case(flat))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int32", "int64", "uint64", "float32"])
+def test_present_labels_equals_numpy_unique(dtype):
+    import numpy as np
+
+    from napari_medseg.labels import present_labels
+
+    rng = np.random.default_rng(3)
+    mask = rng.choice([0, 1, 3, 200], size=(20, 30, 40), p=[0.9, 0.05, 0.04, 0.01])
+    mask = mask.astype(dtype)
+    assert present_labels(mask) == [int(v) for v in np.unique(mask) if v] == [1, 3, 200]
+    assert present_labels(np.zeros((4, 4), dtype)) == []
+    if np.dtype(dtype).kind == "i":  # negative or huge values take the sorting path
+        mask[0, 0, 0], mask[0, 0, 1] = -5, 2**20
+        assert present_labels(mask) == [-5, 1, 3, 200, 2**20]

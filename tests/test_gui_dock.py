@@ -104,8 +104,8 @@ def test_a_model_run_becomes_the_target_of_every_editing_section(sample_dock, qt
     for combo in (dock.refine_section.layer_combo, dock.export_section.layer_combo,
                   dock.topology_section.layer_combo):
         combo.setCurrentText("reference")
-    worker = dock.model_section.run()
-    with qtbot.waitSignal(worker.finished, timeout=120_000):
+    assert dock.model_section.run() is not None
+    with qtbot.waitSignal(dock.model_section.runner.settled, timeout=120_000):
         pass
     for combo in (dock.refine_section.layer_combo, dock.export_section.layer_combo,
                   dock.topology_section.layer_combo):
@@ -151,3 +151,24 @@ def test_dock_matches_contrasts_fits_1600x1000_and_clips_no_text(make_napari_vie
         section.collapse(animate=False)
     qtbot.wait(50)
     assert all(section.content().height() == 0 for section in dock.sections.values())
+
+
+def test_dock_warms_first_use_costs_off_the_gui_thread(make_napari_viewer, qtbot):
+    import sys
+
+    import pint
+    from pint.registry import LazyRegistry
+
+    from napari_medseg._qt import warmup
+
+    viewer = make_napari_viewer()
+    viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
+    thread = warmup._state["thread"]
+    assert thread.name == "napari-medseg warm-up"
+    qtbot.waitUntil(lambda: not thread.is_alive() and "registry" not in warmup._state,
+                    timeout=120_000)
+    assert set(warmup.MODULES) <= set(sys.modules)
+    registry = pint.get_application_registry()
+    assert not isinstance(registry.get(), LazyRegistry)  # built: the first layer skips it
+    layer = viewer.add_image(np.zeros((4, 5, 6), np.float32), scale=(2.0, 1.0, 1.0))
+    assert all(unit == registry.pixel for unit in layer.units)  # napari's units work with it

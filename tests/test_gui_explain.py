@@ -13,8 +13,8 @@ def test_explain_section_end_to_end(sample_dock, qtbot, coarse_model_folder):
     section = dock.explain_section
     assert section.reference_combo.currentText().startswith("(none")  # never a name guess
     assert "run the model once" in section.estimate.text()
-    run = dock.model_section.run()
-    with qtbot.waitSignal(run.finished, timeout=180_000):
+    assert dock.model_section.run() is not None
+    with qtbot.waitSignal(dock.model_section.runner.settled, timeout=180_000):
         pass
     seconds = dock.model_section.last_run.seconds
     assert f"{seconds:.1f} s" in section.estimate.text()  # 16 x a short run: under a minute

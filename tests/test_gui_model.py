@@ -33,7 +33,7 @@ def test_run_keeps_event_loop_alive_and_matches_cli(dock, qtbot, tmp_path, tiny_
     worker = section.run()
     assert worker is not None and not section.run_button.isEnabled()
     ticks_at_start = len(ticks)
-    with qtbot.waitSignal(worker.finished, timeout=120_000):
+    with qtbot.waitSignal(section.runner.settled, timeout=120_000):
         pass
     timer.stop()
     assert len(ticks) - ticks_at_start > 5  # the GUI thread kept processing events

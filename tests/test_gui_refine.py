@@ -127,8 +127,8 @@ def test_after_a_model_run_clicks_edit_the_models_layer_locally(sample_dock, qtb
     dock.model_section.device_combo.setCurrentText("cpu")
     section = dock.refine_section
     section.layer_combo.setCurrentText("reference")  # the user looked at the reference first
-    worker = dock.model_section.run()
-    with qtbot.waitSignal(worker.finished, timeout=180_000):
+    assert dock.model_section.run() is not None
+    with qtbot.waitSignal(dock.model_section.runner.settled, timeout=180_000):
         pass
     layer = viewer.layers["brats_unet segmentation"]
     assert section.layer_combo.currentText() == layer.name  # never the reference

@@ -2,12 +2,25 @@
 from __future__ import annotations
 
 import pytest
+from qtpy.QtCore import QCoreApplication, QEvent, QObject
 
 from napari_medseg.cohort import run_batch
 from napari_medseg.progress import run_to_end
 from napari_medseg.sample import generate_case, write_case
 
 pytestmark = pytest.mark.gui
+
+
+class _Probe(QObject):
+    """Records, for each posted event it receives, how many layers were inserted by then."""
+
+    def __init__(self, inserted: list, delivered: list):
+        super().__init__()
+        self.inserted, self.delivered = inserted, delivered
+
+    def event(self, event) -> bool:
+        self.delivered.append(len(self.inserted))
+        return True
 
 
 @pytest.mark.slow
@@ -23,17 +36,23 @@ def test_review_queue_opens_cases_by_priority(make_napari_viewer, qtbot, tmp_pat
     _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
     section = dock.review_section
     assert section.open_table(tmp_path / "out") and section.table.rowCount() == 2
-    worker = section.open_next()
-    with qtbot.waitSignal(worker.finished, timeout=30_000):
+    inserted, delivered = [], []  # an event posted at each insertion: delivered before the next?
+    probe = _Probe(inserted, delivered)
+    viewer.layers.events.inserted.connect(lambda event: (
+        inserted.append(event.value.name),
+        QCoreApplication.postEvent(probe, QEvent(QEvent.Type.User))))
+    assert section.open_next() is not None
+    with qtbot.waitSignal(section.runner.settled, timeout=30_000):
         pass
+    QCoreApplication.processEvents()  # the last insertion's event
     assert section.current == first
-    assert f"{first} segmentation" in viewer.layers and f"{first} epistemic" in viewer.layers
-    assert {"T1", "T1ce", "T2", "FLAIR"} <= {layer.name for layer in viewer.layers}
+    # each layer in its own event-loop turn: napari answered input and painted in between
+    assert len(inserted) >= 6 and delivered == list(range(1, len(inserted) + 1)), inserted
     assert dock.case_section.warnings() == []  # ready for the model, refinement and export
     section.mark_current_reviewed()
     assert section.table.item(0, 4).text() == "yes"
-    worker = section.open_next()
-    with qtbot.waitSignal(worker.finished, timeout=30_000):
+    assert section.open_next() is not None
+    with qtbot.waitSignal(section.runner.settled, timeout=30_000):
         pass
     assert section.current == second and f"{first} segmentation" not in viewer.layers
     section.mark_current_reviewed()

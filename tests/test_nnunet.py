@@ -207,8 +207,8 @@ def test_dock_runs_a_chosen_fold_like_nnunet_and_lists_the_folder_after_a_restar
     assert dock.uncertainty_section.method_boxes["ensemble"].isChecked()
     section.folds_combo.setCurrentIndex(2)  # fold_1 alone
     section.mirroring_box.setChecked(False)
-    worker = section.run()
-    with qtbot.waitSignal(worker.finished, timeout=120_000):
+    assert section.run() is not None
+    with qtbot.waitSignal(section.runner.settled, timeout=120_000):
         pass
     layer = viewer.layers[f"{folder.parent.name} segmentation"]
     images = [str(path) for path in sample_files(SAMPLE_DIR, SAMPLE_CASE_ID)[0]]

@@ -19,6 +19,7 @@ from napari_medseg._qt.refine_section import RefineSection
 from napari_medseg._qt.review_section import ReviewSection
 from napari_medseg._qt.topology_section import TopologySection
 from napari_medseg._qt.uncertainty_section import UncertaintySection
+from napari_medseg._qt.warmup import warm_up
 from napari_medseg.orientation import CONVENTIONS
 
 
@@ -69,6 +70,7 @@ class MedSegDock(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(scroll)
         self.setMinimumWidth(460)
+        warm_up()  # first-use imports off the GUI thread, before the first action needs them
 
     def _header(self) -> QHBoxLayout:
         row = QHBoxLayout()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -230,26 +231,29 @@ class ModelSection(QWidget):
             model = self.loaded_model(folder, folds)
             prediction = yield from predict(model, volume, device=device, precision=precision,
                                             mirroring=mirroring)
-            return model, volume, prediction, RunTime(folder, device,
-                                                      time.perf_counter() - started)
+            kept = prediction.probabilities.astype(np.float16)  # for clicks; off the GUI thread
+            return model, volume, prediction, kept, RunTime(folder, device,
+                                                            time.perf_counter() - started)
 
         return self.runner.start(task, self._add_result, "Model run")
 
-    def _add_result(self, result) -> None:
+    def _add_result(self, result) -> Iterator[None]:
+        """The segmentation, then each probability layer, one per event-loop turn."""
         from napari_medseg.layers import PROBABILITIES_KEY, labels_layer, probability_layers
 
-        model, volume, prediction, self.last_run = result
+        model, volume, prediction, kept, self.last_run = result
         spec = model.spec
         data, kwargs, _ = labels_layer(prediction.labels, volume.affine,
                                        name=f"{spec.name} segmentation", table=spec.labels,
                                        model={"name": spec.name, "version": spec.version,
                                               "folder": str(model.folder)},
                                        source_paths=list(volume.source_paths))
-        kwargs["metadata"][PROBABILITIES_KEY] = prediction.probabilities.astype(np.float16)
+        kwargs["metadata"][PROBABILITIES_KEY] = kept
+        for note in prediction.notes:
+            show_info(note)
         self._viewer.add_labels(data, **kwargs)
         if self.probabilities_box.isChecked():
             for array, layer_kwargs, _ in probability_layers(prediction.probabilities,
                                                              volume.affine, spec.labels):
+                yield
                 self._viewer.add_image(array, **layer_kwargs)
-        for note in prediction.notes:
-            show_info(note)

@@ -103,20 +103,21 @@ class RefineSection(QWidget):
     def refresh(self, event=None) -> None:
         """Fill the layer list from the viewer's Labels layers; a model run's new output
         layer becomes the target (a loaded reference is edited only when picked)."""
+        before = self.labels_layer()
         fill_labels_combo(self.layer_combo, self._viewer, select=new_model_layer(event))
-        self._refresh_labels()
+        if self.labels_layer() is not before or not self.label_combo.count():
+            self._refresh_labels()  # another layer came or went: the target and clicks stay
 
     def _refresh_labels(self) -> None:
-        from napari_medseg.labels import label_names
+        from napari_medseg.labels import label_names, present_labels
 
         layer = self.labels_layer()
         current = self.label_combo.currentText()
         names = dict(label_names())
         if layer is not None:
             names.update(layer.metadata.get("napari_medseg", {}).get("label_names", {}))
-            present = np.unique(np.asarray(layer.data)) if layer.data.size < 5e7 else []
-            names.update({int(v): f"label {int(v)}" for v in present
-                          if v and int(v) not in names})
+            present = present_labels(layer.data) if layer.data.size < 5e7 else []
+            names.update({v: f"label {v}" for v in present if v not in names})
         self.label_combo.clear()
         self.label_combo.addItems([f"{value} {name}" for value, name in sorted(names.items())]
                                   + [NEW_OBJECT])

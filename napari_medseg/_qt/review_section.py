@@ -1,6 +1,7 @@
 """Dock section 'Review queue': the batch table, open the next case, mark it reviewed."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from napari.utils.notifications import show_error
@@ -110,7 +111,8 @@ class ReviewSection(QWidget):
 
         return self.runner.start(task, self._show_case, f"Opening {case_id}")
 
-    def _show_case(self, case) -> None:
+    def _show_case(self, case) -> Iterator[None]:
+        """Replace the previous case's layers with this one's, one layer per event-loop turn."""
         from napari_medseg.layers import labels_layer, same_placement, volume_layers
         from napari_medseg.models.registry import builtin_models
         from napari_medseg.orientation import placement
@@ -118,25 +120,27 @@ class ReviewSection(QWidget):
         for layer in self._case_layers:
             if layer in self._viewer.layers:
                 self._viewer.layers.remove(layer)
-        added = []
+        added = self._case_layers = []
         for data, kwargs, _ in volume_layers(case.volume):
             added.append(self._viewer.add_image(data, **kwargs))
+            yield
         model = dict(case.summary["model"])
         folder = builtin_models(task=None).get(model["name"])
         model["folder"] = str(folder) if folder else ""
         data, kwargs, _ = labels_layer(case.segmentation, name=f"{case.case_id} segmentation",
                                        model=model, source_paths=list(case.volume.source_paths))
         added.append(self._viewer.add_labels(data, **kwargs))
+        yield
         added.append(self._viewer.add_image(
             case.epistemic, name=f"{case.case_id} epistemic", colormap="magma",
             blending="additive", opacity=0.6, visible=False,
             **placement(case.volume.affine, case.epistemic.shape)))
         if len(case.error_points):
+            yield
             added.append(self._viewer.add_points(
                 case.error_points, name=f"{case.case_id} topology errors",
                 **same_placement(added[-1]), size=6, face_color="magenta", symbol="ring",
                 features={"kind": case.error_kinds}))
-        self._case_layers = added
         self.current = case.case_id
         priority = next(r["priority"] for r in self.rows if r["case_id"] == case.case_id)
         self.status.setText(f"{case.case_id}: priority {priority:.3f}, "

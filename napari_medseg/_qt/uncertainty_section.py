@@ -1,6 +1,8 @@
 """Dock section 'Uncertainty': maps, per-structure table and click suggestions."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
@@ -113,7 +115,8 @@ class UncertaintySection(QWidget):
 
         return self.runner.start(task, self._show, "Uncertainty")
 
-    def _show(self, outcome) -> None:
+    def _show(self, outcome) -> Iterator[None]:
+        """Each map as a layer, one per event-loop turn, then the table."""
         from napari_medseg.layers import geometry_metadata
         from napari_medseg.orientation import placement
 
@@ -129,6 +132,7 @@ class UncertaintySection(QWidget):
                                    visible=name == "total", opacity=0.7,
                                    metadata=geometry_metadata(volume.affine, uncertainty=name,
                                                               method=self.result.method))
+            yield
         self._spacing = volume.spacing
         self._fill_table()
         self.suggest_button.setEnabled(True)
@@ -177,16 +181,26 @@ class UncertaintySection(QWidget):
         models = [layer for layer in fitting if is_model_output(layer)]
         return (models or [None])[-1]
 
-    def suggest(self) -> list[dict]:
-        """Mark the regions most likely wrong near the objects (skipping clicked ones)."""
+    def suggest(self):
+        """Find the regions most likely wrong near the objects (skipping clicked ones) in a
+        worker; returns it (None without uncertainty maps). The list fills when it is done."""
         from napari_medseg.uncertainty import suggest_clicks
 
         if self.result is None:
-            return []
-        layer = self.target_labels()
-        labels = np.asarray(layer.data) if layer is not None else self.result.mean.argmax(0)
-        self.suggestions = suggest_clicks(self.result.mean, labels, self._clicked_points(),
-                                          spacing=self._spacing)
+            return None
+        layer = self.target_labels()  # copied: the user may paint on while the worker runs
+        labels = (np.array(layer.data) if layer is not None else self.result.mean.argmax(0))
+        mean, clicked, spacing = self.result.mean, self._clicked_points(), self._spacing
+
+        def task():
+            yield from ()
+            return suggest_clicks(mean, labels, clicked, spacing=spacing)
+
+        return self.runner.start(task, lambda found: self._show_suggestions(found, layer),
+                                 "Suggestions")
+
+    def _show_suggestions(self, suggestions: list[dict], layer) -> None:
+        self.suggestions = suggestions
         coordinates = np.array([s["point"] for s in self.suggestions], float).reshape(-1, 3)
         if SUGGESTIONS_NAME in self._viewer.layers:
             self._viewer.layers[SUGGESTIONS_NAME].data = coordinates
@@ -203,7 +217,6 @@ class UncertaintySection(QWidget):
             self.suggestion_list.addItem(
                 f"{index}. {'+' if item['positive'] else '-'} {name} at z={z} y={y} x={x}: "
                 f"~{item['score']:.0f} voxels likely wrong")
-        return self.suggestions
 
     def go_to(self, row: int) -> None:
         """Move the view to suggestion ``row``."""

@@ -1,6 +1,9 @@
 """Running core generators in napari thread workers, with progress and errors.
 
 Workers never touch layers: results arrive in ``on_done`` on the GUI thread.
+An ``on_done`` that builds several layers is written as a generator that
+yields after each one; the runner resumes it once per event-loop turn, so
+napari draws and answers between layers instead of freezing for all of them.
 Errors a user can fix (`MedsegError`) are caught inside the worker and become
 one clear notification with no traceback; anything else is a bug, and napari's
 worker relays it with its traceback (and the status line names it).
@@ -8,9 +11,11 @@ worker relays it with its traceback (and the status line names it).
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from inspect import isgenerator
 
 from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QObject, QTimer, Signal
 from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton
 
 from napari_medseg.errors import MedsegError
@@ -39,21 +44,29 @@ def error_message(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-class TaskRunner:
-    """Starts one generator at a time and wires it to a progress bar and buttons."""
+class TaskRunner(QObject):
+    """Starts one generator at a time and wires it to a progress bar and buttons.
+
+    ``settled`` is emitted once a task is over for the user: its result is
+    entirely in the viewer, or it failed, or it was cancelled.
+    """
+
+    settled = Signal()
 
     def __init__(self, progress: QProgressBar, status: QLabel, run_button: QPushButton,
                  cancel_button: QPushButton):
+        super().__init__()
         self.progress, self.status = progress, status
         self.run_button, self.cancel_button = run_button, cancel_button
         self.worker: GeneratorWorker | None = None
+        self._showing: Generator | None = None  # an on_done adding layers turn by turn
         cancel_button.clicked.connect(self.cancel)
         self._set_running(False)
 
     @property
     def busy(self) -> bool:
-        """True while a task runs."""
-        return self.worker is not None
+        """True while a task runs or its result is still being added to the viewer."""
+        return self.worker is not None or self._showing is not None
 
     def start(self, make_generator: Callable[[], Generator], on_done: Callable,
               label: str) -> GeneratorWorker | None:
@@ -92,11 +105,36 @@ class TaskRunner:
             self._fail(result.error, label)
             return
         try:
-            on_done(result)
+            shown = on_done(result)
         except MedsegError as error:
             self._fail(error, label)
             return
+        if isgenerator(shown):
+            self._showing = shown
+            self.status.setText(f"{label}: adding layers...")
+            self._show_next(label)
+            return
         self.status.setText(f"{label}: done")
+        self.settled.emit()
+
+    def _show_next(self, label: str) -> None:
+        """One step of a generator ``on_done``; the next waits for the next event-loop turn."""
+        try:
+            next(self._showing)
+        except StopIteration:
+            self._showing = None
+            self.status.setText(f"{label}: done")
+            self.settled.emit()
+            return
+        except MedsegError as error:
+            self._showing = None
+            self._fail(error, label)
+            return
+        except BaseException:
+            self._showing = None
+            self.settled.emit()
+            raise
+        QTimer.singleShot(0, lambda: self._show_next(label))
 
     def _fail(self, error: BaseException, label: str, notify: bool = True) -> None:
         self.worker = None
@@ -105,12 +143,14 @@ class TaskRunner:
         self.status.setText(message)
         if notify:
             show_error(message)
+        self.settled.emit()
 
     def _aborted(self, label: str) -> None:
         self.worker = None
         self._set_running(False)
         self.progress.setValue(0)
         self.status.setText(f"{label}: cancelled, nothing changed")
+        self.settled.emit()
 
     def _set_running(self, running: bool) -> None:
         self.progress.setVisible(running)  # idle bars only took room in the dock

@@ -1,0 +1,61 @@
+"""Pay napari's and the core's first-use costs in a background thread.
+
+The first layer a napari session builds imports pandas (a Labels layer's
+feature table) and builds pint's unit registry (layer units); the first
+model run imports torch and SciPy. On a 2-core CPU that is over a second on
+the GUI thread, inside whichever action comes first. The dock starts this
+warm-up once per process: the imports run in a daemon thread (Python's
+import locks make that safe), and the unit registry, built in the thread,
+is installed as pint's application registry on the GUI thread, only if
+nothing has used the lazy one yet.
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+
+from qtpy.QtCore import QTimer
+
+MODULES = ("pandas", "scipy.ndimage", "skimage.measure", "torch",
+           "napari_medseg.inference", "napari_medseg.interactive", "napari_medseg.topology")
+_POLL_MS = 100
+_state: dict = {}
+
+
+def _import_and_build() -> None:
+    for name in MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # optional or broken: the action that needs it says so
+            continue
+    import pint
+
+    _state["registry"] = pint.UnitRegistry()
+
+
+def _install_registry() -> None:
+    """On the GUI thread: hand the built registry to pint if the lazy one is untouched."""
+    import pint
+    from pint.registry import LazyRegistry
+
+    registry = _state.pop("registry", None)
+    if registry is not None and isinstance(pint.get_application_registry().get(), LazyRegistry):
+        pint.set_application_registry(registry)
+
+
+def _poll(thread: threading.Thread) -> None:
+    if thread.is_alive():
+        QTimer.singleShot(_POLL_MS, lambda: _poll(thread))
+    else:
+        _install_registry()
+
+
+def warm_up() -> None:
+    """Start the background warm-up (once per process; later calls do nothing)."""
+    if "thread" in _state:
+        return
+    thread = threading.Thread(target=_import_and_build, name="napari-medseg warm-up",
+                              daemon=True)
+    _state["thread"] = thread
+    thread.start()
+    _poll(thread)
