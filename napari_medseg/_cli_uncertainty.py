@@ -13,6 +13,7 @@ def cmd_uncertainty(args: argparse.Namespace) -> int:
     from napari_medseg.io._atomic import atomic_path, check_writable
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
+    from napari_medseg.labels import most_probable
     from napari_medseg.uncertainty import suggest_clicks
 
     prefix = str(args.output)
@@ -32,7 +33,7 @@ def cmd_uncertainty(args: argparse.Namespace) -> int:
                                              "version": model.spec.version},
                "maps": {k: str(v) for k, v in outputs.items()},
                "map_normalisation": "divided by log K (K classes), so each lies in [0, 1]",
-               "suggestions": suggest_clicks(result.mean, result.mean.argmax(0),
+               "suggestions": suggest_clicks(result.mean, most_probable(result.mean),
                                              spacing=volume.spacing)}
     with atomic_path(args.json, overwrite=args.overwrite) as temporary:
         temporary.write_text(json.dumps(payload, indent=2) + "\n")

@@ -193,16 +193,16 @@ def test_coalitions_run_around_the_objects_and_agree_with_the_whole_volume(
         coarse_model_folder, small_case):
     """Explaining around the objects runs the coalitions only on a box around what the
     model and the reference mark; its values stay within 0.01 of the whole volume's."""
-    from napari_medseg.explain._region import explained_box, reference_on_grid
+    from napari_medseg.explain._region import explained_boxes, reference_on_grid
     from napari_medseg.inference._predict import model_grid_shape
 
     spec = load_model(coarse_model_folder).spec
     model = LoadedModel(spec, coarse_model_folder, (_BrightIsTumour(),))
     volume, reference = small_case.volume, small_case.labels.data
     grid = model_grid_shape(volume.shape, volume.spacing, spec.spacing)
-    boxes = explained_box(reference_on_grid(reference, grid), spec.patch_size)
+    boxes = explained_boxes(reference_on_grid(reference, grid), spec.patch_size)
     assert boxes is not None  # the tumour's box is smaller than the head
-    assert np.prod([s.stop - s.start for s in boxes[1]]) < 0.6 * np.prod(grid)
+    assert sum(np.prod([s.stop - s.start for s in box]) for box in boxes) < 0.6 * np.prod(grid)
     around = run_to_end(explain_case(model, volume, reference, maps=False, region="objects"))
     whole = run_to_end(explain_case(model, volume, reference, maps=False))
     assert whole.targets["WT"].value_all > 0.3  # the toy model finds the tumour
@@ -211,3 +211,67 @@ def test_coalitions_run_around_the_objects_and_agree_with_the_whole_volume(
         np.testing.assert_allclose(around.targets[name].phi, target.phi, atol=0.01)
     with pytest.raises(InputError, match="region"):
         run_to_end(explain_case(model, volume, reference, region="tumour"))
+
+
+def test_a_far_speck_gets_its_own_small_box_not_one_box_over_the_head():
+    from napari_medseg.explain._region import explained_boxes
+
+    foreground = np.zeros((78, 120, 120), bool)
+    foreground[30:60, 30:65, 26:67] = True  # the tumour
+    foreground[8:11, 37:41, 78:81] = True  # a false-positive speck far from it
+    foreground[40, 40, 70] = True  # a speck near the tumour: merged with it
+    boxes = explained_boxes(foreground, (48, 48, 48))
+    assert boxes is not None and len(boxes) == 2
+    assert sum(np.prod([s.stop - s.start for s in box]) for box in boxes) < 0.6 * foreground.size
+    marked = np.zeros_like(foreground)
+    for box in boxes:
+        assert not foreground[box].all() and foreground[box].any()
+        marked[box] = True
+    assert marked[foreground].all()  # every structure lies in a used box
+    assert explained_boxes(np.zeros_like(foreground), (48, 48, 48)) is None
+    assert explained_boxes(np.ones_like(foreground), (48, 48, 48)) is None  # the whole head
+
+
+def test_a_block_resamples_as_the_whole_volume_does():
+    import torch.nn.functional as F
+
+    from napari_medseg.explain._region import case_block, resampled_block
+
+    tensor = torch.rand(4, 39, 60, 61, generator=torch.Generator().manual_seed(0))
+    case_shape, used = (77, 119, 122), (slice(10, 20), slice(0, 13), slice(40, 61))
+    whole = F.interpolate(tensor[None], size=case_shape, mode="trilinear",
+                          align_corners=False)[0]
+    block = case_block(used, tensor.shape[1:], case_shape)
+    torch.testing.assert_close(resampled_block(tensor, case_shape, block),
+                               whole[(slice(None), *block)], atol=1e-5, rtol=0)
+    changed = tensor.clone()
+    changed[(slice(None), *used)] = torch.rand(4, 10, 13, 21)
+    moved = (F.interpolate(changed[None], size=case_shape, mode="trilinear",
+                           align_corners=False)[0] - whole).abs().sum(0) > 0
+    inside = torch.zeros(case_shape, dtype=torch.bool)
+    inside[block] = True
+    assert not moved[~inside].any()  # nothing outside the block reads the used box
+    assert moved[inside].float().mean() > 0.5  # and the block is not much larger
+
+
+def test_windows_touching_a_box_give_the_whole_runs_result_inside_it():
+    """With instance normalisation a window's output depends on the whole window, so a
+    box is explained exactly only with the whole run's own windows: those that touch it."""
+    from napari_medseg.explain._region import touches
+    from napari_medseg.inference import sliding_window
+
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Conv3d(2, 4, 3, padding=1),
+                                  torch.nn.InstanceNorm3d(4), torch.nn.Conv3d(4, 3, 3, padding=1))
+    image = torch.randn(2, 40, 56, 48)
+    box = (slice(12, 20), slice(30, 41), slice(5, 15))
+    with torch.no_grad():
+        whole = run_to_end(sliding_window(network, image, (16, 16, 16), 3, 0.5, 4))
+        part = run_to_end(sliding_window(network, image, (16, 16, 16), 3, 0.5, 4,
+                                         only=lambda window: touches(window, [box])))
+        elsewhere = run_to_end(sliding_window(network, image[:, :, 24:, :], (16, 16, 16), 3,
+                                              0.5, 4))
+    torch.testing.assert_close(part[(slice(None), *box)], whole[(slice(None), *box)])
+    assert (part == 0).any()  # windows far from the box did not run
+    shifted = (slice(12, 20), slice(6, 17), slice(5, 15))  # the same voxels, other windows
+    assert (elsewhere[(slice(None), *shifted)] - whole[(slice(None), *box)]).abs().max() > 1e-3

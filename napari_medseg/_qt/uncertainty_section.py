@@ -184,12 +184,13 @@ class UncertaintySection(QWidget):
     def suggest(self):
         """Find the regions most likely wrong near the objects (skipping clicked ones) in a
         worker; returns it (None without uncertainty maps). The list fills when it is done."""
+        from napari_medseg.labels import most_probable
         from napari_medseg.uncertainty import suggest_clicks
 
         if self.result is None:
             return None
         layer = self.target_labels()  # copied: the user may paint on while the worker runs
-        labels = (np.array(layer.data) if layer is not None else self.result.mean.argmax(0))
+        labels = (np.array(layer.data) if layer is not None else most_probable(self.result.mean))
         mean, clicked, spacing = self.result.mean, self._clicked_points(), self._spacing
 
         def task():

@@ -41,7 +41,8 @@ def make_baseline(image: np.ndarray, kind: str, spacing=(1.0, 1.0, 1.0),
 
 def coalition_probabilities(network, image: torch.Tensor, baseline: torch.Tensor,
                             masks: np.ndarray, patch, n_classes: int, overlap: float = 0.5,
-                            device: str | torch.device = "cpu") -> ProgressGenerator[torch.Tensor]:
+                            device: str | torch.device = "cpu", only=None
+                            ) -> ProgressGenerator[torch.Tensor]:
     """Softmax output for each coalition in ``masks``.
 
     Parameters
@@ -60,6 +61,8 @@ def coalition_probabilities(network, image: torch.Tensor, baseline: torch.Tensor
         Window overlap.
     device : str or torch.device
         Where to run.
+    only : callable, optional
+        Which windows to run (see `inference.sliding_window`).
 
     Returns
     -------
@@ -82,5 +85,6 @@ def coalition_probabilities(network, image: torch.Tensor, baseline: torch.Tensor
     if hasattr(network, "to"):
         network.to(device)
     result = yield from sliding_window(all_coalitions, stacked, patch, n_coalitions * n_classes,
-                                       overlap=overlap, batch_size=1, device=device)
+                                       overlap=overlap, batch_size=1, device=device,
+                                       only=only)
     return result.reshape(n_coalitions, n_classes, *image.shape[1:]).cpu()

@@ -19,11 +19,12 @@ from napari_medseg.explain._coalitions import coalition_probabilities, make_base
 from napari_medseg.explain._ranking import (
     normalised_footrule_similarity, rank_variance, ranks_from_phi, validate_ranking)
 from napari_medseg.explain._region import (
-    explained_box, one_window, pasted, reference_on_grid)
+    case_block, explained_boxes, pasted, reference_on_grid, resampled_block, touches)
 from napari_medseg.explain._shapley import coalition_masks, exact_shapley, shapley_coefficients
 from napari_medseg.inference._predict import (
     _fold_pass, _resample, channels_for_model, model_grid_shape)
 from napari_medseg.io import Volume
+from napari_medseg.labels import most_probable
 from napari_medseg.metrics import dice
 from napari_medseg.models.loading import LoadedModel
 from napari_medseg.models.normalise import normalise_image
@@ -102,14 +103,49 @@ def _region_probability(probabilities: torch.Tensor, labels: tuple[int, ...]) ->
     return probabilities[:, list(labels)].sum(1)
 
 
-def _coalition_values(probabilities, case_shape, targets, reference) -> np.ndarray:
-    """Dice per coalition and target, ``[S, T]``; reference None means 'vs all contrasts'."""
+def _coalition_values(probabilities, case_shape, targets, reference, blocks=None
+                      ) -> np.ndarray:
+    """Dice per coalition and target, ``[S, T]``; reference None means 'vs all contrasts'.
+
+    With ``blocks`` (case-grid boxes outside which every coalition's
+    probabilities are the same), each coalition is resampled and counted only
+    inside them; outside, the full coalition's labels stand for all.
+    """
+    if blocks is not None:
+        return _block_values(probabilities, case_shape, targets, reference, blocks)
     n_coalitions = probabilities.shape[0]
-    labels = [_resample(probabilities[s], case_shape).argmax(0).numpy()
+    labels = [most_probable(_resample(probabilities[s], case_shape))
               for s in range(n_coalitions)]
     truth = reference if reference is not None else labels[-1]
     return np.array([[dice(np.isin(labels[s], values), np.isin(truth, values))
                       for values in targets.values()] for s in range(n_coalitions)])
+
+
+def _counts(labels: np.ndarray, truth: np.ndarray, targets) -> np.ndarray:
+    """``[T, 3]``: predicted, reference and overlapping voxels per target."""
+    out = []
+    for values in targets.values():
+        predicted, wanted = np.isin(labels, values), np.isin(truth, values)
+        out.append((predicted.sum(), wanted.sum(), np.logical_and(predicted, wanted).sum()))
+    return np.array(out, dtype=np.int64)
+
+
+def _block_values(probabilities, case_shape, targets, reference, blocks) -> np.ndarray:
+    base = most_probable(_resample(probabilities[-1], case_shape))
+    for block in blocks:  # the same arithmetic as the coalitions' below: ties alike
+        base[block] = most_probable(resampled_block(probabilities[-1], case_shape, block))
+    truth = reference if reference is not None else base
+    whole = _counts(base, truth, targets)
+    inside = [_counts(base[block], truth[block], targets) for block in blocks]
+    values = []
+    for s in range(probabilities.shape[0]):
+        counts = whole.copy()
+        for block, base_counts in zip(blocks, inside):
+            labels = most_probable(resampled_block(probabilities[s], case_shape, block))
+            counts += _counts(labels, truth[block], targets) - base_counts
+        total = counts[:, 0] + counts[:, 1]
+        values.append(np.where(total == 0, 1.0, 2.0 * counts[:, 2] / np.maximum(total, 1)))
+    return np.array(values)
 
 
 def _check_reference(reference, volume: Volume, model: LoadedModel) -> np.ndarray | None:
@@ -159,10 +195,11 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
     permutations : int
         Orderings sampled when there are more than six contrasts.
     region : {'whole', 'objects'}
-        Where the coalitions run: the ``whole`` volume, or (experimental, see
-        BENCHMARKS.md: not yet faster on a 2-core CPU) ``objects``, a box around
-        what the ordinary prediction or the reference marks (the model first
-        predicts the whole volume once; see ``explain._region``).
+        Where the coalitions run: the ``whole`` volume, or ``objects``: only
+        the windows that touch boxes around what the ordinary prediction or
+        the reference marks (the model first predicts the whole volume once;
+        see ``explain._region``; its error against the whole volume is
+        measured in BENCHMARKS.md).
 
     Yields
     ------
@@ -187,31 +224,31 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
                                      checked, baseline, overlap, torch_device, permutations)
         return result
     masks = coalition_masks(len(contrasts))
-    boxes, ordinary = None, []
+    boxes, ordinary, blocks = None, [], None
     if region == "objects":
         ordinary = yield from _ordinary_predictions(model, image_t, overlap, torch_device)
-        structures = (sum(ordinary) / len(ordinary)).argmax(0).numpy() > 0
+        structures = most_probable(sum(ordinary) / len(ordinary)) > 0
         on_grid = reference_on_grid(reference, grid)
-        boxes = explained_box(structures if on_grid is None else structures | on_grid,
-                              model.spec.patch_size)
+        boxes = explained_boxes(structures if on_grid is None else structures | on_grid,
+                                model.spec.patch_size)
+        blocks = [case_block(box, grid, volume.shape) for box in boxes] if boxes else None
     elif region != "whole":
         raise InputError(f"unknown explanation region {region!r}: use 'objects' or 'whole'")
     fold_values, ensemble = [], None
     for fold, network in enumerate(model.networks):
-        run = boxes[1] if boxes else tuple(slice(None) for _ in grid)
-        window = one_window(run, model.spec.patch_size, getattr(
-            network, "divisor", max(model.spec.patch_size))) if boxes else model.spec.patch_size
-        runs = coalition_probabilities(network, image_t[(slice(None), *run)],
-                                       base_t[(slice(None), *run)], masks, window,
-                                       model.spec.n_classes, overlap, torch_device)
-        probabilities = yield from rescaled(
-            runs, fold, len(model.networks), f"coalitions, fold {fold + 1}/{len(model.networks)}")
+        message = f"coalitions, fold {fold + 1}/{len(model.networks)}"
+        runs = coalition_probabilities(network, image_t, base_t, masks, model.spec.patch_size,
+                                       model.spec.n_classes, overlap, torch_device,
+                                       only=(lambda window: touches(window, boxes)) if boxes
+                                       else None)
+        probabilities = yield from rescaled(runs, fold, len(model.networks), message)
         if boxes:
-            probabilities = pasted(ordinary[fold], probabilities, *boxes)
-        fold_values.append(_coalition_values(probabilities, volume.shape, targets, reference))
+            probabilities = pasted(ordinary[fold], probabilities, boxes)
+        fold_values.append(_coalition_values(probabilities, volume.shape, targets, reference,
+                                             blocks))
         ensemble = probabilities if ensemble is None else ensemble + probabilities
     ensemble /= len(model.networks)
-    values = _coalition_values(ensemble, volume.shape, targets, reference)
+    values = _coalition_values(ensemble, volume.shape, targets, reference, blocks)
     voxel_maps = _voxel_maps(ensemble, targets, volume.shape) if maps else {}
     result_targets = {}
     for index, (name, labels) in enumerate(targets.items()):
@@ -275,7 +312,7 @@ def _sampled(model, image_t, base_t, volume, reference, targets, checked, baseli
     full = yield from _member_probabilities(model, image_t, base_t, full_code, n, overlap, device)
     # without a reference, each member (fold, ensemble) is compared with its own full prediction
     truths = [reference if reference is not None
-              else _resample(p[0], volume.shape).argmax(0).numpy() for p in full]
+              else most_probable(_resample(p[0], volume.shape)) for p in full]
 
     def values_of(members) -> np.ndarray:  # [folds + 1 (ensemble), targets]
         return np.stack([_coalition_values(p, volume.shape, targets, truth)[0]

@@ -5,15 +5,17 @@ four) through the model. Run over the whole head, that is 16 model runs; but
 a coalition can only change the value where some prediction changes, and on
 a brain tumour case that is around the tumour. So the model first predicts
 the whole volume once with every contrast (the ordinary prediction), and
-the coalitions run only on a box around what it, or the reference, marks,
-plus a margin of a quarter window; outside the box every coalition takes the
-ordinary prediction's probabilities (background there, by construction).
+the coalitions run only in the windows (the whole run's own windows: with
+instance normalisation, other windows give other results) that touch boxes
+around what it, or the reference, marks (one box per cluster of
+structures). Inside the boxes the coalitions' results are exactly the
+whole-volume run's; outside, every coalition takes the ordinary
+prediction's probabilities, and the Dice values are recounted only inside
+the boxes (``case_block``, ``resampled_block``).
 
 What this leaves out (a coalition predicting something far outside the
-box) is measured against the whole-volume computation in
-``bench/shapley.py``. Experimental: on a 2-core CPU the one-pass box run was
-measured slower than hoped (BENCHMARKS.md), so ``explain_case`` runs the
-whole volume unless asked (``region="objects"``).
+boxes) is measured against the whole-volume computation in
+``bench/shapley.py`` (BENCHMARKS.md).
 """
 from __future__ import annotations
 
@@ -22,13 +24,38 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-#: run the coalitions on the whole volume when the box would cover more than this
+#: run the coalitions on the whole volume when the boxes would cover more than this
 _WORTH_IT = 0.6
 
 
-def explained_box(foreground: np.ndarray, patch: Sequence[int]
-                  ) -> tuple[tuple[slice, ...], tuple[slice, ...]] | None:
-    """The box whose coalition results are used, and the larger box they are run on.
+Box = tuple[slice, ...]
+
+
+def _slices(low: np.ndarray, high: np.ndarray) -> Box:
+    return tuple(slice(int(a), int(b)) for a, b in zip(low, high))
+
+
+def _merged(boxes: list[tuple[np.ndarray, np.ndarray]], gap: int
+            ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Union bounding boxes ``(low, high)`` until no two come within ``gap`` voxels."""
+    boxes = list(boxes)
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            (a_low, a_high), (b_low, b_high) = boxes[i], boxes[j]
+            if np.all(a_low < b_high + gap) and np.all(b_low < a_high + gap):
+                union = (np.minimum(a_low, b_low), np.maximum(a_high, b_high))
+                rest = [box for k, box in enumerate(boxes) if k not in (i, j)]
+                return _merged([union, *rest], gap)
+    return boxes
+
+
+def explained_boxes(foreground: np.ndarray, patch: Sequence[int]) -> list[Box] | None:
+    """Boxes whose coalition results are used: one per cluster of structures.
+
+    Each connected structure gets a box an eighth of a window past it; boxes
+    that come within two voxels are merged, so that no case voxel resamples
+    from two of them. A false-positive speck far from the tumour gets its own
+    small box instead of stretching one box over the whole head.
 
     Parameters
     ----------
@@ -36,41 +63,33 @@ def explained_box(foreground: np.ndarray, patch: Sequence[int]
         Where the ordinary prediction or the reference marks a structure, on
         the model grid.
     patch : sequence of int
-        The model's window: the used box extends a quarter window past the
-        structures, and the run box another quarter window (context, so that
-        the run box's edges do not reach the used box).
+        The model's window.
 
     Returns
     -------
-    (used, run) or None
-        None where the structures are absent or the box would cover most of the
-        volume: then the coalitions run everywhere.
+    list of boxes, or None
+        None where the structures are absent or the boxes would cover most of
+        the volume: then the coalitions run everywhere.
     """
+    from scipy import ndimage as ndi
+
     if not foreground.any():
         return None
-    points = np.argwhere(foreground)
-    low, high = points.min(0), points.max(0) + 1
-    half = np.asarray(patch) // 4
-    shape = np.asarray(foreground.shape)
-    used_low, used_high = np.maximum(low - half, 0), np.minimum(high + half, shape)
-    run_low, run_high = np.maximum(used_low - half, 0), np.minimum(used_high + half, shape)
-    if np.prod(run_high - run_low) > _WORTH_IT * np.prod(shape):
+    shape, margin = np.asarray(foreground.shape), np.asarray(patch) // 8
+    labelled, _ = ndi.label(foreground)
+    used = [(np.maximum(np.array([s.start for s in found]) - margin, 0),
+             np.minimum(np.array([s.stop for s in found]) + margin, shape))
+            for found in ndi.find_objects(labelled)]
+    used = _merged(used, gap=2)  # apart by 2 voxels: no case voxel resamples from two boxes
+    if sum(np.prod(high - low) for low, high in used) > _WORTH_IT * np.prod(shape):
         return None
-    used = tuple(slice(int(a), int(b)) for a, b in zip(used_low, used_high))
-    run = tuple(slice(int(a), int(b)) for a, b in zip(run_low, run_high))
-    return used, run
+    return [_slices(low, high) for low, high in used]
 
 
-def one_window(run: tuple[slice, ...], patch: Sequence[int], divisor: int) -> tuple[int, ...]:
-    """A window that covers the whole run box at once (each side a multiple of the
-    network's ``divisor``, and no smaller than its patch).
-
-    The network is fully convolutional: one pass over the box costs the box's
-    voxels once, where overlapping windows cost them about ``1 / (1 - overlap)^3``
-    times (8x at the usual 0.5).
-    """
-    sides = [s.stop - s.start for s in run]
-    return tuple(max(int(np.ceil(n / divisor)) * divisor, p) for n, p in zip(sides, patch))
+def touches(window: Box, boxes: Sequence[Box]) -> bool:
+    """Whether a sliding window overlaps any of ``boxes`` (then it must run)."""
+    return any(all(w.start < b.stop and b.start < w.stop for w, b in zip(window, box))
+               for box in boxes)
 
 
 def reference_on_grid(reference: np.ndarray | None, grid: Sequence[int]) -> np.ndarray | None:
@@ -82,13 +101,50 @@ def reference_on_grid(reference: np.ndarray | None, grid: Sequence[int]) -> np.n
     return (reference > 0)[np.ix_(*index)]
 
 
-def pasted(ordinary: torch.Tensor, coalitions: torch.Tensor, used: tuple[slice, ...],
-           run: tuple[slice, ...]) -> torch.Tensor:
-    """All coalitions' probabilities on the whole grid ``[S, K, Z, Y, X]``: the
-    ordinary prediction ``[K, Z, Y, X]`` everywhere, the coalitions' own results
-    (computed on ``run``) inside ``used``."""
-    n_coalitions = coalitions.shape[0]
-    out = ordinary[None].expand(n_coalitions, *ordinary.shape).clone()
-    inside = tuple(slice(u.start - r.start, u.stop - r.start) for u, r in zip(used, run))
-    out[(slice(None), slice(None), *used)] = coalitions[(slice(None), slice(None), *inside)]
+def pasted(ordinary: torch.Tensor, coalitions: torch.Tensor, boxes: Sequence[Box]
+           ) -> torch.Tensor:
+    """All coalitions' probabilities ``[S, K, Z, Y, X]``: the ordinary prediction
+    ``[K, Z, Y, X]`` everywhere, the coalitions' own (run with the windows that
+    touch the boxes) inside the boxes."""
+    out = ordinary[None].expand(coalitions.shape[0], *ordinary.shape).clone()
+    for box in boxes:
+        index = (slice(None), slice(None), *box)
+        out[index] = coalitions[index]
+    return out
+
+
+def _sources(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each output index of a linear resampling ``n_in -> n_out`` (PyTorch's
+    ``align_corners=False``): the two input indices it reads and the second's weight."""
+    source = np.maximum((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0)
+    first = np.floor(source).astype(np.int64)
+    first = np.minimum(first, n_in - 1)
+    return first, np.minimum(first + 1, n_in - 1), (source - first).astype(np.float32)
+
+
+def case_block(used: Box, grid: Sequence[int], case_shape: Sequence[int]) -> Box:
+    """The case-grid voxels whose trilinear resampling reads any model voxel of ``used``."""
+    block = []
+    for box, n_in, n_out in zip(used, grid, case_shape):
+        first, second, _ = _sources(n_in, n_out)
+        reads = ((first >= box.start) & (first < box.stop)) | (
+            (second >= box.start) & (second < box.stop))
+        where = np.flatnonzero(reads)
+        block.append(slice(int(where[0]), int(where[-1]) + 1))
+    return tuple(block)
+
+
+def resampled_block(tensor: torch.Tensor, case_shape: Sequence[int], block: Box
+                    ) -> torch.Tensor:
+    """``_resample(tensor, case_shape)[(slice(None), *block)]`` without resampling the rest:
+    trilinear as three linear passes, with PyTorch's sampling positions."""
+    out = tensor
+    for axis, (box, n_out) in enumerate(zip(block, case_shape), start=1):
+        first, second, weight = _sources(tensor.shape[axis], n_out)
+        first, second = torch.from_numpy(first[box]), torch.from_numpy(second[box])
+        shape = [1] * out.dim()
+        shape[axis] = -1
+        weight = torch.from_numpy(weight[box]).reshape(shape)
+        out = (out.index_select(axis, first) * (1 - weight)
+               + out.index_select(axis, second) * weight)
     return out

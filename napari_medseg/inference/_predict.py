@@ -10,6 +10,7 @@ from napari_medseg.errors import InputError
 from napari_medseg.inference._memory import available_memory_bytes, inference_memory_bytes
 from napari_medseg.inference._sliding import sliding_window
 from napari_medseg.io import Volume, check_finite
+from napari_medseg.labels import most_probable
 from napari_medseg.models.loading import LoadedModel
 from napari_medseg.models.normalise import normalise_image
 from napari_medseg.models.spec import ModelSpec
@@ -173,7 +174,7 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
                                          f"fold {fold_index + 1}/{len(model.networks)}")
         total += fold_total.cpu()
     mean = _resample(total / len(model.networks), shape)
-    labels = mean.argmax(0).numpy().astype(np.uint8)
+    labels = most_probable(mean)
     return Prediction(labels=labels, probabilities=mean.numpy() if keep_probabilities else None,
                       model_name=spec.name, model_version=spec.version,
                       folds=tuple(range(len(model.networks))), device=str(torch_device),

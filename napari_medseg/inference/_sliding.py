@@ -74,7 +74,9 @@ def sliding_window(network: Callable[[torch.Tensor], torch.Tensor], image: torch
                    patch: Sequence[int], n_outputs: int, overlap: float = 0.5,
                    batch_size: int = 4, device: torch.device | str = "cpu",
                    autocast: torch.dtype | None = None,
-                   reuse_blank: bool = True) -> ProgressGenerator[torch.Tensor]:
+                   reuse_blank: bool = True,
+                   only: Callable[[tuple[slice, ...]], bool] | None = None
+                   ) -> ProgressGenerator[torch.Tensor]:
     """Blend ``network`` over ``image`` window by window.
 
     Parameters
@@ -100,6 +102,12 @@ def sliding_window(network: Callable[[torch.Tensor], torch.Tensor], image: torch
     reuse_blank : bool
         Predict all-zero windows once and reuse the output (exact for a
         deterministic network; pass False when sampling dropout).
+    only : callable, optional
+        Given a window (slices in ``image`` coordinates), whether to run it.
+        Skipped windows add nothing, so the output is exact only where every
+        window covering a voxel ran (a network with instance normalisation
+        gives other results for other windows, so a region is explained
+        exactly only with the whole run's own windows).
 
     Yields
     ------
@@ -122,6 +130,9 @@ def sliding_window(network: Callable[[torch.Tensor], torch.Tensor], image: torch
     windows = [tuple(slice(s, s + length) for s, length in zip(start, patch)) for start in starts]
     for window in windows:
         weight[window] += importance
+    if only is not None:
+        windows = [window for window in windows if only(tuple(
+            slice(w.start - c.start, w.stop - c.start) for w, c in zip(window, crop)))]
     busy, blank = _split_blank(padded, windows) if reuse_blank else (windows, [])
     batches = [busy[i:i + batch_size] for i in range(0, len(busy), batch_size)]
     if blank:

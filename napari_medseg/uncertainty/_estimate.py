@@ -9,6 +9,7 @@ import torch
 
 from napari_medseg.inference._predict import _resample, channels_for_model, model_grid_shape
 from napari_medseg.io import Volume
+from napari_medseg.labels import most_probable
 from napari_medseg.models.normalise import normalise_image
 from napari_medseg.progress import ProgressGenerator
 from napari_medseg.uncertainty._calibration import auroc, expected_calibration_error
@@ -56,7 +57,7 @@ class _Accumulator:
         self.total += probabilities
         self.square += probabilities.astype(np.float64) ** 2
         self.entropy += entropy(probabilities, axis=0)
-        labels = probabilities.argmax(0)
+        labels = most_probable(probabilities)
         for name, values in self.structures.items():
             self.volumes[name].append(int(np.isin(labels, values).sum()))
 
@@ -84,7 +85,7 @@ def calibration_figures(mean: np.ndarray, maps: dict[str, np.ndarray], reference
                         region: np.ndarray, n_bins: int = 15) -> dict:
     """ECE (equal-width bins), reliability diagram and error-detection AUROC per map."""
     confidence = mean.max(0)[region]
-    wrong = (mean.argmax(0) != reference)[region]
+    wrong = (most_probable(mean) != reference)[region]
     ece, diagram = expected_calibration_error(confidence, ~wrong, n_bins)
     detection = {name: auroc(value[region], wrong) for name, value in maps.items()}
     detection["1 - confidence"] = auroc(1.0 - confidence, wrong)
@@ -146,7 +147,7 @@ def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] =
     maps = {"total": total.astype(np.float32), "aleatoric": aleatoric.astype(np.float32),
             "epistemic": np.maximum(total - aleatoric, 0).astype(np.float32)}
     spread = np.sqrt(np.maximum(acc.square / acc.count - (acc.total / acc.count) ** 2, 0))
-    labels = mean.argmax(0).astype(np.uint8)
+    labels = most_probable(mean)
     voxel_mm3 = float(np.prod(spacing_from_affine(volume.affine)))
     calibration = None
     if reference is not None:
