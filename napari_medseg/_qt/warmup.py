@@ -23,14 +23,14 @@ _state: dict = {}
 
 
 def _import_and_build() -> None:
+    import pint  # first: the first layer needs the registry, torch only the first run
+
+    _state["registry"] = pint.UnitRegistry()
     for name in MODULES:
         try:
             importlib.import_module(name)
         except ImportError:  # optional or broken: the action that needs it says so
             continue
-    import pint
-
-    _state["registry"] = pint.UnitRegistry()
 
 
 def _install_registry() -> None:
