@@ -40,7 +40,8 @@ def cmd_uncertainty(args: argparse.Namespace) -> int:
     for name, figures in result.structures.items():
         print(f"{name:4s} volume {figures['volume_mean_mm3']:9.1f} mm3 "
               f"(cv {figures['volume_cv']:.3f})  uncertainty inside "
-              f"{figures['uncertainty_inside']:.3f} boundary {figures['uncertainty_boundary']:.3f}")
+              f"{figures['uncertainty_inside']:.3f} "
+              f"boundary {figures['uncertainty_boundary']:.3f}")
     if result.calibration:
         aurocs = result.calibration["error_detection_auroc"]
         print(f"ECE {result.calibration['ece']:.4f}; error-detection AUROC "
