@@ -52,12 +52,9 @@ def present_labels(mask: np.ndarray) -> list[int]:
     flat = np.asarray(mask).ravel()
     if flat.size == 0:
         return []
-    if np.issubdtype(flat.dtype, np.integer) and flat.dtype.itemsize <= 8:
-        low, high = int(flat.min()), int(flat.max())
-        if low >= 0 and high < _BINCOUNT_MAX:
-            counts = np.bincount(flat if flat.dtype.itemsize < 8 else flat.astype(np.int64),
-                                 minlength=1)
-            return [int(v) for v in np.flatnonzero(counts[1:]) + 1]
+    if np.issubdtype(flat.dtype, np.integer) and flat.min() >= 0 and flat.max() < _BINCOUNT_MAX:
+        counts = np.bincount(flat.astype(np.intp, copy=False))
+        return [int(v) for v in np.flatnonzero(counts[1:]) + 1]
     return [int(v) for v in np.unique(flat) if v]
 
 

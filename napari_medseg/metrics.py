@@ -17,10 +17,15 @@ from scipy import ndimage as ndi
 def dice(prediction: np.ndarray, reference: np.ndarray) -> float:
     """Dice overlap of two boolean masks (1.0 when both are empty)."""
     prediction, reference = prediction.astype(bool), reference.astype(bool)
-    total = int(prediction.sum()) + int(reference.sum())
-    if total == 0:
-        return 1.0
-    return 2.0 * int(np.logical_and(prediction, reference).sum()) / total
+    return float(dice_from_counts(prediction.sum(), reference.sum(),
+                                  np.logical_and(prediction, reference).sum()))
+
+
+def dice_from_counts(predicted, reference, overlap) -> np.ndarray:
+    """Dice from voxel counts (arrays broadcast): ``2 overlap / (predicted + reference)``,
+    1.0 where both are empty."""
+    total = np.asarray(predicted, np.int64) + np.asarray(reference, np.int64)
+    return np.where(total == 0, 1.0, 2.0 * np.asarray(overlap) / np.maximum(total, 1))
 
 
 def _edges(mask: np.ndarray) -> np.ndarray:

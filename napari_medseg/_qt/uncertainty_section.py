@@ -190,7 +190,7 @@ class UncertaintySection(QWidget):
         if self.result is None:
             return None
         layer = self.target_labels()  # copied: the user may paint on while the worker runs
-        labels = (np.array(layer.data) if layer is not None else most_probable(self.result.mean))
+        labels = np.array(layer.data) if layer is not None else most_probable(self.result.mean)
         mean, clicked, spacing = self.result.mean, self._clicked_points(), self._spacing
 
         def task():

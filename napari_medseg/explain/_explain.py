@@ -25,7 +25,7 @@ from napari_medseg.inference._predict import (
     _fold_pass, _resample, channels_for_model, model_grid_shape)
 from napari_medseg.io import Volume
 from napari_medseg.labels import most_probable
-from napari_medseg.metrics import dice
+from napari_medseg.metrics import dice_from_counts
 from napari_medseg.models.loading import LoadedModel
 from napari_medseg.models.normalise import normalise_image
 from napari_medseg.progress import Progress, ProgressGenerator, rescaled
@@ -111,41 +111,40 @@ def _coalition_values(probabilities, case_shape, targets, reference, blocks=None
     probabilities are the same), each coalition is resampled and counted only
     inside them; outside, the full coalition's labels stand for all.
     """
-    if blocks is not None:
-        return _block_values(probabilities, case_shape, targets, reference, blocks)
-    n_coalitions = probabilities.shape[0]
-    labels = [most_probable(_resample(probabilities[s], case_shape))
-              for s in range(n_coalitions)]
-    truth = reference if reference is not None else labels[-1]
-    return np.array([[dice(np.isin(labels[s], values), np.isin(truth, values))
-                      for values in targets.values()] for s in range(n_coalitions)])
-
-
-def _counts(labels: np.ndarray, truth: np.ndarray, targets) -> np.ndarray:
-    """``[T, 3]``: predicted, reference and overlapping voxels per target."""
-    out = []
-    for values in targets.values():
-        predicted, wanted = np.isin(labels, values), np.isin(truth, values)
-        out.append((predicted.sum(), wanted.sum(), np.logical_and(predicted, wanted).sum()))
-    return np.array(out, dtype=np.int64)
-
-
-def _block_values(probabilities, case_shape, targets, reference, blocks) -> np.ndarray:
-    base = most_probable(_resample(probabilities[-1], case_shape))
-    for block in blocks:  # the same arithmetic as the coalitions' below: ties alike
-        base[block] = most_probable(resampled_block(probabilities[-1], case_shape, block))
-    truth = reference if reference is not None else base
-    whole = _counts(base, truth, targets)
-    inside = [_counts(base[block], truth[block], targets) for block in blocks]
+    full = most_probable(_resample(probabilities[-1], case_shape))
+    for block in blocks or ():  # the same arithmetic as the coalitions' below: ties alike
+        full[block] = most_probable(resampled_block(probabilities[-1], case_shape, block))
+    truth = reference if reference is not None else full
+    if not blocks:
+        wanted = _target_masks(truth, targets)
+        counts = np.stack([_counts(most_probable(_resample(p, case_shape)), targets, wanted)
+                           for p in probabilities[:-1]] + [_counts(full, targets, wanted)])
+        return dice_from_counts(counts[..., 0], counts[..., 1], counts[..., 2])
+    wanted = [_target_masks(truth[block], targets) for block in blocks]
+    whole = _counts(full, targets, _target_masks(truth, targets))
+    inside = [_counts(full[block], targets, masks) for block, masks in zip(blocks, wanted)]
     values = []
-    for s in range(probabilities.shape[0]):
+    for coalition in probabilities:
         counts = whole.copy()
-        for block, base_counts in zip(blocks, inside):
-            labels = most_probable(resampled_block(probabilities[s], case_shape, block))
-            counts += _counts(labels, truth[block], targets) - base_counts
-        total = counts[:, 0] + counts[:, 1]
-        values.append(np.where(total == 0, 1.0, 2.0 * counts[:, 2] / np.maximum(total, 1)))
+        for block, masks, full_counts in zip(blocks, wanted, inside):
+            labels = most_probable(resampled_block(coalition, case_shape, block))
+            counts += _counts(labels, targets, masks) - full_counts
+        values.append(dice_from_counts(counts[:, 0], counts[:, 1], counts[:, 2]))
     return np.array(values)
+
+
+def _target_masks(truth: np.ndarray, targets) -> list[np.ndarray]:
+    return [np.isin(truth, values) for values in targets.values()]
+
+
+def _counts(labels: np.ndarray, targets, wanted: list[np.ndarray]) -> np.ndarray:
+    """``[T, 3]``: predicted, reference and overlapping voxels per target (``wanted``: the
+    reference's masks of the targets)."""
+    out = []
+    for values, reference in zip(targets.values(), wanted):
+        predicted = np.isin(labels, values)
+        out.append((predicted.sum(), reference.sum(), np.logical_and(predicted, reference).sum()))
+    return np.array(out, dtype=np.int64)
 
 
 def _check_reference(reference, volume: Volume, model: LoadedModel) -> np.ndarray | None:

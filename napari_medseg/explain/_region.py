@@ -117,8 +117,7 @@ def _sources(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     """For each output index of a linear resampling ``n_in -> n_out`` (PyTorch's
     ``align_corners=False``): the two input indices it reads and the second's weight."""
     source = np.maximum((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0)
-    first = np.floor(source).astype(np.int64)
-    first = np.minimum(first, n_in - 1)
+    first = np.minimum(np.floor(source).astype(np.int64), n_in - 1)
     return first, np.minimum(first + 1, n_in - 1), (source - first).astype(np.float32)
 
 
