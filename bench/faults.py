@@ -48,7 +48,7 @@ if kind in ("nifti", "zarr", "nnunet"):
     export_case(volume, mask, kind, args["out"], case_id=args["case_id"],
                 label_names=label_names(), dataset_name="Faults", overwrite=args["overwrite"])
 elif kind == "predict":
-    from napari_medseg.io._atomic import atomic_files
+    from napari_medseg.io import atomic_files
     from napari_medseg.io import write_image, write_labels
     probabilities = np.load(args["probabilities"])
     with atomic_files([args["out"] + "/prob.nii.gz", args["out"] + "/seg.nii.gz"], True) as paths:

@@ -30,7 +30,7 @@ def cmd_shapley(args: argparse.Namespace) -> int:
     from napari_medseg._cli_models import progress_printer
     from napari_medseg.explain import explain_case
     from napari_medseg.io import read_labels, read_volume, write_image
-    from napari_medseg.io._atomic import atomic_path
+    from napari_medseg.io import atomic_path
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
 

@@ -13,7 +13,7 @@ from napari_medseg.interactive._session import ENGINES
 def cmd_refine(args: argparse.Namespace) -> int:
     from napari_medseg.interactive import InteractiveSession, read_clicks
     from napari_medseg.io import read_labels, read_volume, write_labels
-    from napari_medseg.io._atomic import check_writable
+    from napari_medseg.io import check_writable
 
     from napari_medseg.interactive import make_engine
 
@@ -51,7 +51,7 @@ def cmd_bench_clicks(args: argparse.Namespace) -> int:
     from napari_medseg.interactive import make_engine
     from napari_medseg.interactive._evaluate import evaluate_targets, summarise
     from napari_medseg.io import read_labels, read_volume
-    from napari_medseg.io._atomic import atomic_path, check_writable
+    from napari_medseg.io import atomic_path, check_writable
     from napari_medseg.sample import case_files
 
     check_writable(args.json, args.overwrite)

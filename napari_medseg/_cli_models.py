@@ -62,7 +62,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from napari_medseg.inference import predict
     from napari_medseg.io import read_volume, write_image, write_labels
-    from napari_medseg.io._atomic import atomic_files, check_writable
+    from napari_medseg.io import atomic_files, check_writable
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
 

@@ -20,7 +20,7 @@ def default_expectations() -> dict:
 
 def cmd_topology(args: argparse.Namespace) -> int:
     from napari_medseg.io import read_labels, write_labels
-    from napari_medseg.io._atomic import atomic_path, check_writable
+    from napari_medseg.io import atomic_path, check_writable
     from napari_medseg.labels import BRATS_REGIONS, label_names
     from napari_medseg.topology import (
         check_topology, overlay, parse_expectation, report_dict)

@@ -10,7 +10,7 @@ from pathlib import Path
 def cmd_uncertainty(args: argparse.Namespace) -> int:
     from napari_medseg._cli_models import progress_printer
     from napari_medseg.io import read_labels, read_volume, write_image
-    from napari_medseg.io._atomic import atomic_path, check_writable
+    from napari_medseg.io import atomic_path, check_writable
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
     from napari_medseg.labels import most_probable

@@ -11,20 +11,19 @@ Run (about an hour on a 2-core CPU, minutes on a GPU):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 from napari_medseg.inference import sliding_window
 from napari_medseg.labels import BRATS_LABELS, BRATS_REGIONS
 from napari_medseg.metrics import region_scores
 from napari_medseg.models.normalise import normalise_image
-from napari_medseg.models.spec import FoldSpec, InputSpec, ModelSpec
+from napari_medseg.models import save_model
+from napari_medseg.models.spec import InputSpec, ModelSpec
 from napari_medseg.models.training import TrainingCase, TrainingSettings, train
 from napari_medseg.models.unet import UNet3D
 from napari_medseg.progress import run_to_end
@@ -72,7 +71,7 @@ def main() -> None:
     cases = make_cases(args.cases, args.first_seed)
     print(f"generated {len(cases)} cases in {time.time() - started:.0f} s", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    folds, log = [], {"device": device, "cases": args.cases, "first_seed": args.first_seed,
+    networks, log = [], {"device": device, "cases": args.cases, "first_seed": args.first_seed,
                       "steps": args.steps, "folds": []}
     for fold in range(args.folds):
         fold_start = time.time()
@@ -86,10 +85,7 @@ def main() -> None:
                            if p.done % 100 == 0 else None)
         network.cpu()
         val = validate(network, val_cases, "cpu")
-        path = args.out / f"fold{fold}.safetensors"
-        save_file({k: v.half().contiguous() for k, v in network.state_dict().items()}, str(path))
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        folds.append(FoldSpec(path.name, digest))
+        networks.append(network)
         minutes = (time.time() - fold_start) / 60
         log["folds"].append({"fold": fold, "minutes": round(minutes, 2), "validation_dice": val,
                              "val_seeds": [args.first_seed + i for i in range(args.cases)
@@ -103,13 +99,13 @@ def main() -> None:
         architecture={"name": "unet3d", "args": ARCH},
         inputs=tuple(InputSpec(c, "zscore_nonzero") for c in CONTRASTS),
         labels=BRATS_LABELS, regions=BRATS_REGIONS, patch_size=PATCH, spacing=SPACING,
-        folds=tuple(folds),
+        folds=(),
         training={"script": "scripts/train_builtin.py", "device": device,
                   "cases": args.cases, "first_seed": args.first_seed, "steps": args.steps,
                   "total_minutes": log["total_minutes"],
                   "validation_dice": [f["validation_dice"] for f in log["folds"]]},
         expected_topology={"WT": {"b0": 1, "b1": 0, "b2": 0}, "TC": {"b1": 0}})
-    (args.out / "model.json").write_text(spec.to_json())
+    save_model(args.out, spec, networks)
     (args.out / "training_log.json").write_text(json.dumps(log, indent=1) + "\n")
     print(f"total {log['total_minutes']} min -> {args.out}")
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -59,30 +60,31 @@ def make_model_folder(folder, widths=(4, 8), patch=(32, 32, 32), spacing=(3.0, 3
                       n_folds=2, suffix=".safetensors", seed=0):
     """A real (untrained, tiny) UNet3D model folder with spec and checksums."""
     import torch
-    from safetensors.torch import save_file
 
     from napari_medseg.labels import BRATS_LABELS, BRATS_REGIONS
-    from napari_medseg.models import sha256_of
+    from napari_medseg.models import save_model, sha256_of
     from napari_medseg.models.spec import FoldSpec, InputSpec, ModelSpec
     from napari_medseg.models.unet import UNet3D
 
-    folder.mkdir(parents=True, exist_ok=True)
     arch = {"in_channels": 4, "n_classes": 4, "widths": list(widths), "dropout": 0.1}
-    folds = []
+    networks = []
     for index in range(n_folds):
         torch.manual_seed(seed + index)
-        state = UNet3D(**arch).state_dict()
-        path = folder / f"fold{index}{suffix}"
-        if suffix == ".safetensors":
-            save_file({k: v.contiguous() for k, v in state.items()}, str(path))
-        else:
-            torch.save(state, str(path))
-        folds.append(FoldSpec(path.name, sha256_of(path)))
+        networks.append(UNet3D(**arch))
     spec = ModelSpec(name="tiny", version="0.0.1", architecture={"name": "unet3d", "args": arch},
                      inputs=tuple(InputSpec(c) for c in ("T1", "T1ce", "T2", "FLAIR")),
                      labels=BRATS_LABELS, regions=BRATS_REGIONS, patch_size=tuple(patch),
-                     spacing=tuple(spacing), folds=tuple(folds))
-    (folder / "model.json").write_text(spec.to_json())
+                     spacing=tuple(spacing), folds=())
+    if suffix == ".safetensors":
+        save_model(folder, spec, networks, half=False)
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)  # a pickled state dict, as users ship them
+    folds = []
+    for index, network in enumerate(networks):
+        path = folder / f"fold{index}{suffix}"
+        torch.save(network.state_dict(), str(path))
+        folds.append(FoldSpec(path.name, sha256_of(path)))
+    (folder / "model.json").write_text(replace(spec, folds=tuple(folds)).to_json())
     return folder
 
 

@@ -24,6 +24,21 @@ def test_load_verifies_and_builds_every_fold(tiny_model_folder):
     assert not torch.equal(a, b)
 
 
+def test_save_model_writes_what_load_model_reads_in_half_precision(tmp_path):
+    from dataclasses import replace
+
+    from napari_medseg.models import save_model
+
+    source = load_model("brats_unet", folds=[0])
+    written = save_model(tmp_path / "copy", replace(source.spec, folds=()), source.networks)
+    copy = load_model(tmp_path / "copy")
+    assert copy.spec == written and len(written.folds) == 1
+    assert (tmp_path / "copy" / "fold0.safetensors").stat().st_size < 2_000_000  # float16
+    x = torch.randn(1, 4, 32, 32, 32)
+    with torch.no_grad():  # the built-in weights are float16 already: nothing is lost
+        torch.testing.assert_close(copy.networks[0](x), source.networks[0](x))
+
+
 def test_spec_round_trips_through_json(tiny_model_folder):
     spec = read_spec(tiny_model_folder)
     assert parse_spec(json.loads(spec.to_json())) == spec

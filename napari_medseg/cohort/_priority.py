@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_medseg.io._atomic import atomic_path
+from napari_medseg.io import atomic_path
 
 WEIGHTS = {"epistemic": 0.5, "topology": 0.3, "volume": 0.2}
 COLUMNS = ("rank", "case_id", "priority", "epistemic_rank", "topology", "volume",

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from napari_medseg.cohort._discover import CaseInput
-from napari_medseg.io._atomic import atomic_path
+from napari_medseg.io import atomic_path
 
 SUMMARY = "summary.json"
 _MODELS: dict[str, object] = {}

@@ -10,7 +10,7 @@ import numpy as np
 
 from napari_medseg.errors import InputError
 from napari_medseg.io import LabelMap, Volume
-from napari_medseg.io._atomic import atomic_path
+from napari_medseg.io import atomic_path
 
 REVIEW_FILE = "review.json"
 

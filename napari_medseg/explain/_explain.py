@@ -21,13 +21,11 @@ from napari_medseg.explain._ranking import (
 from napari_medseg.explain._region import (
     case_block, explained_boxes, pasted, reference_on_grid, resampled_block, touches)
 from napari_medseg.explain._shapley import coalition_masks, exact_shapley, shapley_coefficients
-from napari_medseg.inference._predict import (
-    _fold_pass, _resample, channels_for_model, model_grid_shape)
+from napari_medseg.inference._predict import _fold_pass, prepare_input, resample
 from napari_medseg.io import Volume
 from napari_medseg.labels import most_probable
 from napari_medseg.metrics import dice_from_counts
 from napari_medseg.models.loading import LoadedModel
-from napari_medseg.models.normalise import normalise_image
 from napari_medseg.progress import Progress, ProgressGenerator, rescaled
 
 EXACT_LIMIT = 6
@@ -111,13 +109,13 @@ def _coalition_values(probabilities, case_shape, targets, reference, blocks=None
     probabilities are the same), each coalition is resampled and counted only
     inside them; outside, the full coalition's labels stand for all.
     """
-    full = most_probable(_resample(probabilities[-1], case_shape))
+    full = most_probable(resample(probabilities[-1], case_shape))
     for block in blocks or ():  # the same arithmetic as the coalitions' below: ties alike
         full[block] = most_probable(resampled_block(probabilities[-1], case_shape, block))
     truth = reference if reference is not None else full
     if not blocks:
         wanted = _target_masks(truth, targets)
-        counts = np.stack([_counts(most_probable(_resample(p, case_shape)), targets, wanted)
+        counts = np.stack([_counts(most_probable(resample(p, case_shape)), targets, wanted)
                            for p in probabilities[:-1]] + [_counts(full, targets, wanted)])
         return dice_from_counts(counts[..., 0], counts[..., 1], counts[..., 2])
     wanted = [_target_masks(truth[block], targets) for block in blocks]
@@ -213,10 +211,8 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
     checked = {t: validate_ranking(r, contrasts, t) for t, r in (clinician or {}).items()
                if t in targets}
     torch_device = choose_device(device)
-    image = normalise_image(channels_for_model(volume, model.spec),
-                            [item.normalization for item in model.spec.inputs])
-    grid = model_grid_shape(volume.shape, volume.spacing, model.spec.spacing)
-    image_t = _resample(torch.from_numpy(image), grid)
+    image_t = prepare_input(volume, model.spec)
+    grid = tuple(image_t.shape[1:])
     base_t = torch.from_numpy(make_baseline(image_t.numpy(), baseline, model.spec.spacing))
     if len(contrasts) > EXACT_LIMIT:
         result = yield from _sampled(model, image_t, base_t, volume, reference, targets,
@@ -294,7 +290,7 @@ def _voxel_maps(ensemble: torch.Tensor, targets, case_shape) -> dict[str, np.nda
     for name, labels in targets.items():
         foreground = _region_probability(ensemble, labels)  # [S, z, y, x]
         phi = torch.tensordot(coefficients, foreground, dims=1)  # [M, z, y, x]
-        out[name] = _resample(phi, case_shape).numpy().astype(np.float32)
+        out[name] = resample(phi, case_shape).numpy().astype(np.float32)
     return out
 
 
@@ -311,7 +307,7 @@ def _sampled(model, image_t, base_t, volume, reference, targets, checked, baseli
     full = yield from _member_probabilities(model, image_t, base_t, full_code, n, overlap, device)
     # without a reference, each member (fold, ensemble) is compared with its own full prediction
     truths = [reference if reference is not None
-              else most_probable(_resample(p[0], volume.shape)) for p in full]
+              else most_probable(resample(p[0], volume.shape)) for p in full]
 
     def values_of(members) -> np.ndarray:  # [folds + 1 (ensemble), targets]
         return np.stack([_coalition_values(p, volume.shape, targets, truth)[0]

@@ -135,7 +135,7 @@ def case_block(used: Box, grid: Sequence[int], case_shape: Sequence[int]) -> Box
 
 def resampled_block(tensor: torch.Tensor, case_shape: Sequence[int], block: Box
                     ) -> torch.Tensor:
-    """``_resample(tensor, case_shape)[(slice(None), *block)]`` without resampling the rest:
+    """``resample(tensor, case_shape)[(slice(None), *block)]`` without resampling the rest:
     trilinear as three linear passes, with PyTorch's sampling positions."""
     out = tensor
     for axis, (box, n_out) in enumerate(zip(block, case_shape), start=1):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_medseg.errors import InputError, describe
-from napari_medseg.io._atomic import atomic_files
+from napari_medseg.io import atomic_files
 
 
 def recovery_dir() -> Path:

@@ -58,14 +58,11 @@ def _model_grid(volume: Volume, labels: np.ndarray, spec):
     import torch
     import torch.nn.functional as F
 
-    from napari_medseg.inference._predict import _resample, channels_for_model, model_grid_shape
-    from napari_medseg.models.normalise import normalise_image
+    from napari_medseg.inference import prepare_input
     from napari_medseg.models.training import TrainingCase
 
-    image = normalise_image(channels_for_model(volume, spec),
-                            [item.normalization for item in spec.inputs])
-    shape = model_grid_shape(volume.shape, volume.spacing, spec.spacing)
-    image = _resample(torch.from_numpy(image), shape).numpy()
+    image = prepare_input(volume, spec).numpy()
+    shape = image.shape[1:]
     grid = F.interpolate(torch.from_numpy(labels.astype(np.float32))[None, None], size=shape,
                          mode="nearest")[0, 0].numpy().astype(np.int64)
     return TrainingCase(image, grid)
@@ -176,27 +173,17 @@ def finetune(model_name: str | Path, dataset: str | Path, out: str | Path,
 
 
 def _save(base, out: Path, overwrite: bool, training: dict) -> None:
-    from safetensors.torch import save_file
-
-    from napari_medseg.io._atomic import atomic_path
-    from napari_medseg.models.loading import sha256_of
-    from napari_medseg.models.spec import FoldSpec
+    from napari_medseg.io import atomic_path
+    from napari_medseg.models import save_model
 
     with atomic_path(out, overwrite=True if overwrite or out.exists() else False) as temporary:
-        temporary.mkdir()
-        folds = []
-        for index, network in enumerate(base.networks):
-            path = temporary / f"fold{index}.safetensors"
-            save_file({k: v.half().contiguous() for k, v in network.state_dict().items()},
-                      str(path))
-            folds.append(FoldSpec(path.name, sha256_of(path)))
         parent = {"name": base.spec.name, "version": base.spec.version,
                   "folder": str(base.folder),
                   "weights": [{"file": f.file, "sha256": f.sha256} for f in base.spec.folds]}
-        spec = replace(base.spec, version=_bump(base.spec.version), folds=tuple(folds),
+        spec = replace(base.spec, version=_bump(base.spec.version), folds=(),
                        parent=parent, training=training,
                        metrics={"finetune_validation": {"before": training["dice_before"],
                                                         "after": training["dice_after"]}},
                        description=f"{base.spec.description} Fine-tuned on corrected cases "
                                    f"from {Path(training['dataset']).name}.")
-        (temporary / "model.json").write_text(spec.to_json())
+        save_model(temporary, spec, base.networks)

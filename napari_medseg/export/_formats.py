@@ -13,7 +13,7 @@ from napari_medseg.errors import InputError
 from napari_medseg.export._nnunet import append_case
 from napari_medseg.export._provenance import provenance_record
 from napari_medseg.io import Volume, write_labels
-from napari_medseg.io._atomic import atomic_files, atomic_path, make_folder
+from napari_medseg.io import atomic_files, atomic_path, make_folder
 
 FORMATS = ("nifti", "zarr", "nnunet")
 
@@ -149,7 +149,7 @@ def _export_nifti(volume, mask, out, case_id, original, names, record, overwrite
 def check_export_set(provenance_path: str | Path) -> bool:
     """True when every file a NIfTI export's provenance names has the checksum it records
     (after completing a set commit that a killed process left half done)."""
-    from napari_medseg.io._atomic import finish_interrupted
+    from napari_medseg.io import finish_interrupted
     from napari_medseg.models.loading import sha256_of
 
     provenance_path = Path(provenance_path)

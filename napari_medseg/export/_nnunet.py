@@ -24,7 +24,7 @@ import numpy as np
 
 from napari_medseg.errors import InputError, describe
 from napari_medseg.io import Volume, write_image, write_labels
-from napari_medseg.io._atomic import atomic_path, make_folder
+from napari_medseg.io import atomic_path, make_folder
 
 FILE_ENDING = ".nii.gz"
 LOCK_FILE = ".napari-medseg.lock"

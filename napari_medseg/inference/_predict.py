@@ -60,13 +60,47 @@ def model_grid_shape(shape, spacing, target_spacing) -> tuple[int, ...]:
     return tuple(max(1, int(round(n * s / t))) for n, s, t in zip(shape, spacing, target_spacing))
 
 
-def _resample(tensor, shape):
+def resample(tensor, shape):
+    """A ``[C, Z, Y, X]`` tensor resampled (trilinear) to ``shape``; itself if it has it."""
     import torch.nn.functional as F
 
     if tuple(tensor.shape[1:]) == tuple(shape):
         return tensor
     return F.interpolate(tensor[None], size=tuple(shape), mode="trilinear",
                          align_corners=False)[0]
+
+
+def prepare_input(volume: Volume, spec: ModelSpec, region: tuple[slice, ...] | None = None):
+    """The case as the model reads it, on the model's grid.
+
+    Parameters
+    ----------
+    volume : Volume
+        The case; channels are matched to the model's inputs by name.
+    spec : ModelSpec
+        The model's inputs (contrasts and their normalisation) and spacing.
+    region : tuple of slice, optional
+        A box of the case; it is normalised with the whole case's statistics.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[C, *grid]`` float32: the channels in the model's order, normalised,
+        cropped to ``region`` and resampled (trilinear) to the model spacing.
+
+    Raises
+    ------
+    InputError
+        When the case lacks a contrast the model needs, or holds NaN/inf.
+    """
+    import torch
+
+    image = normalise_image(channels_for_model(volume, spec),
+                            [item.normalization for item in spec.inputs])
+    if region is not None:
+        image = np.ascontiguousarray(image[(slice(None), *region)])
+    grid = model_grid_shape(image.shape[1:], volume.spacing, spec.spacing)
+    return resample(torch.from_numpy(image), grid)
 
 
 def _fold_pass(network, image, spec, device, batch_size, precision, overlap, notes):
@@ -161,10 +195,7 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
             f"the case ({' x '.join(map(str, volume.shape))} voxels) needs about "
             f"{needed / 2**30:.1f} GiB to segment but only {free / 2**30:.1f} GiB are free. "
             "Crop the volume to the region of interest, or close other programs")
-    image = normalise_image(channels_for_model(volume, spec),
-                            [item.normalization for item in spec.inputs])
-    image = np.ascontiguousarray(image[(slice(None), *region)])
-    image = _resample(torch.from_numpy(image), target_shape)
+    image = prepare_input(volume, spec, region)
     notes: list[str] = []
     total = torch.zeros((spec.n_classes, *target_shape), dtype=torch.float32)
     for fold_index, network in enumerate(model.networks):
@@ -173,7 +204,7 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
         fold_total = yield from rescaled(passes, fold_index, len(model.networks),
                                          f"fold {fold_index + 1}/{len(model.networks)}")
         total += fold_total.cpu()
-    mean = _resample(total / len(model.networks), shape)
+    mean = resample(total / len(model.networks), shape)
     labels = most_probable(mean)
     return Prediction(labels=labels, probabilities=mean.numpy() if keep_probabilities else None,
                       model_name=spec.name, model_version=spec.version,

@@ -4,17 +4,23 @@ Everything is read into a `Volume` (``[C, Z, Y, X]`` float32 plus the file's
 affine) or a `LabelMap`; masks are written back in their source geometry so
 they open aligned in ITK-SNAP and 3D Slicer.
 """
-from napari_medseg.io._atomic import atomic_path
+from napari_medseg.io._atomic import (
+    atomic_files, atomic_path, check_writable, finish_interrupted, make_folder)
 from napari_medseg.io._read import check_finite, detect_format, read_labels, read_volume
-from napari_medseg.io._volume import LabelMap, Volume, orientation_code, same_grid, spacing_from_affine
+from napari_medseg.io._volume import (
+    LabelMap, Volume, orientation_code, same_grid, spacing_from_affine)
 from napari_medseg.io._write import write_image, write_labels
 
 __all__ = [
     "LabelMap",
     "Volume",
+    "atomic_files",
     "atomic_path",
+    "check_writable",
     "check_finite",
     "detect_format",
+    "finish_interrupted",
+    "make_folder",
     "orientation_code",
     "read_labels",
     "read_volume",

@@ -149,3 +149,41 @@ def load_model(name_or_folder: str | Path | None = None,
     paths = [_verified(folder, spec.folds[i], trust_code) for i in chosen]  # all before any load
     networks = tuple(build_fold_network(spec, path) for path in paths)
     return LoadedModel(spec=spec, folder=folder, networks=networks)
+
+
+def save_model(folder: str | Path, spec: ModelSpec, networks, half: bool = True) -> ModelSpec:
+    """Write a model folder that `load_model` reads: one safetensors file per fold
+    network and ``model.json`` with their checksums; the twin of `load_model`.
+
+    Parameters
+    ----------
+    folder : str or Path
+        Where to write (created if missing; files of the same names are replaced).
+    spec : ModelSpec
+        Everything but the folds, which are filled in here.
+    networks : sequence of torch.nn.Module
+        One network per fold, in fold order.
+    half : bool
+        Store the weights as float16 (half the size; `load_model` reads them as float32).
+
+    Returns
+    -------
+    ModelSpec
+        The spec written, with its folds.
+    """
+    from dataclasses import replace
+
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    folds = []
+    for index, network in enumerate(networks):
+        path = folder / f"fold{index}.safetensors"
+        state = network.state_dict()
+        save_file({k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu()
+                   for k, v in state.items()}, str(path))
+        folds.append(FoldSpec(path.name, sha256_of(path)))
+    written = replace(spec, folds=tuple(folds))
+    (folder / "model.json").write_text(written.to_json())
+    return written

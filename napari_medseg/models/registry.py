@@ -90,7 +90,7 @@ def remembered_folders() -> list[Path]:
 
 def remember_folder(folder: str | Path) -> None:
     """Add a model folder to the list the dock shows after a restart (atomic write)."""
-    from napari_medseg.io._atomic import atomic_path
+    from napari_medseg.io import atomic_path
 
     folder = Path(folder).resolve()
     folders = [f for f in remembered_folders() if f != folder] + [folder]

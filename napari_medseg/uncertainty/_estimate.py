@@ -5,12 +5,10 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from napari_medseg.inference._predict import _resample, channels_for_model, model_grid_shape
+from napari_medseg.inference._predict import channels_for_model, prepare_input, resample
 from napari_medseg.io import Volume
 from napari_medseg.labels import most_probable
-from napari_medseg.models.normalise import normalise_image
 from napari_medseg.progress import ProgressGenerator
 from napari_medseg.uncertainty._calibration import auroc, expected_calibration_error
 from napari_medseg.uncertainty._measures import entropy
@@ -129,17 +127,14 @@ def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] =
         raise InputError(f"reference shape {np.shape(reference)} differs from the case "
                          f"{volume.shape}: use the reference of this case")
     spec = model.spec
-    image = normalise_image(channels_for_model(volume, spec),
-                            [item.normalization for item in spec.inputs])
-    grid = model_grid_shape(volume.shape, volume.spacing, spec.spacing)
-    image_t = _resample(torch.from_numpy(image), grid)
+    image_t = prepare_input(volume, spec)
     drawn = yield from draw_samples(model, image_t, chosen, samples, overlap,
                                     choose_device(device))
     structures = {info.name: (info.value,) for info in spec.labels}
     structures.update({k: tuple(v) for k, v in spec.regions.items() if len(v) > 1})
     acc = _Accumulator(structures)
     for sample in drawn:
-        acc.add(_resample(sample, volume.shape).numpy())
+        acc.add(resample(sample, volume.shape).numpy())
     mean = (acc.total / acc.count).astype(np.float32)
     scale = np.log(mean.shape[0])
     total = entropy(mean, axis=0) / scale
@@ -151,7 +146,7 @@ def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] =
     voxel_mm3 = float(np.prod(spacing_from_affine(volume.affine)))
     calibration = None
     if reference is not None:
-        brain = np.any(image != 0, axis=0)
+        brain = np.any(channels_for_model(volume, spec) != 0, axis=0)
         calibration = calibration_figures(mean, maps, np.asarray(reference), brain)
     return UncertaintyResult(method="+".join(chosen), n_samples=acc.count, mean=mean,
                              labels=labels, maps=maps, spread=spread.astype(np.float32),
