@@ -15,7 +15,13 @@ from scipy import ndimage as ndi
 
 
 def dice(prediction: np.ndarray, reference: np.ndarray) -> float:
-    """Dice overlap of two boolean masks (1.0 when both are empty)."""
+    """Dice overlap of two boolean masks (1.0 when both are empty).
+
+    Parameters
+    ----------
+    prediction, reference : ndarray
+        Masks of the same shape (non-zero is inside).
+    """
     prediction, reference = prediction.astype(bool), reference.astype(bool)
     return float(dice_from_counts(prediction.sum(), reference.sum(),
                                   np.logical_and(prediction, reference).sum()))
@@ -23,7 +29,15 @@ def dice(prediction: np.ndarray, reference: np.ndarray) -> float:
 
 def dice_from_counts(predicted, reference, overlap) -> np.ndarray:
     """Dice from voxel counts (arrays broadcast): ``2 overlap / (predicted + reference)``,
-    1.0 where both are empty."""
+    1.0 where both are empty.
+
+    Parameters
+    ----------
+    predicted, reference : array_like of int
+        Voxels in each mask.
+    overlap : array_like of int
+        Voxels in both.
+    """
     total = np.asarray(predicted, np.int64) + np.asarray(reference, np.int64)
     return np.where(total == 0, 1.0, 2.0 * np.asarray(overlap) / np.maximum(total, 1))
 
@@ -34,7 +48,20 @@ def _edges(mask: np.ndarray) -> np.ndarray:
 
 def hd95(prediction: np.ndarray, reference: np.ndarray,
          spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> float:
-    """Symmetric 95th-percentile Hausdorff distance between mask surfaces, in mm."""
+    """Symmetric 95th-percentile Hausdorff distance between mask surfaces, in mm.
+
+    Parameters
+    ----------
+    prediction, reference : ndarray
+        Masks of the same shape.
+    spacing : sequence of float
+        Voxel size (z, y, x) in mm.
+
+    Returns
+    -------
+    float
+        0 when both masks are empty, inf when only one is.
+    """
     prediction, reference = prediction.astype(bool), reference.astype(bool)
     if not prediction.any() and not reference.any():
         return 0.0
@@ -49,7 +76,17 @@ def hd95(prediction: np.ndarray, reference: np.ndarray,
 def region_scores(prediction: np.ndarray, reference: np.ndarray,
                   regions: Mapping[str, Sequence[int]],
                   spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> dict[str, dict[str, float]]:
-    """Dice and HD95 per region (a region is a set of labels, e.g. WT = 1, 2, 3)."""
+    """Dice and HD95 per region (a region is a set of labels, e.g. WT = 1, 2, 3).
+
+    Parameters
+    ----------
+    prediction, reference : ndarray of int
+        Label maps of the same shape.
+    regions : mapping of str to sequence of int
+        Region name to the label values it joins.
+    spacing : sequence of float
+        Voxel size (z, y, x) in mm.
+    """
     scores = {}
     for name, values in regions.items():
         p, r = np.isin(prediction, values), np.isin(reference, values)

@@ -119,7 +119,7 @@ def _run_dask(todo, task_args, scheduler, workers):
 
 def run_batch(input_dir: str | Path, output_dir: str | Path, model: str = "brats_unet",
               scheduler: str | None = None, workers: int = 2, method: str = "mc",
-              samples: int = 4, device: str = "cpu"
+              samples: int = 4, device: str = "auto"
               ) -> Generator[Progress, None, BatchReport]:
     """Process every case of ``input_dir`` not yet done; yields progress, returns the report.
 

@@ -162,7 +162,7 @@ def _check_reference(reference, volume: Volume, model: LoadedModel) -> np.ndarra
 
 def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | None = None,
                  baseline: str = "zero", clinician: Mapping[str, Mapping[str, int]] | None = None,
-                 maps: bool = True, overlap: float = 0.5, device: str = "cpu",
+                 maps: bool = True, overlap: float = 0.5, device: str = "auto",
                  permutations: int = 64, region: str = "whole"
                  ) -> ProgressGenerator[ShapleyResult]:
     """Shapley attribution of every contrast, per label and region, per fold.
@@ -188,7 +188,7 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
     overlap : float
         Window overlap of the model runs.
     device : str
-        Torch device.
+        Torch device: ``auto`` (CUDA, then MPS, then the CPU), ``cuda``, ``mps`` or ``cpu``.
     permutations : int
         Orderings sampled when there are more than six contrasts.
     region : {'whole', 'objects'}

@@ -69,7 +69,7 @@ def _model_grid(volume: Volume, labels: np.ndarray, spec):
 
 
 def validation_dice(model, cases: Sequence[tuple[str, Volume, np.ndarray]],
-                    device: str = "cpu") -> dict[str, float]:
+                    device: str = "auto") -> dict[str, float]:
     """Mean Dice per region (or label) of ``model`` over ``cases``."""
     from napari_medseg.inference import predict
     from napari_medseg.metrics import dice
@@ -109,7 +109,7 @@ def _bump(version: str) -> str:
 def finetune(model_name: str | Path, dataset: str | Path, out: str | Path,
              epochs: int = 20, steps: int | None = None, folds: Sequence[int] | None = None,
              val_fraction: float = 0.25, learning_rate: float = 5e-4, seed: int = 0,
-             device: str = "cpu", overwrite: bool = False
+             device: str = "auto", overwrite: bool = False
              ) -> Generator[Progress, None, FinetuneResult]:
     """Fine-tune ``model_name`` on the corrected cases in ``dataset``; yields progress.
 
@@ -151,6 +151,9 @@ def finetune(model_name: str | Path, dataset: str | Path, out: str | Path,
     n_val = max(1, int(round(len(cases) * val_fraction)))
     val = [cases[i] for i in order[:n_val]]
     training = [cases[i] for i in order[n_val:]]
+    from napari_medseg.models import choose_device
+
+    device = str(choose_device(device))  # "auto" and the rest, resolved once for the log
     yield Progress(0, 1, f"validating {base.spec.name} {base.spec.version} on {n_val} case(s)")
     before = validation_dice(base, val, device)
     grids = [_model_grid(volume, labels, base.spec) for _, volume, labels in training]

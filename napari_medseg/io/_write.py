@@ -90,7 +90,31 @@ def write_labels(path: str | os.PathLike, mask: np.ndarray,
 
 def write_image(path: str | os.PathLike, data_zyx: np.ndarray, reference: Volume | LabelMap,
                 overwrite: bool = False) -> Path:
-    """Write an image ``[Z, Y, X]`` (NIfTI or ITK formats) or ``[C, Z, Y, X]`` (NIfTI 4D), atomically."""
+    """Write an image ``[Z, Y, X]`` (NIfTI or ITK formats) or ``[C, Z, Y, X]`` (NIfTI 4D),
+    atomically.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        ``.nii.gz``/``.nii``, ``.nrrd`` or ``.mha``/``.mhd``.
+    data_zyx : ndarray
+        Voxels in the package's (z, y, x) order, channels first for 4D.
+    reference : Volume or LabelMap
+        Whose affine (orientation, spacing, origin) the file gets.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    InputError
+        For an unknown format, 4D data to a non-NIfTI file, an existing file
+        without ``overwrite``, or a full disk.
+    """
     path = Path(path)
     if np.ndim(data_zyx) == 4 and not is_nifti(path):
         raise InputError(describe(path, "multi-channel images are written as NIfTI only",

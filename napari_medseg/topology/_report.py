@@ -76,6 +76,30 @@ def check_topology(labels: np.ndarray, affine: np.ndarray | None = None,
                    max_gap_mm: float = 8.0) -> dict[str, TargetTopology]:
     """Betti numbers and located errors for every label (and expected regions).
 
+    Parameters
+    ----------
+    labels : ndarray of int
+        The label mask ``[Z, Y, X]``.
+    affine : ndarray of shape (4, 4), optional
+        Voxel-to-world matrix (for distances in mm); identity when omitted.
+    names : mapping of int to str, optional
+        Label value to name (targets are reported by name).
+    regions : mapping of str to sequence of int, optional
+        Unions of labels (e.g. ``WT``) checked when they have an expectation.
+    expectations : mapping of str to Expectation, optional
+        Expected topology per label (name or value) or region.
+    reference : ndarray of int, optional
+        A reference mask: merges and splits against it are reported too.
+    connectivity : {6, 18, 26}
+        Foreground connectivity.
+    max_gap_mm : float
+        Widest gap a broken tube may have to be bridged.
+
+    Returns
+    -------
+    dict of str to TargetTopology
+        One entry per target.
+
     Raises
     ------
     InputError

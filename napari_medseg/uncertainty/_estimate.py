@@ -95,7 +95,7 @@ def calibration_figures(mean: np.ndarray, maps: dict[str, np.ndarray], reference
 
 def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] = "mc",
                          samples: int = 8, reference: np.ndarray | None = None,
-                         device: str = "cpu",
+                         device: str = "auto",
                          overlap: float = 0.5) -> ProgressGenerator[UncertaintyResult]:
     """Sample the model, decompose its uncertainty, optionally calibrate against a reference.
 
@@ -112,7 +112,7 @@ def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] =
     reference : ndarray, optional
         Reference labels: adds ECE, the reliability diagram and error-detection AUROC.
     device : str
-        Torch device.
+        Torch device: ``auto`` (CUDA, then MPS, then the CPU), ``cuda``, ``mps`` or ``cpu``.
     overlap : float
         Window overlap.
     """

@@ -6,16 +6,14 @@ import json
 import sys
 from pathlib import Path
 
+from napari_medseg.cli.common import add_device, add_overwrite
 from napari_medseg.errors import InputError
 from napari_medseg.interactive._session import ENGINES
 
 
 def cmd_refine(args: argparse.Namespace) -> int:
-    from napari_medseg.interactive import InteractiveSession, read_clicks
-    from napari_medseg.io import read_labels, read_volume, write_labels
-    from napari_medseg.io import check_writable
-
-    from napari_medseg.interactive import make_engine
+    from napari_medseg.interactive import InteractiveSession, make_engine, read_clicks
+    from napari_medseg.io import check_writable, read_labels, read_volume, write_labels
 
     check_writable(args.output, args.overwrite)
     clicks = read_clicks(args.clicks)
@@ -50,8 +48,7 @@ def cmd_bench_clicks(args: argparse.Namespace) -> int:
 
     from napari_medseg.interactive import make_engine
     from napari_medseg.interactive._evaluate import evaluate_targets, summarise
-    from napari_medseg.io import read_labels, read_volume
-    from napari_medseg.io import atomic_path, check_writable
+    from napari_medseg.io import atomic_path, check_writable, read_labels, read_volume
     from napari_medseg.sample import case_files
 
     check_writable(args.json, args.overwrite)
@@ -97,15 +94,15 @@ def add_interactive_commands(commands) -> None:
                              "(default); random_walker: no model; learned: click network")
     refine.add_argument("--model", default=None,
                         help="segmentation model of the model engine (default: built-in)")
-    refine.add_argument("--device", default=None, help="torch device (default: best)")
+    add_device(refine, "the click engine")
     refine.add_argument("-o", "--output", required=True, type=Path, help="output mask")
-    refine.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    add_overwrite(refine, "an existing output")
     refine.set_defaults(run=cmd_refine)
     bench = commands.add_parser("bench-clicks", help="robot-user benchmark over a case folder")
     bench.add_argument("cases_dir", help="folder of cases as `napari-medseg sample` writes")
     bench.add_argument("--clicks", type=int, default=10, help="clicks per target (10)")
     bench.add_argument("--engine", default="random_walker", choices=ENGINES)
-    bench.add_argument("--device", default=None, help="torch device (default: best)")
+    add_device(bench, "the click engine")
     bench.add_argument("--json", required=True, type=Path, help="output JSON")
-    bench.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    add_overwrite(bench, "an existing output")
     bench.set_defaults(run=cmd_bench_clicks)

@@ -6,14 +6,15 @@ import json
 import sys
 from pathlib import Path
 
+from napari_medseg.cli.common import add_device, add_overwrite
+
 
 def cmd_uncertainty(args: argparse.Namespace) -> int:
-    from napari_medseg._cli_models import progress_printer
-    from napari_medseg.io import read_labels, read_volume, write_image
-    from napari_medseg.io import atomic_path, check_writable
+    from napari_medseg.cli.common import progress_printer
+    from napari_medseg.io import atomic_path, check_writable, read_labels, read_volume, write_image
+    from napari_medseg.labels import most_probable
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
-    from napari_medseg.labels import most_probable
     from napari_medseg.uncertainty import suggest_clicks
 
     prefix = str(args.output)
@@ -71,6 +72,6 @@ def add_uncertainty_commands(commands) -> None:
     parser.add_argument("--model", default=None, help="built-in name or model folder")
     parser.add_argument("--trust-code", action="store_true",
                         help="allow TorchScript weights (their code runs when loaded)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_device(parser)
+    add_overwrite(parser)
     parser.set_defaults(run=cmd_uncertainty)

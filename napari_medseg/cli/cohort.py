@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from napari_medseg.cli.common import add_device
+
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from napari_medseg._cli_models import progress_printer
+    from napari_medseg.cli.common import progress_printer
     from napari_medseg.cohort import run_batch
     from napari_medseg.progress import run_to_end
 
@@ -40,5 +42,5 @@ def add_cohort_commands(commands) -> None:
     batch.add_argument("--model", default="brats_unet", help="model name or folder")
     batch.add_argument("--method", default="mc", help="uncertainty: mc, tta, ensemble (mc)")
     batch.add_argument("--samples", type=int, default=4, help="samples per fold (4)")
-    batch.add_argument("--device", default="cpu", help="torch device in the workers (cpu)")
+    add_device(batch, "the model in each worker")
     batch.set_defaults(run=cmd_batch)

@@ -1,17 +1,12 @@
-"""The ``napari-medseg`` command line: the same core as the dock, for batch use.
-
-Each subcommand is a function taking the parsed arguments; errors a user can
-fix (`MedsegError`) print one line and exit with status 2.
-"""
+"""File subcommands of the command line: ``sample`` and ``info``."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from napari_medseg import __version__
+from napari_medseg.cli.common import add_overwrite
 from napari_medseg.errors import MedsegError
 from napari_medseg.io._header import describe_file
 
@@ -31,7 +26,7 @@ def _write_vessels(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_sample(args: argparse.Namespace) -> int:
+def cmd_sample(args: argparse.Namespace) -> int:
     from napari_medseg.sample import generate_case, write_case
 
     if args.vessels:
@@ -49,7 +44,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_info(args: argparse.Namespace) -> int:
+def cmd_info(args: argparse.Namespace) -> int:
     failures = 0
     records = []
     for path in args.files:
@@ -70,29 +65,17 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 2 if failures else 0
 
 
-def _cmd_view(args: argparse.Namespace) -> int:
-    from napari_medseg._qt.launch import open_viewer  # Qt only for this subcommand
-
-    return open_viewer(args.files, sample=args.sample, screenshot=args.screenshot)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="napari-medseg",
-        description="Human-in-the-loop 3D medical image segmentation (napari plugin core).")
-    parser.add_argument("--version", action="version", version=f"napari-medseg {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+def add_file_commands(commands) -> None:
+    """Add ``sample`` and ``info`` to the subcommand parsers."""
     sample = commands.add_parser("sample", help="write synthetic BraTS-like cases as NIfTI")
     sample.add_argument("outdir", help="output folder (created if missing)")
     sample.add_argument("--cases", type=int, default=1, help="number of cases (default 1)")
     sample.add_argument("--seed", type=int, default=0, help="seed of the first case (default 0)")
     sample.add_argument("--spacing", type=float, default=1.5, help="voxel size in mm (1.5)")
-    sample.add_argument("--overwrite", action="store_true", help="replace existing files")
+    add_overwrite(sample, "existing files")
     sample.add_argument("--vessels", action="store_true",
                         help="write vessel-tree phantoms (image + mask) instead of brain cases")
-    sample.set_defaults(run=_cmd_sample)
+    sample.set_defaults(run=cmd_sample)
 
     info = commands.add_parser("info", help="shape, spacing, orientation and channels of files")
     info.add_argument("files", nargs="+", help="NIfTI, NRRD, MHA/MHD, zarr or DICOM folders")
@@ -100,40 +83,4 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--check", action="store_true",
                       help="also read every voxel (finds truncated data and NaN values); by "
                       "default only the header is read")
-    info.set_defaults(run=_cmd_info)
-
-    view = commands.add_parser("view", help="open napari with files (or the sample) and the dock")
-    view.add_argument("files", nargs="*", help="images or label files to open")
-    view.add_argument("--sample", action="store_true", help="open the sample case")
-    view.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window and exit")
-    view.set_defaults(run=_cmd_view)
-
-    from napari_medseg._cli_cohort import add_cohort_commands
-    from napari_medseg._cli_explain import add_explain_commands
-    from napari_medseg._cli_export import add_export_commands
-    from napari_medseg._cli_interactive import add_interactive_commands
-    from napari_medseg._cli_models import add_model_commands
-    from napari_medseg._cli_topology import add_topology_commands
-    from napari_medseg._cli_uncertainty import add_uncertainty_commands
-
-    add_model_commands(commands)
-    add_explain_commands(commands)
-    add_topology_commands(commands)
-    add_uncertainty_commands(commands)
-    add_interactive_commands(commands)
-    add_export_commands(commands)
-    add_cohort_commands(commands)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args) or 0)
-    except MedsegError as error:
-        print(f"napari-medseg: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("napari-medseg: interrupted", file=sys.stderr)
-        return 130
+    info.set_defaults(run=cmd_info)

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from napari_medseg.cli.common import add_device, add_overwrite
+
 PROTOCOL = "protocol"
 
 
@@ -27,10 +29,9 @@ def load_rankings(source: str | None) -> tuple[dict, str]:
 
 
 def cmd_shapley(args: argparse.Namespace) -> int:
-    from napari_medseg._cli_models import progress_printer
+    from napari_medseg.cli.common import progress_printer
     from napari_medseg.explain import explain_case
-    from napari_medseg.io import read_labels, read_volume, write_image
-    from napari_medseg.io import atomic_path
+    from napari_medseg.io import atomic_path, read_labels, read_volume, write_image
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
 
@@ -79,9 +80,9 @@ def add_explain_commands(commands) -> None:
                         "(default), 'none', or a JSON file {target: {contrast: rank}}")
     parser.add_argument("--json", required=True, type=Path, help="output JSON")
     parser.add_argument("--maps", type=Path, help="folder for voxel maps (4D NIfTI per target)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    add_device(parser)
     parser.add_argument("--around-objects", action="store_true",
                         help="experimental: run the coalitions only in a box around the "
                              "structures the model or the reference marks")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_overwrite(parser)
     parser.set_defaults(run=cmd_shapley)

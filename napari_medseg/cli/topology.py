@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from napari_medseg.cli.common import add_overwrite
+
 
 def default_expectations() -> dict:
     """Expected topology of the built-in model's structures, when the mask uses its labels."""
@@ -19,11 +21,9 @@ def default_expectations() -> dict:
 
 
 def cmd_topology(args: argparse.Namespace) -> int:
-    from napari_medseg.io import read_labels, write_labels
-    from napari_medseg.io import atomic_path, check_writable
+    from napari_medseg.io import atomic_path, check_writable, read_labels, write_labels
     from napari_medseg.labels import BRATS_REGIONS, label_names
-    from napari_medseg.topology import (
-        check_topology, overlay, parse_expectation, report_dict)
+    from napari_medseg.topology import check_topology, overlay, parse_expectation, report_dict
 
     check_writable(args.json, args.overwrite)
     mask = read_labels(args.mask)
@@ -67,5 +67,5 @@ def add_topology_commands(commands) -> None:
     parser.add_argument("--max-gap", type=float, default=8.0, help="largest tube gap, mm (8)")
     parser.add_argument("--json", required=True, type=Path, help="output JSON")
     parser.add_argument("--overlay", type=Path, help="write the error overlay (label mask)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_overwrite(parser)
     parser.set_defaults(run=cmd_topology)

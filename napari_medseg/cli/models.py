@@ -5,20 +5,7 @@ import argparse
 import json
 import sys
 
-from napari_medseg.progress import Progress
-
-
-def progress_printer(label: str):
-    """A report callback printing ``label: 40%`` lines to stderr every 10%."""
-    state = {"last": -1}
-
-    def report(progress: Progress) -> None:
-        tenth = int(progress.fraction * 10)
-        if tenth != state["last"]:
-            state["last"] = tenth
-            print(f"{label}: {tenth * 10:3d}%  {progress.message}", file=sys.stderr, flush=True)
-
-    return report
+from napari_medseg.cli.common import add_device, add_overwrite, progress_printer
 
 
 def spec_summary(name: str, folder) -> dict:
@@ -61,8 +48,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from napari_medseg.inference import predict
-    from napari_medseg.io import read_volume, write_image, write_labels
-    from napari_medseg.io import atomic_files, check_writable
+    from napari_medseg.io import (
+        atomic_files,
+        check_writable,
+        read_volume,
+        write_image,
+        write_labels,
+    )
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
 
@@ -112,7 +104,7 @@ def add_model_commands(commands) -> None:
                          help="nnU-Net models: skip nnU-Net's mirroring test-time augmentation")
     predict.add_argument("--trust-code", action="store_true",
                         help="allow TorchScript weights (their code runs when loaded)")
-    predict.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    add_device(predict)
     predict.add_argument("--probabilities", type=Path, help="also write class probabilities "
                          "(4D NIfTI)")
     predict.add_argument("--precision", default="auto",
@@ -121,5 +113,5 @@ def add_model_commands(commands) -> None:
                          "(AVX-512 BF16, AMX) and CUDA, float16 on MPS, else float32")
     predict.add_argument("--overlap", type=float, default=0.5, help="window overlap (0.5)")
     predict.add_argument("--batch-size", type=int, default=4, help="windows per pass (4)")
-    predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_overwrite(predict)
     predict.set_defaults(run=cmd_predict)

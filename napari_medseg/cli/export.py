@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from napari_medseg.cli.common import add_device, add_overwrite
+
 
 def cmd_export(args: argparse.Namespace) -> int:
     from napari_medseg.export import export_case
@@ -32,17 +34,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_finetune(args: argparse.Namespace) -> int:
     import torch
 
-    from napari_medseg._cli_models import progress_printer
+    from napari_medseg.cli.common import progress_printer
     from napari_medseg.export import finetune
-    from napari_medseg.models import choose_device
     from napari_medseg.progress import run_to_end
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = str(choose_device()) if args.device == "auto" else args.device
     result = run_to_end(finetune(args.model, args.dataset_dir, args.output, epochs=args.epochs,
                                  steps=args.steps, folds=args.folds, seed=args.seed,
-                                 learning_rate=args.learning_rate, device=device,
+                                 learning_rate=args.learning_rate, device=args.device,
                                  overwrite=args.overwrite),
                         progress_printer("finetune"))
     print(f"{result.folder}: validation Dice before {result.dice_before} after "
@@ -64,7 +64,7 @@ def add_export_commands(commands) -> None:
     export.add_argument("--original", help="the model's mask before correction (provenance)")
     export.add_argument("--model", help="model that produced --original (name or folder)")
     export.add_argument("--history", help="click history JSON (as `refine` replays)")
-    export.add_argument("--overwrite", action="store_true", help="replace an existing export")
+    add_overwrite(export, "an existing export")
     export.set_defaults(run=cmd_export)
     tune = commands.add_parser("finetune", help="fine-tune a model on an exported dataset")
     tune.add_argument("dataset_dir", help="nnU-Net v2 raw dataset folder")
@@ -75,7 +75,7 @@ def add_export_commands(commands) -> None:
     tune.add_argument("--folds", type=int, nargs="+", help="folds to fine-tune (default all)")
     tune.add_argument("--learning-rate", type=float, default=5e-4)
     tune.add_argument("--seed", type=int, default=0)
-    tune.add_argument("--device", default="auto")
+    add_device(tune, "the training")
     tune.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
-    tune.add_argument("--overwrite", action="store_true", help="replace a non-empty output")
+    add_overwrite(tune, "a non-empty output folder")
     tune.set_defaults(run=cmd_finetune)
