@@ -28,9 +28,8 @@ def test_cases_vary_in_size_location_and_shape():
     centres = np.array([np.argwhere(case.labels.data > 0).mean(0) for case in cases])
     assert max(volumes) > 2 * min(volumes)
     assert np.linalg.norm(centres - centres.mean(0), axis=1).mean() > 5  # voxels
-    necrotic = [case.info["tumour"]["necrotic"] for case in cases]
     lobes = {len(case.info["tumour"]["lobes"]) for case in cases}
-    assert len(set(necrotic)) == 2 or len(lobes) > 1
+    assert len(lobes) >= 3  # single- and multi-lobed tumours of several shapes
 
 
 def _mean(case, contrast, mask):
