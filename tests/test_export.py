@@ -108,6 +108,8 @@ def test_nifti_and_zarr_exports_keep_geometry_and_provenance(written_cases, tmp_
 
     group = zarr.open_group(str(store), mode="r")
     assert group.attrs["provenance"]["geometry"]["shape_zyx"] == list(labels.shape)
+    assert group.attrs["multiscales"][0]["datasets"][0]["path"] == "0"  # OME-Zarr (NGFF)
+    assert "image-label" in group.attrs
     np.testing.assert_array_equal(group["original_labels"][:], original)
 
 

@@ -111,6 +111,29 @@ def test_zarr_labels_round_trip_with_metadata(tmp_path):
     assert labels.label_names == {2: "ED"}
 
 
+def test_zarr_labels_are_ome_zarr_that_ome_zarr_py_reads(tmp_path):
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Label, Multiscales, Reader
+
+    mask = np.zeros((6, 9, 7), np.uint8)
+    mask[1:3, 2:5, 1:4] = 2
+    mask[4, 4, 4] = 1
+    affine = np.diag([0.9, 0.8, 2.0, 1.0])  # x, y, z spacing
+    affine[:3, 3] = [10.0, -20.0, 5.0]
+    out = write_labels(tmp_path / "mask.zarr", mask, affine, label_names={2: "ED"})
+    node = list(Reader(parse_url(str(out)))())[0]
+    assert {type(spec) for spec in node.specs} >= {Label, Multiscales}
+    np.testing.assert_array_equal(np.asarray(node.data[0]), mask)
+    assert [axis["name"] for axis in node.metadata["axes"]] == ["z", "y", "x"]
+    scale, translation = node.metadata["coordinateTransformations"][0]
+    assert scale["scale"] == pytest.approx([2.0, 0.8, 0.9])
+    assert translation["translation"] == pytest.approx([5.0, -20.0, 10.0])
+    assert node.metadata["properties"][2]["name"] == "ED" and set(node.metadata["color"]) == {1, 2}
+    back = read_labels(out)  # the full affine is kept beside NGFF's scale and translation
+    np.testing.assert_array_equal(back.data, mask)
+    np.testing.assert_allclose(back.affine, affine)
+
+
 def test_zarr_image_stays_lazy_until_computed(tmp_path):
     import zarr
 

@@ -86,8 +86,8 @@ def export_case(volume: Volume, mask: np.ndarray, fmt: str, out: str | Path,
     fmt : {"nifti", "zarr", "nnunet"}
         ``nifti``: ``{case}_seg.nii.gz`` + ``{case}_seg.provenance.json`` (+ the
         model's mask as ``{case}_model_seg.nii.gz``) in folder ``out``;
-        ``zarr``: a ``{case}_seg.zarr`` group with ``labels``, ``original_labels``
-        and the provenance in its attributes; ``nnunet``: a case appended to the
+        ``zarr``: a ``{case}_seg.zarr`` OME-Zarr label image (array ``0``) with
+        ``original_labels`` beside it and the provenance in its attributes; ``nnunet``: a case appended to the
         dataset ``out`` (or ``out/DatasetNNN_{dataset_name}``).
     out : path-like
         Output folder.
@@ -161,17 +161,17 @@ def check_export_set(provenance_path: str | Path) -> bool:
 
 
 def _export_zarr(volume, mask, target, original, names, record, overwrite):
-    import zarr
+    """An OME-Zarr label image (see ``io._zarr``) with the model's mask beside it
+    (``original_labels``, same chunking) and the provenance record."""
+    from napari_medseg.io._zarr import add_ngff_array, write_zarr_labels
 
     with atomic_path(target, overwrite=overwrite) as temporary:
-        group = zarr.open_group(str(temporary), mode="w")
-        chunks = tuple(min(64, n) for n in mask.shape)
-        group.create_array("labels", data=np.ascontiguousarray(mask), chunks=chunks)
+        write_zarr_labels(temporary, np.asarray(mask), volume.affine,
+                          {"label_names": {str(k): v for k, v in names.items()},
+                           "provenance": record})
         if original is not None:
-            group.create_array("original_labels", data=np.ascontiguousarray(original),
-                               chunks=chunks)
-        group.attrs.update({"affine": np.asarray(volume.affine, float).tolist(),
-                            "spacing": list(volume.spacing), "axes": ["z", "y", "x"],
-                            "label_names": {str(k): v for k, v in names.items()},
-                            "provenance": record})
+            import zarr
+
+            add_ngff_array(zarr.open_group(str(temporary), mode="r+"), "original_labels",
+                           np.asarray(original))
     return ExportResult(target, (target,), record)

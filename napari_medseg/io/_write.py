@@ -39,9 +39,10 @@ def write_labels(path: str | os.PathLike, mask: np.ndarray,
     """Write a ``[Z, Y, X]`` label mask in the geometry of ``reference``.
 
     The format follows the extension: ``.nii``/``.nii.gz`` (nibabel),
-    ``.nrrd``/``.mha``/``.mhd`` (SimpleITK), ``.zarr`` (a group with the
-    affine, spacing, label names and ``attrs`` as attributes). The write is
-    atomic: the file appears complete or not at all.
+    ``.nrrd``/``.mha``/``.mhd`` (SimpleITK), ``.zarr`` (an OME-Zarr label
+    image, NGFF 0.4, with the full affine, label names and ``attrs`` as
+    attributes; see ``io._zarr``). The write is atomic: the file appears
+    complete or not at all.
 
     Parameters
     ----------
