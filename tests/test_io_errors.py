@@ -218,3 +218,21 @@ def test_info_reads_only_the_header(tmp_path, capsys):
     assert record["shape_zyx"] == [2000, 2000, 2000] and record["spacing_zyx_mm"] == [0.5] * 3
     with pytest.raises(InputError, match="GiB but"):  # reading it needs 32 GB of float32
         read_volume(path)
+
+
+def test_one_rule_for_label_masks_wherever_they_come_from():
+    from napari_medseg.io import as_label_mask
+    from napari_medseg.topology import check_topology
+
+    whole = np.zeros((3, 4, 5), np.float64)
+    whole[1, 1, 1] = 300.0
+    assert as_label_mask(whole).dtype == np.uint16 and as_label_mask(whole)[1, 1, 1] == 300
+    assert as_label_mask(np.ones((2, 2, 2), bool)).dtype == np.uint8
+    for bad, problem in ((whole + 0.5, "fractional"), (-whole, "negative"),
+                         (np.full((2, 2, 2), np.nan), "NaN"), (np.zeros((2, 2)), "3D")):
+        with pytest.raises(InputError, match=problem):
+            as_label_mask(bad, "the mask")
+        with pytest.raises(InputError, match=problem):  # the topology check says the same
+            check_topology(bad)
+    with pytest.raises(InputError, match="differs from the image shape"):
+        as_label_mask(whole, "m.nii.gz", shape=(3, 4, 6))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_medseg.errors import InputError
+from napari_medseg.io import as_label_mask
 from napari_medseg.export._nnunet import append_case
 from napari_medseg.export._provenance import provenance_record
 from napari_medseg.io import Volume, write_labels
@@ -60,16 +61,6 @@ def default_case_id(volume: Volume) -> str:
     return re.sub(r"[^A-Za-z0-9_\-]", "_", common) or "case"
 
 
-def _check_mask(volume: Volume, mask: np.ndarray) -> np.ndarray:
-    mask = np.asarray(mask)
-    if mask.shape != tuple(volume.shape):
-        raise InputError(f"mask shape {mask.shape} differs from the image {volume.shape}: "
-                         "export the mask that belongs to this case")
-    if not np.issubdtype(mask.dtype, np.integer) or mask.min() < 0:
-        raise InputError("the mask must hold non-negative integer labels")
-    return mask
-
-
 def export_case(volume: Volume, mask: np.ndarray, fmt: str, out: str | Path,
                 case_id: str | None = None, original: np.ndarray | None = None, model=None,
                 history=(), label_names: dict[int, str] | None = None,
@@ -87,7 +78,8 @@ def export_case(volume: Volume, mask: np.ndarray, fmt: str, out: str | Path,
         ``nifti``: ``{case}_seg.nii.gz`` + ``{case}_seg.provenance.json`` (+ the
         model's mask as ``{case}_model_seg.nii.gz``) in folder ``out``;
         ``zarr``: a ``{case}_seg.zarr`` OME-Zarr label image (array ``0``) with
-        ``original_labels`` beside it and the provenance in its attributes; ``nnunet``: a case appended to the
+        ``original_labels`` beside it and the provenance in its attributes;
+        ``nnunet``: a case appended to the
         dataset ``out`` (or ``out/DatasetNNN_{dataset_name}``).
     out : path-like
         Output folder.
@@ -100,7 +92,7 @@ def export_case(volume: Volume, mask: np.ndarray, fmt: str, out: str | Path,
     """
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    mask = _check_mask(volume, mask)
+    mask = as_label_mask(mask, "the mask", volume.shape)
     case_id = check_case_id(case_id or default_case_id(volume))
     names = dict(label_names or {})
     out = Path(out)

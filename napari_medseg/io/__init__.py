@@ -6,6 +6,7 @@ they open aligned in ITK-SNAP and 3D Slicer.
 """
 from napari_medseg.io._atomic import (
     atomic_files, atomic_path, check_writable, finish_interrupted, make_folder)
+from napari_medseg.io._mask import as_label_mask
 from napari_medseg.io._read import check_finite, detect_format, read_labels, read_volume
 from napari_medseg.io._volume import (
     LabelMap, Volume, orientation_code, same_grid, spacing_from_affine)
@@ -14,6 +15,7 @@ from napari_medseg.io._write import write_image, write_labels
 __all__ = [
     "LabelMap",
     "Volume",
+    "as_label_mask",
     "atomic_files",
     "atomic_path",
     "check_writable",

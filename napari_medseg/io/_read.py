@@ -200,16 +200,12 @@ def read_labels(path: PathLike) -> LabelMap:
 
 
 def _as_label_array(data: np.ndarray, path: Path) -> np.ndarray:
-    if not np.issubdtype(data.dtype, np.integer):
-        check_finite(data, path)
-        if not np.all(np.mod(data, 1) == 0):
-            raise InputError(describe(path, "holds fractional values, not integer labels",
-                                      "Pass a label mask (integer values), not an image"))
-    if data.size and data.min() < 0:
-        raise InputError(describe(path, "holds negative labels", "Labels must be 0 or more"))
-    top = int(data.max()) if data.size else 0
-    if top >= MAX_LABELS and len(np.unique(data)) > MAX_LABELS:
-        raise InputError(describe(path, f"holds {len(np.unique(data))} distinct values: it looks "
-                                  "like an intensity image, not a label mask", "Pass the "
+    from napari_medseg.io._mask import as_label_mask
+
+    labels = as_label_mask(data, path)
+    top = int(labels.max()) if labels.size else 0
+    if top >= MAX_LABELS and len(np.unique(labels)) > MAX_LABELS:
+        raise InputError(describe(path, f"holds {len(np.unique(labels))} distinct values: it "
+                                  "looks like an intensity image, not a label mask", "Pass the "
                                   f"segmentation file (at most {MAX_LABELS} labels)"))
-    return data.astype(np.uint8 if top < 256 else np.int32, copy=False)
+    return labels

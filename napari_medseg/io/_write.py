@@ -12,18 +12,8 @@ from napari_medseg.io._atomic import atomic_path
 from napari_medseg.io._itk import is_itk_file, write_itk
 from napari_medseg.io._nifti import is_nifti, write_nifti
 from napari_medseg.io._volume import LabelMap, Volume
+from napari_medseg.io._mask import as_label_mask
 from napari_medseg.io._zarr import write_zarr_labels
-
-
-def _label_dtype(mask: np.ndarray, path: Path) -> np.ndarray:
-    mask = np.asarray(mask)
-    if not np.issubdtype(mask.dtype, np.integer) and not np.issubdtype(mask.dtype, np.bool_):
-        raise InputError(describe(path, f"a label mask must be integer, got {mask.dtype}",
-                                  "Round or threshold the array first"))
-    if mask.size and mask.min() < 0:
-        raise InputError(describe(path, "a label mask cannot hold negative labels"))
-    top = int(mask.max()) if mask.size else 0
-    return mask.astype(np.uint8 if top < 256 else np.uint16 if top < 65536 else np.int32)
 
 
 def _geometry(reference: Volume | LabelMap | np.ndarray) -> tuple[np.ndarray, tuple | None]:
@@ -66,13 +56,8 @@ def write_labels(path: str | os.PathLike, mask: np.ndarray,
         The written path.
     """
     path = Path(path)
-    mask = _label_dtype(mask, path)
     affine, shape = _geometry(reference)
-    if mask.ndim != 3:
-        raise InputError(describe(path, f"a label mask must be 3D, got shape {mask.shape}"))
-    if shape is not None and mask.shape != shape:
-        raise InputError(describe(path, f"mask shape {mask.shape} differs from the image shape "
-                                  f"{shape}", "The mask must cover the image voxel for voxel"))
+    mask = as_label_mask(mask, path, shape)
     with atomic_path(path, overwrite=overwrite, needed=int(mask.nbytes)) as temporary:
         if is_nifti(path):
             write_nifti(temporary, mask, affine)

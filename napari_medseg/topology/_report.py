@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from napari_medseg.errors import InputError
-from napari_medseg.io import spacing_from_affine
+from napari_medseg.io import as_label_mask, spacing_from_affine
 from napari_medseg.topology._betti import Betti, betti_numbers
 from napari_medseg.topology._errors import (
     Expectation, TopologyError, analyse_structure, cl_dice, component_overlaps)
@@ -105,12 +105,12 @@ def check_topology(labels: np.ndarray, affine: np.ndarray | None = None,
     InputError
         For a float or negative mask, or a reference of another shape.
     """
-    labels = _check_mask(labels, "mask")
+    labels = as_label_mask(labels, "the mask")
     affine = np.eye(4) if affine is None else affine
     spacing = spacing_from_affine(affine)
     names, regions, expectations = names or {}, regions or {}, dict(expectations or {})
     if reference is not None:
-        reference = _check_mask(reference, "reference")
+        reference = as_label_mask(reference, "the reference")
         if reference.shape != labels.shape:
             raise InputError(f"reference shape {reference.shape} differs from the mask "
                              f"{labels.shape}: use the reference of this case")
@@ -130,18 +130,6 @@ def check_topology(labels: np.ndarray, affine: np.ndarray | None = None,
     return results
 
 
-def _check_mask(array: np.ndarray, what: str) -> np.ndarray:
-    array = np.asarray(array)
-    if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
-        if not np.all(np.mod(array, 1) == 0):
-            raise InputError(f"the {what} holds fractional values ({array.dtype}): topology "
-                             "needs an integer label mask, not probabilities. Threshold it first")
-        array = array.astype(np.int32)
-    if array.ndim != 3:
-        raise InputError(f"the {what} must be 3D, got shape {array.shape}")
-    if array.size and array.min() < 0:
-        raise InputError(f"the {what} holds negative labels")
-    return array
 
 
 def _against_reference(mask, truth, values, connectivity, expected):
