@@ -21,8 +21,18 @@ _ALIAS_TO_CONTRAST = {alias: name for name, aliases in _ALIASES.items() for alia
 
 
 def _tokens(name: str) -> list[str]:
-    stem = re.sub(r"\.(nii\.gz|nii|nrrd|nhdr|mha|mhd|zarr)$", "", name.lower())
+    from napari_medseg.io._names import image_stem
+
+    stem = image_stem(name).lower()
     return [token for token in re.split(r"[^a-z0-9]+", stem) if token]
+
+
+def without_contrast(stem: str) -> str:
+    """``stem`` without a trailing contrast token (``case_001_t1c`` -> ``case_001``)."""
+    match = re.search(r"[_\-]([A-Za-z0-9]+)$", stem)
+    if match and match.group(1).lower() in _ALIAS_TO_CONTRAST:
+        return stem[:match.start()]
+    return stem
 
 
 def is_contrast_name(name: str) -> bool:

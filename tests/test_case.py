@@ -65,3 +65,15 @@ def test_present_labels_equals_numpy_unique(dtype):
     if np.dtype(dtype).kind == "i":  # negative or huge values take the sorting path
         mask[0, 0, 0], mask[0, 0, 1] = -5, 2**20
         assert present_labels(mask) == [-5, 1, 3, 200, 2**20]
+
+
+@pytest.mark.parametrize("name, stem, case", [
+    ("BraTS-GLI-00000-000-t1c.nii.gz", "BraTS-GLI-00000-000-t1c", "BraTS-GLI-00000-000"),
+    ("case_7_FLAIR.NRRD", "case_7_FLAIR", "case_7"), ("sub-01_T2w.mha", "sub-01_T2w", "sub-01"),
+    ("mask.zarr", "mask", "mask"), ("T1ce", "T1ce", "T1ce"), ("case_0003.nii", "case_0003",
+                                                           "case_0003")])
+def test_one_place_strips_extensions_and_contrast_tokens(name, stem, case):
+    from napari_medseg.contrasts import without_contrast
+    from napari_medseg.io._names import image_stem
+
+    assert image_stem(name) == stem and without_contrast(stem) == case

@@ -13,11 +13,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from napari_medseg.contrasts import BRATS_CONTRASTS, guess_contrast
+from napari_medseg.contrasts import BRATS_CONTRASTS, guess_contrast, without_contrast
 from napari_medseg.errors import InputError
+from napari_medseg.io._names import IMAGE_SUFFIXES, image_stem
 
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
-_NNUNET = re.compile(r"^(.+)_(\d{4})(\.nii\.gz|\.nii|\.nrrd|\.mha)$")
+_NNUNET = re.compile(r"^(.+)_(\d{4})$")  # nnU-Net: {case}_{channel:04d}.{ext}
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,7 @@ def _by_contrast(files: list[Path]) -> tuple[tuple[Path, ...] | None, str]:
 
 
 def _case_stem(path: Path) -> str:
-    name = path.name
-    for suffix in IMAGE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return re.sub(r"[_\-](t1ce|t1c|t1gd|t1|t2|flair|t2f|t2w|t1n)$", "", name, flags=re.I)
+    return without_contrast(image_stem(path.name))
 
 
 def discover_cases(folder: str | Path) -> tuple[list[CaseInput], list[tuple[str, str]]]:
@@ -71,7 +66,7 @@ def discover_cases(folder: str | Path) -> tuple[list[CaseInput], list[tuple[str,
     nnunet: dict[str, dict[int, Path]] = defaultdict(dict)
     named: dict[str, list[Path]] = defaultdict(list)
     for path in flat:
-        match = _NNUNET.match(path.name)
+        match = _NNUNET.match(image_stem(path))
         if match:
             nnunet[match.group(1)][int(match.group(2))] = path
         else:

@@ -11,6 +11,7 @@ import numpy as np
 
 from napari_medseg.errors import InputError
 from napari_medseg.io import as_label_mask
+from napari_medseg.io._names import image_stem
 from napari_medseg.export._nnunet import append_case
 from napari_medseg.export._provenance import provenance_record
 from napari_medseg.io import Volume, write_labels
@@ -52,7 +53,7 @@ def default_case_id(volume: Volume) -> str:
     from napari_medseg.contrasts import is_contrast_name
 
     paths = [Path(p) for p in volume.source_paths]
-    stems = [re.sub(r"(\.nii\.gz|\.nii|\.nrrd|\.mha|\.zarr)$", "", p.name) for p in paths]
+    stems = [image_stem(p) for p in paths]
     if not stems:
         return "case"
     common = os.path.commonprefix(stems).rstrip("_-.")

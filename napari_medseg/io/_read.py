@@ -9,7 +9,7 @@ import numpy as np
 
 from napari_medseg.contrasts import guess_contrast
 from napari_medseg.errors import InputError, describe
-from napari_medseg.io._atomic import split_suffix
+from napari_medseg.io._names import image_stem
 from napari_medseg.io._itk import is_itk_file, read_dicom_series, read_itk_file
 from napari_medseg.io._nifti import is_nifti, read_nifti_array
 from napari_medseg.io._volume import LabelMap, Volume, orientation_code, same_grid
@@ -71,8 +71,8 @@ def check_finite(data: np.ndarray, path: PathLike) -> None:
 
 
 def channel_stem(path: Path) -> str:
-    """File or folder name without its (compound) extension."""
-    return split_suffix(path)[0]
+    """File or folder name without its image extension."""
+    return image_stem(path)
 
 
 def _default_channel_names(path: Path, n_channels: int, attrs: dict) -> tuple[str, ...]:
@@ -128,7 +128,8 @@ def read_volume(paths: PathLike | Sequence[PathLike],
     >>> volume.channel_names, volume.spacing  # doctest: +SKIP
     (('T1', 'FLAIR'), (1.0, 1.0, 1.0))
     """
-    path_list = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+    path_list = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else \
+        [Path(p) for p in paths]
     if not path_list:
         raise InputError("no input files given: pass one file per contrast")
     volumes = [_read_one(path) for path in path_list]
