@@ -119,3 +119,24 @@ def test_expectation_parsing_and_bad_input(blob):
     assert check_topology(np.zeros((5, 5, 5), np.uint8)) == {}
     with pytest.raises(InputError, match="no such label or region"):
         check_topology(blob, expectations={"XYZ": SIMPLE})
+
+
+def test_one_rule_resolves_what_a_check_checks():
+    from napari_medseg.models import load_model
+    from napari_medseg.topology import check_setup
+
+    spec = load_model("brats_unet", folds=[0]).spec
+    from_spec = check_setup(spec=spec)
+    assert from_spec.names == {1: "NCR", 2: "ED", 3: "ET"} and set(from_spec.regions) >= {"WT"}
+    assert from_spec.expectations["WT"].b1 == 0
+    named = check_setup({1: "NCR", 2: "ED", 3: "ET"}, present=[2])  # BraTS names: the same
+    assert named.regions == from_spec.regions and "WT" in named.expectations
+    only_core = check_setup({1: "NCR", 2: "ED", 3: "ET"}, present=[1], expect=["2:b0=1"])
+    assert "WT" in only_core.expectations and "2" in only_core.expectations  # strict: kept
+    assert "2" not in check_setup({1: "NCR"}, present=[1], expect=["2:b0=1"],
+                                  strict=False).expectations
+    vessels = check_setup({1: "vessel"}, expect=["vessel:b0=1,tubular"])
+    assert vessels.regions == {} and vessels.expectations["vessel"].tubular
+    assert check_setup(brats=True).names == {1: "NCR", 2: "ED", 3: "ET"}
+    with pytest.raises(InputError, match="cannot read"):
+        check_setup(expect=["WT b0=1"])

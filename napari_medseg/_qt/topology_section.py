@@ -38,8 +38,9 @@ class TopologySection(QWidget):
         self.layer_combo = QComboBox()
         self.expectations = QPlainTextEdit(self._spec_expectations(model_section))
         self.expectations.setFixedHeight(56)
-        self.expectations.setToolTip("One per line: LABEL:b0=1,b1=0,b2=0 (add ',tubular' for "
-                                     "vessels). LABEL is a name (ED), a value (2) or a region (WT)")
+        self.expectations.setToolTip(
+            "One per line: LABEL:b0=1,b1=0,b2=0 (add ',tubular' for vessels). LABEL is a name "
+            "(ED), a value (2) or a region (WT)")
         self.run_button, self.cancel_button = QPushButton("Check"), QPushButton("Cancel")
         self.fix_button = QPushButton("Fix selected")
         self.progress, self.status = QProgressBar(), QLabel("")
@@ -102,29 +103,27 @@ class TopologySection(QWidget):
 
     def run(self):
         """Check the chosen layer in a worker; returns it (None when refused)."""
-        from napari_medseg.labels import BRATS_REGIONS
+        from napari_medseg.labels import present_labels
         from napari_medseg.layers import affine_of_layer
         from napari_medseg.progress import Progress
-        from napari_medseg.topology import check_topology, parse_expectation
+        from napari_medseg.topology import check_setup, check_topology
 
         try:
             layer = self._layer()
-            expectations = dict(parse_expectation(line) for line in
-                                self.expectations.toPlainText().splitlines() if line.strip())
+            data = np.asarray(layer.data).copy()
+            names = {int(k): v for k, v in layer.metadata.get("napari_medseg", {}).get(
+                "label_names", {}).items()}
+            setup = check_setup(names, expect=self.expectations.toPlainText().splitlines(),
+                                present=present_labels(data), strict=False)
         except MedsegError as error:
             show_error(str(error))
             return None
-        data = np.asarray(layer.data).copy()
         affine = affine_of_layer(layer.metadata, tuple(layer.scale))
-        names = {int(k): v for k, v in layer.metadata.get("napari_medseg", {}).get(
-            "label_names", {}).items()}
-        regions = BRATS_REGIONS if set(names.values()) <= {"NCR", "ED", "ET"} and names else {}
-        expectations = {k: v for k, v in expectations.items()
-                        if k in regions or k in names.values() or k.isdigit()}
 
         def task():
             yield Progress(0, 1, "computing Betti numbers and locating errors")
-            return check_topology(data, affine, names, regions, expectations), affine
+            return check_topology(data, affine, setup.names, setup.regions,
+                                  setup.expectations), affine
 
         return self.runner.start(task, self._show, "Topology check")
 
@@ -136,7 +135,8 @@ class TopologySection(QWidget):
         for name, target in self.results.items():
             expected = {k: getattr(target.expected, k) for k in ("b0", "b1", "b2")
                         if getattr(target.expected, k) is not None}
-            mark = "" if all(getattr(target.betti, k) == v for k, v in expected.items()) else " \u26a0"
+            met = all(getattr(target.betti, k) == v for k, v in expected.items())
+            mark = "" if met else " \u26a0"
             lines.append(f"<b>{name}</b>: b0={target.betti.b0} b1={target.betti.b1} "
                          f"b2={target.betti.b2}" + (f" (expected {expected}){mark}"
                                                     if expected else ""))

@@ -9,31 +9,19 @@ from pathlib import Path
 from napari_medseg.cli.common import add_overwrite
 
 
-def default_expectations() -> dict:
-    """Expected topology of the built-in model's structures, when the mask uses its labels."""
-    from napari_medseg.models import builtin_models, read_spec
-    from napari_medseg.topology import expectations_from_dict
-
-    folder = builtin_models().get("brats_unet")
-    if folder is None:
-        return {}
-    return expectations_from_dict(read_spec(folder).expected_topology)
-
-
 def cmd_topology(args: argparse.Namespace) -> int:
     from napari_medseg.io import atomic_path, check_writable, read_labels, write_labels
-    from napari_medseg.labels import BRATS_REGIONS, label_names
-    from napari_medseg.topology import check_topology, overlay, parse_expectation, report_dict
+    from napari_medseg.labels import present_labels
+    from napari_medseg.topology import check_setup, check_topology, overlay, report_dict
 
     check_writable(args.json, args.overwrite)
     mask = read_labels(args.mask)
     reference = read_labels(args.reference).data if args.reference else None
-    names = mask.label_names or (label_names() if args.brats else {})
-    regions = BRATS_REGIONS if args.brats else {}
-    expectations = default_expectations() if args.brats else {}
-    expectations.update(dict(parse_expectation(text) for text in args.expect))
-    results = check_topology(mask.data, mask.affine, names, regions, expectations, reference,
-                             connectivity=args.connectivity, max_gap_mm=args.max_gap)
+    setup = check_setup(mask.label_names, expect=args.expect, brats=args.brats,
+                        present=present_labels(mask.data))
+    results = check_topology(mask.data, mask.affine, setup.names, setup.regions,
+                             setup.expectations, reference, connectivity=args.connectivity,
+                             max_gap_mm=args.max_gap)
     payload = {"mask": str(args.mask), "reference": args.reference,
                **report_dict(results, mask.affine, args.connectivity)}
     if args.overlay:

@@ -50,11 +50,10 @@ def worker_model(name: str):
 
 
 def _topology_summary(labels: np.ndarray, affine: np.ndarray, spec) -> dict:
-    from napari_medseg.topology import check_topology, expectations_from_dict, report_dict
+    from napari_medseg.topology import check_setup, check_topology, report_dict
 
-    names = {info.value: info.name for info in spec.labels}
-    results = check_topology(labels, affine, names, dict(spec.regions),
-                             expectations_from_dict(spec.expected_topology))
+    setup = check_setup(spec=spec)
+    results = check_topology(labels, affine, setup.names, setup.regions, setup.expectations)
     return report_dict(results, affine, 26)
 
 
