@@ -47,3 +47,25 @@ def test_info_prints_shape_spacing_orientation_channels(tmp_path, capsys):
     assert main(["info", str(path)]) == 0
     text = capsys.readouterr().out
     assert "orientation  RAS" in text and "FLAIR" in text
+
+
+def test_readme_command_reference_names_every_option_of_every_command():
+    import argparse
+    import re
+    from pathlib import Path
+
+    from napari_medseg.cli import build_parser
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    reference = readme[readme.index("## Command line"):readme.index("## Models")]
+    commands = next(a for a in build_parser()._actions
+                    if isinstance(a, argparse._SubParsersAction)).choices
+    missing = {}
+    for name, parser in commands.items():
+        entry = rf"napari-medseg {name}\b[^\n]*(\n {{8}}[^\n]*)*"  # a command and its lines
+        options = [o for action in parser._actions for o in action.option_strings
+                   if o.startswith("--") and o != "--help"]
+        absent = [o for o in options if not re.search(entry + re.escape(o) + r"\b", reference)]
+        if absent or f"napari-medseg {name}" not in reference:
+            missing[name] = absent
+    assert not missing, missing
