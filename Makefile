@@ -34,6 +34,7 @@ test: setup
 	OMP_NUM_THREADS=1 xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: setup
+	$(VENV)/bin/ruff check napari_medseg tests scripts bench
 	$(VENV)/bin/lint-imports
 
 clean:

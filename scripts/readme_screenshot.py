@@ -2,7 +2,8 @@
 then corrected with two clicks in the Refine section (a positive click on a
 cut-away lobe, shown green). Run under Xvfb:
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/readme_screenshot.py docs/screenshot.png
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/readme_screenshot.py \
+        docs/screenshot.png
 """
 from __future__ import annotations
 

@@ -96,7 +96,8 @@ def tiny_model_folder(tmp_path):
 @pytest.fixture
 def coarse_model_folder(tmp_path):
     """A tiny model working at 6 mm: few windows, for the coalition-heavy tests."""
-    return make_model_folder(tmp_path / "coarse_model", patch=(16, 16, 16), spacing=(6.0, 6.0, 6.0))
+    return make_model_folder(tmp_path / "coarse_model", patch=(16, 16, 16),
+                             spacing=(6.0, 6.0, 6.0))
 
 
 @pytest.fixture

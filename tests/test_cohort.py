@@ -81,7 +81,8 @@ def test_batch_on_external_scheduler_reports_corrupt_case_and_resumes(cohort, mo
     assert sorted(r["case_id"] for r in done) == ["case0", "case1", "case2", "case3"]
     assert table["cases"][-1]["case_id"] == "corrupt" and table["cases"][-1]["status"] == "failed"
     assert [r["priority"] for r in done] == sorted((r["priority"] for r in done), reverse=True)
-    assert (out / "case0" / "seg.nii.gz").is_file() and (out / "case0" / "epistemic.nii.gz").is_file()
+    assert (out / "case0" / "seg.nii.gz").is_file()
+    assert (out / "case0" / "epistemic.nii.gz").is_file()
     assert (out / "triage.csv").read_text().startswith("rank,case_id,priority")
     (out / "case1" / "summary.json").write_text('{"case_id": "ca')  # truncated
     (out / "case2" / "summary.json").write_text("{}")

@@ -140,8 +140,10 @@ class CaseSection(QWidget):
         combo.setCurrentText(layer.name if layer is not None else NO_LAYER)
         combo.blockSignals(False)
         description = describe_layer(layer) if layer is not None else None
-        self._table.setItem(row, 2, QTableWidgetItem(description.shape_text if description else "-"))
-        self._table.setItem(row, 3, QTableWidgetItem(description.spacing_text if description else "-"))
+        shape, spacing = (description.shape_text, description.spacing_text) if description \
+            else ("-", "-")
+        self._table.setItem(row, 2, QTableWidgetItem(shape))
+        self._table.setItem(row, 3, QTableWidgetItem(spacing))
 
     def _on_pick(self, contrast: str, text: str) -> None:
         self._manual[contrast] = "" if text == NO_LAYER else text

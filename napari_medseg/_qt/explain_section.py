@@ -166,7 +166,8 @@ class ExplainSection(QWidget):
         contrasts = self.result.contrasts
         errors = target.fold_phi.std(0, ddof=1) if len(target.fold_phi) > 1 else None
         self.chart.show_bars(contrasts, target.phi, errors,
-                             title=f"{name}: contribution to Dice ({self.result.baseline} baseline)",
+                             title=f"{name}: contribution to Dice "
+                                   f"({self.result.baseline} baseline)",
                              ylabel="Shapley value")
         self.table.blockSignals(True)
         self.table.setRowCount(len(contrasts))
@@ -210,7 +211,8 @@ class ExplainSection(QWidget):
         try:
             self.rankings.setdefault(name, {})[contrast] = int(item.text())
         except ValueError:
-            show_error(f"rank of {contrast} must be a whole number 1..{len(self.result.contrasts)}")
+            show_error(f"rank of {contrast} must be a whole number "
+                       f"1..{len(self.result.contrasts)}")
             return
         self._show_summary(name)
 

@@ -82,9 +82,10 @@ class RandomWalkerEngine:
 
         A positive click into unlabelled background, away from the label's
         voxels, grows a new object: the neighbourhood is wider and the
-        tolerance looser (the walker and the seeded box faces bound it). A click that takes from another label or
-        removes voxels compares with the clicked voxel's 3x3x3 neighbourhood,
-        its spread capped, so a click on a boundary does not open both tissues.
+        tolerance looser (the walker and the seeded box faces bound it). A click
+        that takes from another label or removes voxels compares with the
+        clicked voxel's 3x3x3 neighbourhood, its spread capped, so a click on a
+        boundary does not open both tissues.
         """
         data = self.image[(slice(None), *box)]
         radius, floor, cap, mads = (2.5, 0.05, np.inf, _GROW_MADS) if into_background else \

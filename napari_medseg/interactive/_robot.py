@@ -128,7 +128,8 @@ def robot_trial(session, target: np.ndarray, min_clicks: int = 10, cap: int = 20
     dices += [dices[-1]] * (cap + 1 - len(dices))
     trial = {"dice": [round(d, 4) for d in dices],
              "latency_s": [round(t, 4) for t in latencies],
-             "noc85": clicks_to_reach(dices, 0.85, cap), "noc90": clicks_to_reach(dices, 0.90, cap)}
+             "noc85": clicks_to_reach(dices, 0.85, cap),
+             "noc90": clicks_to_reach(dices, 0.90, cap)}
     if reference is not None:
         trial["label_dice"] = [[round(d, 4) for d in step] for step in tracked]
     return trial

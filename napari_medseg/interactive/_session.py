@@ -174,8 +174,8 @@ class InteractiveSession:
             raise InputError(f"mask shape {tuple(mask.shape)} differs from the image "
                              f"{tuple(shape)}: open the matching segmentation")
         self.mask = np.array(mask, copy=True) if copy else mask
-        self.engine = make_engine(engine, self.volume, model, device,
-                                  probabilities=probabilities) if isinstance(engine, str) else engine
+        self.engine = engine if not isinstance(engine, str) else make_engine(
+            engine, self.volume, model, device, probabilities=probabilities)
         self.label = check_label(label, self.mask.dtype)
         self.protect = bool(protect)
         self.clicks: list[Click] = []

@@ -46,7 +46,8 @@ def sample_tumour_params(rng: np.random.Generator, centre_mm: np.ndarray) -> Tum
         direction = rng.normal(size=3)
         direction /= np.linalg.norm(direction)
         offset = direction * radius * rng.uniform(0.5, 0.9)
-        lobes.append((tuple(float(v) for v in centre_mm + offset), radius * rng.uniform(0.4, 0.75)))
+        lobe_radius = radius * rng.uniform(0.4, 0.75)
+        lobes.append((tuple(float(v) for v in centre_mm + offset), lobe_radius))
     if rng.random() < 0.1:  # multifocal: a separate small lesion
         direction = rng.normal(size=3)
         direction /= np.linalg.norm(direction)
@@ -72,11 +73,13 @@ def mass_effect_mm(points_mm: np.ndarray, params: TumourParams) -> np.ndarray:
     return params.mass_effect * offset * weight
 
 
-def _lobe_distance(shape: tuple[int, ...], spacing: np.ndarray, params: TumourParams) -> np.ndarray:
+def _lobe_distance(shape: tuple[int, ...], spacing: np.ndarray, params: TumourParams
+                   ) -> np.ndarray:
     grids = np.ogrid[tuple(slice(0, n) for n in shape)]
     normalised = np.full(shape, np.inf, dtype=np.float32)
     for centre, radius in params.lobes:
-        squared = sum(((grid * step - c) / radius) ** 2 for grid, step, c in zip(grids, spacing, centre))
+        squared = sum(((grid * step - c) / radius) ** 2
+                      for grid, step, c in zip(grids, spacing, centre))
         normalised = np.minimum(normalised, np.sqrt(squared).astype(np.float32))
     return normalised
 

@@ -32,7 +32,8 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray,
 
 
 def auroc(scores: np.ndarray, positives: np.ndarray) -> float:
-    """Area under the ROC curve of ``scores`` flagging ``positives`` (Mann-Whitney, ties averaged)."""
+    """Area under the ROC curve of ``scores`` flagging ``positives`` (Mann-Whitney, ties
+    averaged)."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
     positives = np.asarray(positives, dtype=bool).ravel()
     n_pos, n_neg = int(positives.sum()), int((~positives).sum())
