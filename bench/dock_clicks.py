@@ -35,6 +35,9 @@ def _wait(app, condition, timeout: float = 300.0) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clicks", type=int, default=5, help="clicks per label")
+    parser.add_argument("--engine", default="auto",
+                        help="the Refine section's engine entry (default auto: the model-aware "
+                             "engine after a model run); e.g. 'learned click model'")
     parser.add_argument("--json", default="bench/results/dock_clicks.json")
     args = parser.parse_args()
     import napari
@@ -51,6 +54,9 @@ def main() -> None:
     worker = dock.model_section.run()
     _wait(app, lambda: not dock.model_section.runner.busy and worker is not None)
     section = dock.refine_section
+    section.engine_combo.setCurrentText(args.engine)
+    if section.engine_combo.currentText() != args.engine:
+        raise SystemExit(f"no engine entry {args.engine!r}")
     layer = viewer.layers[section.layer_combo.currentText()]
     reference = np.asarray(viewer.layers["reference"].data)
     rows, first = [], []
@@ -75,10 +81,10 @@ def main() -> None:
                                                                 95)), 1),
                      "first_click_ms": round(1000 * latencies[0], 1)})
         section.accept()
-    everything = [r for r in rows]
     print(f"engine: {section.engine_label.text()}")
-    print_table(everything, ["label", "clicks", "median_ms", "p95_ms", "first_click_ms"])
-    write_json(args.json, {"command": "bench/dock_clicks.py", "engine":
+    print_table(rows, ["label", "clicks", "median_ms", "p95_ms", "first_click_ms"])
+    write_json(args.json, {"command": " ".join(["bench/dock_clicks.py", *sys.argv[1:]]),
+                           "engine":
                            section.engine_label.text(), "rows": rows})
     viewer.close()
 

@@ -131,6 +131,8 @@ def run_trials(args, engines: list[str]) -> list[dict]:
                     key = (engine_name, whole and engine_name == "model")
                     engine = built.get(key) or built.setdefault(
                         key, engine_for(engine_name, case, whole))
+                    if whole and hasattr(engine, "n_labels"):
+                        continue  # a multi-label click network edits its labels; WT is a union
                     tracked = (reference > 0).astype(np.uint8) if whole else reference
                     tracked_values = [1] if whole else values
                     session = InteractiveSession(case["volume"], initial.astype(np.uint8),

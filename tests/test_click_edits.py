@@ -184,3 +184,25 @@ def test_bad_labels_and_click_files_leave_the_mask_unchanged(tmp_path):
         read_clicks(tmp_path / "missing.json")
     with pytest.raises(InputError, match="is a folder"):
         read_clicks(tmp_path)
+
+
+def test_click_bump_gives_the_clicked_voxel_the_clicks_sign_and_fades_with_distance():
+    from napari_medseg.interactive import Click
+    from napari_medseg.interactive._bump import ClickBump
+
+    volume, reference = _toy_case()
+    log_p = np.log(_toy_probabilities(reference))
+    bump = ClickBump(volume.data, volume.spacing)
+    box = tuple(slice(0, n) for n in SHAPE)
+    pushed = log_p.copy()
+    assert bump.push(pushed, 1, Click((20, 20, 30), True), box)  # oedema voxel, clicked as core
+    assert np.argmax(pushed[:, 20, 20, 30]) == 1
+    raised = pushed[1] - log_p[1]  # less further away; none on background, which looks unlike
+    assert raised[20, 20, 30] > raised[20, 20, 31] > raised[20, 20, 32] > 0 == raised[20, 20, 39]
+    np.testing.assert_array_equal(pushed[[0, 2]], log_p[[0, 2]])  # only the clicked label
+    again = pushed.copy()
+    assert not bump.push(again, 1, Click((20, 20, 30), True), box)  # already has its sign
+    np.testing.assert_array_equal(again, pushed)
+    lowered = log_p.copy()
+    assert bump.push(lowered, 1, Click((20, 20, 20), False), box)  # the core's centre: not core
+    assert np.argmax(lowered[:, 20, 20, 20]) != 1

@@ -71,14 +71,41 @@ def guidance_maps(shape: Sequence[int], clicks: Sequence[Click],
     return maps
 
 
-def network_input(image: np.ndarray, mask: np.ndarray, clicks: Sequence[Click],
-                  box: tuple[slice, ...], size: Sequence[int]) -> np.ndarray:
-    """Network input ``[C + 3, *size]``: image, previous mask, guidance; zero-padded."""
+def network_input(image: np.ndarray, labels: np.ndarray, label: int, clicks: Sequence[Click],
+                  box: tuple[slice, ...], size: Sequence[int], n_labels: int) -> np.ndarray:
+    """The click network's input ``[C + 3 n_labels, *size]``, zero-padded to ``size``.
+
+    Parameters
+    ----------
+    image : ndarray of shape (C, Z, Y, X)
+        The normalised contrasts.
+    labels : ndarray of int
+        The current label mask ``[Z, Y, X]``.
+    label : int
+        The label the clicks edit (1 .. ``n_labels``).
+    clicks : sequence of Click
+        That label's clicks, newest last.
+    box : tuple of slice
+        The patch in the volume.
+    size : sequence of int
+        Patch shape after padding (the network's divisor).
+    n_labels : int
+        Foreground classes of the network.
+
+    Returns
+    -------
+    ndarray of float32
+        The contrasts, the current mask one-hot per label (1 .. ``n_labels``),
+        then each label's positive guidance and each label's negative guidance
+        (DeepEdit's per-label guidance: only ``label``'s two maps are non-zero).
+    """
     origin = [s.start for s in box]
     crop_shape = [s.stop - s.start for s in box]
-    channels = np.concatenate([image[(slice(None), *box)],
-                               mask[box][None].astype(np.float32),
-                               guidance_maps(crop_shape, clicks, origin)])
+    current = labels[box]
+    one_hot = (current[None] == np.arange(1, n_labels + 1).reshape(-1, 1, 1, 1))
+    guidance = np.zeros((2 * n_labels, *crop_shape), np.float32)
+    guidance[[label - 1, n_labels + label - 1]] = guidance_maps(crop_shape, clicks, origin)
+    channels = np.concatenate([image[(slice(None), *box)], one_hot.astype(np.float32), guidance])
     pads = [(0, 0)] + [(0, s - c) for s, c in zip(size, crop_shape)]
     return np.pad(channels, pads).astype(np.float32, copy=False)
 

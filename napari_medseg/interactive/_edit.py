@@ -24,6 +24,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from napari_medseg.interactive._clicks import Click
+from napari_medseg.interactive._geometry import touches_open_face
+
 _CONNECTIVITY = np.ones((3, 3, 3), bool)
 
 
@@ -95,3 +98,28 @@ def answer_from_inside(current: np.ndarray, inside: np.ndarray, label: int) -> n
     answer = surroundings_fill(current, label)
     answer[inside] = label
     return answer
+
+
+def change_reaches_open_face(current: np.ndarray, answer: np.ndarray, label: int, click: Click,
+                             box: tuple[slice, ...], shape: Sequence[int]) -> bool:
+    """Does the click's connected change touch a face of ``box`` inside the volume (so the
+    engine should look at a larger box)?
+
+    Parameters
+    ----------
+    current, answer : ndarray of int
+        The box's labels now and the engine's answer for it.
+    label : int
+        The clicked label.
+    click : Click
+        The newest click (volume coordinates).
+    box : tuple of slice
+        The box in the volume.
+    shape : sequence of int
+        The volume's shape.
+    """
+    local = [p - s.start for p, s in zip(click.position, box)]
+    region = ((answer == label) & (current != label)) if click.positive else \
+        ((current == label) & (answer != label))
+    component = connected_at(region, local)
+    return component is not None and touches_open_face(component, box, shape)

@@ -1,10 +1,19 @@
-"""The learned click engine: a click-conditioned 3D U-Net on a patch around the click.
+"""The learned click engine: DeepEdit's click network on a patch around the click.
 
-Input channels: the model's contrasts (normalised as its spec says), the
-previous mask of the object, and positive/negative click guidance. The
-patch is centred on the newest click; when the predicted object reaches a
-patch face that is not the volume's edge the patch grows (x1.5, up to
+The network (built-in ``click_unet``, made by ``scripts/train_click_model.py``)
+is the segmentation model fine-tuned with more inputs: the current mask
+one-hot per label and each label's positive and negative click guidance
+(see `network_input`). It answers every label of the patch; the session keeps
+only the region connected to the click (see ``_edit``). Where the network's
+answer does not give the clicked voxel the click's sign, the click pushes the
+network's log-probabilities as the model-aware engine pushes the segmentation
+model's (`ClickBump`), so every click changes something and a repeated click
+is never wasted. The patch is centred
+on the newest click at the network's spacing; when the click's change reaches
+a patch face that is not the volume's edge the patch grows (x1.5, up to
 ``max_patch``) and the network runs again, as nnInteractive does.
+
+Labels the network does not know are refined by the model-free engine.
 """
 from __future__ import annotations
 
@@ -12,118 +21,160 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from napari_medseg.interactive._clicks import Click
-from napari_medseg.interactive._clicks import network_input
-from napari_medseg.interactive._geometry import crop_box, touches_open_face
+from napari_medseg.errors import InputError
+from napari_medseg.interactive._bump import ClickBump
+from napari_medseg.interactive._clicks import Click, network_input
+from napari_medseg.interactive._edit import change_reaches_open_face
+from napari_medseg.interactive._geometry import crop_box
 from napari_medseg.io import Volume
-
-
-def _consistent_with_clicks(inside: np.ndarray, before: np.ndarray, clicks: Sequence[Click],
-                            box: tuple[slice, ...]) -> np.ndarray:
-    """Keep the pieces the user asked for: components holding a positive click or
-    overlapping the object's current mask; each click's own voxel follows its sign."""
-    from scipy import ndimage as ndi
-
-    origin = np.array([s.start for s in box])
-    local = [(tuple(np.asarray(c.position) - origin), c.positive) for c in clicks
-             if all(0 <= p - o < n for p, o, n in zip(c.position, origin, inside.shape))]
-    for point, positive in local:
-        inside[point] = positive
-    labelled, _ = ndi.label(inside)
-    keep = set(np.unique(labelled[before & inside]).tolist())
-    keep |= {int(labelled[point]) for point, positive in local if positive}
-    keep.discard(0)
-    return np.isin(labelled, sorted(keep)) if keep else np.zeros_like(inside)
 
 
 def _round_up(values: Sequence[int], divisor: int) -> tuple[int, ...]:
     return tuple(int(-(-v // divisor) * divisor) for v in values)
 
 
+class _Grid:
+    """Nearest-voxel correspondence between the case grid and the network's grid.
+
+    The network's grid is the case resampled to the network's spacing (as
+    `prepare_input` resamples it): network voxel ``i`` samples case voxel
+    ``floor((i + 0.5) / zoom)``, ``zoom`` = network shape / case shape per axis.
+    """
+
+    def __init__(self, shape: Sequence[int], network_shape: Sequence[int]):
+        self.shape = tuple(int(s) for s in shape)
+        self.network_shape = tuple(int(s) for s in network_shape)
+        self.same = self.shape == self.network_shape
+        self.zoom = np.asarray(self.network_shape, float) / np.asarray(self.shape, float)
+
+    def to_network(self, position: Sequence[int]) -> tuple[int, ...]:
+        """The network voxel holding case voxel ``position``."""
+        return tuple(min(int((p + 0.5) * z), n - 1) for p, z, n in
+                     zip(position, self.zoom, self.network_shape))
+
+    def sampled(self, box: tuple[slice, ...]) -> tuple[np.ndarray, ...]:
+        """Case indices (open mesh) that the network voxels of ``box`` sample."""
+        axes = [np.minimum(((np.arange(s.start, s.stop) + 0.5) / z).astype(int), n - 1)
+                for s, z, n in zip(box, self.zoom, self.shape)]
+        return np.ix_(*axes)
+
+    def case_box(self, box: tuple[slice, ...]) -> tuple[tuple[slice, ...], tuple[np.ndarray, ...]]:
+        """The case voxels inside network ``box``, and, for each, its network voxel
+        (open mesh, relative to the box)."""
+        slices, axes = [], []
+        for s, z, n in zip(box, self.zoom, self.shape):
+            start, stop = int(np.ceil(s.start / z - 0.5)), int(np.ceil(s.stop / z - 0.5))
+            start, stop = max(start, 0), min(max(stop, start + 1), n)
+            slices.append(slice(start, stop))
+            axes.append(np.clip(((np.arange(start, stop) + 0.5) * z).astype(int) - s.start,
+                                0, s.stop - s.start - 1))
+        return tuple(slices), np.ix_(*axes)
+
+
 class LearnedEngine:
-    """Refine with the built-in (or a given) click model.
+    """Refine with the built-in (or a given) click network.
 
     Parameters
     ----------
     volume : Volume
-        The case; it must hold the contrasts the model needs.
+        The case; it must hold the contrasts the network needs.
     model : str, Path or LoadedModel, optional
         Click model (default the built-in ``click_unet``).
     device : str, optional
-        Torch device (default: the best available).
+        Torch device: ``auto`` (default: CUDA, then MPS, then the CPU), ``cuda``,
+        ``mps`` or ``cpu``.
     max_patch : int, optional
-        Largest patch side the growth may reach (default: the model's patch, so
-        no growth: on the benchmark, growing let the shipped model leak; see
-        BENCHMARKS.md).
+        Largest patch side the growth may reach (default twice the network's patch).
     """
 
     name = "learned"
 
     def __init__(self, volume: Volume, model=None, device: str | None = None,
                  max_patch: int | None = None):
-        import torch
-
-        from napari_medseg.inference._predict import channels_for_model
+        from napari_medseg.inference import prepare_input
         from napari_medseg.models import choose_device, load_model
         from napari_medseg.models.loading import LoadedModel
-        from napari_medseg.models.normalise import normalise_image
         from napari_medseg.models.registry import DEFAULT_CLICK_MODEL
 
         self.model = model if isinstance(model, LoadedModel) else load_model(
             model or DEFAULT_CLICK_MODEL)
         spec = self.model.spec
-        self.device = torch.device(device) if device else choose_device()
+        self.n_labels = int(spec.architecture["args"]["n_classes"]) - 1
+        expected = len(spec.inputs) + 3 * self.n_labels
+        if spec.architecture["args"].get("in_channels") != expected:
+            raise InputError(f"model {spec.name!r} is not a click network (it takes "
+                             f"{spec.architecture['args'].get('in_channels')} inputs, a click "
+                             f"network {expected}): pick a click model for the learned engine")
+        self.device = choose_device(device or "auto")
         self.network = self.model.networks[0].to(self.device)
-        self.image = normalise_image(channels_for_model(volume, spec),
-                                     [item.normalization for item in spec.inputs])
-        self.patch = tuple(spec.patch_size)
-        self.max_patch = max_patch or max(self.patch)
+        self.volume = volume
+        self.image = prepare_input(volume, spec).numpy()
+        self.grid = _Grid(volume.shape, self.image.shape[1:])
+        self.bump = ClickBump(self.image, np.asarray(volume.spacing, float) / self.grid.zoom)
+        self.patch = np.asarray(spec.patch_size)
+        self.max_patch = max_patch or 2 * int(self.patch.max())
         self.divisor = getattr(self.network, "divisor", 8)
+        self._fallback = None
         self.description = f"learned ({spec.name} {spec.version}, {self.device.type})"
 
-    def _run(self, mask: np.ndarray, clicks: Sequence[Click], box: tuple[slice, ...]
-             ) -> np.ndarray:
+    def _answer(self, labels: np.ndarray, label: int, clicks: Sequence[Click],
+                box: tuple[slice, ...]) -> np.ndarray:
+        """The network's labels for network-grid ``box``."""
         import torch
 
         crop_shape = [s.stop - s.start for s in box]
-        padded = _round_up(crop_shape, self.divisor)
-        x = torch.from_numpy(network_input(self.image, mask, clicks, box, padded))[None]
+        if self.grid.same:
+            network_labels, moved = labels, list(clicks)
+        else:  # only the box's labels are sampled onto the network grid
+            network_labels = np.zeros(self.grid.network_shape, labels.dtype)
+            network_labels[box] = labels[self.grid.sampled(box)]
+            moved = [Click(self.grid.to_network(c.position), c.positive, c.time) for c in clicks]
+        x = network_input(self.image, network_labels, label, moved, box,
+                          _round_up(crop_shape, self.divisor), self.n_labels)
         with torch.inference_mode():
-            logits = self.network(x.to(self.device))[0]
-        inside = (logits[1] > logits[0]).cpu().numpy()
-        inside = inside[tuple(slice(0, n) for n in crop_shape)]
-        return _consistent_with_clicks(inside, mask[box], clicks, box)
+            logits = self.network(torch.from_numpy(x)[None].to(self.device))[0]
+            log_p = torch.log_softmax(logits.float(), 0).cpu().numpy()
+        log_p = log_p[(slice(None), *(slice(0, n) for n in crop_shape))]
+        self.bump.push(log_p, label, moved[-1], box)  # only if the network ignored the click
+        return log_p.argmax(0).astype(labels.dtype)
 
     def propose(self, labels: np.ndarray, label: int, clicks: Sequence[Click]
                 ) -> tuple[tuple[slice, ...], np.ndarray]:
-        """The engine's labels for a box around the newest click (removed voxels take
-        what surrounds them; see `ModelEngine.propose`)."""
-        from napari_medseg.interactive._edit import answer_from_inside
-
-        box, inside = self.refine(labels == label, clicks)
-        return box, answer_from_inside(labels[box], inside, label)
-
-    def refine(self, mask: np.ndarray, clicks: Sequence[Click]
-               ) -> tuple[tuple[slice, ...], np.ndarray]:
-        """The object's new mask inside a box around the newest click.
+        """The engine's labels for a box around the newest click.
 
         Parameters
         ----------
-        mask : ndarray of bool
-            The object's current mask ``[Z, Y, X]``.
+        labels : ndarray of int
+            The whole current mask ``[Z, Y, X]``.
+        label : int
+            The label the clicks edit.
         clicks : sequence of Click
-            The object's clicks, newest last.
+            This label's clicks, newest last.
 
         Returns
         -------
-        box, ndarray of bool
-            The patch (slices into the volume) and the object's mask inside it.
+        box, ndarray
+            Slices into the volume and the labels the engine gives the box.
         """
-        shape = mask.shape
-        size = np.array(self.patch)
+        if not 1 <= label <= self.n_labels:
+            return self._model_free().propose(labels, label, clicks)
+        newest = clicks[-1]
+        centre = self.grid.to_network(newest.position)
+        size = self.patch.copy()
         while True:
-            box = crop_box(clicks[-1].position, size, shape)
-            inside = self._run(mask, clicks, box)
-            if size.min() >= self.max_patch or not touches_open_face(inside, box, shape):
-                return box, inside
-            size = np.minimum(_round_up(size * 1.5, self.divisor), self.max_patch)
+            network_box = crop_box(centre, size, self.grid.network_shape)
+            answer = self._answer(labels, label, clicks, network_box)
+            box, back = self.grid.case_box(network_box)
+            answer = answer[back]
+            if size.min() >= self.max_patch or not change_reaches_open_face(
+                    labels[box], answer, label, newest, box, labels.shape):
+                return box, answer
+            size = np.minimum(_round_up(size * 3 // 2, self.divisor), self.max_patch)
+
+    def _model_free(self):
+        if self._fallback is None:
+            from napari_medseg.interactive._classical import RandomWalkerEngine
+
+            self._fallback = RandomWalkerEngine(self.volume)
+        return self._fallback
+

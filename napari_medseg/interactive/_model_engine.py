@@ -29,25 +29,14 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from napari_medseg.interactive._bump import MARGIN, SIGMA_MM, TAU, ClickBump
 from napari_medseg.interactive._clicks import Click
-from napari_medseg.interactive._edit import connected_at
-from napari_medseg.interactive._geometry import crop_box, touches_open_face
+from napari_medseg.interactive._edit import change_reaches_open_face
+from napari_medseg.interactive._geometry import crop_box
 from napari_medseg.io import Volume
 
-SIGMA_MM = 8.0  # measured on bench/interactive.py: wider or stronger bumps
-MARGIN = 0.5     # raised the gains little and the harm rate a lot (BENCHMARKS.md)
-TAU = 0.15
 _EPS = 1e-4
 _MAX_BOX = 256
-
-
-def _bump(shape: Sequence[int], origin: Sequence[int], centre: Sequence[int],
-          spacing: Sequence[float], sigma_mm: float) -> np.ndarray:
-    """Gaussian ``exp(-d^2 / 2 sigma^2)`` over a box, ``d`` in mm from ``centre``."""
-    axes = [((np.arange(n) + o - c) * s) ** 2 for n, o, c, s in
-            zip(shape, origin, centre, spacing)]
-    distance2 = axes[0][:, None, None] + axes[1][None, :, None] + axes[2][None, None, :]
-    return np.exp(-distance2 / (2.0 * sigma_mm ** 2)).astype(np.float32)
 
 
 class ModelEngine:
@@ -82,10 +71,9 @@ class ModelEngine:
                  device: str | None = None, classes: Mapping[int, Sequence[int]] | None = None,
                  sigma_mm: float = SIGMA_MM, margin: float = MARGIN, tau: float | None = TAU):
         self.volume = volume
-        self.tau = tau
-        self._image = None
         self.spacing = tuple(float(s) for s in volume.spacing)
-        self.sigma_mm, self.margin = float(sigma_mm), float(margin)
+        self.sigma_mm = float(sigma_mm)
+        self.bump = ClickBump(volume.data, self.spacing, sigma_mm, margin, tau)
         self._model, self._device = model, device
         self._known: np.ndarray | None = None
         if probabilities is not None:
@@ -151,51 +139,9 @@ class ModelEngine:
         """``log_p`` with each click's bump added to ``row``, click by click: each
         bump's height is what its clicked voxel needs to take the click's sign,
         given the bumps before it (clicks outside the box are left out)."""
-        origin = [s.start for s in box]
-        others = np.delete(np.arange(log_p.shape[0]), row)
         for click in clicks:
-            local = tuple(int(p - o) for p, o in zip(click.position, origin))
-            if any(not 0 <= v < n for v, n in zip(local, log_p.shape[1:])):
-                continue
-            own = float(log_p[(row, *local)])
-            best_other = float(log_p[(others, *local)].max()) if len(others) else -np.inf
-            if click.positive and own <= best_other:
-                height = best_other - own + self.margin
-            elif not click.positive and own >= best_other:
-                height = best_other - own - self.margin
-            else:
-                continue  # the voxel already has the click's sign: no bump
-            log_p[row] += height * self._kernel(box, click)
+            self.bump.push(log_p, row, click, box)
         return log_p
-
-    def _kernel(self, box: tuple[slice, ...], click: Click) -> np.ndarray:
-        """A click's influence over the box: near in space and, with ``tau``, alike in
-        intensity (every channel) to the clicked voxel's neighbourhood."""
-        origin = [s.start for s in box]
-        shape = [s.stop - s.start for s in box]
-        kernel = _bump(shape, origin, click.position, self.spacing, self.sigma_mm)
-        if self.tau is None:
-            return kernel
-        image = self._standardised()
-        window = image[(slice(None), *box)]
-        around = crop_box(click.position, (3, 3, 3), self.volume.shape)
-        reference = np.median(image[(slice(None), *around)].reshape(len(image), -1), axis=1)
-        distance2 = ((window - reference.reshape(-1, 1, 1, 1)) ** 2).mean(0)
-        # 1 at the clicked voxel and at voxels that look at least as typical as it
-        own = distance2[tuple(int(p - o) for p, o in zip(click.position, origin))]
-        return kernel * np.exp(-np.maximum(distance2 - own, 0.0) / (2 * self.tau ** 2))
-
-    def _standardised(self) -> np.ndarray:
-        """The case's channels, each scaled by its robust spread inside the head."""
-        if self._image is None:
-            data = np.asarray(self.volume.data, np.float32)
-            image = np.empty_like(data)
-            for index, channel in enumerate(data):
-                values = channel[channel != 0] if (channel != 0).any() else channel.ravel()
-                low, high = np.percentile(values, [5, 95])
-                image[index] = channel / max(float(high - low), 1e-6)
-            self._image = image
-        return self._image
 
     def _answer(self, current: np.ndarray, label: int, clicks: Sequence[Click],
                 box: tuple[slice, ...]) -> np.ndarray:
@@ -240,7 +186,7 @@ class ModelEngine:
         while True:
             box = crop_box(newest.position, size, labels.shape)
             answer = self._answer(labels[box], label, clicks, box)
-            if size.min() >= _MAX_BOX or not _change_reaches_open_face(
+            if size.min() >= _MAX_BOX or not change_reaches_open_face(
                     labels[box], answer, label, newest, box, labels.shape):
                 return box, answer
             size = np.minimum(size * 3 // 2, _MAX_BOX)
@@ -251,16 +197,6 @@ class ModelEngine:
 
             self._fallback = RandomWalkerEngine(self.volume)
         return self._fallback
-
-
-def _change_reaches_open_face(current: np.ndarray, answer: np.ndarray, label: int,
-                              click: Click, box: tuple[slice, ...], shape: Sequence[int]) -> bool:
-    """Does the click's connected change touch a face of ``box`` inside the volume?"""
-    local = [p - s.start for p, s in zip(click.position, box)]
-    region = ((answer == label) & (current != label)) if click.positive else \
-        ((current == label) & (answer != label))
-    component = connected_at(region, local)
-    return component is not None and touches_open_face(component, box, shape)
 
 
 def _runner_up(log_p: np.ndarray, row: int) -> np.ndarray:

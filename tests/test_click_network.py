@@ -1,0 +1,141 @@
+"""The learned click engine: DeepEdit's network from the segmentation model's weights."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from napari_medseg.errors import InputError
+from napari_medseg.interactive import InteractiveSession, dice_score, robot_trial
+from napari_medseg.interactive._learned import LearnedEngine, _Grid
+from napari_medseg.interactive._robot import HARM_DICE, harm_figures
+from napari_medseg.interactive._simulate import training_sample
+from napari_medseg.io import Volume
+
+LABELS = (1, 2, 3)
+
+
+def _ball(shape, centre, radius):
+    grids = np.ogrid[tuple(slice(0, n) for n in shape)]
+    return sum((g - c) ** 2 for g, c in zip(grids, centre)) <= radius ** 2
+
+
+@pytest.fixture(scope="module")
+def sample_and_prediction():
+    """The sample case and the built-in segmentation model's prediction of it."""
+    from napari_medseg.inference import predict
+    from napari_medseg.models import load_model
+    from napari_medseg.progress import run_to_end
+    from napari_medseg.sample import load_sample_case
+
+    case = load_sample_case()
+    prediction = run_to_end(predict(load_model(), case.volume, device="cpu",
+                                    keep_probabilities=False))
+    return case, prediction.labels.astype(np.uint8)
+
+
+def test_training_samples_encode_the_mask_and_one_labels_clicks():
+    rng = np.random.default_rng(0)
+    shape = (48, 48, 48)
+    reference = np.zeros(shape, np.uint8)
+    reference[_ball(shape, (24, 24, 24), 12)] = 2
+    reference[_ball(shape, (24, 24, 24), 5)] = 1
+    predicted = reference.copy()
+    predicted[_ball(shape, (24, 24, 34), 4) & (reference == 2)] = 0  # a bite of oedema missed
+    image = rng.normal(size=(4, *shape)).astype(np.float32)
+    answers = []
+
+    def answer(x):  # a network that calls everything background
+        answers.append(x.shape)
+        return np.zeros(x.shape[1:], np.int64)
+
+    for _ in range(8):
+        x, y = training_sample(image, reference, predicted, rng, (32, 32, 32), 3, answer)
+        assert x.shape == (13, 32, 32, 32) and y.shape == (32, 32, 32)
+        assert set(np.unique(y)) <= {0, 1, 2}
+        assert (x[4:7].sum(0) <= 1).all()  # one-hot current mask
+        guided = [v for v in range(3) if x[7 + v].any() or x[10 + v].any()]
+        assert len(guided) == 1 and x[7:].max() == pytest.approx(1.0, abs=1e-6)
+    assert answers and all(s == (13, 32, 32, 32) for s in answers)  # rounds ran the network
+
+
+def test_grid_maps_the_case_onto_the_network_spacing_and_back():
+    from napari_medseg.inference import model_grid_shape
+
+    grid = _Grid((60, 90, 30), model_grid_shape((60, 90, 30), (1.0, 1.0, 3.0), (1.5, 1.5, 1.5)))
+    assert grid.network_shape == (40, 60, 60)
+    box = (slice(10, 30), slice(0, 60), slice(5, 25))
+    case_box, back = grid.case_box(box)
+    labels = np.arange(np.prod(grid.shape)).reshape(grid.shape)
+    on_network = labels[grid.sampled(box)]
+    # every case voxel of the box maps to a network voxel that sampled a case voxel nearby
+    recovered = on_network[back]
+    assert recovered.shape == tuple(s.stop - s.start for s in case_box)
+    z, y, x = np.unravel_index(recovered, grid.shape)
+    grids = np.ogrid[case_box]
+    assert np.abs(z - grids[0]).max() <= 1 and np.abs(y - grids[1]).max() <= 1
+    assert np.abs(x - grids[2]).max() == 0  # 3 mm -> 1.5 mm: two network voxels per case one
+    assert _Grid((10, 10, 10), (10, 10, 10)).same
+
+
+def test_learned_engine_refuses_a_model_that_is_not_a_click_network(small_case):
+    with pytest.raises(InputError, match="not a click network"):
+        LearnedEngine(small_case.volume, "brats_unet")
+
+
+def test_learned_clicks_fix_the_models_mask_and_leave_other_labels(sample_and_prediction):
+    case, predicted = sample_and_prediction
+    reference = case.labels.data
+    engine = LearnedEngine(case.volume, device="cpu")
+    gains = []
+    for value in LABELS:
+        session = InteractiveSession(case.volume, predicted, label=value, engine=engine)
+        trial = robot_trial(session, reference == value, min_clicks=3, cap=3,
+                            reference=reference, values=LABELS)
+        figures = harm_figures(trial["label_dice"], LABELS.index(value))
+        assert figures["worst_other_change"] >= -2 * HARM_DICE, (value, figures)
+        assert trial["dice"][3] >= trial["dice"][0] - HARM_DICE, (value, trial["dice"])
+        gains.append(trial["dice"][3] - trial["dice"][0])
+    assert sum(gains) > 0, gains
+
+
+def _deepest(mask):
+    depth = ndi.distance_transform_edt(mask)
+    return tuple(int(v) for v in np.unravel_index(int(np.argmax(depth)), mask.shape))
+
+
+def _around_tumour(case, side=64):
+    """The sample case cropped to a cube around its tumour."""
+    centre = np.argwhere(case.labels.data > 0).mean(0).astype(int)
+    box = tuple(slice(max(c - side // 2, 0), max(c - side // 2, 0) + side) for c in centre)
+    spacing = case.volume.spacing
+    volume = Volume(case.volume.data[(slice(None), *box)], np.diag([*spacing, 1.0]),
+                    case.volume.channel_names)
+    return volume, case.labels.data[box]
+
+
+def test_first_click_on_an_empty_label_finds_it_on_the_cases_grid_and_a_finer_one(
+        sample_and_prediction):
+    case, _ = sample_and_prediction
+    volume, reference = _around_tumour(case)
+    fine = Volume(np.repeat(np.repeat(np.repeat(volume.data, 2, 1), 2, 2), 2, 3),
+                  np.diag([s / 2 for s in volume.spacing] + [1.0]), volume.channel_names)
+    fine_reference = np.repeat(np.repeat(np.repeat(reference, 2, 0), 2, 1), 2, 2)
+    scores = []
+    for grid_volume, grid_reference in ((volume, reference), (fine, fine_reference)):
+        mask = grid_reference.copy()
+        mask[mask == 2] = 0  # oedema not drawn yet
+        session = InteractiveSession(grid_volume, mask, label=2,
+                                     engine=LearnedEngine(grid_volume, device="cpu"))
+        session.click(_deepest(grid_reference == 2), positive=True)
+        for other in (1, 3):  # the core and the enhancing rim stay as they were drawn
+            assert dice_score(session.mask == other, mask == other) >= 0.97
+        scores.append(dice_score(session.mask == 2, grid_reference == 2))
+    assert min(scores) >= 0.7 and abs(scores[0] - scores[1]) < 0.1, scores
+
+
+def test_learned_engine_takes_auto_for_its_device(small_case):
+    from napari_medseg.models import choose_device
+
+    engine = LearnedEngine(small_case.volume, device="auto")  # a traceback before
+    assert engine.device == choose_device("auto")
