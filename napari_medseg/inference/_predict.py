@@ -34,6 +34,13 @@ class Prediction:
 def channels_for_model(volume: Volume, spec: ModelSpec) -> np.ndarray:
     """The volume's channels in the model's input order, matched by contrast name.
 
+    Parameters
+    ----------
+    volume : Volume
+        The case; channel names are matched directly or by `guess_contrast`.
+    spec : ModelSpec
+        The model's inputs.
+
     Raises
     ------
     InputError
@@ -56,7 +63,15 @@ def channels_for_model(volume: Volume, spec: ModelSpec) -> np.ndarray:
 
 
 def model_grid_shape(shape, spacing, target_spacing) -> tuple[int, ...]:
-    """Shape of the case resampled to the model's spacing."""
+    """Shape of the case resampled to the model's spacing.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The case's shape (z, y, x).
+    spacing, target_spacing : sequence of float
+        The case's and the model's voxel sizes in mm.
+    """
     return tuple(max(1, int(round(n * s / t))) for n, s, t in zip(shape, spacing, target_spacing))
 
 

@@ -69,7 +69,15 @@ def local_edit(current: np.ndarray, answer: np.ndarray, label: int, point: Seque
 
 
 def connected_at(region: np.ndarray, point: Sequence[int]) -> np.ndarray | None:
-    """The 26-connected component of ``region`` holding ``point`` (None if it is outside)."""
+    """The 26-connected component of ``region`` holding ``point`` (None if it is outside).
+
+    Parameters
+    ----------
+    region : ndarray of bool
+        The voxels that may be connected.
+    point : sequence of int
+        A voxel (z, y, x) of ``region``'s grid.
+    """
     point = tuple(int(p) for p in point)
     if not region[point]:
         return None
@@ -82,6 +90,13 @@ def surroundings_fill(current: np.ndarray, label: int) -> np.ndarray:
 
     Voxels of other labels keep their own value. Used when an engine has no
     class probabilities to say where removed voxels belong.
+
+    Parameters
+    ----------
+    current : ndarray of int
+        Labels of a box.
+    label : int
+        The label whose voxels take their surroundings' value.
     """
     inside = current == label
     if not inside.any():
@@ -94,7 +109,17 @@ def surroundings_fill(current: np.ndarray, label: int) -> np.ndarray:
 
 def answer_from_inside(current: np.ndarray, inside: np.ndarray, label: int) -> np.ndarray:
     """A label answer from a binary one: ``label`` where ``inside``, what surrounds
-    removed voxels elsewhere, the current labels everywhere else."""
+    removed voxels elsewhere, the current labels everywhere else.
+
+    Parameters
+    ----------
+    current : ndarray of int
+        Labels of a box.
+    inside : ndarray of bool
+        The engine's mask of ``label`` in the box.
+    label : int
+        The edited label.
+    """
     answer = surroundings_fill(current, label)
     answer[inside] = label
     return answer

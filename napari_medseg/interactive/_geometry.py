@@ -7,7 +7,17 @@ import numpy as np
 
 
 def ball_mask(shape: Sequence[int], centre: Sequence[float], radius: float) -> np.ndarray:
-    """Voxels of ``shape`` within ``radius`` of ``centre`` (voxel units)."""
+    """Voxels of ``shape`` within ``radius`` of ``centre`` (voxel units).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The grid.
+    centre : sequence of float
+        The ball's centre (z, y, x).
+    radius : float
+        In voxels.
+    """
     grids = np.ogrid[tuple(slice(0, n) for n in shape)]
     distance = sum((g - c) ** 2 for g, c in zip(grids, centre))
     return distance <= radius ** 2
@@ -15,7 +25,17 @@ def ball_mask(shape: Sequence[int], centre: Sequence[float], radius: float) -> n
 
 def touches_open_face(mask: np.ndarray, box: tuple[slice, ...], shape: Sequence[int]) -> bool:
     """Does ``mask`` (the contents of ``box``) touch a face of the box that is not the
-    volume's edge (so the object may go on outside the box)?"""
+    volume's edge (so the object may go on outside the box)?
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        The box's contents.
+    box : tuple of slice
+        The box in the volume.
+    shape : sequence of int
+        The volume's shape.
+    """
     for axis, (window, size) in enumerate(zip(box, shape)):
         if (np.take(mask, 0, axis=axis).any() and window.start > 0) or \
                 (np.take(mask, -1, axis=axis).any() and window.stop < size):
@@ -25,7 +45,17 @@ def touches_open_face(mask: np.ndarray, box: tuple[slice, ...], shape: Sequence[
 
 def crop_box(centre: Sequence[int], size: Sequence[int], shape: Sequence[int]
              ) -> tuple[slice, ...]:
-    """A box of ``size`` centred on ``centre``, shifted to lie inside ``shape`` if it fits."""
+    """A box of ``size`` centred on ``centre``, shifted to lie inside ``shape`` if it fits.
+
+    Parameters
+    ----------
+    centre : sequence of int
+        Voxel (z, y, x) the box is centred on.
+    size : sequence of int
+        The box's shape (cut to ``shape`` where the volume is smaller).
+    shape : sequence of int
+        The volume's shape.
+    """
     box = []
     for c, s, n in zip(centre, size, shape):
         start = int(c) - int(s) // 2

@@ -55,13 +55,30 @@ def robot_click(target: np.ndarray, mask: np.ndarray,
 
 
 def dice_score(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice of two boolean masks (1.0 when both are empty)."""
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
+    """Dice of two boolean masks (1.0 when both are empty): `napari_medseg.metrics.dice`.
+
+    Parameters
+    ----------
+    a, b : ndarray of bool
+        Masks of the same shape.
+    """
+    from napari_medseg.metrics import dice
+
+    return dice(a, b)
 
 
 def clicks_to_reach(dices: Sequence[float], threshold: float, cap: int = 20) -> int:
-    """NoC: clicks until Dice >= threshold (index 0 = before any click); ``cap`` if never."""
+    """NoC: clicks until Dice >= threshold (index 0 = before any click); ``cap`` if never.
+
+    Parameters
+    ----------
+    dices : sequence of float
+        Dice before any click, then after each click.
+    threshold : float
+        The Dice to reach.
+    cap : int
+        Clicks counted at most.
+    """
     for count, value in enumerate(dices):
         if count > cap:
             break
@@ -71,7 +88,15 @@ def clicks_to_reach(dices: Sequence[float], threshold: float, cap: int = 20) -> 
 
 
 def label_dices(mask: np.ndarray, reference: np.ndarray, values: Sequence[int]) -> list[float]:
-    """Dice of each label value between a mask and the reference."""
+    """Dice of each label value between a mask and the reference.
+
+    Parameters
+    ----------
+    mask, reference : ndarray of int
+        Label maps of the same shape.
+    values : sequence of int
+        The labels to score, in the order returned.
+    """
     return [dice_score(mask == v, reference == v) for v in values]
 
 

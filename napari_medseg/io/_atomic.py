@@ -29,7 +29,20 @@ def split_suffix(path: Path) -> tuple[str, str]:
 
 
 def check_writable(target: Path, overwrite: bool) -> None:
-    """Refuse a target that exists (unless ``overwrite``) or whose folder is not writable."""
+    """Refuse a target that exists (unless ``overwrite``) or whose folder is not writable.
+
+    Parameters
+    ----------
+    target : Path
+        The file or folder about to be written.
+    overwrite : bool
+        An existing target may be replaced.
+
+    Raises
+    ------
+    InputError
+        Naming the target and what to do.
+    """
     if target.exists() and not overwrite:
         raise InputError(f"{target}: already exists. Pass overwrite=True (CLI: --overwrite) "
                          "to replace it, or choose another name")
