@@ -135,6 +135,9 @@ def test_one_rule_resolves_what_a_check_checks():
     assert "WT" in only_core.expectations and "2" in only_core.expectations  # strict: kept
     assert "2" not in check_setup({1: "NCR"}, present=[1], expect=["2:b0=1"],
                                   strict=False).expectations
+    boxed = check_setup({1: "NCR", 2: "ED", 3: "ET"}, expect=["ED:b0=1"],
+                        model_expectations=False)  # the dock: its box is the whole statement
+    assert set(boxed.expectations) == {"ED"} and boxed.regions == from_spec.regions
     vessels = check_setup({1: "vessel"}, expect=["vessel:b0=1,tubular"])
     assert vessels.regions == {} and vessels.expectations["vessel"].tubular
     assert check_setup(brats=True).names == {1: "NCR", 2: "ED", 3: "ET"}

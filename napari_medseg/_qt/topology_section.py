@@ -114,7 +114,8 @@ class TopologySection(QWidget):
             names = {int(k): v for k, v in layer.metadata.get("napari_medseg", {}).get(
                 "label_names", {}).items()}
             setup = check_setup(names, expect=self.expectations.toPlainText().splitlines(),
-                                present=present_labels(data), strict=False)
+                                present=present_labels(data), strict=False,
+                                model_expectations=False)
         except MedsegError as error:
             show_error(str(error))
             return None

@@ -107,24 +107,6 @@ def surroundings_fill(current: np.ndarray, label: int) -> np.ndarray:
     return current[tuple(indices)]
 
 
-def answer_from_inside(current: np.ndarray, inside: np.ndarray, label: int) -> np.ndarray:
-    """A label answer from a binary one: ``label`` where ``inside``, what surrounds
-    removed voxels elsewhere, the current labels everywhere else.
-
-    Parameters
-    ----------
-    current : ndarray of int
-        Labels of a box.
-    inside : ndarray of bool
-        The engine's mask of ``label`` in the box.
-    label : int
-        The edited label.
-    """
-    answer = surroundings_fill(current, label)
-    answer[inside] = label
-    return answer
-
-
 def change_reaches_open_face(current: np.ndarray, answer: np.ndarray, label: int, click: Click,
                              box: tuple[slice, ...], shape: Sequence[int]) -> bool:
     """Does the click's connected change touch a face of ``box`` inside the volume (so the

@@ -115,6 +115,7 @@ class LearnedEngine:
         self.max_patch = max_patch or 2 * int(self.patch.max())
         self.divisor = getattr(self.network, "divisor", 8)
         self._fallback = None
+        self._network_labels: np.ndarray | None = None
         self.description = f"learned ({spec.name} {spec.version}, {self.device.type})"
 
     def _answer(self, labels: np.ndarray, label: int, clicks: Sequence[Click],
@@ -125,8 +126,10 @@ class LearnedEngine:
         crop_shape = [s.stop - s.start for s in box]
         if self.grid.same:
             network_labels, moved = labels, list(clicks)
-        else:  # only the box's labels are sampled onto the network grid
-            network_labels = np.zeros(self.grid.network_shape, labels.dtype)
+        else:  # only the box's labels are sampled onto the network grid (one buffer)
+            if self._network_labels is None or self._network_labels.dtype != labels.dtype:
+                self._network_labels = np.zeros(self.grid.network_shape, labels.dtype)
+            network_labels = self._network_labels
             network_labels[box] = labels[self.grid.sampled(box)]
             moved = [Click(self.grid.to_network(c.position), c.positive, c.time) for c in clicks]
         x = network_input(self.image, network_labels, label, moved, box,

@@ -72,7 +72,6 @@ class ModelEngine:
                  sigma_mm: float = SIGMA_MM, margin: float = MARGIN, tau: float | None = TAU):
         self.volume = volume
         self.spacing = tuple(float(s) for s in volume.spacing)
-        self.sigma_mm = float(sigma_mm)
         self.bump = ClickBump(volume.data, self.spacing, sigma_mm, margin, tau)
         self._model, self._device = model, device
         self._known: np.ndarray | None = None
@@ -181,7 +180,7 @@ class ModelEngine:
         if label not in self.classes:
             return self._model_free().propose(labels, label, clicks)
         newest = clicks[-1]
-        radius = [int(np.ceil(3 * self.sigma_mm / s)) for s in self.spacing]
+        radius = [int(np.ceil(3 * self.bump.sigma_mm / s)) for s in self.spacing]
         size = np.minimum([2 * r + 1 for r in radius], _MAX_BOX)
         while True:
             box = crop_box(newest.position, size, labels.shape)

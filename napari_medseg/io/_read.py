@@ -70,16 +70,11 @@ def check_finite(data: np.ndarray, path: PathLike) -> None:
             "Replace them (for example with 0) before segmenting; a model cannot use them"))
 
 
-def channel_stem(path: Path) -> str:
-    """File or folder name without its image extension."""
-    return image_stem(path)
-
-
 def _default_channel_names(path: Path, n_channels: int, attrs: dict) -> tuple[str, ...]:
     stored = attrs.get("channel_names")
     if stored and len(stored) == n_channels:
         return tuple(str(name) for name in stored)
-    stem = channel_stem(path)
+    stem = image_stem(path)
     if n_channels == 1:
         return (guess_contrast(stem) or stem,)
     return tuple(f"{stem}[{index}]" for index in range(n_channels))

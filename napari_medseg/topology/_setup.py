@@ -19,7 +19,8 @@ class CheckSetup:
 
 def check_setup(label_names: Mapping[int, str] | None = None, spec=None,
                 expect: Iterable[str] = (), brats: bool = False,
-                present: Sequence[int] | None = None, strict: bool = True) -> CheckSetup:
+                present: Sequence[int] | None = None, strict: bool = True,
+                model_expectations: bool = True) -> CheckSetup:
     """Resolve what to check, the same way wherever the check is started.
 
     Parameters
@@ -44,6 +45,10 @@ def check_setup(label_names: Mapping[int, str] | None = None, spec=None,
         Keep the user's expectations for targets the mask lacks, so that
         `check_topology` refuses them (the CLI: a typo is an error); False
         drops them as well (the dock, whose box starts with the model's).
+    model_expectations : bool
+        Apply the model's expected topology under the user's. False when
+        ``expect`` already is the whole statement (the dock's box starts with
+        the model's lines, so a line the user deletes stays deleted).
 
     Returns
     -------
@@ -61,7 +66,8 @@ def check_setup(label_names: Mapping[int, str] | None = None, spec=None,
         names.update({info.value: info.name for info in BRATS_LABELS
                       if info.value not in names})
     regions = {name: tuple(values) for name, values in (spec.regions if spec else {}).items()}
-    model = expectations_from_dict(spec.expected_topology) if spec is not None else {}
+    model = expectations_from_dict(spec.expected_topology) \
+        if spec is not None and model_expectations else {}
     given = dict(parse_expectation(line) for line in expect if line.strip())
     if present is not None:
         held = set(int(v) for v in present)
