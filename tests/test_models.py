@@ -232,3 +232,27 @@ def test_spec_that_is_a_folder_or_not_an_object_is_refused(tmp_path, capsys):
                  "-o", str(tmp_path / "seg.nii.gz")]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "JSON object" in error
+
+
+def test_unet_convolutions_take_onednn_at_batch_one_with_the_same_output():
+    """PyTorch's heuristic sends small batch-1 CPU convolutions to im2col
+    (``slow_conv3d_forward``); ours runs oneDNN there, equal to ``F.conv3d``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    network = UNet3D(13, 4, widths=(12, 24, 48)).eval()
+    x = torch.randn(1, 13, 32, 32, 32)
+    with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as run:
+        ours = network(x)
+    ops = {event.key for event in run.key_averages()}
+    assert "aten::slow_conv3d_forward" not in ops and "aten::mkldnn_convolution" in ops
+    conv = network.encoders[1][0]
+    features = torch.randn(1, 12, 16, 16, 16)
+    with torch.inference_mode():
+        expected = torch.nn.functional.conv3d(features, conv.weight, None, conv.stride,
+                                              conv.padding)
+        assert torch.allclose(conv(features), expected, atol=1e-5)
+        reference = torch.nn.Conv3d(13, 12, 3, padding=1, bias=False)
+        reference.load_state_dict(network.encoders[0][0].state_dict())
+        assert torch.allclose(network.encoders[0][0](x), reference(x), atol=1e-5)
+    assert ours.shape == (1, 4, 32, 32, 32)

@@ -36,6 +36,7 @@ class RefineSection(QWidget):
         self._engine_key: tuple | None = None
         self._pending: list[tuple[tuple[float, ...], bool]] = []
         self._worker = None
+        self._marker: tuple | None = None  # a click whose point is drawn with its result
         self._edits: list[bool] = []  # per undoable edit of the layer: was it a click?
         self._applying = False
         self._watched = None
@@ -204,7 +205,12 @@ class RefineSection(QWidget):
                 self._pending.clear()
                 return
             self._clear_points()
-        self._add_point(position, positive)
+        # The click's point is drawn with its result: a canvas paint while the network
+        # runs competes with it for the CPU (software OpenGL paints on the same cores).
+        # A new session first loads its engine (up to a second): its point shows now.
+        self._marker = (position, positive) if make is None else None
+        if make is not None:
+            self._add_point(position, positive)
         worker = create_worker(_propose, session, make, position, positive, _start_thread=False)
         worker.returned.connect(lambda result: self._apply(layer, key, *result))
         worker.errored.connect(self._failed)
@@ -257,6 +263,9 @@ class RefineSection(QWidget):
         if session is not self.session:
             self.session, self._engine_key = session, key
             self.engine_label.setText(f"Engine: {session.engine_name}")
+        if self._marker is not None:
+            self._add_point(*self._marker)
+            self._marker = None
         self._watch_edits(layer)
         self._applying = True
         try:
@@ -275,7 +284,9 @@ class RefineSection(QWidget):
     def _failed(self, error) -> None:
         self._worker = None
         self._pending.clear()
-        self._remove_last_point()
+        if self._marker is None:  # the point was drawn when the click came
+            self._remove_last_point()
+        self._marker = None
         message = str(error) if isinstance(error, MedsegError) else \
             f"{type(error).__name__}: {error}"
         show_error(f"Click failed: {message}")

@@ -7,13 +7,41 @@ import torch
 from torch import nn
 
 
+class Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` that runs oneDNN's kernel on the CPU for every batch size.
+
+    PyTorch picks oneDNN for a CPU float32 convolution only when the batch is
+    larger than one or ``N * C * D * H`` exceeds 20,480; otherwise it falls back
+    to ``slow_conv3d`` (im2col), 2-5x slower for this network's deeper levels and
+    small patches at batch 1: a click network's patch, a last window. Same
+    weights and state-dict keys as ``nn.Conv3d``; outputs equal to float32
+    rounding. Autocast and other devices keep PyTorch's own choice.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():  # TorchScript keeps PyTorch's own dispatch
+            return self._conv_forward(input, self.weight, self.bias)
+        return self._onednn_forward(input)
+
+    @torch.jit.unused
+    def _onednn_forward(self, input: torch.Tensor) -> torch.Tensor:
+        if (input.device.type == "cpu" and input.dtype == torch.float32
+                and self.padding_mode == "zeros" and not isinstance(self.padding, str)
+                and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+                and not torch.is_autocast_enabled("cpu")):
+            return torch.ops.aten.mkldnn_convolution(input, self.weight, self.bias,
+                                                     self.padding, self.stride, self.dilation,
+                                                     self.groups)
+        return self._conv_forward(input, self.weight, self.bias)
+
+
 class ConvBlock(nn.Sequential):
     """Two 3x3x3 convolutions, each with instance norm and LeakyReLU."""
 
     def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0):
         layers: list[nn.Module] = []
         for index in range(2):
-            layers += [nn.Conv3d(in_channels if index == 0 else out_channels, out_channels,
+            layers += [Conv3d(in_channels if index == 0 else out_channels, out_channels,
                                  kernel_size=3, padding=1, bias=False),
                        nn.InstanceNorm3d(out_channels, affine=True),
                        nn.LeakyReLU(0.01, inplace=True)]
@@ -55,7 +83,7 @@ class UNet3D(nn.Module):
         previous = in_channels
         for level, width in enumerate(widths):
             self.encoders.append(ConvBlock(previous, width, dropout if level >= deep else 0.0))
-            self.downs.append(nn.Conv3d(width, width, kernel_size=2, stride=2, bias=False)
+            self.downs.append(Conv3d(width, width, kernel_size=2, stride=2, bias=False)
                               if level < len(widths) - 1 else nn.Identity())
             previous = width
         self.ups = nn.ModuleList()
@@ -65,7 +93,7 @@ class UNet3D(nn.Module):
                                                stride=2, bias=False))
             self.decoders.append(ConvBlock(2 * widths[level], widths[level],
                                            dropout if level >= deep - 1 and level > 0 else 0.0))
-        self.head = nn.Conv3d(widths[0], n_classes, kernel_size=1)
+        self.head = Conv3d(widths[0], n_classes, kernel_size=1)
         self.divisor = 2 ** (len(widths) - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
