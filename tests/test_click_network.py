@@ -139,3 +139,30 @@ def test_learned_engine_takes_auto_for_its_device(small_case):
 
     engine = LearnedEngine(small_case.volume, device="auto")  # a traceback before
     assert engine.device == choose_device("auto")
+
+
+def test_auto_takes_the_click_network_only_after_a_run_of_a_model_with_its_labels(
+        sample_and_prediction, tmp_path):
+    import dataclasses
+    import json
+
+    from napari_medseg.interactive import make_engine
+    from napari_medseg.interactive._session import click_network_fits
+    from tests.conftest import make_model_folder
+
+    case, predicted = sample_and_prediction
+    probabilities = np.eye(4, dtype=np.float32)[predicted].transpose(3, 0, 1, 2)
+    assert make_engine("auto", case.volume).name == "random_walker"  # no model run
+    assert make_engine("auto", case.volume, probabilities=probabilities).name == "learned"
+    other = make_model_folder(tmp_path / "other", n_folds=1)  # the same labels: it fits
+    assert click_network_fits(case.volume, other)
+    spec = json.loads((other / "model.json").read_text())
+    spec["labels"][1]["name"] = "oedema and infiltration"
+    (other / "model.json").write_text(json.dumps(spec))
+    assert not click_network_fits(case.volume, other)
+    engine = make_engine("auto", case.volume, probabilities=probabilities,
+                         segmentation_model=other)
+    assert engine.name == "model"
+    t1_only = dataclasses.replace(case.volume, data=case.volume.data[:1],
+                                  channel_names=case.volume.channel_names[:1])
+    assert not click_network_fits(t1_only)  # the network's contrasts are missing

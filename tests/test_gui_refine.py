@@ -139,7 +139,7 @@ def test_after_a_model_run_clicks_edit_the_models_layer_locally(sample_dock, qtb
     click = robot_click(reference == 2, before == 2)
     _mouse_click(viewer, click.position, layer, () if click.positive else ("Shift",))
     _wait(qtbot, section)
-    assert "model-aware" in section.engine_label.text()  # 'auto' with the run's probabilities
+    assert "learned" in section.engine_label.text()  # 'auto' after the built-in model's run
     changed = np.asarray(layer.data) != before
     assert changed[click.position]
     labelled, count = ndi.label(changed, structure=np.ones((3, 3, 3)))

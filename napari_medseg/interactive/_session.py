@@ -54,9 +54,12 @@ def make_engine(engine: str, volume: Volume, model=None, device: str | None = No
     engine : str
         ``"model"`` refines with the segmentation model's probabilities (see
         `ModelEngine`); ``"learned"`` with the click network; ``"random_walker"``
-        needs no model. ``"auto"`` is ``"model"`` when the case has class
-        probabilities from a model run, else the random walker (``"model"``
-        without them computes them with the segmentation model, box by box).
+        needs no model. ``"auto"``, when the case has class probabilities from a
+        model run: the click network if it knows that model's labels (same
+        values and names) and the case has its contrasts (it fixes the most per
+        click, BENCHMARKS.md), else ``"model"``; without a model run the random
+        walker (``"model"`` without probabilities computes them with the
+        segmentation model, box by box).
     volume : Volume
         The case.
     model : str, Path or LoadedModel, optional
@@ -86,21 +89,52 @@ def make_engine(engine: str, volume: Volume, model=None, device: str | None = No
         return LearnedEngine(volume, model, device)
     if engine == "auto" and probabilities is None:
         return RandomWalkerEngine(volume)
+    if engine == "auto" and click_network_fits(volume, segmentation_model, model):
+        return LearnedEngine(volume, model, device)
     if probabilities is None:
         _check_model_reads(segmentation_model, volume)
     return ModelEngine(volume, probabilities, segmentation_model, device)
 
 
-def _check_model_reads(segmentation_model, volume: Volume) -> None:
-    """Refuse, with the missing contrasts named, a case the segmentation model cannot read."""
-    from napari_medseg.inference._predict import channels_for_model
+def click_network_fits(volume: Volume, segmentation_model=None, click_model=None) -> bool:
+    """Whether the click network can take over from a segmentation model's run.
+
+    Parameters
+    ----------
+    volume : Volume
+        The case: it must hold the click network's contrasts.
+    segmentation_model, click_model : str, Path or LoadedModel, optional
+        The model whose run made the mask (default built-in) and the click
+        network (default built-in ``click_unet``); their labels must agree in
+        value and name.
+    """
+    from napari_medseg.errors import MedsegError
+    from napari_medseg.inference import channels_for_model
+    from napari_medseg.models.registry import DEFAULT_CLICK_MODEL
+
+    try:
+        click_spec = _spec_of(click_model or DEFAULT_CLICK_MODEL)
+        model_spec = _spec_of(segmentation_model)
+        channels_for_model(volume, click_spec)
+    except MedsegError:
+        return False
+    return ({(info.value, info.name) for info in click_spec.labels}
+            == {(info.value, info.name) for info in model_spec.labels})
+
+
+def _spec_of(model):
     from napari_medseg.models import read_spec
     from napari_medseg.models.loading import LoadedModel
     from napari_medseg.models.registry import resolve_model
 
-    spec = segmentation_model.spec if isinstance(segmentation_model, LoadedModel) else \
-        read_spec(resolve_model(segmentation_model))
-    channels_for_model(volume, spec)
+    return model.spec if isinstance(model, LoadedModel) else read_spec(resolve_model(model))
+
+
+def _check_model_reads(segmentation_model, volume: Volume) -> None:
+    """Refuse, with the missing contrasts named, a case the segmentation model cannot read."""
+    from napari_medseg.inference import channels_for_model
+
+    channels_for_model(volume, _spec_of(segmentation_model))
 
 
 def check_label(label, dtype) -> int:
