@@ -65,6 +65,11 @@ def check_case(assignment: Mapping[str, ImageDescription | None]) -> list[str]:
 
     Checks that every contrast has a layer, each layer is used once, is 3D,
     and that all share shape and spacing.
+
+    Parameters
+    ----------
+    assignment : mapping of str to ImageDescription or None
+        Contrast name to the layer chosen for it (None: none chosen).
     """
     warnings = [f"No layer for {contrast}: open it, or pick a layer in the list"
                 for contrast, layer in assignment.items() if layer is None]

@@ -28,7 +28,13 @@ def _tokens(name: str) -> list[str]:
 
 
 def without_contrast(stem: str) -> str:
-    """``stem`` without a trailing contrast token (``case_001_t1c`` -> ``case_001``)."""
+    """``stem`` without a trailing contrast token (``case_001_t1c`` -> ``case_001``).
+
+    Parameters
+    ----------
+    stem : str
+        A file name without its image suffix (see `napari_medseg.io.image_stem`).
+    """
     match = re.search(r"[_\-]([A-Za-z0-9]+)$", stem)
     if match and match.group(1).lower() in _ALIAS_TO_CONTRAST:
         return stem[:match.start()]
@@ -36,7 +42,13 @@ def without_contrast(stem: str) -> str:
 
 
 def is_contrast_name(name: str) -> bool:
-    """Does ``name`` say nothing but a contrast (``flair.nii.gz``, ``T1ce``)?"""
+    """Does ``name`` say nothing but a contrast (``flair.nii.gz``, ``T1ce``)?
+
+    Parameters
+    ----------
+    name : str
+        A file or layer name.
+    """
     tokens = _tokens(name)
     return "".join(tokens) in _ALIAS_TO_CONTRAST or (
         len(tokens) == 1 and tokens[0] in _ALIAS_TO_CONTRAST)
@@ -48,6 +60,11 @@ def guess_contrast(name: str) -> str | None:
     Tokens are read from the end of the name (where BraTS-style files put the
     contrast), pairs of adjacent tokens before single ones so ``t2_flair`` is
     FLAIR, not T2.
+
+    Parameters
+    ----------
+    name : str
+        A file or layer name.
 
     Examples
     --------

@@ -30,12 +30,25 @@ BRATS_REGIONS: dict[str, tuple[int, ...]] = {"WT": (1, 2, 3), "TC": (1, 3), "ET"
 
 
 def label_names(labels: tuple[LabelInfo, ...] = BRATS_LABELS) -> dict[int, str]:
-    """``{value: name}`` for a label table."""
+    """``{value: name}`` for a label table.
+
+    Parameters
+    ----------
+    labels : tuple of LabelInfo
+        The table (default BraTS's NCR, ED, ET).
+    """
     return {info.value: info.name for info in labels}
 
 
 def label_colors(labels: tuple[LabelInfo, ...] = BRATS_LABELS) -> dict[int | None, tuple]:
-    """``{value: rgba}`` for napari's Labels colormap (background transparent)."""
+    """``{value: rgba}`` for napari's Labels colormap (background transparent).
+
+    Parameters
+    ----------
+    labels : tuple of LabelInfo
+        The table (default BraTS's NCR, ED, ET); values not in it are grey
+        (napari's ``None`` key).
+    """
     colors: dict[int | None, tuple] = {0: (0.0, 0.0, 0.0, 0.0), None: (0.6, 0.6, 0.6, 1.0)}
     colors.update({info.value: info.color for info in labels})
     return colors
@@ -48,6 +61,11 @@ def present_labels(mask: np.ndarray) -> list[int]:
     pass, about 20x faster than ``np.unique``'s sort on a 240x240x155 mask:
     it runs on the GUI thread whenever a Labels layer changes); others fall
     back to ``np.unique``.
+
+    Parameters
+    ----------
+    mask : ndarray of int
+        Any label mask.
     """
     flat = np.asarray(mask).ravel()
     if flat.size == 0:
@@ -66,6 +84,16 @@ def most_probable(probabilities) -> np.ndarray:
     4x155x240x240 tensor took 1.4 s on a 2-core CPU, NumPy's 0.22 s, this
     0.11 s. A CPU tensor is read without a copy; a GPU tensor takes torch's
     own argmax there.
+
+    Parameters
+    ----------
+    probabilities : ndarray or Tensor of shape (K, Z, Y, X)
+        Class probabilities (or logits), at most 256 classes.
+
+    Raises
+    ------
+    ValueError
+        For more than 256 classes.
     """
     if hasattr(probabilities, "detach"):  # a torch tensor
         if probabilities.device.type != "cpu":

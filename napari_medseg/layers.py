@@ -21,13 +21,31 @@ LayerDataTuple = tuple[Any, dict[str, Any], str]
 
 
 def geometry_metadata(affine: np.ndarray, source_paths: tuple[str, ...] = (), **extra) -> dict:
-    """The ``metadata`` dict a layer carries: ``{"napari_medseg": {...}}``."""
+    """The ``metadata`` dict a layer carries: ``{"napari_medseg": {...}}``.
+
+    Parameters
+    ----------
+    affine : ndarray of shape (4, 4)
+        The file's voxel-to-RAS affine (kept so exports are voxel-exact).
+    source_paths : tuple of str
+        Files the layer came from (provenance).
+    **extra
+        More entries (e.g. ``label_names``, ``model``).
+    """
     return {METADATA_KEY: {"affine": np.asarray(affine, dtype=float).tolist(),
                            "source_paths": list(source_paths), **extra}}
 
 
 def affine_of_layer(layer_metadata: dict, scale: tuple[float, ...]) -> np.ndarray:
-    """The affine a layer carries, or one built from its scale when it has none."""
+    """The affine a layer carries, or one built from its scale when it has none.
+
+    Parameters
+    ----------
+    layer_metadata : dict
+        The layer's ``metadata``.
+    scale : tuple of float
+        The layer's ``scale`` (z, y, x spacing last).
+    """
     stored = (layer_metadata or {}).get(METADATA_KEY, {}).get("affine")
     if stored is not None:
         return np.asarray(stored, dtype=float)
@@ -71,7 +89,26 @@ def volume_layers(volume: Volume, visible: str | None = None) -> list[LayerDataT
 def labels_layer(labels: LabelMap | np.ndarray, affine: np.ndarray | None = None,
                  name: str = "labels", table: tuple[LabelInfo, ...] = BRATS_LABELS,
                  **extra_metadata) -> LayerDataTuple:
-    """A Labels layer with the label names (status bar) and colours of ``table``."""
+    """A Labels layer with the label names (status bar) and colours of ``table``.
+
+    Parameters
+    ----------
+    labels : LabelMap or ndarray of int
+        The mask; a `LabelMap` brings its affine and source file.
+    affine : ndarray of shape (4, 4), optional
+        Voxel-to-RAS affine; required for a bare array.
+    name : str
+        Layer name.
+    table : tuple of LabelInfo
+        Label values, names and colours (default BraTS's).
+    **extra_metadata
+        More entries for the layer's napari-medseg metadata.
+
+    Returns
+    -------
+    tuple
+        napari's ``(data, kwargs, "labels")`` layer-data tuple.
+    """
     if isinstance(labels, LabelMap):
         data, affine, sources = labels.data, labels.affine, (labels.source_path,)
     else:
@@ -95,6 +132,11 @@ def volume_from_layers(layers: dict[str, Any]) -> Volume:
 
     The affine comes from the first layer's napari-medseg metadata, or from
     its scale when the layer was not opened through napari-medseg.
+
+    Parameters
+    ----------
+    layers : dict of str to napari Image layer
+        Contrast name to layer, all on one voxel grid.
     """
     names = list(layers)
     first = layers[names[0]]
@@ -123,12 +165,24 @@ def shapley_colormap():
 
 
 def is_model_output(layer) -> bool:
-    """Was this Labels layer made by a model run (not loaded, not drawn)?"""
+    """Was this Labels layer made by a model run (not loaded, not drawn)?
+
+    Parameters
+    ----------
+    layer : napari layer
+        Any layer (one without metadata is not a model's output).
+    """
     return bool(getattr(layer, "metadata", {}).get(METADATA_KEY, {}).get("model"))
 
 
 def layer_probabilities(layer) -> np.ndarray | None:
-    """The class probabilities a model's Labels layer keeps from its run, if any."""
+    """The class probabilities a model's Labels layer keeps from its run, if any.
+
+    Parameters
+    ----------
+    layer : napari Labels layer
+        The layer; None when it keeps none or its data was replaced since the run.
+    """
     probabilities = getattr(layer, "metadata", {}).get(PROBABILITIES_KEY)
     if probabilities is None or tuple(probabilities.shape[1:]) != tuple(layer.data.shape):
         return None  # none kept, or the layer's data was replaced since the run
@@ -137,7 +191,19 @@ def layer_probabilities(layer) -> np.ndarray | None:
 
 def probability_layers(probabilities: np.ndarray, affine: np.ndarray,
                        table: tuple[LabelInfo, ...], prefix: str = "p") -> list[LayerDataTuple]:
-    """One hidden Image layer per label with its probability (0..1, magma)."""
+    """One hidden Image layer per label with its probability (0..1, magma).
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (K, Z, Y, X)
+        Class probabilities, indexed by label value.
+    affine : ndarray of shape (4, 4)
+        Voxel-to-RAS affine of the grid.
+    table : tuple of LabelInfo
+        The labels to show.
+    prefix : str
+        Layer names are ``prefix(NAME)``.
+    """
     layers = []
     for info in table:
         kwargs = {"name": f"{prefix}({info.name})", **placement(affine, probabilities.shape[1:]),
@@ -149,7 +215,13 @@ def probability_layers(probabilities: np.ndarray, affine: np.ndarray,
 
 
 def same_placement(layer) -> dict:
-    """Keyword arguments that put a new layer exactly over ``layer`` (its transforms)."""
+    """Keyword arguments that put a new layer exactly over ``layer`` (its transforms).
+
+    Parameters
+    ----------
+    layer : napari layer
+        The layer to match: scale, translate, rotate, shear and affine.
+    """
     return {"scale": tuple(layer.scale), "translate": tuple(layer.translate),
             "rotate": np.asarray(layer.rotate), "shear": np.asarray(layer.shear),
             "affine": np.asarray(layer.affine.affine_matrix)}

@@ -38,7 +38,13 @@ _ZYX_TO_IJK = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]],
 
 
 def obliquity_degrees(affine: np.ndarray) -> float:
-    """The largest angle between a voxel axis and its nearest scanner axis."""
+    """The largest angle between a voxel axis and its nearest scanner axis.
+
+    Parameters
+    ----------
+    affine : ndarray of shape (4, 4)
+        Voxel-to-RAS affine.
+    """
     import nibabel as nib
 
     return float(np.degrees(np.max(nib.affines.obliquity(np.asarray(affine, float)))))
@@ -50,6 +56,13 @@ def nearest_orthogonal(affine: np.ndarray, shape_zyx: Sequence[int]) -> np.ndarr
     Each voxel axis keeps its length and points along its nearest RAS axis
     (nibabel's ``io_orientation``); the grid's centre stays where ``affine``
     puts it. An axis-aligned affine comes back unchanged.
+
+    Parameters
+    ----------
+    affine : ndarray of shape (4, 4)
+        Voxel-to-RAS affine, possibly oblique.
+    shape_zyx : sequence of int
+        The grid's shape (z, y, x).
     """
     import nibabel as nib
 
@@ -86,12 +99,31 @@ def display_affine(affine: np.ndarray, shape_zyx: Sequence[int]) -> np.ndarray:
 
 
 def placement(affine: np.ndarray, shape_zyx: Sequence[int]) -> dict:
-    """Layer keyword arguments that place data of this shape with this file affine."""
+    """Layer keyword arguments that place data of this shape with this file affine.
+
+    Parameters
+    ----------
+    affine : ndarray of shape (4, 4)
+        Voxel-to-RAS affine.
+    shape_zyx : sequence of int
+        The data's shape; its last three entries are (z, y, x).
+    """
     return {"affine": display_affine(affine, tuple(shape_zyx)[-3:])}
 
 
 def horizontal_direction(convention: str) -> str:
-    """napari's ``camera.orientation2d`` horizontal entry for a display convention."""
+    """napari's ``camera.orientation2d`` horizontal entry for a display convention.
+
+    Parameters
+    ----------
+    convention : str
+        ``"radiological"`` (patient right on screen left) or ``"neurological"``.
+
+    Raises
+    ------
+    ValueError
+        For any other convention.
+    """
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown display convention {convention!r}: use one of {CONVENTIONS}")
     return "right" if convention == RADIOLOGICAL else "left"

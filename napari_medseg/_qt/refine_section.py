@@ -43,6 +43,9 @@ class RefineSection(QWidget):
         self.layer_combo, self.label_combo, self.engine_combo = QComboBox(), QComboBox(), \
             QComboBox()
         self.engine_combo.addItems(list(ENGINES))
+        self.engine_combo.setToolTip("auto: after a model run, the learned click network if it "
+                                     "knows the model's labels, else the model-aware engine; "
+                                     "without a run, the random walker")
         self.protect_box = QCheckBox("Protect other labels")
         self.protect_box.setToolTip("A positive click then takes only background voxels: "
                                     "no other label loses a voxel")

@@ -162,7 +162,23 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, model: str = "brats
 
 def build_report(output_dir: Path, cases, skipped, computed, resumed, failed,
                  seconds: float) -> BatchReport:
-    """Rank every finished case found on disk and write ``triage.csv``/``triage.json``."""
+    """Rank every finished case found on disk and write ``triage.csv``/``triage.json``.
+
+    Parameters
+    ----------
+    output_dir : Path
+        The batch's output folder (one sub-folder per case).
+    cases : list
+        The cases of this run.
+    skipped : list of (str, str)
+        Inputs left out, with the reason.
+    computed, resumed : list of str
+        Case ids computed now, and found done from an earlier run.
+    failed : list of dict
+        ``{"case": id, "error": one line}`` per case that failed.
+    seconds : float
+        Wall time of the run.
+    """
     summaries = [_read_summary(output_dir, c.case_id)
                  for c in cases if is_done(output_dir, c.case_id)]
     rows = priority_rows(summaries, failed)

@@ -50,7 +50,13 @@ def _case_stem(path: Path) -> str:
 
 
 def discover_cases(folder: str | Path) -> tuple[list[CaseInput], list[tuple[str, str]]]:
-    """Cases found in ``folder`` and ``(name, reason)`` for everything skipped."""
+    """Cases found in ``folder`` and ``(name, reason)`` for everything skipped.
+
+    Parameters
+    ----------
+    folder : str or Path
+        One sub-folder per case, or one set of contrast files per case.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder. Give the folder that holds the cases")

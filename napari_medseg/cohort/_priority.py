@@ -43,7 +43,15 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 
 
 def priority_rows(summaries: Sequence[dict], failed: Sequence[dict] = ()) -> list[dict]:
-    """Rows of the ranked table (highest priority first; failed cases last)."""
+    """Rows of the ranked table (highest priority first; failed cases last).
+
+    Parameters
+    ----------
+    summaries : sequence of dict
+        Each finished case's summary (uncertainty and topology figures).
+    failed : sequence of dict
+        ``{"case": id, "error": one line}`` per failed case.
+    """
     epistemic = np.array([s["epistemic_foreground"] for s in summaries], float)
     volumes = np.array([sum(s["volumes_ml"].values()) for s in summaries], float)
     logs = np.log(np.maximum(volumes, 1e-3))

@@ -32,6 +32,13 @@ def is_done(output_dir: str | Path, case_id: str) -> bool:
 
     A summary that is not a JSON object naming the case (truncated, ``{}``,
     edited by hand) does not count: the case is computed again.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        The batch's output folder.
+    case_id : str
+        The case.
     """
     try:
         summary = json.loads((case_folder(output_dir, case_id) / SUMMARY).read_text())

@@ -28,6 +28,22 @@ def make_baseline(image: np.ndarray, kind: str, spacing=(1.0, 1.0, 1.0),
     brain (background stays 0); ``mean``: each contrast's mean over the whole
     volume, everywhere (background included); ``blur``: a Gaussian-blurred
     copy (``blur_mm``), keeping coarse intensity but no detail.
+
+    Parameters
+    ----------
+    image : ndarray of shape (C, Z, Y, X)
+        The normalised contrasts.
+    kind : str
+        ``zero``, ``mean`` or ``blur``.
+    spacing : sequence of float
+        Voxel size in mm (z, y, x), for the blur.
+    blur_mm : float
+        Gaussian sigma of ``blur`` in mm.
+
+    Raises
+    ------
+    InputError
+        For another kind.
     """
     if kind == "zero":
         return np.zeros_like(image)

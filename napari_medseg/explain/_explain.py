@@ -89,7 +89,18 @@ class ShapleyResult:
 
 
 def attribution_targets(model: LoadedModel) -> dict[str, tuple[int, ...]]:
-    """Labels of the spec, then its regions that are not a single label (WT, TC)."""
+    """Labels of the spec, then its regions that are not a single label (WT, TC).
+
+    Parameters
+    ----------
+    model : LoadedModel
+        The model explained.
+
+    Returns
+    -------
+    dict of str to tuple of int
+        Target name to the label values it covers.
+    """
     targets = {info.name: (info.value,) for info in model.spec.labels}
     for name, values in model.spec.regions.items():
         if len(values) > 1 and name not in targets:

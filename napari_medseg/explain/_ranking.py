@@ -25,18 +25,36 @@ PROTOCOL_RANKINGS: dict[str, dict[str, int]] = {
 
 
 def ranks_from_phi(phi: Sequence[float]) -> np.ndarray:
-    """Rank per contrast, 1 = largest attribution; ties averaged."""
+    """Rank per contrast, 1 = largest attribution; ties averaged.
+
+    Parameters
+    ----------
+    phi : sequence of float
+        Shapley value per contrast.
+    """
     return rankdata(-np.asarray(phi, dtype=float), method="average")
 
 
 def max_footrule(n: int) -> int:
-    """Largest Spearman footrule between two rankings of ``n`` items (8 for 4)."""
+    """Largest Spearman footrule between two rankings of ``n`` items (8 for 4).
+
+    Parameters
+    ----------
+    n : int
+        Items ranked.
+    """
     return n * n // 2
 
 
 def normalised_footrule_similarity(model_ranks: Sequence[float],
                                    clinician_ranks: Sequence[float]) -> float:
-    """NSF = 1 - sum |R_model - R_clinician| / max footrule; 1 means the same order."""
+    """NSF = 1 - sum |R_model - R_clinician| / max footrule; 1 means the same order.
+
+    Parameters
+    ----------
+    model_ranks, clinician_ranks : sequence of float
+        Rank per contrast (1 = most important), in the same contrast order.
+    """
     model_ranks = np.asarray(model_ranks, dtype=float)
     clinician_ranks = np.asarray(clinician_ranks, dtype=float)
     return float(1.0 - np.abs(model_ranks - clinician_ranks).sum() / max_footrule(
@@ -44,7 +62,13 @@ def normalised_footrule_similarity(model_ranks: Sequence[float],
 
 
 def rank_variance(ranks_per_fold: np.ndarray) -> float:
-    """Mean over contrasts of the sample variance of its rank across folds (needs K >= 2)."""
+    """Mean over contrasts of the sample variance of its rank across folds.
+
+    Parameters
+    ----------
+    ranks_per_fold : ndarray of shape (K, C)
+        Each fold's rank per contrast; K >= 2 (NaN otherwise).
+    """
     ranks_per_fold = np.asarray(ranks_per_fold, dtype=float)
     if ranks_per_fold.shape[0] < 2:
         return float("nan")
@@ -53,7 +77,22 @@ def rank_variance(ranks_per_fold: np.ndarray) -> float:
 
 def validate_ranking(ranking: Mapping[str, int], contrasts: Sequence[str],
                      target: str) -> np.ndarray:
-    """Clinician ranking as an array in contrast order; refuses non-permutations."""
+    """Clinician ranking as an array in contrast order; refuses non-permutations.
+
+    Parameters
+    ----------
+    ranking : mapping of str to int
+        Contrast name to rank (1 = most important).
+    contrasts : sequence of str
+        The model's contrasts, in order.
+    target : str
+        The label or region ranked (named in messages).
+
+    Raises
+    ------
+    InputError
+        When the ranks are not a permutation of 1..C over exactly these contrasts.
+    """
     expected = set(range(1, len(contrasts) + 1))
     names = set(ranking)
     if names != set(contrasts):

@@ -13,7 +13,13 @@ import numpy as np
 
 
 def coalition_masks(n_players: int) -> np.ndarray:
-    """Boolean ``[2**M, M]`` table: row ``s`` marks the players in coalition ``s``."""
+    """Boolean ``[2**M, M]`` table: row ``s`` marks the players in coalition ``s``.
+
+    Parameters
+    ----------
+    n_players : int
+        M, the contrasts.
+    """
     codes = np.arange(2**n_players)[:, None]
     return (codes >> np.arange(n_players)[None, :]) & 1 == 1
 
@@ -24,6 +30,11 @@ def shapley_coefficients(n_players: int) -> np.ndarray:
     ``phi_i = sum_{S not containing i} |S|!(M-|S|-1)!/M! [v(S + i) - v(S)]``:
     coalition ``S`` enters with ``+w(|S| - 1)`` when it contains ``i`` and
     ``-w(|S|)`` when it does not.
+
+    Parameters
+    ----------
+    n_players : int
+        M, the contrasts.
     """
     weight = [factorial(k) * factorial(n_players - k - 1) / factorial(n_players)
               for k in range(n_players)]

@@ -40,6 +40,11 @@ def content_fingerprint(*arrays: np.ndarray | None) -> str:
 
     Two cases of the same shape, or the same file names in another folder,
     get different fingerprints; one array of 240x240x155x4 takes tens of ms.
+
+    Parameters
+    ----------
+    *arrays : ndarray or None
+        The case's data (None entries count as absent).
     """
     digest = hashlib.blake2b(digest_size=10)
     for array in arrays:
@@ -131,6 +136,15 @@ def _set_aside(paths: Sequence[Path]) -> Path:
 def find_recovery(sources: Sequence[str], layer_name: str, content: str = "") -> Recovery | None:
     """The case's recovery file, checked whole, or None.
 
+    Parameters
+    ----------
+    sources : sequence of str
+        The case's source files (part of its key).
+    layer_name : str
+        The edited Labels layer.
+    content : str
+        `content_fingerprint` of the case.
+
     Raises
     ------
     InputError
@@ -158,7 +172,17 @@ def find_recovery(sources: Sequence[str], layer_name: str, content: str = "") ->
 
 
 def discard_recovery(sources: Sequence[str], layer_name: str, content: str = "") -> None:
-    """Delete a case's recovery file (after the edits were exported or discarded)."""
+    """Delete a case's recovery file (after the edits were exported or discarded).
+
+    Parameters
+    ----------
+    sources : sequence of str
+        The case's source files (part of its key).
+    layer_name : str
+        The edited Labels layer.
+    content : str
+        `content_fingerprint` of the case.
+    """
     key = case_key(sources, layer_name, content)
     for suffix in (".npz", ".json"):
         (recovery_dir() / f"{key}{suffix}").unlink(missing_ok=True)

@@ -37,7 +37,13 @@ class FinetuneResult:
 
 
 def read_nnunet_dataset(folder: str | Path) -> list[tuple[str, Volume, np.ndarray]]:
-    """``[(case_id, volume, labels)]`` of an nnU-Net v2 raw dataset's training cases."""
+    """``[(case_id, volume, labels)]`` of an nnU-Net v2 raw dataset's training cases.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A ``Dataset*`` folder with ``dataset.json``, ``imagesTr`` and ``labelsTr``.
+    """
     from napari_medseg.io import read_labels, read_volume
 
     folder = Path(folder)

@@ -49,6 +49,11 @@ def default_case_id(volume: Volume) -> str:
 
     Files named only by their contrast (``t1.nii.gz``, ``flair.nii.gz`` in a
     case folder) take the folder's name, so two such cases do not clash.
+
+    Parameters
+    ----------
+    volume : Volume
+        The case, with its ``source_paths``.
     """
     from napari_medseg.contrasts import is_contrast_name
 

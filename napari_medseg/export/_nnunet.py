@@ -32,10 +32,20 @@ _DATASET = re.compile(r"^Dataset(\d{3})_(.+)$")
 
 
 def dataset_folder(out: str | Path, name: str | None, dataset_id: int | None = None) -> Path:
-    """The dataset folder: ``out`` itself when it is one, an existing ``Dataset*_{name}``
-    inside it, or a new ``DatasetNNN_{name}`` with the next free id (from 501).
+    """The dataset folder for an export.
 
-    A full nnU-Net name (``Dataset901_Hidden``) is taken as given: its id and name.
+    ``out`` itself when it is one, an existing ``Dataset*_{name}`` inside it,
+    or a new ``DatasetNNN_{name}`` with the next free id (from 501). A full
+    nnU-Net name (``Dataset901_Hidden``) is taken as given: its id and name.
+
+    Parameters
+    ----------
+    out : str or Path
+        A datasets root or a dataset folder.
+    name : str or None
+        The dataset's name.
+    dataset_id : int, optional
+        Its id (default: the next free one).
     """
     out = Path(out)
     if _DATASET.match(out.name):
@@ -173,6 +183,26 @@ def append_case(out: str | Path, volume: Volume, mask: np.ndarray, case_id: str,
     leaves the dataset as it was or with the whole case; a re-run of the same
     export finishes it. A new dataset is built in a hidden folder and renamed
     into place.
+
+    Parameters
+    ----------
+    out : str or Path
+        A datasets root or a dataset folder (see `dataset_folder`).
+    volume : Volume
+        The case's contrasts, written as ``{case}_{XXXX}.nii.gz`` in the
+        dataset's channel order.
+    mask : ndarray of int
+        The corrected labels.
+    case_id : str
+        The case's name in the dataset.
+    label_names : dict of int to str
+        The labels of a new dataset (``labels`` of ``dataset.json``).
+    name, dataset_id : optional
+        Name and id of a new dataset.
+    overwrite : bool
+        Replace a case of the same id.
+    extra_files : dict of str to bytes or ndarray, optional
+        More files written with the case (provenance).
 
     Raises
     ------

@@ -76,7 +76,20 @@ def model_grid_shape(shape, spacing, target_spacing) -> tuple[int, ...]:
 
 
 def resample(tensor, shape):
-    """A ``[C, Z, Y, X]`` tensor resampled (trilinear) to ``shape``; itself if it has it."""
+    """A ``[C, Z, Y, X]`` tensor resampled (trilinear) to ``shape``.
+
+    Parameters
+    ----------
+    tensor : Tensor of shape (C, Z, Y, X)
+        Channels to resample together.
+    shape : sequence of int
+        The new (Z, Y, X).
+
+    Returns
+    -------
+    Tensor of shape (C, *shape)
+        ``tensor`` itself when it already has that shape (no copy).
+    """
     import torch.nn.functional as F
 
     if tuple(tensor.shape[1:]) == tuple(shape):

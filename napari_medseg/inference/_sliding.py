@@ -26,7 +26,22 @@ from napari_medseg.progress import Progress, ProgressGenerator
 
 def gaussian_importance(patch: Sequence[int], sigma_scale: float = 0.125,
                         device: torch.device | str = "cpu") -> torch.Tensor:
-    """Separable Gaussian weight map over a patch (MONAI's definition, clamped >= 1e-3)."""
+    """Separable Gaussian weight map over a patch (MONAI's definition, clamped >= 1e-3).
+
+    Parameters
+    ----------
+    patch : sequence of int
+        Window shape.
+    sigma_scale : float
+        Standard deviation as a fraction of the window side (MONAI's default 0.125).
+    device : torch.device or str
+        Where the map is made.
+
+    Returns
+    -------
+    Tensor of shape patch
+        Peak 1 at the centre; the smallest weight is at least 1e-3.
+    """
     weights = None
     for size in patch:
         x = torch.arange(-(size - 1) / 2.0, (size - 1) / 2.0 + 1, dtype=torch.float32,
@@ -38,7 +53,22 @@ def gaussian_importance(patch: Sequence[int], sigma_scale: float = 0.125,
 
 def window_starts(image_size: Sequence[int], patch: Sequence[int],
                   overlap: float) -> list[tuple[int, ...]]:
-    """Start corners of every window covering ``image_size`` (image >= patch)."""
+    """Start corners of every window covering ``image_size``.
+
+    Parameters
+    ----------
+    image_size : sequence of int
+        Image shape, at least ``patch`` on every axis.
+    patch : sequence of int
+        Window shape.
+    overlap : float
+        Fraction of a window shared with its neighbour (0 to < 1).
+
+    Returns
+    -------
+    list of tuple of int
+        One corner per window, the last window on each axis flush with the end.
+    """
     per_axis = []
     for size, length in zip(image_size, patch):
         interval = length if length == size else max(int(length * (1 - overlap)), 1)

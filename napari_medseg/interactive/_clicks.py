@@ -119,6 +119,16 @@ def read_clicks(path: str | Path) -> list[Click]:
     Also accepts ``{"clicks": [...]}`` (as `clicks_to_json` writes). ``positive``
     must be a JSON boolean (``"false"`` is refused, not read as true).
 
+    Parameters
+    ----------
+    path : str or Path
+        The JSON file; at most ``MAX_CLICKS`` clicks.
+
+    Returns
+    -------
+    list of Click
+        In file order.
+
     Raises
     ------
     InputError
@@ -173,5 +183,16 @@ def _click_entry(path, number: int, entry) -> Click:
 
 
 def clicks_to_json(clicks: Sequence[Click]) -> str:
-    """The JSON text `read_clicks` reads back."""
+    """The JSON text `read_clicks` reads back.
+
+    Parameters
+    ----------
+    clicks : sequence of Click
+        The clicks, in order.
+
+    Returns
+    -------
+    str
+        ``{"clicks": [{"position": [z, y, x], "positive": ..., "time": ...}]}``.
+    """
     return json.dumps({"clicks": [c.as_dict() for c in clicks]}, indent=1) + "\n"

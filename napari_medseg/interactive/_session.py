@@ -222,7 +222,18 @@ class InteractiveSession:
         return getattr(self.engine, "description", self.engine.name)
 
     def set_label(self, label: int) -> None:
-        """Edit another object from now on (its click list starts empty)."""
+        """Edit another object from now on (its click list starts empty).
+
+        Parameters
+        ----------
+        label : int
+            The label value the next clicks edit.
+
+        Raises
+        ------
+        InputError
+            When the mask's dtype cannot hold ``label``.
+        """
         label = check_label(label, self.mask.dtype)
         if label != self.label:
             self.label = label
@@ -236,7 +247,26 @@ class InteractiveSession:
         return point  # type: ignore[return-value]
 
     def propose(self, position: Sequence[float], positive: bool = True) -> Change:
-        """Run the engine for a new click and return the change, without applying it."""
+        """Run the engine for a new click and return the change, without applying it.
+
+        Parameters
+        ----------
+        position : sequence of float
+            The clicked voxel (z, y, x); rounded to the nearest voxel.
+        positive : bool
+            True adds the current label there, False removes it.
+
+        Returns
+        -------
+        Change
+            The voxels the click changes (only the region connected to the
+            click where the engine disagrees with the mask), before and after.
+
+        Raises
+        ------
+        InputError
+            When the click is outside the volume.
+        """
         click = Click(self._check_position(position), bool(positive))
         started = time.perf_counter()
         clicks = [*self.clicks, click]
@@ -252,8 +282,22 @@ class InteractiveSession:
                       box)
 
     def commit(self, change: Change, writer: Writer | None = None) -> np.ndarray:
-        """Apply a proposed change (through ``writer``, e.g. a Labels layer's
-        ``data_setitem``, when the mask is shared) and record it."""
+        """Apply a proposed change and record it.
+
+        Parameters
+        ----------
+        change : Change
+            What `propose` returned.
+        writer : callable, optional
+            ``writer(indices, values)`` that writes the voxels, e.g. a Labels
+            layer's ``data_setitem`` when the layer shares the mask (so napari's
+            undo sees the edit); default: write into the mask directly.
+
+        Returns
+        -------
+        ndarray
+            The mask.
+        """
         if writer is None:
             self.mask[change.indices] = change.after
         else:
@@ -266,7 +310,20 @@ class InteractiveSession:
         return self.mask
 
     def click(self, position: Sequence[float], positive: bool = True) -> np.ndarray:
-        """Refine with one click at voxel ``position`` (z, y, x); returns the mask."""
+        """Refine with one click: `propose`, then `commit`.
+
+        Parameters
+        ----------
+        position : sequence of float
+            The clicked voxel (z, y, x).
+        positive : bool
+            True adds the current label, False removes it.
+
+        Returns
+        -------
+        ndarray
+            The mask after the click.
+        """
         return self.commit(self.propose(position, positive))
 
     def forget_last(self) -> Change | None:

@@ -54,7 +54,18 @@ def check_writable(target: Path, overwrite: bool) -> None:
 
 
 def make_folder(folder: Path) -> Path:
-    """Create an output ``folder`` (and its parents); one clear line when it cannot be."""
+    """Create an output ``folder`` (and its parents); one clear line when it cannot be.
+
+    Parameters
+    ----------
+    folder : Path
+        The folder; an existing one is fine.
+
+    Raises
+    ------
+    InputError
+        When it cannot be created (permissions, a file in the way).
+    """
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -189,7 +200,14 @@ def _commit(moves: list[tuple[Path, Path]]) -> None:
 
 
 def finish_interrupted(folder: Path) -> None:
-    """Complete set commits that a dead process left half done (see `atomic_files`)."""
+    """Complete set commits that a dead process left half done (see `atomic_files`).
+
+    Parameters
+    ----------
+    folder : Path
+        Where the journals of `atomic_files` lie; a journal whose writer is
+        still alive is left to it.
+    """
     import psutil
 
     for journal in Path(folder).glob(_JOURNAL.format("*") + "*"):

@@ -21,8 +21,16 @@ PathLike = str | os.PathLike
 def detect_format(path: PathLike) -> str | None:
     """Name of the format napari-medseg would read ``path`` with, or None.
 
-    Returns one of ``'nifti'``, ``'itk'``, ``'zarr'``, ``'dicom'`` or None for
-    files it does not handle (napari then asks other readers).
+    Parameters
+    ----------
+    path : str or Path
+        A file or folder.
+
+    Returns
+    -------
+    str or None
+        ``'nifti'``, ``'itk'``, ``'zarr'``, ``'dicom'``, or None for files it does
+        not handle (napari then asks other readers).
     """
     path = Path(path)
     if is_nifti(path):
@@ -62,7 +70,20 @@ def _read_raw(path: Path, as_float: bool):
 
 
 def check_finite(data: np.ndarray, path: PathLike) -> None:
-    """Refuse NaN or infinite voxels with a message that counts them."""
+    """Refuse NaN or infinite voxels with a message that counts them.
+
+    Parameters
+    ----------
+    data : ndarray
+        The voxels.
+    path : str or Path
+        The file, named in the message.
+
+    Raises
+    ------
+    InputError
+        When any voxel is NaN or infinite.
+    """
     bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
     if bad:
         raise InputError(describe(
@@ -176,6 +197,11 @@ MAX_LABELS = 300  # distinct values a label mask may hold (atlases have about a 
 
 def read_labels(path: PathLike) -> LabelMap:
     """Read an integer label mask ``[Z, Y, X]`` with its geometry.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file or folder in a format `detect_format` names.
 
     Raises
     ------

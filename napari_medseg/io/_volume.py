@@ -38,6 +38,11 @@ def orientation_code(affine: np.ndarray) -> str:
 
     The letters describe where the ``x``, ``y`` and ``z`` voxel axes point, the
     same code ITK-SNAP and nibabel (``aff2axcodes``) report.
+
+    Parameters
+    ----------
+    affine : ndarray of shape (4, 4)
+        Voxel-to-RAS affine.
     """
     import nibabel as nib
 
@@ -112,7 +117,13 @@ class Volume:
         return not isinstance(self.data, np.ndarray)
 
     def channel(self, name: str) -> Any:
-        """Return the ``[Z, Y, X]`` array of the contrast called ``name``."""
+        """Return the ``[Z, Y, X]`` array of the contrast called ``name``.
+
+        Parameters
+        ----------
+        name : str
+            One of ``channel_names``.
+        """
         if name not in self.channel_names:
             raise InputError(f"no contrast named {name!r}; this volume has {self.channel_names}")
         return self.data[self.channel_names.index(name)]

@@ -82,6 +82,12 @@ def available_devices() -> list[str]:
 def choose_device(request: str = "auto"):
     """Resolve ``'auto'``/``'cuda'``/``'mps'``/``'cpu'`` to a ``torch.device``.
 
+    Parameters
+    ----------
+    request : str
+        ``auto`` takes CUDA, then Apple MPS, then the CPU; any other name must be
+        available here.
+
     Raises
     ------
     InputError

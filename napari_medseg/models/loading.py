@@ -40,7 +40,13 @@ class LoadedModel:
 
 
 def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in blocks."""
+    """Hex SHA-256 of a file, read in blocks.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -101,6 +101,12 @@ def remember_folder(folder: str | Path) -> None:
 def resolve_model(name_or_folder: str | Path | None = None) -> Path:
     """The folder of a built-in model name, or a model folder path.
 
+    Parameters
+    ----------
+    name_or_folder : str or Path, optional
+        A built-in or user model's name, or a folder (default the built-in
+        segmentation model).
+
     Raises
     ------
     InputError

@@ -124,8 +124,19 @@ def is_model_folder(folder: str | Path) -> bool:
 
 
 def read_spec(folder: str | Path) -> ModelSpec:
-    """Read and validate ``folder/model.json``, or describe an nnU-Net folder
-    (`napari_medseg.models.nnunet.nnunet_spec`)."""
+    """Read and validate ``folder/model.json``, or describe an nnU-Net folder.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A model folder (``model.json`` and weights) or an nnU-Net trained-model
+        folder (see `napari_medseg.models.nnunet.nnunet_spec`).
+
+    Raises
+    ------
+    InputError
+        When it is neither, or its description is invalid (one line naming the field).
+    """
     path = Path(folder) / SPEC_FILE
     if is_nnunet_folder(folder):
         from napari_medseg.models.nnunet import nnunet_spec

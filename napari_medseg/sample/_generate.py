@@ -163,6 +163,17 @@ def write_case(case: SyntheticCase, folder: str | Path, case_id: str,
 
     Images are stored as int16 scanner-like units (rounded), as MRI usually is.
 
+    Parameters
+    ----------
+    case : SyntheticCase
+        The case.
+    folder : str or Path
+        Output folder (created).
+    case_id : str
+        File name prefix.
+    overwrite : bool
+        Replace existing files.
+
     Returns
     -------
     dict of str to Path
@@ -184,7 +195,15 @@ def write_case(case: SyntheticCase, folder: str | Path, case_id: str,
 
 
 def case_files(folder: str | Path, case_id: str) -> tuple[list[Path], Path]:
-    """Contrast files (T1, T1ce, T2, FLAIR order) and the reference of a written case."""
+    """Contrast files (T1, T1ce, T2, FLAIR order) and the reference of a written case.
+
+    Parameters
+    ----------
+    folder : str or Path
+        Where `write_case` wrote it.
+    case_id : str
+        The case.
+    """
     folder = Path(folder)
     images = [folder / f"{case_id}_{FILE_SUFFIX[c]}.nii.gz" for c in CONTRASTS]
     return images, folder / f"{case_id}_seg.nii.gz"

@@ -18,6 +18,11 @@ def load_sample_case(folder: str | Path | None = None) -> SyntheticCase:
 
     An installed (non-editable) package has no ``sample_data/`` folder; the
     case is then generated from its seed, which gives the same data.
+
+    Parameters
+    ----------
+    folder : str or Path, optional
+        Where to read it from (default the repository's ``sample_data/``).
     """
     folder = Path(folder) if folder is not None else SAMPLE_DIR
     images, reference = case_files(folder, SAMPLE_CASE_ID)

@@ -34,6 +34,17 @@ def vessel_tree(seed: int, shape=(64, 64, 64), spacing: float = 1.0,
 
     The mask is a tree (one component, no loop, no cavity): draws whose
     branches cross are redrawn from the same seed sequence.
+
+    Parameters
+    ----------
+    seed : int
+        Random seed.
+    shape : tuple of int
+        Grid shape (z, y, x).
+    spacing : float
+        Isotropic voxel size in mm.
+    depth : int
+        Branching levels.
     """
     from napari_medseg.topology import betti_numbers
 

@@ -57,7 +57,14 @@ class TopologyError:
 
 
 def expectations_from_dict(entries: dict) -> dict[str, "Expectation"]:
-    """``{name: Expectation}`` from a model spec's ``expected_topology`` entries."""
+    """``{name: Expectation}`` from a model spec's ``expected_topology`` entries.
+
+    Parameters
+    ----------
+    entries : dict
+        ``{target: {"b0": 1, "b1": 0, "b2": 0, "tubular": false}}``; absent keys
+        mean "not checked".
+    """
     return {name: Expectation(**{k: v for k, v in entry.items()
                                  if k in ("b0", "b1", "b2", "tubular")})
             for name, entry in entries.items()}
@@ -279,8 +286,21 @@ def analyse_structure(labels: np.ndarray, value: int | tuple[int, ...],
 
 def component_overlaps(prediction: np.ndarray, reference: np.ndarray,
                        connectivity: int = 26) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Merged and split regions: predicted components touching several reference
-    components, and reference components covered by several predicted ones."""
+    """Merged and split regions between a prediction and a reference.
+
+    Parameters
+    ----------
+    prediction, reference : ndarray of bool
+        The masks, same shape.
+    connectivity : int
+        6, 18 or 26.
+
+    Returns
+    -------
+    merged, split : list of ndarray of bool
+        Predicted components touching several reference components, and
+        reference components covered by several predicted ones.
+    """
     foreground, _ = check_connectivity(connectivity)
     predicted = label_components(prediction, connectivity=foreground)
     truth = label_components(reference, connectivity=foreground)
@@ -294,7 +314,13 @@ def component_overlaps(prediction: np.ndarray, reference: np.ndarray,
 
 
 def cl_dice(prediction: np.ndarray, reference: np.ndarray) -> float:
-    """Centreline Dice (Shit et al. 2021) of two binary masks."""
+    """Centreline Dice (Shit et al. 2021) of two binary masks.
+
+    Parameters
+    ----------
+    prediction, reference : ndarray of bool
+        The masks, same shape.
+    """
     skeleton_p, skeleton_r = skeleton_of(prediction), skeleton_of(reference)
     if not skeleton_p.any() or not skeleton_r.any():
         return float(skeleton_p.any() == skeleton_r.any())

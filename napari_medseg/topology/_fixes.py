@@ -49,7 +49,17 @@ def _bridge(labels: np.ndarray, error: TopologyError) -> np.ndarray:
 
 
 def fix_changes(labels: np.ndarray, error: TopologyError, connectivity: int = 26) -> Changes:
-    """Indices and new values that fix ``error`` (nothing for errors with no fix)."""
+    """Indices and new values that fix ``error`` (nothing for errors with no fix).
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        The mask.
+    error : TopologyError
+        One error of a check of this mask.
+    connectivity : int
+        6, 18 or 26, as the check used.
+    """
     where = np.zeros(labels.shape, bool)
     if error.fix == "remove":
         where[tuple(error.voxels.T)] = True
@@ -65,7 +75,17 @@ def fix_changes(labels: np.ndarray, error: TopologyError, connectivity: int = 26
 
 
 def apply_fix(labels: np.ndarray, error: TopologyError, connectivity: int = 26) -> np.ndarray:
-    """A copy of ``labels`` with ``error`` fixed."""
+    """A copy of ``labels`` with ``error`` fixed.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        The mask.
+    error : TopologyError
+        One error of a check of this mask.
+    connectivity : int
+        6, 18 or 26, as the check used.
+    """
     fixed = labels.copy()
     indices, values = fix_changes(labels, error, connectivity)
     fixed[indices] = values

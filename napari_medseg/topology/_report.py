@@ -32,7 +32,18 @@ class TargetTopology:
 
 
 def parse_expectation(text: str) -> tuple[str, Expectation]:
-    """``'WT:b0=1,b1=0,b2=0'`` or ``'vessel:b0=1,tubular'`` -> (target, Expectation)."""
+    """``'WT:b0=1,b1=0,b2=0'`` or ``'vessel:b0=1,tubular'`` -> (target, Expectation).
+
+    Parameters
+    ----------
+    text : str
+        One expectation line (the CLI's ``--expect``, a line of the dock's box).
+
+    Raises
+    ------
+    InputError
+        Naming what is wrong in the line.
+    """
     match = re.fullmatch(r"\s*([^:]+):(.*)", text)
     if not match:
         raise InputError(f"cannot read expectation {text!r}: write LABEL:b0=1,b1=0,b2=0")
@@ -150,7 +161,15 @@ def _against_reference(mask, truth, values, connectivity, expected):
 
 
 def overlay(shape, results: Mapping[str, TargetTopology]) -> np.ndarray:
-    """uint8 volume marking each error's voxels with its kind's code (OVERLAY_CODES)."""
+    """uint8 volume marking each error's voxels with its kind's code (OVERLAY_CODES).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The mask's shape.
+    results : mapping of str to TargetTopology
+        A check's results per target.
+    """
     out = np.zeros(shape, np.uint8)
     for target in results.values():
         for error in target.errors:
@@ -160,7 +179,17 @@ def overlay(shape, results: Mapping[str, TargetTopology]) -> np.ndarray:
 
 def report_dict(results: Mapping[str, TargetTopology], affine: np.ndarray,
                 connectivity: int = 26) -> dict:
-    """The documented JSON of a topology check."""
+    """The documented JSON of a topology check.
+
+    Parameters
+    ----------
+    results : mapping of str to TargetTopology
+        The check's results per target.
+    affine : ndarray of shape (4, 4)
+        Voxel-to-RAS affine, for error positions in mm.
+    connectivity : int
+        The connectivity the check used.
+    """
     spacing = spacing_from_affine(affine)
     voxel_mm3 = float(np.prod(spacing))
     out = {"connectivity": {"foreground": connectivity,

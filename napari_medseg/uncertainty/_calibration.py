@@ -12,6 +12,15 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray,
     ECE = sum_b (n_b / N) |accuracy_b - mean confidence_b|, over voxels given
     (usually those inside the brain). Also returns the reliability diagram:
     per bin its range, count, mean confidence and accuracy.
+
+    Parameters
+    ----------
+    confidence : ndarray of float
+        Confidence of each prediction, in [0, 1].
+    correct : ndarray of bool
+        Whether each prediction was right.
+    n_bins : int
+        Equal-width bins on [0, 1].
     """
     confidence = np.asarray(confidence, dtype=np.float64).ravel()
     correct = np.asarray(correct, dtype=bool).ravel()
@@ -32,8 +41,22 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray,
 
 
 def auroc(scores: np.ndarray, positives: np.ndarray) -> float:
-    """Area under the ROC curve of ``scores`` flagging ``positives`` (Mann-Whitney, ties
-    averaged)."""
+    """Area under the ROC curve of ``scores`` flagging ``positives``.
+
+    The Mann-Whitney statistic with tied scores averaged.
+
+    Parameters
+    ----------
+    scores : ndarray of float
+        Higher means more likely positive.
+    positives : ndarray of bool
+        Same size as ``scores``.
+
+    Returns
+    -------
+    float
+        NaN when either class is empty.
+    """
     scores = np.asarray(scores, dtype=np.float64).ravel()
     positives = np.asarray(positives, dtype=bool).ravel()
     n_pos, n_neg = int(positives.sum()), int((~positives).sum())

@@ -81,7 +81,21 @@ def _structure_figures(acc: _Accumulator, mean_labels, total_map, voxel_mm3) -> 
 
 def calibration_figures(mean: np.ndarray, maps: dict[str, np.ndarray], reference: np.ndarray,
                         region: np.ndarray, n_bins: int = 15) -> dict:
-    """ECE (equal-width bins), reliability diagram and error-detection AUROC per map."""
+    """ECE (equal-width bins), reliability diagram and error-detection AUROC per map.
+
+    Parameters
+    ----------
+    mean : ndarray of shape (K, Z, Y, X)
+        Mean class probabilities.
+    maps : dict of str to ndarray
+        Uncertainty maps ``[Z, Y, X]`` by name.
+    reference : ndarray of int
+        The reference labels.
+    region : ndarray of bool
+        The voxels counted (inside the brain).
+    n_bins : int
+        Confidence bins of the ECE.
+    """
     confidence = mean.max(0)[region]
     wrong = (most_probable(mean) != reference)[region]
     ece, diagram = expected_calibration_error(confidence, ~wrong, n_bins)

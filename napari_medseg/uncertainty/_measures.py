@@ -12,7 +12,15 @@ _EPS = 1e-12
 
 
 def entropy(probabilities: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Shannon entropy (nats) along the class axis."""
+    """Shannon entropy (nats) along the class axis.
+
+    Parameters
+    ----------
+    probabilities : ndarray
+        Probabilities summing to 1 along ``axis``.
+    axis : int
+        The class axis.
+    """
     p = np.clip(probabilities, _EPS, 1.0)
     return -(probabilities * np.log(p)).sum(axis=axis)
 

@@ -24,13 +24,25 @@ _DROPOUT = (torch.nn.Dropout, torch.nn.Dropout2d, torch.nn.Dropout3d, torch.nn.A
 
 
 def flip_sets(count: int) -> list[tuple[int, ...]]:
-    """The first ``count`` of the 8 flip combinations of the 3 spatial axes (none first)."""
+    """The first ``count`` of the 8 flip combinations of the 3 spatial axes (none first).
+
+    Parameters
+    ----------
+    count : int
+        1 to 8.
+    """
     axes = [combo for size in range(4) for combo in combinations((0, 1, 2), size)]
     return axes[:count]
 
 
 def has_dropout(network) -> bool:
-    """True when the network has dropout layers (Monte Carlo dropout needs them)."""
+    """True when the network has dropout layers (Monte Carlo dropout needs them).
+
+    Parameters
+    ----------
+    network : torch.nn.Module or callable
+        A callable without modules has none.
+    """
     return hasattr(network, "modules") and any(isinstance(m, _DROPOUT) for m in network.modules())
 
 
@@ -98,6 +110,26 @@ def draw_samples(model, image: torch.Tensor, methods: tuple[str, ...], samples: 
     ``ensemble`` uses every fold (else fold 0); per fold, ``mc`` draws
     ``samples`` dropout passes, ``tta`` ``samples`` flips, both together
     ``samples`` flipped dropout passes, and ``ensemble`` alone one plain pass.
+
+    Parameters
+    ----------
+    model : LoadedModel
+        The model (its folds for ``ensemble``).
+    image : Tensor of shape (C, Z, Y, X)
+        The prepared input on the model grid.
+    methods : tuple of str
+        Some of ``mc``, ``tta``, ``ensemble``.
+    samples : int
+        Samples per fold.
+    overlap : float
+        Sliding-window overlap.
+    device : str or torch.device
+        Where to run.
+
+    Yields
+    ------
+    Progress
+        After each window batch; the generator returns the samples.
     """
     check_methods(methods, samples, model)
     networks = model.networks if "ensemble" in methods else model.networks[:1]
