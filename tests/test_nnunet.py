@@ -258,3 +258,58 @@ def test_fine_tuning_an_nnunet_model_points_to_nnunet(nnunet_models, tmp_path):
 
     with pytest.raises(InputError, match="fine-tuned with nnU-Net.*nnUNetv2_train"):
         run_to_end(finetune(nnunet_models["labels"], tmp_path, tmp_path / "new"))
+
+
+def test_clicks_topology_export_and_batch_on_an_nnunet_run(nnunet_models, case_files, tmp_path):
+    """The paths after a run: model-aware clicks on nnU-Net's probabilities, topology
+    from its labels, export to an nnU-Net dataset, and the cohort batch (which takes
+    the fold ensemble: nnU-Net networks have no dropout)."""
+    from scipy import ndimage as ndi
+
+    from napari_medseg.cohort import run_batch
+    from napari_medseg.export import export_case, read_nnunet_dataset
+    from napari_medseg.interactive import InteractiveSession, make_engine, robot_click
+    from napari_medseg.io import read_volume
+    from napari_medseg.progress import run_to_end
+    from napari_medseg.sample import generate_case
+    from napari_medseg.topology import check_setup, check_topology, report_dict
+
+    folder = nnunet_models["labels"]
+    model, prediction, _ = ours(folder, case_files, False)
+    volume, reference = read_volume(case_files), generate_case(5, spacing=4.0).labels.data
+    start = prediction.labels.astype(np.uint8)
+    engine = make_engine("model", volume, probabilities=prediction.probabilities,
+                         segmentation_model=folder)
+    session = InteractiveSession(volume, start.copy(), label=2, engine=engine)
+    click = robot_click(reference == 2, start == 2, volume.spacing)
+    session.click(click.position, click.positive)
+    changed = session.mask != start
+    assert changed[click.position] and ndi.label(changed, np.ones((3, 3, 3)))[1] == 1
+    assert set(np.unique(session.mask[changed])) <= ({2} if click.positive else {0, 1, 3})
+
+    setup = check_setup(spec=model.spec)
+    assert setup.names == {1: "NCR", 2: "ED", 3: "ET"}
+    results = check_topology(start, volume.affine, setup.names, setup.regions,
+                             setup.expectations)
+    assert json.dumps(report_dict(results, volume.affine))
+
+    exported = export_case(volume, session.mask, "nnunet", tmp_path / "raw", case_id="c1",
+                           dataset_name="Corrected",
+                           label_names={info.value: info.name for info in model.spec.labels})
+    (case_id, back_volume, back_labels), = read_nnunet_dataset(exported.output)
+    assert case_id == "c1" and back_volume.channel_names == volume.channel_names
+    np.testing.assert_array_equal(back_labels, session.mask)
+
+    cohort = tmp_path / "cohort" / "c1"
+    cohort.mkdir(parents=True)
+    for path in case_files:
+        shutil.copy(path, cohort)
+    with pytest.raises(InputError, match="no dropout layers.*tta or ensemble"):
+        run_to_end(run_batch(cohort.parent, tmp_path / "out", model=str(folder),
+                             scheduler="serial", method="mc"))
+    assert not (tmp_path / "out").exists()  # refused before any case ran
+    report = run_to_end(run_batch(cohort.parent, tmp_path / "out", model=str(folder),
+                                  scheduler="serial"))
+    assert report.computed == ("c1",) and not report.failed
+    summary = json.loads((tmp_path / "out" / "c1" / "summary.json").read_text())
+    assert summary["method"] == "ensemble"

@@ -55,15 +55,16 @@ class UncertaintySection(QWidget):
     def offer_methods(self, spec) -> None:
         """MC dropout only for networks with dropout (nnU-Net's have none): otherwise it is
         greyed out with the reason, and the folds (or flips) are ticked instead."""
-        args = spec.architecture.get("args", {})
-        dropout = bool(args.get("dropout", True))
+        from napari_medseg.uncertainty import default_method
+
+        method = default_method(spec)
         box = self.method_boxes["mc"]
-        box.setEnabled(dropout)
-        box.setToolTip("" if dropout else f"{spec.name}: the network has no dropout layers, "
-                       "so Monte Carlo dropout cannot sample it; use folds or flip TTA")
-        if not dropout and box.isChecked():
+        box.setEnabled(method == "mc")
+        box.setToolTip("" if method == "mc" else f"{spec.name}: the network has no dropout "
+                       "layers, so Monte Carlo dropout cannot sample it; use folds or flip TTA")
+        if method != "mc" and box.isChecked():
             box.setChecked(False)
-            self.method_boxes["ensemble" if len(spec.folds) > 1 else "tta"].setChecked(True)
+            self.method_boxes[method].setChecked(True)
 
     def _build_layout(self) -> None:
         methods = QHBoxLayout()

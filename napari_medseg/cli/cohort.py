@@ -40,7 +40,9 @@ def add_cohort_commands(commands) -> None:
                                            "'serial' for no Dask; default a local cluster")
     batch.add_argument("--workers", type=int, default=2, help="local cluster workers (2)")
     batch.add_argument("--model", default="brats_unet", help="model name or folder")
-    batch.add_argument("--method", default="mc", help="uncertainty: mc, tta, ensemble (mc)")
+    batch.add_argument("--method", default="auto",
+                       help="uncertainty: mc, tta, ensemble; auto (default): mc when the "
+                            "network has dropout, else the folds, else flip TTA")
     batch.add_argument("--samples", type=int, default=4, help="samples per fold (4)")
     add_device(batch, "the model in each worker")
     batch.set_defaults(run=cmd_batch)

@@ -62,8 +62,9 @@ def add_uncertainty_commands(commands) -> None:
     """Register ``uncertainty``."""
     parser = commands.add_parser("uncertainty", help="uncertainty maps (MC dropout, TTA, folds)")
     parser.add_argument("images", nargs="+", help="one file per contrast (or one 4D file)")
-    parser.add_argument("--method", default="mc", help="mc, tta, ensemble, or a combination "
-                        "like mc,ensemble (default mc)")
+    parser.add_argument("--method", default="auto", help="mc, tta, ensemble, a combination "
+                        "like mc,ensemble, or auto (default: mc when the network has dropout, "
+                        "else the folds, else flip TTA)")
     parser.add_argument("--samples", type=int, default=8, help="samples T per fold (8)")
     parser.add_argument("-o", "--output", required=True, help="prefix of the map files "
                         "(PREFIX_total.nii.gz, _aleatoric, _epistemic, _spread)")

@@ -118,7 +118,7 @@ def _run_dask(todo, task_args, scheduler, workers):
 
 
 def run_batch(input_dir: str | Path, output_dir: str | Path, model: str = "brats_unet",
-              scheduler: str | None = None, workers: int = 2, method: str = "mc",
+              scheduler: str | None = None, workers: int = 2, method: str = "auto",
               samples: int = 4, device: str = "auto"
               ) -> Generator[Progress, None, BatchReport]:
     """Process every case of ``input_dir`` not yet done; yields progress, returns the report.
@@ -135,7 +135,12 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, model: str = "brats
     method, samples, device :
         Uncertainty settings (see `process_case`).
     """
+    from napari_medseg.models import read_spec
+    from napari_medseg.models.registry import resolve_model
+    from napari_medseg.uncertainty import resolve_methods
+
     started = time.perf_counter()
+    method = ",".join(resolve_methods(method, read_spec(resolve_model(model))))  # before any case
     cases, skipped = discover_cases(input_dir)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

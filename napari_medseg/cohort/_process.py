@@ -65,7 +65,7 @@ def _topology_summary(labels: np.ndarray, affine: np.ndarray, spec) -> dict:
 
 
 def process_case(case: CaseInput, output_dir: str | Path, model_name: str = "brats_unet",
-                 method: str = "mc", samples: int = 4, device: str = "auto",
+                 method: str = "auto", samples: int = 4, device: str = "auto",
                  threads: int | None = None) -> dict:
     """Segment ``case``, estimate uncertainty, check topology; write outputs; return the summary.
 
@@ -78,7 +78,7 @@ def process_case(case: CaseInput, output_dir: str | Path, model_name: str = "bra
     model_name : str
         Built-in model name or model folder.
     method, samples :
-        Uncertainty method (``mc``, ``tta``, ``ensemble``) and samples per fold.
+        Uncertainty method (``auto``, ``mc``, ``tta``, ``ensemble``) and samples per fold.
     device : str
         Torch device: ``auto`` (CUDA, then MPS, then the CPU), ``cuda``, ``mps`` or ``cpu``.
     threads : int, optional

@@ -4,11 +4,12 @@ from napari_medseg.uncertainty._calibration import auroc, expected_calibration_e
 from napari_medseg.uncertainty._estimate import (
     UncertaintyResult, calibration_figures, estimate_uncertainty)
 from napari_medseg.uncertainty._measures import decompose, entropy
-from napari_medseg.uncertainty._sampling import METHODS, draw_samples, flip_sets, has_dropout
+from napari_medseg.uncertainty._sampling import (
+    METHODS, default_method, draw_samples, flip_sets, has_dropout, resolve_methods)
 from napari_medseg.uncertainty._suggest import suggest_clicks
 
 __all__ = [
     "METHODS", "UncertaintyResult", "auroc", "calibration_figures", "decompose",
     "draw_samples", "entropy", "estimate_uncertainty", "expected_calibration_error",
-    "flip_sets", "has_dropout", "suggest_clicks",
+    "default_method", "flip_sets", "has_dropout", "resolve_methods", "suggest_clicks",
 ]

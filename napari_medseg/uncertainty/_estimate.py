@@ -12,7 +12,7 @@ from napari_medseg.labels import most_probable
 from napari_medseg.progress import ProgressGenerator
 from napari_medseg.uncertainty._calibration import auroc, expected_calibration_error
 from napari_medseg.uncertainty._measures import entropy
-from napari_medseg.uncertainty._sampling import draw_samples
+from napari_medseg.uncertainty._sampling import draw_samples, resolve_methods
 
 
 
@@ -120,7 +120,9 @@ def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] =
     volume : Volume
         The case.
     methods : str or tuple of str
-        ``mc``, ``tta``, ``ensemble`` or a combination (``"mc,ensemble"``).
+        ``mc``, ``tta``, ``ensemble`` or a combination (``"mc,ensemble"``);
+        ``auto``: MC dropout when the network has dropout, else the fold
+        ensemble, else flip TTA (see `resolve_methods`).
     samples : int
         T per fold (ignored for ``ensemble`` alone, which takes one per fold).
     reference : ndarray, optional
@@ -135,8 +137,7 @@ def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] =
     from napari_medseg.models.device import choose_device
 
     started = time.perf_counter()
-    chosen = tuple(m.strip() for m in methods.split(",")) if isinstance(methods, str) \
-        else tuple(methods)
+    chosen = resolve_methods(methods, model.spec)
     if reference is not None and np.shape(reference) != volume.shape:
         raise InputError(f"reference shape {np.shape(reference)} differs from the case "
                          f"{volume.shape}: use the reference of this case")

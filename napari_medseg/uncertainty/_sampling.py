@@ -59,6 +59,54 @@ def dropout_active(network, active: bool):
             layer.eval()
 
 
+def default_method(spec) -> str:
+    """The method ``auto`` stands for: what sampling the model allows.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model's description (no network is loaded).
+
+    Returns
+    -------
+    str
+        ``mc`` when the network has dropout; otherwise the fold ensemble when
+        there are two or more folds (nnU-Net models have no dropout), else flip TTA.
+    """
+    if bool(spec.architecture.get("args", {}).get("dropout", True)):
+        return "mc"
+    return "ensemble" if len(spec.folds) > 1 else "tta"
+
+
+def resolve_methods(methods: str | tuple[str, ...], spec) -> tuple[str, ...]:
+    """The methods asked for, with ``auto`` replaced by `default_method`.
+
+    Parameters
+    ----------
+    methods : str or tuple of str
+        ``auto``, a method, or a comma-separated combination.
+    spec : ModelSpec
+        The model's description.
+
+    Raises
+    ------
+    InputError
+        For MC dropout on a network that the description says has no dropout,
+        before anything runs.
+    """
+    if methods == "auto":
+        methods = default_method(spec)
+    chosen = tuple(m.strip() for m in methods.split(",")) if isinstance(methods, str) \
+        else tuple(methods)
+    if "mc" in chosen and default_method(spec) != "mc":
+        raise InputError(_NO_DROPOUT.format(spec.name))
+    return chosen
+
+
+_NO_DROPOUT = ("model '{}' has no dropout layers, so Monte Carlo dropout cannot sample it; "
+               "use tta or ensemble (or auto) instead")
+
+
 def check_methods(methods: tuple[str, ...], samples: int, model) -> None:
     """Refuse unknown methods, T < 2, MC dropout without dropout, a one-fold ensemble."""
     unknown = [m for m in methods if m not in METHODS]
@@ -66,8 +114,7 @@ def check_methods(methods: tuple[str, ...], samples: int, model) -> None:
         raise InputError(f"unknown uncertainty method(s) {unknown or methods}: choose from "
                          f"{', '.join(METHODS)} (comma-separated to combine)")
     if "mc" in methods and not has_dropout(model.networks[0]):
-        raise InputError(f"model '{model.spec.name}' has no dropout layers, so Monte Carlo "
-                         "dropout cannot sample it; use tta or ensemble instead")
+        raise InputError(_NO_DROPOUT.format(model.spec.name))
     if methods == ("ensemble",):
         if model.n_folds < 2:
             raise InputError("a fold ensemble needs a model with 2 or more folds; use mc or tta")
