@@ -313,3 +313,33 @@ def test_clicks_topology_export_and_batch_on_an_nnunet_run(nnunet_models, case_f
     assert report.computed == ("c1",) and not report.failed
     summary = json.loads((tmp_path / "out" / "c1" / "summary.json").read_text())
     assert summary["method"] == "ensemble"
+
+
+@pytest.mark.parametrize("kind", ["labels", "regions"])
+def test_uncertainty_samples_of_an_nnunet_model_are_nnunets_own_predictions(
+        nnunet_models, case_files, kind):
+    """Each fold-ensemble sample is nnU-Net's prediction with that fold alone (its
+    preprocessing, windows, mirroring and export), so the maps live on the case grid
+    that nnU-Net's prediction does. (Before, the samples came from the plugin's own
+    preprocessing and windows: their mean labelled only 61-88 % of brain voxels as
+    nnU-Net's prediction does, against 99.5-99.97 % now.)"""
+    from napari_medseg.inference._nnunet import class_probabilities
+    from napari_medseg.io import read_volume
+    from napari_medseg.models import load_model
+    from napari_medseg.progress import run_to_end
+    from napari_medseg.uncertainty import estimate_uncertainty
+
+    folder = nnunet_models[kind]
+    model, volume = load_model(folder), read_volume(case_files)
+    def reference(mirroring, fold):
+        probabilities = nnunet_reference(folder, case_files, mirroring, folds=[fold])[1]
+        return probabilities if kind == "labels" else class_probabilities(
+            probabilities, model.dataset["regions_class_order"])
+
+    per_fold = [reference(True, fold) for fold in (0, 1)]
+    result = run_to_end(estimate_uncertainty(model, volume, "ensemble"))
+    assert result.n_samples == 2
+    np.testing.assert_allclose(result.mean, np.mean(per_fold, axis=0), atol=1e-4)
+    flipped = run_to_end(estimate_uncertainty(model, volume, "tta", samples=3))
+    assert flipped.n_samples == 3 and flipped.mean.shape == result.mean.shape
+    assert not np.allclose(flipped.mean, reference(False, 0), atol=1e-3)  # flips count

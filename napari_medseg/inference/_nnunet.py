@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -33,8 +34,13 @@ def _predictor(model, device, mirroring: bool, step_size: float):
     return predictor
 
 
-def _fold_logits(predictor, network, data, fold: int, n_folds: int):
-    """One fold's logits over the preprocessed case (nnU-Net's window loop, with progress)."""
+def _fold_logits(predictor, network, data, step: int, n_steps: int, flip: tuple[int, ...] = (),
+                 label: str = ""):
+    """One fold's logits over the preprocessed case (nnU-Net's window loop, with progress).
+
+    ``flip``: spatial axes every window is flipped along before the network
+    (and its output back after), one of the views nnU-Net's mirroring averages.
+    """
     import torch
     from acvl_utils.cropping_and_padding.padding import pad_nd_image
     from nnunetv2.inference.sliding_window_prediction import compute_gaussian
@@ -55,13 +61,17 @@ def _fold_logits(predictor, network, data, fold: int, n_folds: int):
                 else contextlib.nullcontext())
     for index, slicer in enumerate(slicers):
         window = torch.clone(padded[slicer][None], memory_format=torch.contiguous_format)
+        axes = tuple(a + 2 for a in flip)
         with autocast:
-            output = predictor._internal_maybe_mirror_and_predict(window.to(device))[0]
+            window = window.to(device).flip(axes) if axes else window.to(device)
+            output = predictor._internal_maybe_mirror_and_predict(window)
+            output = (output.flip(axes) if axes else output)[0]
         output = output.to(results_device) * gaussian
         logits[slicer] += output
         counts[slicer[1:]] += gaussian
-        yield Progress(fold * len(slicers) + index + 1, n_folds * len(slicers),
-                       f"fold {fold + 1}/{n_folds}, window {index + 1}/{len(slicers)}")
+        yield Progress(step * len(slicers) + index + 1, n_steps * len(slicers),
+                       f"{label or f'fold {step + 1}/{n_steps}'}, window {index + 1}/"
+                       f"{len(slicers)}")
     torch.div(logits, counts, out=logits)
     return logits[(slice(None), *revert[1:])].to("cpu")
 
@@ -92,21 +102,12 @@ def predict_nnunet(model, volume: Volume, device: str = "auto", mirroring: bool 
     Progress
         After every window of every fold; stop iterating to cancel.
     """
-    import torch
-    from nnunetv2.inference.export_prediction import (
-        convert_predicted_logits_to_segmentation_with_correct_shape)
-
-    from napari_medseg.inference._predict import Prediction, channels_for_model
+    from napari_medseg.inference._predict import Prediction
     from napari_medseg.models.device import choose_device
 
     torch_device = choose_device(device)
-    image = channels_for_model(volume, model.spec)
     yield Progress(0, 1, "nnU-Net preprocessing")
-    preprocessor = model.configuration.preprocessor_class(verbose=False)
-    data, _, properties = preprocessor.run_case_npy(
-        image, None, {"spacing": list(volume.spacing)}, model.plans, model.configuration,
-        model.dataset)
-    data = torch.from_numpy(data).to(dtype=torch.float32, memory_format=torch.contiguous_format)
+    data, properties = _preprocess(model, volume)
     predictor = _predictor(model, torch_device, mirroring, step_size)
     total = None
     for fold, network in enumerate(model.fold_networks):
@@ -114,11 +115,7 @@ def predict_nnunet(model, volume: Volume, device: str = "auto", mirroring: bool 
         total = logits if total is None else total + logits
     if len(model.networks) > 1:
         total /= len(model.networks)
-    labels, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
-        total, model.plans, model.configuration, predictor.label_manager, properties,
-        return_probabilities=True)
-    if predictor.label_manager.has_regions:
-        probabilities = class_probabilities(probabilities, model.dataset["regions_class_order"])
+    labels, probabilities = _export(model, predictor, total, properties)
     region = region or tuple(slice(0, n) for n in volume.shape)
     return Prediction(labels=np.ascontiguousarray(labels[region]).astype(np.uint8),
                       probabilities=np.ascontiguousarray(probabilities[(slice(None), *region)],
@@ -127,3 +124,81 @@ def predict_nnunet(model, volume: Volume, device: str = "auto", mirroring: bool 
                       folds=tuple(range(len(model.networks))), device=str(torch_device),
                       notes=("nnU-Net prediction" + (", mirrored" if mirroring else ""),),
                       precision="float16" if torch_device.type == "cuda" else "float32")
+
+
+def _preprocess(model, volume: Volume):
+    """nnU-Net's preprocessing of the case: ``(data tensor, properties)``."""
+    import torch
+
+    from napari_medseg.inference._predict import channels_for_model
+
+    image = channels_for_model(volume, model.spec)
+    preprocessor = model.configuration.preprocessor_class(verbose=False)
+    data, _, properties = preprocessor.run_case_npy(
+        image, None, {"spacing": list(volume.spacing)}, model.plans, model.configuration,
+        model.dataset)
+    data = torch.from_numpy(data).to(dtype=torch.float32, memory_format=torch.contiguous_format)
+    return data, properties
+
+
+def _export(model, predictor, logits, properties):
+    """nnU-Net's export to the source grid: labels, and probabilities per label value."""
+    from nnunetv2.inference.export_prediction import (
+        convert_predicted_logits_to_segmentation_with_correct_shape)
+
+    labels, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
+        logits, model.plans, model.configuration, predictor.label_manager, properties,
+        return_probabilities=True)
+    if predictor.label_manager.has_regions:
+        probabilities = class_probabilities(probabilities, model.dataset["regions_class_order"])
+    return labels, probabilities
+
+
+def nnunet_samples(model, volume: Volume, folds: Sequence[int],
+                   flips: Sequence[tuple[int, ...]] | None,
+                   consume: Callable[[np.ndarray], None], device: str = "auto",
+                   step_size: float = 0.5) -> ProgressGenerator[int]:
+    """Probability samples of an nnU-Net model, each made by nnU-Net's own pipeline.
+
+    The case is preprocessed once as nnU-Net does; every sample is one run of
+    its window loop and its export to the source grid, so the samples live in
+    the case's geometry like the model's prediction.
+
+    Parameters
+    ----------
+    model : NnunetModel
+        The model.
+    volume : Volume
+        The case.
+    folds : sequence of int
+        Indices into ``model.fold_networks``.
+    flips : sequence of tuple of int, or None
+        None: one sample per fold, mirrored as nnU-Net predicts (it equals
+        ``nnUNetPredictor``'s prediction with that fold alone). Otherwise one
+        sample per fold and flip (spatial axes), without mirroring.
+    consume : callable
+        Called with each sample's probabilities ``[K, Z, Y, X]`` (float32, per
+        label value), one at a time, so only one sample is held.
+    device : str
+        ``'auto'``, ``'cuda'``, ``'mps'`` or ``'cpu'``.
+    step_size : float
+        nnU-Net's ``tile_step_size``.
+
+    Yields
+    ------
+    Progress
+        After every window; the generator returns the number of samples.
+    """
+    from napari_medseg.models.device import choose_device
+
+    runs = [(fold, flip) for fold in folds for flip in (flips or [()])]
+    torch_device = choose_device(device)
+    yield Progress(0, 1, "nnU-Net preprocessing")
+    data, properties = _preprocess(model, volume)
+    predictor = _predictor(model, torch_device, flips is None, step_size)
+    for step, (fold, flip) in enumerate(runs):
+        logits = yield from _fold_logits(predictor, model.fold_networks[fold], data, step,
+                                         len(runs), flip,
+                                         f"sample {step + 1}/{len(runs)} (fold {fold})")
+        consume(np.asarray(_export(model, predictor, logits, properties)[1], np.float32))
+    return len(runs)

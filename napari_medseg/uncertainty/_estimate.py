@@ -12,7 +12,8 @@ from napari_medseg.labels import most_probable
 from napari_medseg.progress import ProgressGenerator
 from napari_medseg.uncertainty._calibration import auroc, expected_calibration_error
 from napari_medseg.uncertainty._measures import entropy
-from napari_medseg.uncertainty._sampling import draw_samples, resolve_methods
+from napari_medseg.uncertainty._sampling import (
+    check_methods, draw_samples, flip_sets, resolve_methods)
 
 
 
@@ -134,7 +135,9 @@ def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] =
     """
     from napari_medseg.errors import InputError
     from napari_medseg.io import spacing_from_affine
+    from napari_medseg.inference._nnunet import nnunet_samples
     from napari_medseg.models.device import choose_device
+    from napari_medseg.models.nnunet import NnunetModel
 
     started = time.perf_counter()
     chosen = resolve_methods(methods, model.spec)
@@ -142,14 +145,19 @@ def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] =
         raise InputError(f"reference shape {np.shape(reference)} differs from the case "
                          f"{volume.shape}: use the reference of this case")
     spec = model.spec
-    image_t = prepare_input(volume, spec)
-    drawn = yield from draw_samples(model, image_t, chosen, samples, overlap,
-                                    choose_device(device))
     structures = {info.name: (info.value,) for info in spec.labels}
     structures.update({k: tuple(v) for k, v in spec.regions.items() if len(v) > 1})
     acc = _Accumulator(structures)
-    for sample in drawn:
-        acc.add(resample(sample, volume.shape).numpy())
+    if isinstance(model, NnunetModel):  # nnU-Net's own preprocessing, windows and export
+        check_methods(chosen, samples, model)
+        folds = range(model.n_folds) if "ensemble" in chosen else [0]
+        flips = flip_sets(samples) if "tta" in chosen else None
+        yield from nnunet_samples(model, volume, folds, flips, acc.add, device, 1 - overlap)
+    else:
+        drawn = yield from draw_samples(model, prepare_input(volume, spec), chosen, samples,
+                                        overlap, choose_device(device))
+        for sample in drawn:
+            acc.add(resample(sample, volume.shape).numpy())
     mean = (acc.total / acc.count).astype(np.float32)
     scale = np.log(mean.shape[0])
     total = entropy(mean, axis=0) / scale
