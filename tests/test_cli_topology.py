@@ -51,3 +51,28 @@ def test_empty_mask_is_valid(tmp_path):
     assert main(["topology", str(tmp_path / "empty_seg.nii.gz"), "--json",
                  str(tmp_path / "o.json")]) == 0
     assert json.loads((tmp_path / "o.json").read_text())["targets"] == {}
+
+
+def test_the_rule_that_decided_is_stated_and_a_tunnel_needs_an_expectation(tmp_path, capsys):
+    """Without an expectation a tunnel is reported in b1 but not as an error (tunnels are
+    often anatomy); the JSON and the output say so, and an expectation makes it one."""
+    grid = np.ogrid[:32, :32, :32]
+    blob = (((grid[0] - 16) ** 2 + (grid[1] - 16) ** 2 + (grid[2] - 16) ** 2) <= 100)
+    blob = blob.astype(np.uint8)
+    blob[:, 14:18, 14:18] = 0  # a tunnel through the ball
+    path = tmp_path / "ball_seg.nii.gz"
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(blob, np.eye(4)), str(path))
+    out = tmp_path / "o.json"
+    assert main(["topology", str(path), "--json", str(out)]) == 0
+    target = json.loads(out.read_text())["targets"]["1"]
+    assert target["betti"]["b1"] == 1 and target["errors"] == []
+    assert target["rule"].startswith("no expectation given") and "tunnels" in target["rule"]
+    captured = capsys.readouterr()
+    assert "expected default rule" in captured.out and "--expect" in captured.err
+    assert main(["topology", str(path), "--json", str(out), "--overwrite",
+                 "--expect", "1:b1=0"]) == 0
+    target = json.loads(out.read_text())["targets"]["1"]
+    assert [e["kind"] for e in target["errors"]] == ["handle"]
+    assert target["rule"] == "expected b1=0; b0, b2 by the default rule"

@@ -32,9 +32,15 @@ def cmd_topology(args: argparse.Namespace) -> int:
     for name, entry in payload["targets"].items():
         kinds = [error["kind"] for error in entry["errors"]]
         flag = "ok" if entry["matches_expected"] and not kinds else "CHECK"
+        expected = ",".join(f"{k}={v}" for k, v in entry["expected"].items()) or "default rule"
         print(f"{name:8s} b0={entry['betti']['b0']} b1={entry['betti']['b1']} "
-              f"b2={entry['betti']['b2']}  expected {entry['expected'] or '-'}  "
+              f"b2={entry['betti']['b2']}  expected {expected}  "
               f"errors: {', '.join(kinds) or 'none'}  [{flag}]")
+    if any(not entry["expected"] for entry in payload["targets"].values()):
+        from napari_medseg.topology._errors import DEFAULT_RULE
+
+        print(f"default rule ({DEFAULT_RULE}); --expect LABEL:b0=1,b1=0,b2=0 states one",
+              file=sys.stderr)
     print(f"wrote {args.json}", file=sys.stderr)
     return 0
 

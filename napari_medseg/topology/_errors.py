@@ -22,6 +22,9 @@ from napari_medseg.topology._skeleton import long_cycles, skeleton_of
 FIXES = {"fragment": "remove", "cavity": "fill", "handle": "close", "broken_tube": "bridge",
          "merge": "none", "split": "none"}
 SMALL_FRACTION = 0.05
+DEFAULT_RULE = (f"no expectation given: pieces under {SMALL_FRACTION:.0%} of the largest and "
+                "cavities mostly not filled by another label are errors; tunnels are "
+                "errors only against an expected b1 (they are often anatomy)")
 
 
 @dataclass(frozen=True, eq=False)

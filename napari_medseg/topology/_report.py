@@ -11,7 +11,7 @@ from napari_medseg.errors import InputError
 from napari_medseg.io import as_label_mask, spacing_from_affine
 from napari_medseg.topology._betti import Betti, betti_numbers
 from napari_medseg.topology._errors import (
-    Expectation, TopologyError, analyse_structure, cl_dice, component_overlaps)
+    DEFAULT_RULE, Expectation, TopologyError, analyse_structure, cl_dice, component_overlaps)
 
 OVERLAY_CODES = {"fragment": 1, "cavity": 2, "handle": 3, "broken_tube": 4, "merge": 5,
                  "split": 6}
@@ -177,6 +177,15 @@ def overlay(shape, results: Mapping[str, TargetTopology]) -> np.ndarray:
     return out
 
 
+def _rule(expected: dict) -> str:
+    """Which expectation decided the errors, in words (stated in every report)."""
+    if not expected:
+        return DEFAULT_RULE
+    stated = ", ".join(f"{k}={v}" for k, v in expected.items())
+    left = [k for k in ("b0", "b1", "b2") if k not in expected]
+    return f"expected {stated}" + (f"; {', '.join(left)} by the default rule" if left else "")
+
+
 def report_dict(results: Mapping[str, TargetTopology], affine: np.ndarray,
                 connectivity: int = 26) -> dict:
     """The documented JSON of a topology check.
@@ -210,6 +219,7 @@ def report_dict(results: Mapping[str, TargetTopology], affine: np.ndarray,
                            "fix": error.fix})
         out["targets"][name] = {"labels": list(target.values), "betti": target.betti.as_dict(),
                                 "expected": expected, "tubular": target.expected.tubular,
+                                "rule": _rule(expected),
                                 "matches_expected": all(getattr(target.betti, k) == v
                                                         for k, v in expected.items()),
                                 "errors": errors, **target.reference}
