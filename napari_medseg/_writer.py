@@ -10,6 +10,15 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
     """Write a Labels layer to NIfTI, NRRD, MHA or zarr with its source affine.
 
     napari asks before overwriting, so an existing file is replaced (atomically).
+
+    Parameters
+    ----------
+    path : str
+        Output file; the suffix picks the format.
+    data : array-like
+        The layer's label data.
+    meta : dict
+        The layer's attributes from napari (its metadata holds the source affine).
     """
     from napari_medseg.io import write_labels
     from napari_medseg.layers import METADATA_KEY, affine_of_layer

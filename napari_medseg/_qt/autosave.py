@@ -16,7 +16,15 @@ AUTOSAVE_MS = 30_000
 
 
 def layer_sources(layer, images: dict) -> list[str]:
-    """Source files of a Labels layer's case: its own metadata, else the case's images."""
+    """Source files of a Labels layer's case: its own metadata, else the case's images.
+
+    Parameters
+    ----------
+    layer : napari Labels layer
+        The edited layer.
+    images : dict of str to napari Image layer or None
+        The case's contrasts as the Case section assigns them.
+    """
     meta = layer.metadata.get("napari_medseg", {})
     sources = list(meta.get("source_paths", []))
     for image in images.values():
@@ -41,6 +49,13 @@ def layer_identity(layer, images: dict) -> tuple[list[str], str, str]:
     The content is the fingerprint of the case's images when there are any,
     else of the labels as they first appeared, so a recovery file is never
     offered for another case of the same shape.
+
+    Parameters
+    ----------
+    layer : napari Labels layer
+        The edited layer.
+    images : dict of str to napari Image layer or None
+        The case's contrasts.
     """
     present = [image for _, image in sorted(images.items()) if image is not None]
     content = "+".join(_fingerprint(image) for image in present) if present \

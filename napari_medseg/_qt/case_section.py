@@ -91,7 +91,15 @@ class CaseSection(QWidget):
                            for c, layer in layers.items()})
 
     def set_layer_for(self, contrast: str, layer_name: str | None) -> None:
-        """Pick a layer for a contrast, as the user does in the table."""
+        """Pick a layer for a contrast, as the user does in the table.
+
+        Parameters
+        ----------
+        contrast : str
+            A row of the table.
+        layer_name : str or None
+            The layer (None: no layer).
+        """
         row = self._contrasts.index(contrast)
         combo = self._table.cellWidget(row, 1)
         combo.setCurrentText(layer_name or NO_LAYER)

@@ -56,7 +56,20 @@ class ClickInput:
 
     def click_at(self, world_position, invert: bool = False, view_direction=None,
                  dims_displayed=None) -> bool:
-        """Refinement click at a world position (what a mouse event carries)."""
+        """Refinement click at a world position (what a mouse event carries).
+
+        Parameters
+        ----------
+        world_position : sequence of float
+            Where the mouse is, in world coordinates.
+        invert : bool
+            Shift held: the other sign.
+        view_direction : sequence of float, optional
+            The camera's view direction (3D view: the click lands on the ray's first
+            labelled or bright voxel).
+        dims_displayed : sequence of int, optional
+            The displayed axes (3D view).
+        """
         from napari.utils.notifications import show_error
 
         self._bind_undo()

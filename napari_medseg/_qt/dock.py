@@ -87,7 +87,17 @@ class MedSegDock(QWidget):
         return row
 
     def add_section(self, title: str, widget: QWidget, expanded: bool = True) -> QCollapsible:
-        """Append a titled section to the dock; its title folds it away (superqt)."""
+        """Append a titled section to the dock; its title folds it away (superqt).
+
+        Parameters
+        ----------
+        title : str
+            The section's title (its fold handle).
+        widget : QWidget
+            The section's content.
+        expanded : bool
+            Open at start.
+        """
         section = QCollapsible(title)
         section.setDuration(0)  # no animation: sections open at once
         section.setCollapsedIcon("\u25b8")

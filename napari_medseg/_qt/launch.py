@@ -20,6 +20,15 @@ def open_viewer(files: Sequence[str] = (), sample: bool = False,
 
     With ``screenshot``, save a picture of the whole window once it is drawn
     and close, instead of running the event loop.
+
+    Parameters
+    ----------
+    files : sequence of str
+        Image files to open.
+    sample : bool
+        Also open the sample case.
+    screenshot : str, optional
+        Save the window to this PNG and close.
     """
     import napari
 

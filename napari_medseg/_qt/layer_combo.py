@@ -8,6 +8,17 @@ def fill_labels_combo(combo, viewer, prefer_last: bool = False, select: str | No
 
     With ``prefer_last``, a lost choice falls to the newest layer; ``select``
     (a layer name) takes precedence when listed. Returns the names.
+
+    Parameters
+    ----------
+    combo : QComboBox
+        The combo box to refill.
+    viewer : napari.Viewer
+        Whose layers are listed.
+    prefer_last : bool
+        A lost choice falls to the newest layer.
+    select : str, optional
+        A layer name to select when listed.
     """
     from napari.layers import Labels
 

@@ -198,7 +198,15 @@ class ModelSection(QWidget):
     def loaded_model(self, folder: Path, folds: list[int] | None = None):
         """The model in ``folder`` (these folds), loaded once (checksums verified). Safe in
         a worker: it touches no widget, so callers read ``current_folder()`` on the GUI
-        thread."""
+        thread.
+
+        Parameters
+        ----------
+        folder : Path
+            The model folder.
+        folds : list of int, optional
+            The folds to load (default all).
+        """
         from napari_medseg.models import load_model
 
         key = (folder, tuple(folds) if folds is not None else None)

@@ -94,6 +94,13 @@ def adopt_empty_labels(viewer, layer) -> bool:
     the mask a user then draws must share the images' voxels for refinement
     and export to be voxel-exact, so an empty one takes their grid and
     affine. Returns whether the layer was adopted.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer holding the case's images.
+    layer : napari Labels layer
+        A layer just added.
     """
     from napari.layers import Image, Labels
 

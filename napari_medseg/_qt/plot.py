@@ -31,7 +31,19 @@ class BarChart(FigureCanvasQTAgg):
     def show_bars(self, names: Sequence[str], values: Sequence[float],
                   errors: Sequence[float] | None = None, title: str = "",
                   ylabel: str = "") -> None:
-        """Draw one bar per name; positive bars green, negative red."""
+        """Draw one bar per name; positive bars green, negative red.
+
+        Parameters
+        ----------
+        names : sequence of str
+            One bar each.
+        values : sequence of float
+            Bar heights.
+        errors : sequence of float, optional
+            Error bar half-lengths.
+        title, ylabel : str
+            Chart title and y-axis label.
+        """
         self.axes.clear()
         self._style()
         colours = ["#66bb6a" if value >= 0 else "#ef5350" for value in values]

@@ -14,15 +14,13 @@ from qtpy.QtWidgets import (
     QRadioButton, QVBoxLayout, QWidget)
 
 from napari_medseg._qt.click_input import ClickInput
+from napari_medseg._qt.click_points import ClickPoints
 from napari_medseg._qt.layer_combo import fill_labels_combo, new_model_layer
 from napari_medseg.errors import MedsegError
-from napari_medseg.layers import same_placement
 
-CLICKS_LAYER = "clicks"
 NEW_OBJECT = "new object"
 ENGINES = {"auto": "auto", "model-aware (segmentation model)": "model",
            "learned click model": "learned", "random walker (no model)": "random_walker"}
-GREEN, RED = (0.1, 0.9, 0.2, 1.0), (0.95, 0.15, 0.15, 1.0)
 
 _START = "Start clicking  (Shift-click: other sign, Ctrl-Z: undo)"
 
@@ -32,6 +30,7 @@ class RefineSection(QWidget):
     def __init__(self, viewer, case_section, model_section, parent=None):
         super().__init__(parent)
         self._viewer, self._case, self._models = viewer, case_section, model_section
+        self.points = ClickPoints(viewer, self.labels_layer)
         self.session = None
         self._engine_key: tuple | None = None
         self._pending: list[tuple[tuple[float, ...], bool]] = []
@@ -155,11 +154,19 @@ class RefineSection(QWidget):
         self.active_button.setText("Stop clicking" if active else _START)
         self.input.set_active(active)
         if active:
-            self._clicks_layer()
+            self.points.layer()
 
     # -- clicks ---------------------------------------------------------------
     def add_click(self, position, positive: bool) -> bool:
-        """Queue a click at voxel ``position`` (z, y, x); False (and a message) if refused."""
+        """Queue a click at voxel ``position`` (z, y, x); False (and a message) if refused.
+
+        Parameters
+        ----------
+        position : sequence of float
+            The clicked voxel (z, y, x) of the target layer.
+        positive : bool
+            True adds the label, False removes it.
+        """
         problem = self._refusal(position)
         if problem:
             show_error(problem)
@@ -207,13 +214,13 @@ class RefineSection(QWidget):
             if make is None:
                 self._pending.clear()
                 return
-            self._clear_points()
+            self.points.clear()
         # The click's point is drawn with its result: a canvas paint while the network
         # runs competes with it for the CPU (software OpenGL paints on the same cores).
         # A new session first loads its engine (up to a second): its point shows now.
         self._marker = (position, positive) if make is None else None
         if make is not None:
-            self._add_point(position, positive)
+            self.points.add(position, positive)
         worker = create_worker(_propose, session, make, position, positive, _start_thread=False)
         worker.returned.connect(lambda result: self._apply(layer, key, *result))
         worker.errored.connect(self._failed)
@@ -267,7 +274,7 @@ class RefineSection(QWidget):
             self.session, self._engine_key = session, key
             self.engine_label.setText(f"Engine: {session.engine_name}")
         if self._marker is not None:
-            self._add_point(*self._marker)
+            self.points.add(*self._marker)
             self._marker = None
         self._watch_edits(layer)
         self._applying = True
@@ -288,7 +295,7 @@ class RefineSection(QWidget):
         self._worker = None
         self._pending.clear()
         if self._marker is None:  # the point was drawn when the click came
-            self._remove_last_point()
+            self.points.remove_last()
         self._marker = None
         message = str(error) if isinstance(error, MedsegError) else \
             f"{type(error).__name__}: {error}"
@@ -323,7 +330,7 @@ class RefineSection(QWidget):
         """Drop the newest click from the session and the Points layer."""
         if self.session is not None and self.session.changes:
             self.session.forget_last()
-            self._remove_last_point()
+            self.points.remove_last()
             self._record(self.labels_layer())
             self.status.setText(f"{len(self.session.clicks)} click(s)")
 
@@ -348,47 +355,18 @@ class RefineSection(QWidget):
         """Keep the result: the object's clicks are closed (edits stay in history)."""
         if self.session is not None:
             self.session.clicks, self.session.changes = [], []
-        self._clear_points()
+        self.points.clear()
         self.status.setText("Accepted")
 
     def _drop_session_clicks(self) -> None:
         if self.session is not None:
             self.session.set_label(self.current_label())
             if not self.session.clicks:
-                self._clear_points()
+                self.points.clear()
 
     def _forget_engine(self) -> None:
         self.session, self._engine_key = None, None
         self.engine_label.setText("Engine: chosen at the first click")
-
-    # -- the Points layer of clicks -----------------------------------------
-    def _clicks_layer(self):
-        if CLICKS_LAYER not in self._viewer.layers:
-            layer = self.labels_layer()
-            where = same_placement(layer) if layer is not None else {}
-            self._viewer.add_points(np.zeros((0, 3)), name=CLICKS_LAYER, size=3,
-                                    border_width=0, **where)
-            self._viewer.layers.selection.active = layer
-        return self._viewer.layers[CLICKS_LAYER]
-
-    def _add_point(self, position, positive: bool) -> None:
-        points = self._clicks_layer()
-        colors = np.asarray(points.face_color).reshape(-1, 4)
-        points.data = np.vstack([np.asarray(points.data).reshape(-1, 3), position])
-        points.face_color = np.vstack([colors[: len(points.data) - 1], GREEN if positive
-                                       else RED])
-
-    def _remove_last_point(self) -> None:
-        if CLICKS_LAYER in self._viewer.layers and len(self._viewer.layers[CLICKS_LAYER].data):
-            points = self._viewer.layers[CLICKS_LAYER]
-            colors = np.asarray(points.face_color)[:-1]
-            points.data = np.asarray(points.data)[:-1]
-            if len(colors):
-                points.face_color = colors
-
-    def _clear_points(self) -> None:
-        if CLICKS_LAYER in self._viewer.layers:
-            self._viewer.layers[CLICKS_LAYER].data = np.zeros((0, 3))
 
 
 def _propose(session, make_session, position, positive):

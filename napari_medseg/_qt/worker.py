@@ -70,7 +70,17 @@ class TaskRunner(QObject):
 
     def start(self, make_generator: Callable[[], Generator], on_done: Callable,
               label: str) -> GeneratorWorker | None:
-        """Run ``make_generator()`` in a thread; ``on_done(result)`` on the GUI thread."""
+        """Run ``make_generator()`` in a thread; ``on_done(result)`` on the GUI thread.
+
+        Parameters
+        ----------
+        make_generator : callable
+            Makes the generator that does the work, yielding Progress.
+        on_done : callable
+            Called with the generator's return value on the GUI thread.
+        label : str
+            What the task is, for the progress line and messages.
+        """
         if self.busy:
             show_info(f"{label} is waiting: another task is still running")
             return None

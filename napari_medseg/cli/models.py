@@ -9,7 +9,15 @@ from napari_medseg.cli.common import add_device, add_overwrite, progress_printer
 
 
 def spec_summary(name: str, folder) -> dict:
-    """What ``models`` prints for one model."""
+    """What ``models`` prints for one model.
+
+    Parameters
+    ----------
+    name : str
+        The model's name in the list.
+    folder : Path
+        Its folder.
+    """
     from napari_medseg.models import read_spec
 
     spec = read_spec(folder)

@@ -79,7 +79,17 @@ def priority_rows(summaries: Sequence[dict], failed: Sequence[dict] = ()) -> lis
 
 
 def write_table(output_dir: str | Path, rows: list[dict], extra: dict) -> tuple[Path, Path]:
-    """Write ``triage.csv`` and ``triage.json`` atomically."""
+    """Write ``triage.csv`` and ``triage.json`` atomically.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        The batch's output folder.
+    rows : list of dict
+        Ranked rows (see `priority_rows`).
+    extra : dict
+        More top-level entries of ``triage.json``.
+    """
     output_dir = Path(output_dir)
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=COLUMNS, extrasaction="ignore")

@@ -23,7 +23,15 @@ _MODELS: dict[str, object] = {}
 
 
 def case_folder(output_dir: str | Path, case_id: str) -> Path:
-    """Where a case's outputs go."""
+    """Where a case's outputs go.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        The batch's output folder.
+    case_id : str
+        The case.
+    """
     return Path(output_dir) / case_id
 
 

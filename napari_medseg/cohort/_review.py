@@ -34,7 +34,15 @@ def reviewed_cases(output_dir: str | Path) -> dict[str, dict]:
 
 
 def mark_reviewed(output_dir: str | Path, case_id: str) -> None:
-    """Record that a case was reviewed (atomic rewrite of ``review.json``)."""
+    """Record that a case was reviewed (atomic rewrite of ``review.json``).
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        The batch's output folder.
+    case_id : str
+        The case reviewed.
+    """
     records = reviewed_cases(output_dir)
     records[case_id] = {"reviewed_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     with atomic_path(Path(output_dir) / REVIEW_FILE, overwrite=True) as temporary:
@@ -60,7 +68,15 @@ class ReviewCase:
 
 
 def load_review_case(output_dir: str | Path, case_id: str) -> ReviewCase:
-    """Read a case's images and batch outputs."""
+    """Read a case's images and batch outputs.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        The batch's output folder.
+    case_id : str
+        The case to open.
+    """
     from napari_medseg.io import read_labels, read_volume
 
     folder = Path(output_dir) / case_id

@@ -87,13 +87,29 @@ def explained_boxes(foreground: np.ndarray, patch: Sequence[int]) -> list[Box] |
 
 
 def touches(window: Box, boxes: Sequence[Box]) -> bool:
-    """Whether a sliding window overlaps any of ``boxes`` (then it must run)."""
+    """Whether a sliding window overlaps any of ``boxes`` (then it must run).
+
+    Parameters
+    ----------
+    window : tuple of slice
+        A sliding window on the model grid.
+    boxes : sequence of tuple of slice
+        Boxes around the structures.
+    """
     return any(all(w.start < b.stop and b.start < w.stop for w, b in zip(window, box))
                for box in boxes)
 
 
 def reference_on_grid(reference: np.ndarray | None, grid: Sequence[int]) -> np.ndarray | None:
-    """A reference mask's foreground on the model grid (nearest neighbour)."""
+    """A reference mask's foreground on the model grid (nearest neighbour).
+
+    Parameters
+    ----------
+    reference : ndarray of int or None
+        Reference labels on the case grid.
+    grid : sequence of int
+        The model grid's shape.
+    """
     if reference is None:
         return None
     index = [np.minimum((np.arange(g) + 0.5) * n / g, n - 1).astype(int)
@@ -105,7 +121,17 @@ def pasted(ordinary: torch.Tensor, coalitions: torch.Tensor, boxes: Sequence[Box
            ) -> torch.Tensor:
     """All coalitions' probabilities ``[S, K, Z, Y, X]``: the ordinary prediction
     ``[K, Z, Y, X]`` everywhere, the coalitions' own (run with the windows that
-    touch the boxes) inside the boxes."""
+    touch the boxes) inside the boxes.
+
+    Parameters
+    ----------
+    ordinary : Tensor of shape (K, Z, Y, X)
+        The full prediction's probabilities.
+    coalitions : Tensor of shape (S, K, Z, Y, X)
+        Each coalition's probabilities, valid inside the boxes.
+    boxes : sequence of tuple of slice
+        Where the coalitions ran.
+    """
     out = ordinary[None].expand(coalitions.shape[0], *ordinary.shape).clone()
     for box in boxes:
         index = (slice(None), slice(None), *box)
@@ -122,7 +148,17 @@ def _sources(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def case_block(used: Box, grid: Sequence[int], case_shape: Sequence[int]) -> Box:
-    """The case-grid voxels whose trilinear resampling reads any model voxel of ``used``."""
+    """The case-grid voxels whose trilinear resampling reads any model voxel of ``used``.
+
+    Parameters
+    ----------
+    used : tuple of slice
+        A box on the model grid.
+    grid : sequence of int
+        The model grid's shape.
+    case_shape : sequence of int
+        The case grid's shape.
+    """
     block = []
     for box, n_in, n_out in zip(used, grid, case_shape):
         first, second, _ = _sources(n_in, n_out)
@@ -136,7 +172,17 @@ def case_block(used: Box, grid: Sequence[int], case_shape: Sequence[int]) -> Box
 def resampled_block(tensor: torch.Tensor, case_shape: Sequence[int], block: Box
                     ) -> torch.Tensor:
     """``resample(tensor, case_shape)[(slice(None), *block)]`` without resampling the rest:
-    trilinear as three linear passes, with PyTorch's sampling positions."""
+    trilinear as three linear passes, with PyTorch's sampling positions.
+
+    Parameters
+    ----------
+    tensor : Tensor of shape (C, Z, Y, X)
+        Values on the model grid.
+    case_shape : sequence of int
+        The case grid's shape.
+    block : tuple of slice
+        The case-grid box wanted.
+    """
     out = tensor
     for axis, (box, n_out) in enumerate(zip(block, case_shape), start=1):
         first, second, weight = _sources(tensor.shape[axis], n_out)

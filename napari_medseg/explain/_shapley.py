@@ -75,7 +75,17 @@ def exact_shapley(values: np.ndarray) -> np.ndarray:
 
 
 def antithetic_orderings(n_players: int, n_permutations: int, seed: int = 0) -> list[np.ndarray]:
-    """The orderings `permutation_shapley` visits: random ones, each with its reverse."""
+    """The orderings `permutation_shapley` visits: random ones, each with its reverse.
+
+    Parameters
+    ----------
+    n_players : int
+        M, the contrasts.
+    n_permutations : int
+        Orderings in all (each random one and its reverse).
+    seed : int
+        Random seed.
+    """
     rng = np.random.default_rng(seed)
     orderings = []
     for _ in range((n_permutations + 1) // 2):
@@ -85,7 +95,17 @@ def antithetic_orderings(n_players: int, n_permutations: int, seed: int = 0) -> 
 
 
 def coalitions_visited(n_players: int, n_permutations: int, seed: int = 0) -> set[int]:
-    """Bitmasks of every coalition those orderings pass through (run each once)."""
+    """Bitmasks of every coalition those orderings pass through (run each once).
+
+    Parameters
+    ----------
+    n_players : int
+        M, the contrasts.
+    n_permutations : int
+        Orderings, as `antithetic_orderings`.
+    seed : int
+        Random seed, as `antithetic_orderings`.
+    """
     visited = {0}
     for ordering in antithetic_orderings(n_players, n_permutations, seed):
         code = 0

@@ -59,7 +59,17 @@ def content_fingerprint(*arrays: np.ndarray | None) -> str:
 
 def case_key(sources: Sequence[str], layer_name: str, content: str = "") -> str:
     """Recovery key: the case's resolved source paths, the layer's name and the
-    case's content fingerprint (`content_fingerprint`), hashed."""
+    case's content fingerprint (`content_fingerprint`), hashed.
+
+    Parameters
+    ----------
+    sources : sequence of str
+        The case's source files.
+    layer_name : str
+        The edited Labels layer.
+    content : str
+        `content_fingerprint` of the case.
+    """
     text = "\n".join(sorted(str(Path(p).resolve()) for p in sources))
     text += f"\n{layer_name}\n{content}"
     return hashlib.sha256(text.encode()).hexdigest()[:20]

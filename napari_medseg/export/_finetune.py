@@ -76,7 +76,17 @@ def _model_grid(volume: Volume, labels: np.ndarray, spec):
 
 def validation_dice(model, cases: Sequence[tuple[str, Volume, np.ndarray]],
                     device: str = "auto") -> dict[str, float]:
-    """Mean Dice per region (or label) of ``model`` over ``cases``."""
+    """Mean Dice per region (or label) of ``model`` over ``cases``.
+
+    Parameters
+    ----------
+    model : LoadedModel
+        The model evaluated.
+    cases : sequence of (str, Volume, ndarray)
+        Case id, contrasts and reference labels.
+    device : str
+        Torch device (``auto``: CUDA, then MPS, then the CPU).
+    """
     from napari_medseg.inference import predict
     from napari_medseg.metrics import dice
     from napari_medseg.progress import run_to_end

@@ -108,6 +108,13 @@ def dataset_cases(folder: Path, meta: dict) -> dict[str, dict]:
     With a ``dataset`` listing in ``dataset.json`` (what napari-medseg writes)
     only listed cases count; without one, every labelled case in ``labelsTr``
     (nnU-Net's older folder scan).
+
+    Parameters
+    ----------
+    folder : Path
+        The dataset folder.
+    meta : dict
+        Its ``dataset.json``.
     """
     ending = meta.get("file_ending", FILE_ENDING)
     if isinstance(meta.get("dataset"), dict):
@@ -159,7 +166,15 @@ def _clean_leftovers(root: Path, folder: Path) -> None:
 
 @contextmanager
 def dataset_lock(root: Path, timeout: float = 120.0) -> Iterator[None]:
-    """Hold the datasets root's lock file (one exporter at a time allocates ids and cases)."""
+    """Hold the datasets root's lock file (one exporter at a time allocates ids and cases).
+
+    Parameters
+    ----------
+    root : Path
+        The datasets root (the lock file lies there).
+    timeout : float
+        Seconds to wait for another exporter before giving up with a message.
+    """
     from filelock import FileLock, Timeout
 
     try:

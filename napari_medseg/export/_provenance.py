@@ -39,7 +39,17 @@ def model_record(model) -> dict | None:
 
 def label_changes(original: np.ndarray | None, corrected: np.ndarray,
                   label_names: dict[int, str]) -> dict[str, dict]:
-    """Per label: voxels before and after, and the changed fraction (of the union)."""
+    """Per label: voxels before and after, and the changed fraction (of the union).
+
+    Parameters
+    ----------
+    original : ndarray of int or None
+        The model's mask before correction (None: nothing to compare).
+    corrected : ndarray of int
+        The corrected mask.
+    label_names : dict of int to str
+        Names to report the labels by.
+    """
     if original is None:
         return {}
     changes = {}

@@ -19,6 +19,15 @@ def inference_memory_bytes(case_shape, model_shape, n_channels: int, n_classes: 
 
     Input on both grids, the accumulators (output and weights) and the fold
     mean on the model grid, the probabilities (or just the labels) on the case grid.
+
+    Parameters
+    ----------
+    case_shape, model_shape : sequence of int
+        The case grid and the model grid.
+    n_channels, n_classes : int
+        Input contrasts and output classes.
+    keep_probabilities : bool
+        Whether the probabilities are kept on the case grid (else only the labels).
     """
     case_voxels = int(np.prod(case_shape))
     model_voxels = int(np.prod(model_shape))

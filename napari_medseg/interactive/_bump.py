@@ -69,6 +69,17 @@ class ClickBump:
     def push(self, log_p: np.ndarray, row: int, click: Click, box: tuple[slice, ...]) -> bool:
         """Add the click's bump to ``log_p[row]`` in place (``log_p`` covers ``box``).
 
+        Parameters
+        ----------
+        log_p : ndarray of shape (K, *box)
+            Log-probabilities over the box, changed in place.
+        row : int
+            The clicked label's row.
+        click : Click
+            The click, in volume coordinates.
+        box : tuple of slice
+            Where ``log_p`` lies in the volume.
+
         Returns
         -------
         bool
@@ -93,7 +104,15 @@ class ClickBump:
 
     def kernel(self, box: tuple[slice, ...], click: Click) -> np.ndarray:
         """A click's influence over the box: near in space and, with ``tau``, alike in
-        intensity (every channel) to the clicked voxel's neighbourhood."""
+        intensity (every channel) to the clicked voxel's neighbourhood.
+
+        Parameters
+        ----------
+        box : tuple of slice
+            The box in the volume.
+        click : Click
+            The click.
+        """
         origin = [s.start for s in box]
         shape = [s.stop - s.start for s in box]
         kernel = gaussian_bump(shape, origin, click.position, self.spacing, self.sigma_mm)

@@ -123,7 +123,17 @@ class RandomWalkerEngine:
 
     def propose(self, labels: np.ndarray, label: int, clicks: Sequence[Click]
                 ) -> tuple[tuple[slice, ...], np.ndarray]:
-        """The walker's labels for a box around the clicks (see `ModelEngine.propose`)."""
+        """The walker's labels for a box around the clicks (see `ModelEngine.propose`).
+
+        Parameters
+        ----------
+        labels : ndarray of int
+            The whole current mask.
+        label : int
+            The label the clicks edit.
+        clicks : sequence of Click
+            This label's clicks, newest last.
+        """
         from skimage.segmentation import random_walker
 
         box = _box_around(labels == label, clicks)

@@ -60,7 +60,15 @@ def evaluate_targets(volume: Volume, targets: dict[str, np.ndarray], engine,
 
 
 def summarise(trials: Iterable[dict], clicks: Sequence[int] = REPORTED_CLICKS) -> dict:
-    """Mean Dice after k clicks, DSC-AUC over clicks 0-5, NoC, harm and latency over trials."""
+    """Mean Dice after k clicks, DSC-AUC over clicks 0-5, NoC, harm and latency over trials.
+
+    Parameters
+    ----------
+    trials : iterable of dict
+        Robot-user trials (`robot_trial` records).
+    clicks : sequence of int
+        Click counts at which Dice is reported.
+    """
     trials = list(trials)
     latencies = np.concatenate([np.asarray(t["latency_s"], float) for t in trials] or [[0.0]])
     latencies = latencies[latencies > 0] if (latencies > 0).any() else latencies

@@ -140,6 +140,13 @@ def _check_model_reads(segmentation_model, volume: Volume) -> None:
 def check_label(label, dtype) -> int:
     """The label value as an int, refused when the mask's dtype cannot hold it.
 
+    Parameters
+    ----------
+    label : int-like
+        The label value asked for.
+    dtype : numpy dtype
+        The mask's dtype.
+
     Raises
     ------
     InputError

@@ -32,7 +32,15 @@ Answer = Callable[[np.ndarray], np.ndarray]
 def deep_error_click(target: np.ndarray, mask: np.ndarray, rng: np.random.Generator
                      ) -> Click | None:
     """A click on a random voxel inside a random error component of ``mask`` (not
-    the largest one): positive on a missed voxel, negative on an extra one."""
+    the largest one): positive on a missed voxel, negative on an extra one.
+
+    Parameters
+    ----------
+    target, mask : ndarray of bool
+        Reference and current masks of the label.
+    rng : numpy.random.Generator
+        Random source.
+    """
     missed, extra = target & ~mask, mask & ~target
     positive = bool(rng.random() < 0.5)
     region = missed if positive else extra
@@ -52,7 +60,17 @@ def deep_error_click(target: np.ndarray, mask: np.ndarray, rng: np.random.Genera
 def start_mask(predicted: np.ndarray, reference: np.ndarray, rng: np.random.Generator,
                empty_fraction: float = 0.2) -> tuple[np.ndarray, int]:
     """A starting mask and the label to edit: the model's prediction, with the label
-    erased ``empty_fraction`` of the time; the label is one the mask gets wrong."""
+    erased ``empty_fraction`` of the time; the label is one the mask gets wrong.
+
+    Parameters
+    ----------
+    predicted, reference : ndarray of int
+        The segmentation model's prediction and the reference.
+    rng : numpy.random.Generator
+        Random source.
+    empty_fraction : float
+        How often the chosen label is erased from the start mask.
+    """
     mask = predicted.copy()
     values = [v for v in np.unique(reference).tolist() if v > 0]
     if not values:

@@ -56,7 +56,15 @@ def _image_to_channels_first(image, path: Path, as_float: bool) -> np.ndarray:
 
 
 def read_itk_file(path: Path, as_float: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Read an NRRD/MHA/MHD file as ``[C, Z, Y, X]`` and a RAS affine."""
+    """Read an NRRD/MHA/MHD file as ``[C, Z, Y, X]`` and a RAS affine.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    as_float : bool
+        Read voxels as float32 (images) or keep their type (labels).
+    """
     import SimpleITK as sitk
 
     try:
@@ -72,7 +80,15 @@ def read_itk_file(path: Path, as_float: bool = True) -> tuple[np.ndarray, np.nda
 
 
 def looks_like_dicom_folder(folder: Path, probe: int = 20) -> bool:
-    """True when a folder holds files that look like DICOM (cheap: reads a few headers)."""
+    """True when a folder holds files that look like DICOM (cheap: reads a few headers).
+
+    Parameters
+    ----------
+    folder : Path
+        The folder.
+    probe : int
+        Files whose headers are read at most.
+    """
     if not folder.is_dir():
         return False
     for count, entry in enumerate(sorted(folder.iterdir())):
@@ -88,7 +104,15 @@ def looks_like_dicom_folder(folder: Path, probe: int = 20) -> bool:
 
 
 def read_dicom_series(folder: Path, as_float: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Read the largest DICOM series in ``folder`` as ``[1, Z, Y, X]`` and its affine."""
+    """Read the largest DICOM series in ``folder`` as ``[1, Z, Y, X]`` and its affine.
+
+    Parameters
+    ----------
+    folder : Path
+        A folder of DICOM files (one or more series).
+    as_float : bool
+        Read voxels as float32 (images) or keep their type.
+    """
     import SimpleITK as sitk
 
     if not any(folder.iterdir()):
@@ -122,7 +146,17 @@ def read_dicom_series(folder: Path, as_float: bool = True) -> tuple[np.ndarray, 
 
 
 def write_itk(path: Path, data_zyx: np.ndarray, affine: np.ndarray) -> None:
-    """Write ``[Z, Y, X]`` to an ITK format chosen by the extension."""
+    """Write ``[Z, Y, X]`` to an ITK format chosen by the extension.
+
+    Parameters
+    ----------
+    path : Path
+        Output file (``.nrrd``, ``.mha`` or ``.mhd``).
+    data_zyx : ndarray
+        The voxels ``[Z, Y, X]``.
+    affine : ndarray of shape (4, 4)
+        Voxel-to-RAS affine (written as ITK's LPS origin and direction).
+    """
     import SimpleITK as sitk
 
     image = sitk.GetImageFromArray(np.ascontiguousarray(data_zyx))

@@ -61,6 +61,15 @@ _MAX_DEFLATE_RATIO = 1032  # the most a DEFLATE stream can expand
 def check_header_size(path: Path, image, memory: bool = True) -> None:
     """Refuse a header whose voxel data cannot be in the file or in memory, before reading.
 
+    Parameters
+    ----------
+    path : Path
+        The file (named in the message).
+    image : nibabel image
+        Its header, read without the data.
+    memory : bool
+        Also refuse data larger than the free memory.
+
     Raises
     ------
     InputError
@@ -90,7 +99,15 @@ def check_header_size(path: Path, image, memory: bool = True) -> None:
 
 
 def to_channels_first(data_xyz: np.ndarray, path: Path) -> np.ndarray:
-    """Reorder ``(x, y, z[, c])`` to ``[C, Z, Y, X]``; refuse other dimensionalities."""
+    """Reorder ``(x, y, z[, c])`` to ``[C, Z, Y, X]``; refuse other dimensionalities.
+
+    Parameters
+    ----------
+    data_xyz : ndarray
+        NIfTI order ``(x, y, z)`` or ``(x, y, z, c)``.
+    path : Path
+        The file (named in the message).
+    """
     squeezed = data_xyz
     while squeezed.ndim > 4 and squeezed.shape[-1] == 1:
         squeezed = squeezed[..., 0]

@@ -124,7 +124,17 @@ def ngff_metadata(name: str, affine: np.ndarray, label_names: dict[str, str] | N
 
 
 def add_ngff_array(group: Any, path: str, data: np.ndarray) -> Any:
-    """An array in an NGFF 0.4 group: zarr format 2, ``/`` chunk keys, 64-voxel chunks."""
+    """An array in an NGFF 0.4 group: zarr format 2, ``/`` chunk keys, 64-voxel chunks.
+
+    Parameters
+    ----------
+    group : zarr.Group
+        The NGFF group.
+    path : str
+        The array's name in the group (``0`` for full resolution).
+    data : ndarray
+        The voxels.
+    """
     chunks = tuple(min(64, n) for n in data.shape)
     return group.create_array(path, data=np.ascontiguousarray(data), chunks=chunks,
                               chunk_key_encoding={"name": "v2", "separator": "/"})

@@ -84,6 +84,17 @@ def build_network(folder: Path, plans_json: dict, dataset: dict, checkpoints: li
 
     Returns the keyword fields of `NnunetModel` (``networks``, ``fold_networks``,
     ``plans``, ``configuration``, ``dataset``, ``mirror_axes``).
+
+    Parameters
+    ----------
+    folder : Path
+        The nnU-Net trained-model folder.
+    plans_json, dataset : dict
+        Its ``plans.json`` and ``dataset.json``.
+    checkpoints : list of dict
+        The folds' checkpoints, read safely.
+    spec : ModelSpec
+        The folder's description.
     """
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
@@ -126,6 +137,15 @@ def class_logits(network, transpose_forward, regions_order=None):
     is applied and undone), and the output's softmax is the probability of each
     label value: a label-based network's logits as they are; for a region-based
     one, the log of `models.nnunet.class_probabilities` of its sigmoids.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        nnU-Net's network of one fold.
+    transpose_forward : sequence of int
+        The plans' axis order of the network input.
+    regions_order : sequence of int, optional
+        ``regions_class_order`` of a region-based model.
     """
     import torch
 

@@ -39,6 +39,13 @@ def autocast_dtype(precision: str, device):
     ``auto``: bfloat16 on a CPU with native bf16, else float32; on CUDA
     bfloat16 where supported, else float16; float16 on MPS.
 
+    Parameters
+    ----------
+    precision : str
+        ``auto``, ``float32``, ``bfloat16`` or ``float16``.
+    device : torch.device
+        Where the network runs.
+
     Raises
     ------
     InputError

@@ -99,7 +99,15 @@ def _state_dict(path: Path) -> dict:
 
 
 def build_fold_network(spec: ModelSpec, path: Path):
-    """Network for one weight file: TorchScript, or the spec's architecture + state dict."""
+    """Network for one weight file: TorchScript, or the spec's architecture + state dict.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model's description (architecture).
+    path : Path
+        The fold's weight file (safetensors, a state dict, or TorchScript).
+    """
     import torch
 
     from napari_medseg.models.unet import build_network

@@ -72,7 +72,15 @@ def fold_checkpoints(folder: str | Path) -> dict[str, Path]:
 
 
 def configuration_name(folder: Path, plans: dict) -> str:
-    """The configuration from the folder name (``Trainer__Plans__Configuration``)."""
+    """The configuration from the folder name (``Trainer__Plans__Configuration``).
+
+    Parameters
+    ----------
+    folder : Path
+        The trained-model folder.
+    plans : dict
+        Its plans (the configuration must be one of them).
+    """
     parts = Path(folder).resolve().name.split("__")
     configurations = plans.get("configurations", {})
     if len(parts) == 3 and parts[2] in configurations:

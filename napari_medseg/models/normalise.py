@@ -15,6 +15,13 @@ def normalise_channel(channel: np.ndarray, method: str) -> np.ndarray:
 
     ``zscore_nonzero`` (BraTS, skull-stripped): mean 0 and std 1 over non-zero
     voxels, background kept at 0; ``zscore``: over all voxels; ``none``.
+
+    Parameters
+    ----------
+    channel : ndarray
+        One contrast ``[Z, Y, X]``.
+    method : str
+        ``zscore_nonzero``, ``zscore`` or ``none``.
     """
     if method not in METHODS:
         raise InputError(f"normalisation {method!r} is not one this feature reproduces "
@@ -32,5 +39,13 @@ def normalise_channel(channel: np.ndarray, method: str) -> np.ndarray:
 
 
 def normalise_image(image: np.ndarray, methods: Sequence[str]) -> np.ndarray:
-    """Normalise ``[C, Z, Y, X]`` channel by channel."""
+    """Normalise ``[C, Z, Y, X]`` channel by channel.
+
+    Parameters
+    ----------
+    image : ndarray of shape (C, Z, Y, X)
+        The contrasts.
+    methods : sequence of str
+        One method per channel (see `normalise_channel`).
+    """
     return np.stack([normalise_channel(c, m) for c, m in zip(image, methods)])

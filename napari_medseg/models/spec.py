@@ -153,6 +153,13 @@ def read_spec(folder: str | Path) -> ModelSpec:
 def read_json_file(path: Path, max_bytes: int = MAX_SPEC_BYTES) -> object:
     """Parse a model description file (``model.json``, nnU-Net's plans and dataset JSON).
 
+    Parameters
+    ----------
+    path : Path
+        The file.
+    max_bytes : int
+        Larger files are refused before reading.
+
     Raises
     ------
     InputError

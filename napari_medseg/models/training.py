@@ -53,7 +53,19 @@ def _crop(array: np.ndarray, start: np.ndarray, patch: Sequence[int]) -> np.ndar
 
 def sample_patch(case: TrainingCase, patch: Sequence[int], rng: np.random.Generator,
                  foreground_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """One image/label patch, centred on a labelled voxel with ``foreground_fraction``."""
+    """One image/label patch, centred on a labelled voxel with ``foreground_fraction``.
+
+    Parameters
+    ----------
+    case : TrainingCase
+        Normalised image and labels.
+    patch : sequence of int
+        Patch shape.
+    rng : numpy.random.Generator
+        Random source.
+    foreground_fraction : float
+        How often the patch is centred on a labelled voxel.
+    """
     if rng.random() < foreground_fraction and case.labels.any():
         candidates = np.flatnonzero(case.labels)
     else:
@@ -67,7 +79,17 @@ def sample_patch(case: TrainingCase, patch: Sequence[int], rng: np.random.Genera
 
 def augment(image: np.ndarray, labels: np.ndarray,
             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Left-right flip and per-channel intensity scale/shift (brain voxels only)."""
+    """Left-right flip and per-channel intensity scale/shift (brain voxels only).
+
+    Parameters
+    ----------
+    image : ndarray of shape (C, Z, Y, X)
+        A patch.
+    labels : ndarray of int
+        Its labels.
+    rng : numpy.random.Generator
+        Random source.
+    """
     if rng.random() < 0.5:
         image, labels = image[..., ::-1], labels[..., ::-1]
     scale = rng.uniform(0.9, 1.1, size=(image.shape[0], 1, 1, 1))
@@ -77,7 +99,15 @@ def augment(image: np.ndarray, labels: np.ndarray,
 
 
 def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy plus (1 - soft Dice) averaged over foreground classes."""
+    """Cross-entropy plus (1 - soft Dice) averaged over foreground classes.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (B, K, Z, Y, X)
+        Network output.
+    target : Tensor of int, shape (B, Z, Y, X)
+        Class per voxel.
+    """
     ce = F.cross_entropy(logits, target)
     probabilities = logits.softmax(1)
     one_hot = F.one_hot(target, logits.shape[1]).permute(0, 4, 1, 2, 3).float()
@@ -92,7 +122,15 @@ BatchSampler = Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]
 
 
 def case_batch_sampler(cases: Sequence[TrainingCase], settings: TrainingSettings) -> BatchSampler:
-    """Draw ``settings.batch_size`` augmented patches from random cases."""
+    """Draw ``settings.batch_size`` augmented patches from random cases.
+
+    Parameters
+    ----------
+    cases : sequence of TrainingCase
+        The training cases.
+    settings : TrainingSettings
+        Batch size, patch and foreground fraction.
+    """
     def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         images, labels = zip(*(augment(*sample_patch(cases[rng.integers(len(cases))],
                                                      settings.patch_size, rng,

@@ -116,6 +116,13 @@ class UNet3D(nn.Module):
         the rest of the network runs ``samples`` times (with dropout active, it
         draws a new mask per sample). Output ``[samples * B, n_classes, ...]``,
         equal in distribution to ``forward`` on the input repeated ``samples`` times.
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, C, Z, Y, X)
+            The input.
+        samples : int
+            Stochastic outputs per input.
         """
         skips: list[torch.Tensor] = []
         shared = 0
@@ -142,7 +149,15 @@ ARCHITECTURES = {"unet3d": UNet3D}
 
 
 def build_network(name: str, arguments: dict) -> nn.Module:
-    """Instantiate a registered architecture by name with keyword arguments."""
+    """Instantiate a registered architecture by name with keyword arguments.
+
+    Parameters
+    ----------
+    name : str
+        A key of ``ARCHITECTURES``.
+    arguments : dict
+        Keyword arguments of its constructor.
+    """
     from napari_medseg.errors import InputError
 
     if name not in ARCHITECTURES:

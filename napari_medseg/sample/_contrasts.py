@@ -57,7 +57,15 @@ class AcquisitionSettings:
 
 
 def class_fractions(tissue: dict[str, np.ndarray], labels: np.ndarray) -> np.ndarray:
-    """Fractions ``[6, Z, Y, X]`` of each class in CLASSES, tumour with soft edges."""
+    """Fractions ``[6, Z, Y, X]`` of each class in CLASSES, tumour with soft edges.
+
+    Parameters
+    ----------
+    tissue : dict of str to ndarray
+        Tissue probability maps of the anatomy.
+    labels : ndarray of int
+        The tumour labels.
+    """
     tumour = np.stack([ndi.gaussian_filter((labels == value).astype(np.float32), 0.5)
                        for value in (1, 2, 3)])
     tumour_total = np.clip(tumour.sum(0), 0, 1)

@@ -32,6 +32,16 @@ def smooth_field(shape: tuple[int, ...], sigma_voxels: float,
 
 
 def warp(volume: np.ndarray, coordinates: np.ndarray, order: int = 1) -> np.ndarray:
-    """Sample ``volume`` at ``coordinates`` (``[3, Z, Y, X]`` in its voxel units)."""
+    """Sample ``volume`` at ``coordinates`` (``[3, Z, Y, X]`` in its voxel units).
+
+    Parameters
+    ----------
+    volume : ndarray
+        The volume sampled.
+    coordinates : ndarray of shape (3, Z, Y, X)
+        Where to sample, in its voxel units.
+    order : int
+        Spline order (1: linear, 0: nearest).
+    """
     return ndi.map_coordinates(volume, coordinates, order=order, mode="constant",
                                cval=0.0, prefilter=False).astype(np.float32)

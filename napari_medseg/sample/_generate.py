@@ -57,7 +57,15 @@ class SyntheticCase:
 
 
 def case_grid(anatomy: Anatomy, spacing: tuple[float, float, float]):
-    """Shape and affine of the case grid at ``spacing`` over the anatomy's field of view."""
+    """Shape and affine of the case grid at ``spacing`` over the anatomy's field of view.
+
+    Parameters
+    ----------
+    anatomy : Anatomy
+        The template anatomy.
+    spacing : tuple of float
+        Voxel size in mm (z, y, x).
+    """
     source = np.asarray(anatomy.spacing)
     target = np.asarray(spacing, dtype=float)
     shape = tuple(int((n - 1) * s // t) + 1 for n, s, t in zip(anatomy.shape, source, target))

@@ -39,7 +39,15 @@ class TumourParams:
 
 
 def sample_tumour_params(rng: np.random.Generator, centre_mm: np.ndarray) -> TumourParams:
-    """Draw the shape parameters of one tumour around ``centre_mm``."""
+    """Draw the shape parameters of one tumour around ``centre_mm``.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Random source.
+    centre_mm : ndarray
+        The tumour's centre in mm.
+    """
     radius = float(rng.uniform(10.0, 24.0))
     lobes = [(tuple(float(v) for v in centre_mm), radius)]
     for _ in range(int(rng.integers(0, 3))):  # satellite lobes fused with the core
@@ -65,6 +73,13 @@ def mass_effect_mm(points_mm: np.ndarray, params: TumourParams) -> np.ndarray:
 
     ``u(x) = s (x - c) exp(-|x - c|^2 / L^2)`` with ``L = 1.5 R + 10 mm``; the
     map ``x -> x - u(x)`` stays invertible for ``s < 1``.
+
+    Parameters
+    ----------
+    points_mm : ndarray of shape (3, ...)
+        Tissue positions in mm.
+    params : TumourParams
+        The tumour.
     """
     centre = np.asarray(params.centre_mm).reshape(3, *([1] * (points_mm.ndim - 1)))
     offset = points_mm - centre

@@ -52,7 +52,15 @@ def check_connectivity(connectivity: int) -> tuple[int, int]:
 
 
 def crop_to_mask(mask: np.ndarray, margin: int = 1) -> tuple[np.ndarray, tuple[slice, ...]]:
-    """The mask's bounding box plus ``margin`` background voxels on every side."""
+    """The mask's bounding box plus ``margin`` background voxels on every side.
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        The mask.
+    margin : int
+        Background voxels kept around it.
+    """
     coords = np.argwhere(mask)
     lo, hi = coords.min(0), coords.max(0) + 1
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
@@ -87,7 +95,17 @@ def betti_numbers(mask: np.ndarray, connectivity: int = 26) -> Betti:
 
 def betti_of_padded(padded: np.ndarray, connectivity: int, b0: int) -> Betti:
     """Betti numbers of a bool mask with background on every side, its ``b0`` known
-    (the topology check knows it: one per component)."""
+    (the topology check knows it: one per component).
+
+    Parameters
+    ----------
+    padded : ndarray of bool
+        A mask with background on every side.
+    connectivity : int
+        6, 18 or 26 (foreground).
+    b0 : int
+        Its number of components.
+    """
     fg, bg = check_connectivity(connectivity)
     b2 = ndi.label(~padded, structure=_STRUCTURES[bg])[1] - 1
     chi = int(euler_number(padded, connectivity=fg))

@@ -334,7 +334,17 @@ def cl_dice(prediction: np.ndarray, reference: np.ndarray) -> float:
 
 
 def dilate_path(path: np.ndarray, radius_voxels: float, shape) -> np.ndarray:
-    """Voxels within ``radius`` of a polyline of voxels (a bridge cylinder)."""
+    """Voxels within ``radius`` of a polyline of voxels (a bridge cylinder).
+
+    Parameters
+    ----------
+    path : ndarray of shape (N, 3)
+        Voxels of the polyline.
+    radius_voxels : float
+        Cylinder radius.
+    shape : tuple of int
+        The volume's shape.
+    """
     line = np.zeros(shape, bool)
     line[tuple(np.clip(path, 0, np.asarray(shape) - 1).T)] = True
     return ndi.distance_transform_edt(~line) <= max(radius_voxels, 1.0)

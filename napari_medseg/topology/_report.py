@@ -64,7 +64,19 @@ def parse_expectation(text: str) -> tuple[str, Expectation]:
 def resolve_targets(labels: np.ndarray, names: Mapping[int, str],
                     regions: Mapping[str, Sequence[int]],
                     expectations: Mapping[str, Expectation]) -> dict[str, tuple[int, ...]]:
-    """Targets to check: every label present, plus regions that have an expectation."""
+    """Targets to check: every label present, plus regions that have an expectation.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        The mask.
+    names : mapping of int to str
+        Label names.
+    regions : mapping of str to sequence of int
+        Unions of labels.
+    expectations : mapping of str to Expectation
+        Expected topology per target.
+    """
     targets = {names.get(int(v), str(int(v))): (int(v),) for v in np.unique(labels) if v != 0}
     by_value = {str(v): n for n, (v,) in targets.items()}
     for key in expectations:

@@ -33,6 +33,13 @@ def long_cycles(skeleton: np.ndarray, min_length: int = 6) -> list[np.ndarray]:
     Fundamental cycles (one per non-tree edge, linear time) rather than a
     minimum basis, whose cost explodes on large skeletons; a long one still
     runs around its tunnel, which is what locating and closing need.
+
+    Parameters
+    ----------
+    skeleton : ndarray of bool
+        A curve skeleton.
+    min_length : int
+        Shorter cycles (junction triangles) are dropped.
     """
     graph = skeleton_graph(skeleton)
     cycles = [np.array(cycle) for cycle in nx.cycle_basis(graph) if len(cycle) >= min_length]

@@ -48,7 +48,15 @@ def has_dropout(network) -> bool:
 
 @contextmanager
 def dropout_active(network, active: bool):
-    """Dropout layers in training mode (sampling) inside the block, eval mode after."""
+    """Dropout layers in training mode (sampling) inside the block, eval mode after.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        The network.
+    active : bool
+        False leaves every layer as it is.
+    """
     layers = [m for m in network.modules() if isinstance(m, _DROPOUT)] if active else []
     for layer in layers:
         layer.train()
@@ -108,7 +116,17 @@ _NO_DROPOUT = ("model '{}' has no dropout layers, so Monte Carlo dropout cannot 
 
 
 def check_methods(methods: tuple[str, ...], samples: int, model) -> None:
-    """Refuse unknown methods, T < 2, MC dropout without dropout, a one-fold ensemble."""
+    """Refuse unknown methods, T < 2, MC dropout without dropout, a one-fold ensemble.
+
+    Parameters
+    ----------
+    methods : tuple of str
+        The methods asked for.
+    samples : int
+        Samples per fold.
+    model : LoadedModel
+        The model sampled.
+    """
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise InputError(f"unknown uncertainty method(s) {unknown or methods}: choose from "
