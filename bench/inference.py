@@ -22,7 +22,7 @@ from _common import PeakRSS, brats_sized_case, print_table, write_json
 
 
 def _input_tensor(seed: int):
-    from napari_medseg.inference._predict import _resample, channels_for_model, model_grid_shape
+    from napari_medseg.inference import channels_for_model, model_grid_shape, resample
     from napari_medseg.models import load_model
     from napari_medseg.models.normalise import normalise_image
 
@@ -30,7 +30,7 @@ def _input_tensor(seed: int):
     volume = brats_sized_case(seed)
     image = normalise_image(channels_for_model(volume, model.spec), ["zscore_nonzero"] * 4)
     shape = model_grid_shape(volume.shape, volume.spacing, model.spec.spacing)
-    return model, volume, _resample(torch.from_numpy(image), shape)
+    return model, volume, resample(torch.from_numpy(image), shape)
 
 
 def run_engine(engine: str, device: str, batch_size: int, repeats: int, seed: int) -> dict:

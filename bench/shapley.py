@@ -28,7 +28,7 @@ from _common import HELD_OUT_FIRST_SEED, print_table, write_json
 from napari_medseg.explain import (
     PROTOCOL_RANKINGS, explain_case, normalised_footrule_similarity, ranks_from_phi)
 from napari_medseg.inference import sliding_window
-from napari_medseg.inference._predict import _resample, channels_for_model, model_grid_shape
+from napari_medseg.inference import channels_for_model, model_grid_shape, resample
 from napari_medseg.metrics import dice
 from napari_medseg.models import load_model
 from napari_medseg.models.loading import LoadedModel
@@ -68,7 +68,7 @@ def speed(seed: int, tolerance: float) -> dict:
     spec, network = model.spec, model.networks[0]
     image = normalise_image(channels_for_model(case.volume, spec), ["zscore_nonzero"] * 4)
     grid = model_grid_shape(case.volume.shape, case.volume.spacing, spec.spacing)
-    image_t = _resample(torch.from_numpy(image), grid)
+    image_t = resample(torch.from_numpy(image), grid)
     truth = np.isin(case.labels.data, WT)
     calls = []
 
@@ -76,7 +76,7 @@ def speed(seed: int, tolerance: float) -> dict:
         calls.append(1)
         softmax = lambda batch: network(batch).softmax(1)  # noqa: E731
         probabilities = run_to_end(sliding_window(softmax, x[0], spec.patch_size, 4, 0.5, 4))
-        labels = _resample(probabilities, case.volume.shape).argmax(0).numpy()
+        labels = resample(probabilities, case.volume.shape).argmax(0).numpy()
         return torch.tensor([dice(np.isin(labels, WT), truth)], dtype=torch.float64)
 
     mask = torch.arange(4).reshape(1, 4, 1, 1, 1).expand(1, 4, *grid).contiguous()
