@@ -15,8 +15,10 @@ Starting masks:
 
 With ``--suggestions``: five clicks at the first five suggested clicks (sign
 from the reference) against five clicks of a multi-label robot user (the
-largest wrong region of any label), both with the model engine from the
-model's prediction; the figure is the ratio of the mean-Dice gains.
+largest wrong region of any label), from the model's prediction, with the
+click network (``--suggestion-engine``); suggestions from the model's
+probabilities and from the click network's second opinion; the figures are
+the ratios of the mean-Dice gains.
 
 Engines: ``model`` (the segmentation model's probabilities from the run),
 ``random_walker`` (no model), ``learned`` (click network), and, with
@@ -182,8 +184,15 @@ def _largest_error_point(mask, reference, spacing):
 
 
 def suggestion_trials(args) -> list[dict]:
-    """Five clicks at the first five suggestions against five multi-label robot clicks."""
+    """Five clicks at the first five suggestions against five multi-label robot clicks.
+
+    Suggestions from two error maps: the model run's probabilities, and the
+    click network's second opinion (its answer with no click). Every click is
+    made with ``--suggestion-engine`` (default the click network: the dock's
+    *auto* after a run of the built-in model).
+    """
     from napari_medseg.interactive import InteractiveSession
+    from napari_medseg.interactive._learned import LearnedEngine
     from napari_medseg.interactive._robot import label_dices
     from napari_medseg.uncertainty import suggest_clicks
 
@@ -192,22 +201,26 @@ def suggestion_trials(args) -> list[dict]:
         reference, values = case["reference"], list(LABELS.values())
         start = case["predicted"].astype(np.uint8)
         before = np.mean(label_dices(start, reference, values))
+        network = LearnedEngine(case["volume"], device="cpu")
+        sources = {"model": case["probabilities"], "network": network.second_opinion(start)}
+        engine = network if args.suggestion_engine == "learned" else \
+            engine_for(args.suggestion_engine, case, False)
         gains = {}
-        for how in ("suggested", "robot"):
-            session = InteractiveSession(case["volume"], start, label=1,
-                                         engine=engine_for("model", case, False))
-            suggestions = suggest_clicks(case["probabilities"], start,
-                                         spacing=case["volume"].spacing)[:5]
+        for how in ("model", "network", "robot"):
+            session = InteractiveSession(case["volume"], start, label=1, engine=engine)
+            suggestions = suggest_clicks(sources[how], start, spacing=case["volume"].spacing
+                                         )[:5] if how != "robot" else []
             for index in range(5):
                 point = (suggestions[index]["point"] if index < len(suggestions) else None) \
-                    if how == "suggested" else _largest_error_point(
+                    if how != "robot" else _largest_error_point(
                         session.mask, reference, case["volume"].spacing)
                 if point is not None:
                     _click_for(session, session.mask, reference, point)
             gains[how] = float(np.mean(label_dices(session.mask, reference, values)) - before)
         rows.append({"cases": case["group"], "seed": case["seed"],
                      "mean Dice before": round(float(before), 4),
-                     "gain suggested": round(gains["suggested"], 4),
+                     "gain suggested (model)": round(gains["model"], 4),
+                     "gain suggested (network)": round(gains["network"], 4),
                      "gain robot": round(gains["robot"], 4)})
         print(rows[-1], flush=True)
     return rows
@@ -257,6 +270,8 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--baseline", help="git revision whose engines run as the baseline")
+    parser.add_argument("--suggestion-engine", default="learned",
+                        help="engine of the suggestion and robot clicks (default learned)")
     parser.add_argument("--suggestions", action="store_true",
                         help="also measure the click suggestions against the robot user")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) /
@@ -280,12 +295,15 @@ def main() -> None:
     summary = {}
     if suggested:
         print("\nSuggestions: five clicks at the first five against five robot clicks "
-              "(model engine, from the model's prediction)")
+              f"({args.suggestion_engine} engine, from the model's prediction)")
         print_table(suggested, list(suggested[0]))
         robot = sum(r["gain robot"] for r in suggested)
-        summary["suggestion_gain_ratio"] = round(
-            sum(r["gain suggested"] for r in suggested) / robot, 3) if robot else None
-        print(f"gain ratio suggested / robot: {summary['suggestion_gain_ratio']}")
+        for source in ("model", "network"):
+            gained = sum(r[f"gain suggested ({source})"] for r in suggested)
+            summary[f"suggestion_gain_ratio_{source}"] = round(gained / robot, 3) \
+                if robot else None
+            print(f"gain ratio suggested ({source}) / robot: "
+                  f"{summary[f'suggestion_gain_ratio_{source}']}")
     write_json(args.json, {"command": " ".join(["bench/interactive.py", *sys.argv[1:]]),
                            "rows": rows, "suggestions": suggested, **summary,
                            "trials": trials})

@@ -33,3 +33,29 @@ def test_uncertainty_section_end_to_end(sample_dock, qtbot, coarse_model_folder)
     with qtbot.waitSignal(section.runner.settled, timeout=60_000):
         section.suggest()
     assert section.suggestions[0]["point"] != suggestions[0]["point"]
+
+
+@pytest.mark.slow
+def test_after_a_model_run_suggestions_come_from_the_click_networks_second_opinion(
+        sample_dock, qtbot):
+    """No uncertainty run needed: the click network, shown the model's mask without a
+    click, marks where it would change it; the suggestions point at model errors."""
+    viewer, dock = sample_dock()  # the built-in model, whose labels the click network knows
+    dock.model_section.device_combo.setCurrentText("cpu")
+    assert dock.model_section.run() is not None
+    with qtbot.waitSignal(dock.model_section.runner.settled, timeout=180_000):
+        pass
+    section = dock.uncertainty_section
+    assert section.result is None
+    with qtbot.waitSignal(section.runner.settled, timeout=120_000):
+        assert section.suggest() is not None
+    assert "click network" in section.status.text()
+    mask = np.asarray(viewer.layers["brats_unet segmentation"].data)
+    reference = np.asarray(viewer.layers["reference"].data)
+    first = section.suggestions[:5]
+    assert len(first) == 5 and len(viewer.layers["suggested clicks"].data) >= 5
+    wrong = [mask[s["point"]] != reference[s["point"]] for s in first]
+    assert sum(wrong) >= 3, first  # most point at a voxel the model got wrong
+    for item, is_wrong in zip(first, wrong):  # and the sign is the fix's sign there
+        if is_wrong:
+            assert item["positive"] == (reference[item["point"]] == item["label"])

@@ -46,8 +46,10 @@ class UncertaintySection(QWidget):
         self.suggestion_list = QListWidget()
         self.suggestion_list.setFixedHeight(90)
         self.suggestion_list.currentRowChanged.connect(self.go_to)
+        self.suggest_button.setToolTip(
+            "Where a click would fix the most: after a run of a model whose labels the click "
+            "network knows, its second opinion on the mask; otherwise the uncertainty maps")
         self._build_layout()
-        self.suggest_button.setEnabled(False)
         model_section.spec_shown.connect(self.offer_methods)
         if model_section.shown_spec is not None:  # shown before this section existed
             self.offer_methods(model_section.shown_spec)
@@ -134,9 +136,7 @@ class UncertaintySection(QWidget):
                                    metadata=geometry_metadata(volume.affine, uncertainty=name,
                                                               method=self.result.method))
             yield
-        self._spacing = volume.spacing
         self._fill_table()
-        self.suggest_button.setEnabled(True)
         self.status.setText(f"{self.result.method}, {self.result.n_samples} samples, "
                             f"{self.result.seconds:.1f} s")
 
@@ -156,7 +156,7 @@ class UncertaintySection(QWidget):
     def _clicked_points(self) -> list:
         from napari.layers import Points
 
-        grid = self._map_layer()  # voxel coordinates of the case grid, via world coordinates
+        grid = self._grid_layer()  # voxel coordinates of the case grid, via world coordinates
         points = []
         for layer in self._viewer.layers:
             if isinstance(layer, Points) and layer.name != SUGGESTIONS_NAME and len(layer.data):
@@ -164,9 +164,11 @@ class UncertaintySection(QWidget):
                            for row in np.asarray(layer.data)]
         return points
 
-    def _map_layer(self):
-        """The total-uncertainty map layer: it lies on the case grid the maps came from."""
-        return self._viewer.layers["uncertainty total"]
+    def _grid_layer(self):
+        """A layer on the case grid: the total-uncertainty map, else the suggestions' mask."""
+        if "uncertainty total" in self._viewer.layers:
+            return self._viewer.layers["uncertainty total"]
+        return self.target_labels()
 
     def target_labels(self):
         """The mask suggestions are for: the newest model output (with the user's
@@ -176,7 +178,9 @@ class UncertaintySection(QWidget):
 
         from napari_medseg.layers import is_model_output
 
-        shape = self.result.mean.shape[1:]
+        images = [layer for layer in self._case.assigned_layers().values() if layer is not None]
+        shape = self.result.mean.shape[1:] if self.result is not None else \
+            images[0].data.shape[-3:] if images else None
         fitting = [layer for layer in self._viewer.layers
                    if isinstance(layer, Labels) and tuple(layer.data.shape) == tuple(shape)]
         models = [layer for layer in fitting if is_model_output(layer)]
@@ -184,22 +188,46 @@ class UncertaintySection(QWidget):
 
     def suggest(self):
         """Find the regions most likely wrong near the objects (skipping clicked ones) in a
-        worker; returns it (None without uncertainty maps). The list fills when it is done."""
-        from napari_medseg.labels import most_probable
-        from napari_medseg.uncertainty import suggest_clicks
+        worker; returns it (None, with a message, when there is nothing to go on).
 
-        if self.result is None:
-            return None
+        After a run of a model whose labels the click network knows, the error map is
+        the network's second opinion (its answer with no click); otherwise the
+        uncertainty maps' mean. The list fills when the worker is done.
+        """
+        from napari_medseg.errors import MedsegError
+        from napari_medseg.interactive._session import click_network_fits
+        from napari_medseg.labels import most_probable
+        from napari_medseg.layers import volume_from_layers
+
         layer = self.target_labels()  # copied: the user may paint on while the worker runs
+        try:
+            volume = None if self._case.warnings() else volume_from_layers(
+                self._case.assigned_layers())
+        except MedsegError:
+            volume = None
+        network = volume is not None and layer is not None and click_network_fits(
+            volume, self._models.current_folder())
+        if not network and (self.result is None or volume is None):
+            show_error("Suggestions need a model's output (run the model) or uncertainty maps "
+                       "(Run above)")
+            return None
         labels = np.array(layer.data) if layer is not None else most_probable(self.result.mean)
-        mean, clicked, spacing = self.result.mean, self._clicked_points(), self._spacing
+        mean = None if network else self.result.mean
+        clicked, device = self._clicked_points(), self._models.device_combo.currentText()
+        source = "click network" if network else "uncertainty maps"
 
         def task():
-            yield from ()
-            return suggest_clicks(mean, labels, clicked, spacing=spacing)
+            from napari_medseg.interactive._learned import LearnedEngine
+            from napari_medseg.progress import Progress
+            from napari_medseg.uncertainty import suggest_clicks
+
+            yield Progress(0, 1, f"suggestions from the {source}")
+            probabilities = LearnedEngine(volume, device=device).second_opinion(labels) \
+                if network else mean
+            return suggest_clicks(probabilities, labels, clicked, spacing=volume.spacing)
 
         return self.runner.start(task, lambda found: self._show_suggestions(found, layer),
-                                 "Suggestions")
+                                 f"Suggestions ({source})")
 
     def _show_suggestions(self, suggestions: list[dict], layer) -> None:
         self.suggestions = suggestions
@@ -209,7 +237,7 @@ class UncertaintySection(QWidget):
         else:
             self._viewer.add_points(coordinates, name=SUGGESTIONS_NAME, size=4,
                                     face_color="cyan", symbol="cross",
-                                    **same_placement(self._map_layer()))
+                                    **same_placement(self._grid_layer()))
         self.suggestion_list.clear()
         names = (layer.metadata.get("napari_medseg", {}).get("label_names", {})
                  if layer is not None else {})
@@ -224,5 +252,5 @@ class UncertaintySection(QWidget):
         """Move the view to suggestion ``row``."""
         if not 0 <= row < len(self.suggestions):
             return
-        centre = self._map_layer().data_to_world(self.suggestions[row]["point"])
+        centre = self._grid_layer().data_to_world(self.suggestions[row]["point"])
         self._viewer.dims.set_point(range(3), tuple(centre))

@@ -174,6 +174,60 @@ class LearnedEngine:
                 return box, answer
             size = np.minimum(_round_up(size * 3 // 2, self.divisor), self.max_patch)
 
+    def second_opinion(self, labels: np.ndarray, margin: int = 8) -> np.ndarray:
+        """The network's class probabilities for ``labels`` with no click: where it
+        would change the mask by itself.
+
+        Trained to correct the segmentation model's masks, the network without
+        guidance finds most of their errors (BENCHMARKS.md, "Suggested clicks"),
+        which a model's own probabilities cannot flag where it is confidently
+        wrong. Patches of the network's size tile the box around the mask's
+        objects (plus ``margin`` network voxels), overlapping by a third and
+        averaged; outside the box the answer is the mask itself.
+
+        Parameters
+        ----------
+        labels : ndarray of int
+            The current mask ``[Z, Y, X]``.
+        margin : int
+            Network voxels around the objects' box.
+
+        Returns
+        -------
+        ndarray of shape (n_labels + 1, Z, Y, X)
+            float32 probabilities on the case grid (one-hot outside the box).
+        """
+        import torch
+
+        whole = tuple(slice(0, n) for n in self.grid.network_shape)
+        on_grid = labels if self.grid.same else labels[self.grid.sampled(whole)]
+        on_grid = np.where(on_grid <= self.n_labels, on_grid, 0)
+        found = np.argwhere(on_grid > 0)
+        classes = self.n_labels + 1
+        votes = np.eye(classes, dtype=np.float32)[on_grid].transpose(3, 0, 1, 2).copy()
+        if len(found):
+            lo = np.maximum(found.min(0) - margin, 0)
+            hi = np.minimum(found.max(0) + margin + 1, self.grid.network_shape)
+            size = np.minimum(self.patch, self.grid.network_shape)
+            starts = [sorted({*range(a, max(b - n, a) + 1, max(int(n) * 2 // 3, 1)),
+                              max(min(b, m) - n, 0)})
+                      for a, b, n, m in zip(lo, hi, size, self.grid.network_shape)]
+            total = np.zeros_like(votes)
+            for corner in np.stack(np.meshgrid(*starts, indexing="ij"), -1).reshape(-1, 3):
+                box = tuple(slice(int(c), int(c + n)) for c, n in zip(corner, size))
+                x = network_input(self.image, on_grid, 1, [], box,
+                                  _round_up(size, self.divisor), self.n_labels)
+                with torch.inference_mode():
+                    p = self.network(torch.from_numpy(x)[None].to(self.device))[0]
+                    p = p.float().softmax(0).cpu().numpy()
+                total[(slice(None), *box)] += p[(slice(None), *(slice(0, int(n)) for n in size))]
+            covered = total.sum(0) > 0
+            votes[:, covered] = total[:, covered] / total.sum(0)[covered]
+        if self.grid.same:
+            return votes
+        case_box, back = self.grid.case_box(whole)
+        return np.ascontiguousarray(votes[(slice(None), *back)])
+
     def _model_free(self):
         if self._fallback is None:
             from napari_medseg.interactive._classical import RandomWalkerEngine
