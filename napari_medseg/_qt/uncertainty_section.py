@@ -43,6 +43,7 @@ class UncertaintySection(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height() + 4)
+        self.table.setVisible(False)  # until there are figures to show
         self.suggestion_list = QListWidget()
         self.suggestion_list.setFixedHeight(90)
         self.suggestion_list.currentRowChanged.connect(self.go_to)
@@ -152,6 +153,7 @@ class UncertaintySection(QWidget):
                 self.table.setItem(row, column, QTableWidgetItem(text))
         self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height()
                                   + 30 * len(rows) + 4)
+        self.table.setVisible(True)
 
     def _clicked_points(self) -> list:
         from napari.layers import Points
