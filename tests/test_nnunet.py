@@ -287,6 +287,12 @@ def test_clicks_topology_export_and_batch_on_an_nnunet_run(nnunet_models, case_f
     assert changed[click.position] and ndi.label(changed, np.ones((3, 3, 3)))[1] == 1
     assert set(np.unique(session.mask[changed])) <= ({2} if click.positive else {0, 1, 3})
 
+    on_demand = make_engine("model", volume, segmentation_model=folder)  # no kept run
+    InteractiveSession(volume, start.copy(), label=2, engine=on_demand).click(
+        click.position, click.positive)
+    _, mirrored, _ = ours(folder, case_files, True)  # the engine's run: nnU-Net's, whole case
+    np.testing.assert_allclose(on_demand.probabilities, mirrored.probabilities, atol=1e-4)
+
     setup = check_setup(spec=model.spec)
     assert setup.names == {1: "NCR", 2: "ED", 3: "ET"}
     results = check_topology(start, volume.affine, setup.names, setup.regions,

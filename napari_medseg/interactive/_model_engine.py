@@ -104,6 +104,7 @@ class ModelEngine:
         if self.probabilities is not None and self._known is None:
             return
         from napari_medseg.inference import predict
+        from napari_medseg.models.nnunet import NnunetModel
         from napari_medseg.progress import run_to_end
 
         model = self._loaded_model()
@@ -117,6 +118,8 @@ class ModelEngine:
                    zip(model.spec.patch_size, model.spec.spacing, self.spacing)]
         region = tuple(slice(max(0, s.start - m), min(n, s.stop + m))
                        for s, m, n in zip(box, context, self.volume.shape))
+        if isinstance(model, NnunetModel):  # nnU-Net predicts the whole case for any box
+            box = region = tuple(slice(0, n) for n in self.volume.shape)  # exactly: keep it
         prediction = run_to_end(predict(model, self.volume, device=self._device or "auto",
                                         region=region))
         self.probabilities[(slice(None), *box)] = prediction.probabilities[
