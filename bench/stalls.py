@@ -107,7 +107,7 @@ def main() -> None:
     refine.label_combo.setCurrentText("2 ED")
     click = robot_click(np.asarray(viewer.layers["reference"].data) == 2,
                         np.asarray(layer.data) == 2)
-    stalls["refinement click (model-aware)"] = probe.measure(
+    stalls["refinement click (auto: the click network)"] = probe.measure(
         app, lambda: refine.add_click(click.position, click.positive),
         lambda: refine._worker is None and not refine._pending)
     topology = dock.topology_section
@@ -117,7 +117,7 @@ def main() -> None:
     uncertainty.samples.setValue(2)
     stalls["uncertainty (MC dropout, 2 samples)"] = probe.measure(
         app, uncertainty.run, lambda: not uncertainty.runner.busy)
-    stalls["suggest clicks"] = probe.measure(app, uncertainty.suggest,
+    stalls["suggest clicks (click network)"] = probe.measure(app, uncertainty.suggest,
                                              lambda: not uncertainty.runner.busy)
     export = dock.export_section
     export.format_combo.setCurrentText("NIfTI file")
