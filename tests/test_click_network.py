@@ -166,3 +166,29 @@ def test_auto_takes_the_click_network_only_after_a_run_of_a_model_with_its_label
     t1_only = dataclasses.replace(case.volume, data=case.volume.data[:1],
                                   channel_names=case.volume.channel_names[:1])
     assert not click_network_fits(t1_only)  # the network's contrasts are missing
+
+
+def test_second_opinion_finds_the_models_errors_on_the_cases_grid_and_a_finer_one(
+        sample_and_prediction):
+    """The click network without a click, on the model's mask: where it disagrees is
+    mostly where the model is wrong; on a twice finer copy of the case (resampled to
+    the network's grid and back) it says the same, voxel for voxel of the coarse grid."""
+    case, predicted = sample_and_prediction
+    reference = case.labels.data
+    opinion = LearnedEngine(case.volume, device="cpu").second_opinion(predicted)
+    assert opinion.shape == (4, *predicted.shape)
+    np.testing.assert_allclose(opinion.sum(0), 1.0, atol=1e-5)
+    changed = opinion.argmax(0) != predicted
+    wrong = predicted != reference
+    assert (changed & wrong).sum() >= 0.8 * changed.sum()  # its changes are mostly fixes
+    assert (changed & wrong).sum() >= 0.8 * wrong.sum()  # and find most errors
+    far = ndi.distance_transform_edt(predicted == 0) > 30
+    assert (opinion.argmax(0)[far] == 0).all()  # away from the objects: the mask itself
+    fine_volume = Volume(np.repeat(np.repeat(np.repeat(case.volume.data, 2, 1), 2, 2), 2, 3),
+                         np.diag([s / 2 for s in case.volume.spacing] + [1.0]),
+                         case.volume.channel_names)
+    fine = np.repeat(np.repeat(np.repeat(predicted, 2, 0), 2, 1), 2, 2)
+    fine_opinion = LearnedEngine(fine_volume, device="cpu").second_opinion(fine)
+    assert fine_opinion.shape == (4, *fine.shape)
+    agree = fine_opinion.argmax(0)[::2, ::2, ::2] == opinion.argmax(0)
+    assert agree.mean() > 0.99
