@@ -194,6 +194,7 @@ def suggestion_trials(args) -> list[dict]:
     from napari_medseg.interactive import InteractiveSession
     from napari_medseg.interactive._learned import LearnedEngine
     from napari_medseg.interactive._robot import label_dices
+    from napari_medseg.progress import run_to_end
     from napari_medseg.uncertainty import suggest_clicks
 
     rows = []
@@ -202,7 +203,8 @@ def suggestion_trials(args) -> list[dict]:
         start = case["predicted"].astype(np.uint8)
         before = np.mean(label_dices(start, reference, values))
         network = LearnedEngine(case["volume"], device="cpu")
-        sources = {"model": case["probabilities"], "network": network.second_opinion(start)}
+        sources = {"model": case["probabilities"],
+                   "network": run_to_end(network.second_opinion(start))}
         engine = network if args.suggestion_engine == "learned" else \
             engine_for(args.suggestion_engine, case, False)
         gains = {}

@@ -175,7 +175,12 @@ def test_second_opinion_finds_the_models_errors_on_the_cases_grid_and_a_finer_on
     the network's grid and back) it says the same, voxel for voxel of the coarse grid."""
     case, predicted = sample_and_prediction
     reference = case.labels.data
-    opinion = LearnedEngine(case.volume, device="cpu").second_opinion(predicted)
+    from napari_medseg.progress import run_to_end
+
+    steps = []
+    opinion = run_to_end(LearnedEngine(case.volume, device="cpu").second_opinion(predicted),
+                         steps.append)
+    assert len(steps) > 1 and steps[-1].done == steps[-1].total  # progress per patch
     assert opinion.shape == (4, *predicted.shape)
     np.testing.assert_allclose(opinion.sum(0), 1.0, atol=1e-5)
     changed = opinion.argmax(0) != predicted
@@ -188,7 +193,7 @@ def test_second_opinion_finds_the_models_errors_on_the_cases_grid_and_a_finer_on
                          np.diag([s / 2 for s in case.volume.spacing] + [1.0]),
                          case.volume.channel_names)
     fine = np.repeat(np.repeat(np.repeat(predicted, 2, 0), 2, 1), 2, 2)
-    fine_opinion = LearnedEngine(fine_volume, device="cpu").second_opinion(fine)
+    fine_opinion = run_to_end(LearnedEngine(fine_volume, device="cpu").second_opinion(fine))
     assert fine_opinion.shape == (4, *fine.shape)
     agree = fine_opinion.argmax(0)[::2, ::2, ::2] == opinion.argmax(0)
     assert agree.mean() > 0.99

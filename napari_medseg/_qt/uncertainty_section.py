@@ -224,8 +224,8 @@ class UncertaintySection(QWidget):
             from napari_medseg.uncertainty import suggest_clicks
 
             yield Progress(0, 1, f"suggestions from the {source}")
-            probabilities = LearnedEngine(volume, device=device).second_opinion(labels) \
-                if network else mean
+            probabilities = (yield from LearnedEngine(volume, device=device).second_opinion(
+                labels)) if network else mean
             return suggest_clicks(probabilities, labels, clicked, spacing=volume.spacing)
 
         return self.runner.start(task, lambda found: self._show_suggestions(found, layer),

@@ -27,6 +27,7 @@ from napari_medseg.interactive._clicks import Click, network_input
 from napari_medseg.interactive._edit import change_reaches_open_face
 from napari_medseg.interactive._geometry import crop_box
 from napari_medseg.io import Volume
+from napari_medseg.progress import Progress, ProgressGenerator
 
 
 def _round_up(values: Sequence[int], divisor: int) -> tuple[int, ...]:
@@ -174,7 +175,8 @@ class LearnedEngine:
                 return box, answer
             size = np.minimum(_round_up(size * 3 // 2, self.divisor), self.max_patch)
 
-    def second_opinion(self, labels: np.ndarray, margin: int = 8) -> np.ndarray:
+    def second_opinion(self, labels: np.ndarray, margin: int = 8
+                       ) -> ProgressGenerator[np.ndarray]:
         """The network's class probabilities for ``labels`` with no click: where it
         would change the mask by itself.
 
@@ -191,6 +193,11 @@ class LearnedEngine:
             The current mask ``[Z, Y, X]``.
         margin : int
             Network voxels around the objects' box.
+
+        Yields
+        ------
+        Progress
+            After each patch; stop iterating to cancel.
 
         Returns
         -------
@@ -213,7 +220,8 @@ class LearnedEngine:
                               max(min(b, m) - n, 0)})
                       for a, b, n, m in zip(lo, hi, size, self.grid.network_shape)]
             total = np.zeros_like(votes)
-            for corner in np.stack(np.meshgrid(*starts, indexing="ij"), -1).reshape(-1, 3):
+            corners = np.stack(np.meshgrid(*starts, indexing="ij"), -1).reshape(-1, 3)
+            for index, corner in enumerate(corners):
                 box = tuple(slice(int(c), int(c + n)) for c, n in zip(corner, size))
                 x = network_input(self.image, on_grid, 1, [], box,
                                   _round_up(size, self.divisor), self.n_labels)
@@ -221,6 +229,8 @@ class LearnedEngine:
                     p = self.network(torch.from_numpy(x)[None].to(self.device))[0]
                     p = p.float().softmax(0).cpu().numpy()
                 total[(slice(None), *box)] += p[(slice(None), *(slice(0, int(n)) for n in size))]
+                yield Progress(index + 1, len(corners), f"second opinion: patch {index + 1}/"
+                               f"{len(corners)}")
             covered = total.sum(0) > 0
             votes[:, covered] = total[:, covered] / total.sum(0)[covered]
         if self.grid.same:
