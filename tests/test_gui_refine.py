@@ -149,3 +149,26 @@ def test_after_a_model_run_clicks_edit_the_models_layer_locally(sample_dock, qtb
     np.testing.assert_array_equal(layer.data, before)
     assert not section.session.clicks
 
+
+
+@pytest.mark.slow
+def test_start_clicking_builds_the_engine_so_the_first_click_does_not_wait(sample_dock, qtbot):
+    viewer, dock = sample_dock()
+    dock.model_section.device_combo.setCurrentText("cpu")
+    assert dock.model_section.run() is not None
+    with qtbot.waitSignal(dock.model_section.runner.settled, timeout=180_000):
+        pass
+    section = dock.refine_section
+    section.label_combo.setCurrentText("2 ED")
+    section.active_button.setChecked(True)  # the engine is built now, in a worker
+    layer = viewer.layers[section.layer_combo.currentText()]
+    before = np.asarray(layer.data).copy()
+    click = robot_click(np.asarray(viewer.layers["reference"].data) == 2, before == 2)
+    assert section.add_click(click.position, click.positive)  # queued behind the build
+    _wait(qtbot, section)
+    assert "learned" in section.engine_label.text() and len(section.session.clicks) == 1
+    assert (np.asarray(layer.data)[click.position] == 2) == click.positive
+    engine = section.session.engine
+    section.active_button.setChecked(False)
+    section.active_button.setChecked(True)  # the same target and engine: nothing rebuilt
+    assert section._worker is None and section.session.engine is engine

@@ -42,3 +42,49 @@ def new_model_layer(event) -> str | None:
 
     layer = getattr(event, "value", None)
     return layer.name if layer is not None and is_model_output(layer) else None
+
+
+NEW_OBJECT = "new object"
+
+
+def fill_object_combo(combo, layer) -> None:
+    """Refill the Refine section's object list: ``"VALUE NAME"`` per known or present
+    label of ``layer``, then 'new object'; the current choice is kept when listed.
+
+    Parameters
+    ----------
+    combo : QComboBox
+        The object combo box.
+    layer : napari Labels layer or None
+        The edited layer (its label names and the values it holds).
+    """
+    from napari_medseg.labels import label_names, present_labels
+
+    current = combo.currentText()
+    names = dict(label_names())
+    if layer is not None:
+        names.update(layer.metadata.get("napari_medseg", {}).get("label_names", {}))
+        present = present_labels(layer.data) if layer.data.size < 5e7 else []
+        names.update({v: f"label {v}" for v in present if v not in names})
+    combo.clear()
+    combo.addItems([f"{value} {name}" for value, name in sorted(names.items())] + [NEW_OBJECT])
+    if current and combo.findText(current) >= 0:
+        combo.setCurrentText(current)
+
+
+def object_value(combo, layer) -> int:
+    """The label value the object combo names ('new object': one above the largest present).
+
+    Parameters
+    ----------
+    combo : QComboBox
+        The object combo box.
+    layer : napari Labels layer or None
+        The edited layer.
+    """
+    import numpy as np
+
+    text = combo.currentText()
+    if text == NEW_OBJECT:
+        return (int(np.max(layer.data)) if layer is not None and layer.data.size else 0) + 1
+    return int(text.split()[0]) if text else 1

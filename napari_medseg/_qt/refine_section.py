@@ -7,7 +7,6 @@ reverts a click. Clicks made while one is computing wait in a queue.
 """
 from __future__ import annotations
 
-import numpy as np
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
     QButtonGroup, QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton,
@@ -15,10 +14,10 @@ from qtpy.QtWidgets import (
 
 from napari_medseg._qt.click_input import ClickInput
 from napari_medseg._qt.click_points import ClickPoints
-from napari_medseg._qt.layer_combo import fill_labels_combo, new_model_layer
+from napari_medseg._qt.layer_combo import (
+    fill_labels_combo, fill_object_combo, new_model_layer, object_value)
 from napari_medseg.errors import MedsegError
 
-NEW_OBJECT = "new object"
 ENGINES = {"auto": "auto", "model-aware (segmentation model)": "model",
            "learned click model": "learned", "random walker (no model)": "random_walker"}
 
@@ -112,20 +111,7 @@ class RefineSection(QWidget):
             self._refresh_labels()  # another layer came or went: the target and clicks stay
 
     def _refresh_labels(self) -> None:
-        from napari_medseg.labels import label_names, present_labels
-
-        layer = self.labels_layer()
-        current = self.label_combo.currentText()
-        names = dict(label_names())
-        if layer is not None:
-            names.update(layer.metadata.get("napari_medseg", {}).get("label_names", {}))
-            present = present_labels(layer.data) if layer.data.size < 5e7 else []
-            names.update({v: f"label {v}" for v in present if v not in names})
-        self.label_combo.clear()
-        self.label_combo.addItems([f"{value} {name}" for value, name in sorted(names.items())]
-                                  + [NEW_OBJECT])
-        if current and self.label_combo.findText(current) >= 0:
-            self.label_combo.setCurrentText(current)
+        fill_object_combo(self.label_combo, self.labels_layer())
         self._drop_session_clicks()
 
     def image_layers(self) -> dict:
@@ -143,18 +129,46 @@ class RefineSection(QWidget):
 
     def current_label(self) -> int:
         """The label value clicks edit ('new object': one above the largest present)."""
-        text = self.label_combo.currentText()
-        if text == NEW_OBJECT:
-            layer = self.labels_layer()
-            top = int(np.max(layer.data)) if layer is not None and layer.data.size else 0
-            return top + 1
-        return int(text.split()[0]) if text else 1
+        return object_value(self.label_combo, self.labels_layer())
 
     def _on_active(self, active: bool) -> None:
         self.active_button.setText("Stop clicking" if active else _START)
         self.input.set_active(active)
         if active:
             self.points.layer()
+            self._prepare_session()
+
+    def _prepare_session(self) -> None:
+        """Build the session's engine in a worker as clicking starts, so that the first
+        click does not wait for it (a click made meanwhile waits in the queue)."""
+        from napari.qt.threading import create_worker
+
+        layer = self.labels_layer()
+        if self._worker is not None or layer is None or not self.image_layers():
+            return
+        key = (id(layer.data), self.engine_combo.currentText())
+        if self.session is not None and self._engine_key == key:
+            return
+        make = self._session_factory(layer, self.current_label())
+        if make is None:
+            return
+        self.points.clear()  # a new session: the old one's points go, as at a first click
+        worker = create_worker(_build, make, _start_thread=False)
+        worker.returned.connect(lambda session: self._prepared(session, key))
+        worker.errored.connect(lambda error: self._prepared(error, key))
+        self._worker = worker
+        self.status.setText("loading the engine...")
+        worker.start()
+
+    def _prepared(self, session, key) -> None:
+        self._worker = None
+        if isinstance(session, Exception):
+            self._failed(session, "Refinement unavailable")
+            return
+        self.session, self._engine_key = session, key
+        self.engine_label.setText(f"Engine: {session.engine_name}")
+        self.status.setText("Ready: click in the image")
+        self._next_click()
 
     # -- clicks ---------------------------------------------------------------
     def add_click(self, position, positive: bool) -> bool:
@@ -215,9 +229,8 @@ class RefineSection(QWidget):
                 self._pending.clear()
                 return
             self.points.clear()
-        # The click's point is drawn with its result: a canvas paint while the network
-        # runs competes with it for the CPU (software OpenGL paints on the same cores).
-        # A new session first loads its engine (up to a second): its point shows now.
+        # The point is drawn with the result (a paint meanwhile competes with the network
+        # for the CPU), unless the engine must load first (up to a second).
         self._marker = (position, positive) if make is None else None
         if make is not None:
             self.points.add(position, positive)
@@ -291,7 +304,7 @@ class RefineSection(QWidget):
                             f"{change.n_voxels} voxels in {1000 * change.seconds:.0f} ms")
         self._next_click()
 
-    def _failed(self, error) -> None:
+    def _failed(self, error, what: str = "Click failed") -> None:
         self._worker = None
         self._pending.clear()
         if self._marker is None:  # the point was drawn when the click came
@@ -299,8 +312,8 @@ class RefineSection(QWidget):
         self._marker = None
         message = str(error) if isinstance(error, MedsegError) else \
             f"{type(error).__name__}: {error}"
-        show_error(f"Click failed: {message}")
-        self.status.setText(f"Click failed: {message}")
+        show_error(f"{what}: {message}")
+        self.status.setText(f"{what}: {message}")
 
     def _record(self, layer) -> None:
         meta = layer.metadata.setdefault("napari_medseg", {})
@@ -367,6 +380,16 @@ class RefineSection(QWidget):
     def _forget_engine(self) -> None:
         self.session, self._engine_key = None, None
         self.engine_label.setText("Engine: chosen at the first click")
+
+
+def _build(make_session):
+    """Worker body: the session with its engine (warmed up), or the user-fixable problem."""
+    try:
+        session = make_session()
+    except MedsegError as error:
+        return error
+    getattr(session.engine, "warm_up", lambda: None)()
+    return session
 
 
 def _propose(session, make_session, position, positive):

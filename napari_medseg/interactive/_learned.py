@@ -175,6 +175,16 @@ class LearnedEngine:
                 return box, answer
             size = np.minimum(_round_up(size * 3 // 2, self.divisor), self.max_patch)
 
+    def warm_up(self) -> None:
+        """One forward pass on an empty patch, so the first click does not pay for the
+        backend's first-call set-up (oneDNN builds its kernels for a shape on first use)."""
+        import torch
+
+        size = _round_up(np.minimum(self.patch, self.grid.network_shape), self.divisor)
+        with torch.inference_mode():
+            self.network(torch.zeros((1, self.image.shape[0] + 3 * self.n_labels, *size),
+                                     device=self.device))
+
     def second_opinion(self, labels: np.ndarray, margin: int = 8
                        ) -> ProgressGenerator[np.ndarray]:
         """The network's class probabilities for ``labels`` with no click: where it
