@@ -21,6 +21,8 @@ def test_uncertainty_maps_and_json(tmp_path, small_case, tiny_model_folder, caps
     assert data["method"] == "tta" and data["samples"] == 3
     assert set(data["structures"]) == {"NCR", "ED", "ET", "WT", "TC"}
     assert data["calibration"]["bins"] == 15 and "reliability" in data["calibration"]
+    assert data["suggestions_from"] == "click network"  # the model has the network's labels
+    assert all(s["label"] in (1, 2, 3) for s in data["suggestions"])
     total = nib.load(data["maps"]["total"])
     assert total.shape == small_case.volume.shape[::-1]
     values = np.asarray(total.dataobj)

@@ -197,3 +197,23 @@ def test_second_opinion_finds_the_models_errors_on_the_cases_grid_and_a_finer_on
     assert fine_opinion.shape == (4, *fine.shape)
     agree = fine_opinion.argmax(0)[::2, ::2, ::2] == opinion.argmax(0)
     assert agree.mean() > 0.99
+
+
+def test_suggestion_map_falls_back_to_the_given_probabilities_and_refuses_without(
+        sample_and_prediction, tmp_path):
+    import json
+
+    from napari_medseg.interactive import suggestion_map
+    from napari_medseg.progress import run_to_end
+    from tests.conftest import make_model_folder
+
+    case, predicted = sample_and_prediction
+    other = make_model_folder(tmp_path / "other", n_folds=1)
+    spec = json.loads((other / "model.json").read_text())
+    spec["labels"][0]["name"] = "necrosis"  # labels the click network does not know
+    (other / "model.json").write_text(json.dumps(spec))
+    given = np.eye(4, dtype=np.float32)[predicted].transpose(3, 0, 1, 2)
+    error_map, source = run_to_end(suggestion_map(case.volume, predicted, given, other))
+    assert source == "uncertainty maps" and error_map is given
+    with pytest.raises(InputError, match="estimate uncertainty first"):
+        run_to_end(suggestion_map(case.volume, predicted, None, other))

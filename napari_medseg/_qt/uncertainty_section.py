@@ -194,7 +194,8 @@ class UncertaintySection(QWidget):
 
         After a run of a model whose labels the click network knows, the error map is
         the network's second opinion (its answer with no click); otherwise the
-        uncertainty maps' mean. The list fills when the worker is done.
+        uncertainty maps' mean (`interactive.suggestion_map`). The list fills when the
+        worker is done.
         """
         from napari_medseg.errors import MedsegError
         from napari_medseg.interactive._session import click_network_fits
@@ -207,26 +208,23 @@ class UncertaintySection(QWidget):
                 self._case.assigned_layers())
         except MedsegError:
             volume = None
-        network = volume is not None and layer is not None and click_network_fits(
-            volume, self._models.current_folder())
-        if not network and (self.result is None or volume is None):
+        folder = self._models.current_folder()
+        network = volume is not None and click_network_fits(volume, folder)
+        if volume is None or self.result is None and (layer is None or not network):
             show_error("Suggestions need a model's output (run the model) or uncertainty maps "
                        "(Run above)")
             return None
         labels = np.array(layer.data) if layer is not None else most_probable(self.result.mean)
-        mean = None if network else self.result.mean
+        mean = None if self.result is None else self.result.mean
         clicked, device = self._clicked_points(), self._models.device_combo.currentText()
         source = "click network" if network else "uncertainty maps"
 
         def task():
-            from napari_medseg.interactive._learned import LearnedEngine
-            from napari_medseg.progress import Progress
+            from napari_medseg.interactive import suggestion_map
             from napari_medseg.uncertainty import suggest_clicks
 
-            yield Progress(0, 1, f"suggestions from the {source}")
-            probabilities = (yield from LearnedEngine(volume, device=device).second_opinion(
-                labels)) if network else mean
-            return suggest_clicks(probabilities, labels, clicked, spacing=volume.spacing)
+            error_map, _ = yield from suggestion_map(volume, labels, mean, folder, device)
+            return suggest_clicks(error_map, labels, clicked, spacing=volume.spacing)
 
         return self.runner.start(task, lambda found: self._show_suggestions(found, layer),
                                  f"Suggestions ({source})")
@@ -256,3 +254,4 @@ class UncertaintySection(QWidget):
             return
         centre = self._grid_layer().data_to_world(self.suggestions[row]["point"])
         self._viewer.dims.set_point(range(3), tuple(centre))
+

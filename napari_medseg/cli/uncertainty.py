@@ -9,13 +9,24 @@ from pathlib import Path
 from napari_medseg.cli.common import add_device, add_overwrite
 
 
+def _suggestions(volume, mean, model) -> dict:
+    """Suggested clicks on the mean's labels, from the same error map the dock uses."""
+    from napari_medseg.interactive import suggestion_map
+    from napari_medseg.labels import most_probable
+    from napari_medseg.progress import run_to_end
+    from napari_medseg.uncertainty import suggest_clicks
+
+    labels = most_probable(mean)
+    error_map, source = run_to_end(suggestion_map(volume, labels, mean, model))
+    return {"suggestions": suggest_clicks(error_map, labels, spacing=volume.spacing),
+            "suggestions_from": source}
+
+
 def cmd_uncertainty(args: argparse.Namespace) -> int:
     from napari_medseg.cli.common import progress_printer
     from napari_medseg.io import atomic_path, check_writable, read_labels, read_volume, write_image
-    from napari_medseg.labels import most_probable
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
-    from napari_medseg.uncertainty import suggest_clicks
 
     prefix = str(args.output)
     outputs = {name: Path(f"{prefix}_{name}.nii.gz")
@@ -34,8 +45,7 @@ def cmd_uncertainty(args: argparse.Namespace) -> int:
                                              "version": model.spec.version},
                "maps": {k: str(v) for k, v in outputs.items()},
                "map_normalisation": "divided by log K (K classes), so each lies in [0, 1]",
-               "suggestions": suggest_clicks(result.mean, most_probable(result.mean),
-                                             spacing=volume.spacing)}
+               **_suggestions(volume, result.mean, model)}
     with atomic_path(args.json, overwrite=args.overwrite) as temporary:
         temporary.write_text(json.dumps(payload, indent=2) + "\n")
     for name, figures in result.structures.items():

@@ -255,3 +255,48 @@ class LearnedEngine:
             self._fallback = RandomWalkerEngine(self.volume)
         return self._fallback
 
+
+
+def suggestion_map(volume: Volume, labels: np.ndarray, probabilities: np.ndarray | None = None,
+                   segmentation_model=None, device: str | None = None
+                   ) -> ProgressGenerator[tuple[np.ndarray, str]]:
+    """The error map that click suggestions rank, and where it comes from.
+
+    The click network's second opinion on ``labels`` when it knows the
+    segmentation model's labels and the case has its contrasts (it flags
+    errors the model is confidently wrong about; BENCHMARKS.md, "Suggested
+    clicks"); otherwise ``probabilities``.
+
+    Parameters
+    ----------
+    volume : Volume
+        The case.
+    labels : ndarray of int
+        The mask the suggestions are for.
+    probabilities : ndarray of shape (K, Z, Y, X), optional
+        The fallback: a model run's probabilities or the uncertainty samples' mean.
+    segmentation_model : str, Path or LoadedModel, optional
+        The model that made the mask (default the built-in one).
+    device : str, optional
+        Torch device of the click network (default ``auto``).
+
+    Yields
+    ------
+    Progress
+        While the network runs; the generator returns ``(map, source)``,
+        source ``"click network"`` or ``"uncertainty maps"``.
+
+    Raises
+    ------
+    InputError
+        When the network does not fit and there are no probabilities.
+    """
+    from napari_medseg.interactive._session import click_network_fits
+
+    if click_network_fits(volume, segmentation_model):
+        opinion = yield from LearnedEngine(volume, device=device).second_opinion(labels)
+        return opinion, "click network"
+    if probabilities is None:
+        raise InputError("the click network does not know this model's labels: estimate "
+                         "uncertainty first, its maps show where the model is unsure")
+    return probabilities, "uncertainty maps"
