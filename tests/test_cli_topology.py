@@ -76,3 +76,25 @@ def test_the_rule_that_decided_is_stated_and_a_tunnel_needs_an_expectation(tmp_p
     target = json.loads(out.read_text())["targets"]["1"]
     assert [e["kind"] for e in target["errors"]] == ["handle"]
     assert target["rule"] == "expected b1=0; b0, b2 by the default rule"
+
+
+def test_brats_flag_names_labels_and_checks_regions_and_vessel_samples(tmp_path, capsys):
+    """``topology --brats``: labels named NCR/ED/ET and regions WT/TC checked with the
+    built-in model's expectations; ``sample --vessels`` writes a tree that checks clean."""
+    from napari_medseg.sample import generate_case
+
+    case = generate_case(7, spacing=3.0)
+    path = write_labels(tmp_path / "c_seg.nii.gz", case.labels.data, case.volume)
+    out = tmp_path / "t.json"
+    assert main(["topology", str(path), "--brats", "--json", str(out)]) == 0
+    targets = json.loads(out.read_text())["targets"]
+    assert {"NCR", "ED", "ET", "WT", "TC"} <= set(targets)
+    assert targets["WT"]["labels"] == [1, 2, 3] and targets["WT"]["expected"]
+    assert main(["sample", str(tmp_path / "vessels"), "--vessels", "--cases", "1",
+                 "--seed", "3"]) == 0
+    mask = next((tmp_path / "vessels").glob("*_seg.nii.gz"))
+    assert len(list((tmp_path / "vessels").glob("*_mra.nii.gz"))) == 1
+    assert main(["topology", str(mask), "--expect", "1:b0=1,b1=0,b2=0,tubular",
+                 "--json", str(tmp_path / "v.json")]) == 0
+    vessel = json.loads((tmp_path / "v.json").read_text())["targets"]["1"]
+    assert vessel["betti"] == {"b0": 1, "b1": 0, "b2": 0} and vessel["errors"] == []

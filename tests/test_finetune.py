@@ -49,3 +49,39 @@ def test_finetune_needs_two_cases(tiny_model_folder, tmp_path):
                          label_names=label_names(), dataset_name="One").output
     with pytest.raises(InputError, match="at least 2"):
         run_to_end(finetune(tiny_model_folder, folder, tmp_path / "out", steps=1))
+
+
+def test_finetune_command_writes_a_loadable_child_and_refuses_a_bad_dataset(
+        dataset, tiny_model_folder, tmp_path, capsys):
+    from napari_medseg.cli import main
+
+    out = tmp_path / "tuned_cli"
+    assert main(["finetune", str(dataset), "--model", str(tiny_model_folder), "-o", str(out),
+                 "--steps", "2", "--folds", "0", "--device", "cpu", "--seed", "3"]) == 0
+    tuned = load_model(out)
+    assert tuned.spec.parent["version"] == "0.0.1" and tuned.n_folds == 1
+    assert "validation Dice before" in capsys.readouterr().out
+    assert main(["finetune", str(tmp_path / "missing"), "--model", str(tiny_model_folder),
+                 "-o", str(tmp_path / "x"), "--steps", "1"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Traceback" not in error
+
+
+def test_dice_ce_loss_equals_monais_dice_ce_loss():
+    """Our training loss against MONAI's DiceCELoss with the same definition: softmax,
+    one-hot target, background excluded from Dice, batch-wise Dice, smoothing 1e-5."""
+    import torch
+    from monai.losses import DiceCELoss
+
+    from napari_medseg.models.training import dice_ce_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 6, 7, 5, requires_grad=True)
+    target = torch.randint(0, 4, (2, 6, 7, 5))
+    reference = DiceCELoss(softmax=True, to_onehot_y=True, include_background=False,
+                           batch=True, smooth_nr=1e-5, smooth_dr=1e-5)
+    ours = dice_ce_loss(logits, target)
+    theirs = reference(logits, target[:, None])
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-5)
+    ours.backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()
