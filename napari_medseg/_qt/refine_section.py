@@ -34,7 +34,6 @@ class RefineSection(QWidget):
         self._engine_key: tuple | None = None
         self._pending: list[tuple[tuple[float, ...], bool]] = []
         self._worker = None
-        self._marker: tuple | None = None  # a click whose point is drawn with its result
         self._edits: list[bool] = []  # per undoable edit of the layer: was it a click?
         self._applying = False
         self._watched = None
@@ -211,34 +210,27 @@ class RefineSection(QWidget):
             return
         from napari.qt.threading import create_worker
 
-        position, positive = self._pending.pop(0)
         layer, label = self.labels_layer(), self.current_label()
         key = (id(layer.data), self.engine_combo.currentText())
-        session, make = self.session, None
-        if session is not None and self._engine_key == key:
-            try:
-                session.set_label(label)
-            except MedsegError as error:
+        if self.session is None or self._engine_key != key:
+            self._prepare_session()  # the clicks wait in the queue for the engine
+            if self._worker is None:  # refused, with a message
                 self._pending.clear()
-                show_error(str(error))
-                return
-            session.protect = self.protect_box.isChecked()
-        else:  # a new session: layers are read here, the engine is built in the worker
-            session, make = None, self._session_factory(layer, label)
-            if make is None:
-                self._pending.clear()
-                return
-            self.points.clear()
-        # The point is drawn with the result (a paint meanwhile competes with the network
-        # for the CPU), unless the engine must load first (up to a second).
-        self._marker = (position, positive) if make is None else None
-        if make is not None:
-            self.points.add(position, positive)
-        worker = create_worker(_propose, session, make, position, positive, _start_thread=False)
-        worker.returned.connect(lambda result: self._apply(layer, key, *result))
+            return
+        try:
+            self.session.set_label(label)
+        except MedsegError as error:
+            self._pending.clear()
+            show_error(str(error))
+            return
+        self.session.protect = self.protect_box.isChecked()
+        position, positive = self._pending.pop(0)
+        worker = create_worker(_propose, self.session, position, positive,
+                               _start_thread=False)
+        worker.returned.connect(lambda change: self._apply(layer, change, position, positive))
         worker.errored.connect(self._failed)
         self._worker = worker
-        self.status.setText("computing..." if make is None else "loading the engine...")
+        self.status.setText("computing...")
         worker.start()
 
     def _session_factory(self, layer, label: int):
@@ -278,17 +270,14 @@ class RefineSection(QWidget):
     def _on_paint(self, _event=None) -> None:
         self._edits.append(self._applying)
 
-    def _apply(self, layer, key, session, change) -> None:
-        if session is None:
+    def _apply(self, layer, change, position, positive: bool) -> None:
+        if isinstance(change, Exception):
             self._failed(change)
             return
         self._worker = None
-        if session is not self.session:
-            self.session, self._engine_key = session, key
-            self.engine_label.setText(f"Engine: {session.engine_name}")
-        if self._marker is not None:
-            self.points.add(*self._marker)
-            self._marker = None
+        # The point is drawn with the result: a paint while the network ran would compete
+        # with it for the CPU (software OpenGL paints on the same cores).
+        self.points.add(position, positive)
         self._watch_edits(layer)
         self._applying = True
         try:
@@ -307,9 +296,6 @@ class RefineSection(QWidget):
     def _failed(self, error, what: str = "Click failed") -> None:
         self._worker = None
         self._pending.clear()
-        if self._marker is None:  # the point was drawn when the click came
-            self.points.remove_last()
-        self._marker = None
         message = str(error) if isinstance(error, MedsegError) else \
             f"{type(error).__name__}: {error}"
         show_error(f"{what}: {message}")
@@ -392,10 +378,10 @@ def _build(make_session):
     return session
 
 
-def _propose(session, make_session, position, positive):
-    """Worker body: build the session (engine, model) when needed, then run the click."""
+def _propose(session, position, positive):
+    """Worker body: the click's change, or the user-fixable problem (a message, not a
+    traceback)."""
     try:
-        session = session or make_session()
-        return session, session.propose(position, positive)
-    except MedsegError as error:  # a user-fixable problem: a message, not a traceback
-        return None, error
+        return session.propose(position, positive)
+    except MedsegError as error:
+        return error
