@@ -7,7 +7,11 @@ interior, so the walker cannot hand another structure to the edited label
 wholesale. Left unseeded, for the walker to decide, is the region the click
 is about: voxels of the clicked voxel's current label, similar in every
 channel to the click's neighbourhood and connected to it. Positive clicks
-seed the edited label; negative clicks seed a "not this label" class, and
+seed the edited label; a positive click that starts a new object in the
+background also seeds the voxels within a few voxels of it that are most like
+its surroundings (otherwise the walker, seeded by a speck against the box's
+faces, gives the label a few hundred voxels of a large structure). Negative
+clicks seed a "not this label" class, and
 voxels it wins go to the walker's next most likely label. The session then
 keeps only the change connected to the click (see ``_edit``). Boxes larger
 than 48^3 are solved at half resolution with pyamg's multigrid solver.
@@ -30,7 +34,9 @@ _NEAR_MADS = 6.0
 _MAX_SPREAD = 0.03  # of the channel's 1-99 % range
 _GROW_MADS = 8.0
 _REACH = 8.0  # voxels a click may reach into another label's region
-_NEW_OBJECT_GAP = 1.5  # a positive click this far from the label grows a new object
+_NEW_OBJECT_GAP = 1.5
+_CORE_MADS = 3.0  # a new object's seed: this similar to the click's surroundings,
+_CORE_RADIUS = 6.0  # and this near it (voxels); 4 gained less, no limit leaked  # a positive click this far from the label grows a new object
 
 
 def _normalised(data: np.ndarray) -> np.ndarray:
@@ -77,7 +83,8 @@ class RandomWalkerEngine:
         self.beta, self.near_mads = beta, near_mads
         self.description = "model-free (random walker)"
 
-    def _similar(self, box, local, into_background: bool) -> np.ndarray:
+    def _similar(self, box, local, into_background: bool, mads: float | None = None
+                 ) -> np.ndarray:
         """Voxels within ``near_mads`` robust z-scores of the click's neighbourhood.
 
         A positive click into unlabelled background, away from the label's
@@ -88,8 +95,9 @@ class RandomWalkerEngine:
         boundary does not open both tissues.
         """
         data = self.image[(slice(None), *box)]
-        radius, floor, cap, mads = (2.5, 0.05, np.inf, _GROW_MADS) if into_background else \
+        radius, floor, cap, loose = (2.5, 0.05, np.inf, _GROW_MADS) if into_background else \
             (1.0, 0.02, _MAX_SPREAD, self.near_mads)
+        mads = loose if mads is None else mads
         values = data[:, ball_mask(data.shape[1:], local, radius)]
         centre = np.median(values, axis=1, keepdims=True)
         spread = np.clip(np.median(np.abs(values - centre), axis=1) * 1.4826, floor, cap)
@@ -116,6 +124,11 @@ class RandomWalkerEngine:
         open_region[_faces(window.shape)] = False  # the box's faces keep their labels
         seeds[open_region] = 0
         not_label = len(values) + 1
+        if into_background:  # the voxels most like the click's surroundings seed the label
+            core = connected_at(self._similar(box, local, True, _CORE_MADS) & open_region
+                                & ball_mask(window.shape, local, _CORE_RADIUS), local)
+            if core is not None:
+                seeds[ndi.binary_erosion(core)] = values.index(int(label)) + 1
         for click in clicks:
             ball = ball_mask(window.shape, np.asarray(click.position) - origin, 1.5)
             seeds[ball] = values.index(int(label)) + 1 if click.positive else not_label
