@@ -90,6 +90,35 @@ class _IgnoresT2(torch.nn.Module):
         return self.inner(x) * 4
 
 
+def test_coalitions_sharing_an_input_run_once_and_equal_each_coalition_run_alone():
+    from napari_medseg.inference import sliding_window
+
+    network = _toy_network(seed=3)
+    samples_run = []
+
+    def counted(batch):
+        samples_run.append(batch.shape[0])
+        return network(batch)
+
+    torch.manual_seed(2)
+    image = torch.randn(4, 16, 16, 24)
+    image[2, :, :, 12:] = 0  # T2 absent from the windows on the right: it cannot matter there
+    image[:, :, :, 16:] = 0  # air: every contrast is zero
+    baseline = torch.zeros_like(image)
+    masks = coalition_masks(4)
+    shared = run_to_end(coalition_probabilities(counted, image, baseline, masks, (8, 8, 8), 4))
+    for coalition, keep in zip(shared, masks):
+        chosen = torch.where(torch.as_tensor(keep)[:, None, None, None], image, baseline)
+        with torch.no_grad():
+            alone = run_to_end(sliding_window(lambda x: network(x).softmax(1), chosen,
+                                              (8, 8, 8), 4, reuse_blank=False))
+        torch.testing.assert_close(coalition, alone, atol=1e-5, rtol=1e-5)
+    # 3 x 3 x 5 windows (x starts 0, 4, 8, 12, 16), naively 16 inputs each: 15 and the
+    # shared blank where T2 is present (x < 16), 7 where it is not (x 12-20), and the air
+    # (x 16-24) is the blank again: run once in all
+    assert sum(samples_run) == 27 * 15 + 9 * 7 + 1
+
+
 def test_explain_case_efficiency_null_player_and_folds(coarse_model_folder, small_case):
     spec_model = load_model(coarse_model_folder)
     model = LoadedModel(spec_model.spec, coarse_model_folder, (_IgnoresT2(), _IgnoresT2()))

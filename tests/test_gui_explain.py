@@ -17,7 +17,7 @@ def test_explain_section_end_to_end(sample_dock, qtbot, coarse_model_folder):
     with qtbot.waitSignal(dock.model_section.runner.settled, timeout=180_000):
         pass
     seconds = dock.model_section.last_run.seconds
-    assert f"{seconds:.1f} s" in section.estimate.text()  # 16 x a short run: under a minute
+    assert f"{seconds:.1f} s" in section.estimate.text()  # 15 x a short run: under a minute
     section.reference_combo.setCurrentText("reference")
     worker = section.run()
     with qtbot.waitSignal(worker.finished, timeout=180_000):

@@ -104,8 +104,9 @@ class ExplainSection(QWidget):
 
     # -- running ----------------------------------------------------------
     def show_estimate(self, *_) -> str:
-        """Say before a run how long it takes: one model run per subset of contrasts."""
-        subsets = 2 ** len(self._case.contrasts)
+        """Say before a run how long it takes: one model run per non-empty subset of contrasts
+        (the empty one, all baseline, runs once)."""
+        subsets = 2 ** len(self._case.contrasts) - 1
         run = self._models.last_run
         if (run is None or run.folder != self._models.current_folder()
                 or run.device != self._models.device_combo.currentText()):

@@ -34,9 +34,9 @@ _NEAR_MADS = 6.0
 _MAX_SPREAD = 0.03  # of the channel's 1-99 % range
 _GROW_MADS = 8.0
 _REACH = 8.0  # voxels a click may reach into another label's region
-_NEW_OBJECT_GAP = 1.5
+_NEW_OBJECT_GAP = 1.5  # a positive click this far from the label grows a new object
 _CORE_MADS = 3.0  # a new object's seed: this similar to the click's surroundings,
-_CORE_RADIUS = 6.0  # and this near it (voxels); 4 gained less, no limit leaked  # a positive click this far from the label grows a new object
+_CORE_RADIUS = 6.0  # and this near it (voxels); 4 gained less, no limit leaked
 
 
 def _normalised(data: np.ndarray) -> np.ndarray:
