@@ -164,9 +164,11 @@ def test_shared_encoder_mc_equals_repeated_forward_in_eval_and_differs_with_drop
     network = UNet3D(4, 4, widths=(4, 8, 16, 32), dropout=0.3).eval()
     x = torch.randn(2, 4, 16, 16, 16)
     with torch.no_grad():
-        shared = network.forward_samples(x, 3)
         repeated = network(x.repeat(3, 1, 1, 1, 1))
-        torch.testing.assert_close(shared, repeated, atol=1e-5, rtol=1e-4)
+        for per_pass in (4, 2, 1):  # samples in passes: 3, 2 + 1, 1 + 1 + 1
+            shared = network.forward_samples(x, 3, per_pass=per_pass)
+            torch.testing.assert_close(shared, repeated, atol=1e-5, rtol=1e-4)
         with dropout_active(network, True):
-            sampled = network.forward_samples(x, 3).reshape(3, 2, 4, 16, 16, 16)
+            sampled = network.forward_samples(x, 3, per_pass=2).reshape(3, 2, 4, 16, 16, 16)
         assert not torch.allclose(sampled[0], sampled[1])
+        assert not torch.allclose(sampled[1], sampled[2])  # a new pass draws new masks
