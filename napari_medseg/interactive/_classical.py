@@ -37,6 +37,8 @@ _REACH = 8.0  # voxels a click may reach into another label's region
 _NEW_OBJECT_GAP = 1.5  # a positive click this far from the label grows a new object
 _CORE_MADS = 3.0  # a new object's seed: this similar to the click's surroundings,
 _CORE_RADIUS = 6.0  # and this near it (voxels); 4 gained less, no limit leaked
+_UNIFORM_SPREAD = 0.1  # only where the click's surroundings vary less than this (1-99 %
+# range): a click at a tissue boundary (spread 0.2) seeded a core that leaked
 
 
 def _normalised(data: np.ndarray) -> np.ndarray:
@@ -98,9 +100,8 @@ class RandomWalkerEngine:
         radius, floor, cap, loose = (2.5, 0.05, np.inf, _GROW_MADS) if into_background else \
             (1.0, 0.02, _MAX_SPREAD, self.near_mads)
         mads = loose if mads is None else mads
-        values = data[:, ball_mask(data.shape[1:], local, radius)]
-        centre = np.median(values, axis=1, keepdims=True)
-        spread = np.clip(np.median(np.abs(values - centre), axis=1) * 1.4826, floor, cap)
+        centre, spread = _robust_stats(data, local, radius)
+        spread = np.clip(spread, floor, cap)
         centre, spread = centre.reshape(-1, 1, 1, 1), spread.reshape(-1, 1, 1, 1)
         return (np.abs(data - centre) / spread <= mads).all(axis=0)
 
@@ -124,7 +125,9 @@ class RandomWalkerEngine:
         open_region[_faces(window.shape)] = False  # the box's faces keep their labels
         seeds[open_region] = 0
         not_label = len(values) + 1
-        if into_background:  # the voxels most like the click's surroundings seed the label
+        data = self.image[(slice(None), *box)]
+        if into_background and _robust_stats(data, local, 2.5)[1].max() <= _UNIFORM_SPREAD:
+            # in uniform tissue, the voxels most like the click's surroundings seed the label
             core = connected_at(self._similar(box, local, True, _CORE_MADS) & open_region
                                 & ball_mask(window.shape, local, _CORE_RADIUS), local)
             if core is not None:
@@ -170,6 +173,14 @@ class RandomWalkerEngine:
         # only the open region (and the voxel layer around it) may change: a thin
         # structure whose interior erosion left no seed is not handed over whole
         return box, np.where(changeable | (seeds == len(values) + 1), answer, window)
+
+
+def _robust_stats(data: np.ndarray, local: tuple, radius: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel, the median and robust spread (1.4826 MAD) of a ball around ``local``."""
+    values = data[:, ball_mask(data.shape[1:], local, radius)]
+    centre = np.median(values, axis=1)
+    return centre, np.median(np.abs(values - centre[:, None]), axis=1) * 1.4826
 
 
 def _near_label(inside: np.ndarray, point: tuple, gap: float) -> bool:
