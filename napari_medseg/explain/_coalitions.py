@@ -16,13 +16,10 @@ import torch
 from scipy import ndimage as ndi
 
 from napari_medseg.errors import InputError
-from napari_medseg.inference import sliding_window
+from napari_medseg.inference import inputs_per_pass, sliding_window
 from napari_medseg.progress import ProgressGenerator
 
 BASELINES = ("zero", "mean", "blur")
-#: coalitions go through the network together up to this many voxels: four 48^3
-#: windows, where a CPU pass is fastest per window (batch 16 was 12 % slower)
-_VOXELS_PER_PASS = 2 ** 19
 
 
 def make_baseline(image: np.ndarray, kind: str, spacing=(1.0, 1.0, 1.0),
@@ -95,8 +92,8 @@ def coalition_probabilities(network, image: torch.Tensor, baseline: torch.Tensor
     blank_output: list[torch.Tensor] = []  # the network's answer to an all-zero window
 
     def run(inputs: torch.Tensor) -> torch.Tensor:
-        per_pass = max(1, _VOXELS_PER_PASS // int(np.prod(inputs.shape[2:])))
-        return torch.cat([network(part).softmax(1) for part in inputs.split(per_pass)])
+        return torch.cat([network(part).softmax(1)
+                          for part in inputs.split(inputs_per_pass(inputs.shape[2:]))])
 
     def distinct_coalitions(window: torch.Tensor) -> torch.Tensor:
         """``[S, K, ...]`` for one window, each distinct input run once."""

@@ -24,6 +24,23 @@ import torch.nn.functional as F
 from napari_medseg.progress import Progress, ProgressGenerator
 
 
+#: inputs that go through a network in one pass, in voxels: four 48^3 windows. On a
+#: CPU a pass of 8 or 16 such windows costs 10-17 % more per window than passes of 4
+#: (BENCHMARKS.md, Explain and Uncertainty)
+VOXELS_PER_PASS = 2 ** 19
+
+
+def inputs_per_pass(window: Sequence[int]) -> int:
+    """How many inputs of spatial shape ``window`` to run through a network together.
+
+    Parameters
+    ----------
+    window : sequence of int
+        Spatial shape of one input.
+    """
+    return max(1, VOXELS_PER_PASS // math.prod(int(n) for n in window))
+
+
 def gaussian_importance(patch: Sequence[int], sigma_scale: float = 0.125,
                         device: torch.device | str = "cpu") -> torch.Tensor:
     """Separable Gaussian weight map over a patch (MONAI's definition, clamped >= 1e-3).

@@ -16,7 +16,7 @@ from itertools import combinations
 import torch
 
 from napari_medseg.errors import InputError
-from napari_medseg.inference import sliding_window
+from napari_medseg.inference import inputs_per_pass, sliding_window
 from napari_medseg.progress import ProgressGenerator, rescaled
 
 METHODS = ("mc", "tta", "ensemble")
@@ -143,26 +143,23 @@ def check_methods(methods: tuple[str, ...], samples: int, model) -> None:
                          "or combine with mc")
 
 
-#: inputs per network pass: on a CPU a pass of 8 48^3 windows costs 10-17 % more per
-#: window than passes of 4 (see `UNet3D.forward_samples`)
-_PER_PASS = 4
-
-
 def _sampler(network, flips: list[tuple[int, ...]], n_samples: int, n_classes: int):
     """A window function returning ``n_samples`` probability maps per window."""
 
     shares_encoder = flips == [()] and hasattr(network, "forward_samples")
 
     def run(batch: torch.Tensor) -> torch.Tensor:
+        per_pass = inputs_per_pass(batch.shape[2:])
         if shares_encoder:  # MC dropout alone: the dropout-free encoder runs once
-            probabilities = network.forward_samples(batch, n_samples, _PER_PASS).softmax(1)
+            probabilities = network.forward_samples(
+                batch, n_samples, max(1, per_pass // batch.shape[0])).softmax(1)
         else:
             outputs = []
             for index in range(n_samples):
                 axes = tuple(a + 2 for a in flips[index % len(flips)])
                 outputs.append(torch.flip(batch, axes) if axes else batch)
             probabilities = torch.cat([network(part).softmax(1)  # [n_samples * B, K, ...]
-                                       for part in torch.cat(outputs).split(_PER_PASS)])
+                                       for part in torch.cat(outputs).split(per_pass)])
         probabilities = probabilities.reshape(n_samples, batch.shape[0], n_classes,
                                               *batch.shape[2:])
         aligned = [torch.flip(probabilities[i], tuple(a + 2 for a in flips[i % len(flips)]))
