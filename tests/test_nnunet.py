@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,13 +223,12 @@ def test_dock_runs_a_chosen_fold_like_nnunet_and_lists_the_folder_after_a_restar
 
 
 @pytest.mark.parametrize("kind", ["labels", "regions"])
-def test_uncertainty_and_shapley_run_on_nnunet_models(nnunet_models, case_files, kind):
+def test_uncertainty_runs_on_nnunet_models(nnunet_models, case_files, kind):
     """The features that run the networks themselves see each label value's probability
     (nnU-Net's softmax, or the region sigmoids combined as nnU-Net paints them), and
-    get the fold ensemble, Shapley values over the inputs, and a refusal of MC dropout."""
+    get the fold ensemble and a refusal of MC dropout."""
     import torch
 
-    from napari_medseg.explain import explain_case
     from napari_medseg.inference._nnunet import class_probabilities
     from napari_medseg.io import read_volume
     from napari_medseg.models import load_model
@@ -247,9 +247,6 @@ def test_uncertainty_and_shapley_run_on_nnunet_models(nnunet_models, case_files,
     np.testing.assert_allclose(result.mean.sum(0), 1.0, atol=1e-3)
     with pytest.raises(InputError, match="dropout"):
         run_to_end(estimate_uncertainty(model, volume, "mc"))
-    if kind == "labels":
-        shapley = run_to_end(explain_case(model, volume, maps=False))
-        assert set(shapley.contrasts) == {"T1", "T1ce", "T2", "FLAIR"} and shapley.targets
 
 
 def test_fine_tuning_an_nnunet_model_points_to_nnunet(nnunet_models, tmp_path):
@@ -349,3 +346,98 @@ def test_uncertainty_samples_of_an_nnunet_model_are_nnunets_own_predictions(
     flipped = run_to_end(estimate_uncertainty(model, volume, "tta", samples=3))
     assert flipped.n_samples == 3 and flipped.mean.shape == result.mean.shape
     assert not np.allclose(flipped.mean, reference(False, 0), atol=1e-3)  # flips count
+
+
+def nnunet_coalitions(folder, files, masks, fold=None):
+    """nnU-Net's own labels and probabilities for coalitions of input channels (rows of
+    ``masks``): its reader and
+    preprocessor, the absent channels set to 0 on the preprocessed grid (the
+    zero baseline: each channel's mean after its z-score), its
+    ``predict_logits_from_preprocessed_data`` (one fold, or the folds'
+    mean logits) and its export to the source grid."""
+    import torch
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+    from nnunetv2.inference.export_prediction import (
+        convert_predicted_logits_to_segmentation_with_correct_shape)
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    predictor = nnUNetPredictor(use_mirroring=False, device=torch.device("cpu"),
+                                allow_tqdm=False)
+    predictor.initialize_from_trained_model_folder(str(folder), None if fold is None
+                                                   else [fold])
+    image, properties = SimpleITKIO().read_images(files)
+    preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
+    data, _, properties = preprocessor.run_case_npy(
+        image, None, properties, predictor.plans_manager, predictor.configuration_manager,
+        predictor.dataset_json)
+    out = []
+    for keep in masks:
+        logits = predictor.predict_logits_from_preprocessed_data(
+            torch.from_numpy(np.where(np.asarray(keep)[:, None, None, None], data, 0)))
+        out.append(convert_predicted_logits_to_segmentation_with_correct_shape(
+            logits, predictor.plans_manager, predictor.configuration_manager,
+            predictor.label_manager, properties, return_probabilities=True))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["labels", "regions"])
+def test_shapley_values_of_an_nnunet_model_come_from_nnunets_own_predictions(
+        nnunet_models, case_files, kind, tmp_path):
+    """Every coalition is predicted by nnU-Net's own pipeline (preprocessing once,
+    channels replaced on its grid, windows, export, fold logits averaged), so the
+    values equal exact Shapley over nnU-Net's own coalition predictions, per fold
+    and for the ensemble, region-based models included; the voxel maps add up to
+    the ensemble's probability with every channel minus with none."""
+    from napari_medseg.explain import coalition_masks, exact_shapley, explain_case
+    from napari_medseg.io import read_volume
+    from napari_medseg.metrics import dice
+    from napari_medseg.models import load_model
+    from napari_medseg.progress import run_to_end
+
+    folder = nnunet_models[kind]
+    model, volume = load_model(folder), read_volume(case_files)
+    reference = generate_reference()
+    if kind == "labels":  # the API, with voxel maps and progress
+        steps = []
+        result = run_to_end(explain_case(model, volume, reference, device="cpu",
+                                         mirroring=False), steps.append)
+        assert result.model["method"].startswith("nnU-Net's own pipeline")
+        assert steps[-1].done == steps[-1].total and len(steps) > 32  # every window, 16 x 2
+        phi = {name: (t.phi, t.fold_phi) for name, t in result.targets.items()}
+    else:  # the command line, on the reference file written with the case
+        from napari_medseg.cli import main
+
+        output = tmp_path / "shapley.json"
+        labels_file = Path(case_files[0]).parent / "held_out_seg.nii.gz"
+        assert main(["shapley", *case_files, "--reference", str(labels_file), "--model",
+                     str(folder), "--no-mirroring", "--ranking", "none", "--json",
+                     str(output)]) == 0
+        written = json.loads(output.read_text())["targets"]
+        phi = {name: (np.array(list(t["phi"].values())),
+                      np.array([list(f.values()) for f in t["per_fold_phi"]]))
+               for name, t in written.items()}
+    targets = {info.name: (info.value,) for info in model.spec.labels}
+    targets.update({n: v for n, v in model.spec.regions.items() if len(v) > 1})
+    assert set(phi) == set(targets)
+    masks = coalition_masks(4)
+    for member, fold in ((None, None), (0, 0), (1, 1)):
+        runs = nnunet_coalitions(folder, case_files, masks, fold)
+        labels = [lab for lab, _ in runs]
+        assert len({lab.tobytes() for lab in labels}) > 2  # coalitions differ
+        for name, values in targets.items():
+            dices = np.array([dice(np.isin(lab, values), np.isin(reference, values))
+                              for lab in labels])
+            got = phi[name][0] if member is None else phi[name][1][member]
+            np.testing.assert_allclose(got, exact_shapley(dices), atol=1e-6)
+        if member is None:
+            full, empty = runs[-1][1], runs[0][1]
+    for target in result.targets.values() if kind == "labels" else ():
+        change = full[list(target.labels)].sum(0) - empty[list(target.labels)].sum(0)
+        np.testing.assert_allclose(target.maps.sum(0), change, atol=1e-4)
+        assert np.abs(change).max() > 0.1
+
+
+def generate_reference():
+    from napari_medseg.sample import generate_case
+
+    return generate_case(5, spacing=4.0).labels.data

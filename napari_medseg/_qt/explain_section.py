@@ -138,6 +138,7 @@ class ExplainSection(QWidget):
         baseline = self.baseline_combo.currentText()
         device = self._models.device_combo.currentText()
         folder = self._models.current_folder()
+        mirroring = self._models.mirroring_box.isChecked()  # nnU-Net models, as in their run
         rankings = {t: dict(r) for t, r in self.rankings.items()}
 
         def task():
@@ -145,7 +146,8 @@ class ExplainSection(QWidget):
 
             model = self._models.loaded_model(folder)
             result = yield from explain_case(model, volume, reference, baseline=baseline,
-                                             clinician=rankings, device=device)
+                                             clinician=rankings, device=device,
+                                             mirroring=mirroring)
             return result, volume
 
         return self.runner.start(task, self._on_result, "Explain")

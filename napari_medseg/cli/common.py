@@ -38,6 +38,12 @@ def add_device(parser: argparse.ArgumentParser, what: str = "the model") -> None
                              "default), cpu, cuda or mps")
 
 
+def add_mirroring(parser: argparse.ArgumentParser) -> None:
+    """``--no-mirroring``: nnU-Net models without nnU-Net's mirroring test-time augmentation."""
+    parser.add_argument("--no-mirroring", action="store_true",
+                        help="nnU-Net models: skip nnU-Net's mirroring test-time augmentation")
+
+
 def add_overwrite(parser: argparse.ArgumentParser, what: str = "existing outputs") -> None:
     """``--overwrite``: replace ``what`` (without it, an existing output is refused).
 

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from napari_medseg.cli.common import add_device, add_overwrite, progress_printer
+from napari_medseg.cli.common import add_device, add_mirroring, add_overwrite, progress_printer
 
 
 def spec_summary(name: str, folder) -> dict:
@@ -108,8 +108,7 @@ def add_model_commands(commands) -> None:
                          "nnU-Net v2 trained-model folder (default brats_unet)")
     predict.add_argument("--folds", type=int, nargs="+", default=None,
                          help="use only these folds (positions in the model's fold list)")
-    predict.add_argument("--no-mirroring", action="store_true",
-                         help="nnU-Net models: skip nnU-Net's mirroring test-time augmentation")
+    add_mirroring(predict)
     predict.add_argument("--trust-code", action="store_true",
                         help="allow TorchScript weights (their code runs when loaded)")
     add_device(predict)

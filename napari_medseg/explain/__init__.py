@@ -4,11 +4,12 @@ Follows Ren et al., "Clinical Interpretability of Deep Learning Segmentation
 Through Shapley-Derived Agreement and Uncertainty Metrics" (BraTS 2024).
 """
 from napari_medseg.explain._coalitions import BASELINES, coalition_probabilities, make_baseline
-from napari_medseg.explain._explain import (
-    ShapleyResult, TargetAttribution, attribution_targets, explain_case)
+from napari_medseg.explain._explain import explain_case
 from napari_medseg.explain._ranking import (
     PROTOCOL_RANKINGS, max_footrule, normalised_footrule_similarity, rank_variance,
     ranks_from_phi, validate_ranking)
+from napari_medseg.explain._result import (
+    ShapleyResult, TargetAttribution, attribution_targets)
 from napari_medseg.explain._shapley import (
     coalition_masks, exact_shapley, permutation_shapley, shapley_coefficients)
 

@@ -9,103 +9,27 @@ Per fold and for the fold ensemble (mean probabilities).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from napari_medseg.errors import InputError
 from napari_medseg.explain._coalitions import coalition_probabilities, make_baseline
-from napari_medseg.explain._ranking import (
-    normalised_footrule_similarity, rank_variance, ranks_from_phi, validate_ranking)
+from napari_medseg.explain._ranking import validate_ranking
 from napari_medseg.explain._region import (
     case_block, explained_boxes, pasted, reference_on_grid, resampled_block, touches)
-from napari_medseg.explain._shapley import coalition_masks, exact_shapley, shapley_coefficients
+from napari_medseg.explain._result import (
+    ShapleyResult, attribution_targets, dice_counts, exact_attributions, target_masks)
+from napari_medseg.explain._shapley import coalition_masks, shapley_coefficients
 from napari_medseg.inference._predict import _fold_pass, prepare_input, resample
 from napari_medseg.io import Volume
 from napari_medseg.labels import most_probable
 from napari_medseg.metrics import dice_from_counts
 from napari_medseg.models.loading import LoadedModel
-from napari_medseg.progress import Progress, ProgressGenerator, rescaled
+from napari_medseg.models.nnunet import NnunetModel
+from napari_medseg.progress import ProgressGenerator, rescaled
 
 EXACT_LIMIT = 6
-
-
-@dataclass(frozen=True, eq=False)
-class TargetAttribution:
-    """Attributions for one label or region (``phi`` and ranks in contrast order)."""
-
-    name: str
-    labels: tuple[int, ...]
-    phi: np.ndarray
-    ranks: np.ndarray
-    value_all: float
-    value_empty: float
-    fold_phi: np.ndarray
-    fold_ranks: np.ndarray
-    rank_variance: float
-    clinician_ranks: np.ndarray | None = None
-    nsf: float | None = None
-    fold_nsf: list[float] = field(default_factory=list)
-    maps: np.ndarray | None = None
-    standard_error: np.ndarray | None = None
-
-
-@dataclass(frozen=True, eq=False)
-class ShapleyResult:
-    """Everything `explain_case` computed; ``to_dict`` is the documented JSON."""
-
-    contrasts: tuple[str, ...]
-    baseline: str
-    value: str
-    model: dict
-    targets: dict[str, TargetAttribution]
-
-    def to_dict(self) -> dict:
-        """JSON-ready summary (voxel maps are written separately)."""
-        targets = {}
-        for name, t in self.targets.items():
-            entry = {"labels": list(t.labels),
-                     "phi": dict(zip(self.contrasts, map(float, t.phi))),
-                     "ranking": dict(zip(self.contrasts, map(float, t.ranks))),
-                     "v_all": t.value_all, "v_empty": t.value_empty,
-                     "per_fold_phi": [dict(zip(self.contrasts, map(float, row)))
-                                      for row in t.fold_phi],
-                     "per_fold_ranking": [dict(zip(self.contrasts, map(float, row)))
-                                          for row in t.fold_ranks],
-                     "rank_variance": t.rank_variance}
-            if t.standard_error is not None:
-                entry["phi_standard_error"] = dict(zip(self.contrasts,
-                                                       map(float, t.standard_error)))
-            if t.clinician_ranks is not None:
-                entry["clinician_ranking"] = dict(zip(self.contrasts,
-                                                      map(float, t.clinician_ranks)))
-                entry["nsf"] = t.nsf
-                entry["per_fold_nsf"] = t.fold_nsf
-            targets[name] = entry
-        return {"contrasts": list(self.contrasts), "baseline": self.baseline,
-                "value": self.value, "model": self.model, "ties": "average rank",
-                "targets": targets}
-
-
-def attribution_targets(model: LoadedModel) -> dict[str, tuple[int, ...]]:
-    """Labels of the spec, then its regions that are not a single label (WT, TC).
-
-    Parameters
-    ----------
-    model : LoadedModel
-        The model explained.
-
-    Returns
-    -------
-    dict of str to tuple of int
-        Target name to the label values it covers.
-    """
-    targets = {info.name: (info.value,) for info in model.spec.labels}
-    for name, values in model.spec.regions.items():
-        if len(values) > 1 and name not in targets:
-            targets[name] = tuple(values)
-    return targets
 
 
 def _region_probability(probabilities: torch.Tensor, labels: tuple[int, ...]) -> torch.Tensor:
@@ -125,35 +49,21 @@ def _coalition_values(probabilities, case_shape, targets, reference, blocks=None
         full[block] = most_probable(resampled_block(probabilities[-1], case_shape, block))
     truth = reference if reference is not None else full
     if not blocks:
-        wanted = _target_masks(truth, targets)
-        counts = np.stack([_counts(most_probable(resample(p, case_shape)), targets, wanted)
-                           for p in probabilities[:-1]] + [_counts(full, targets, wanted)])
+        wanted = target_masks(truth, targets)
+        counts = np.stack([dice_counts(most_probable(resample(p, case_shape)), targets, wanted)
+                           for p in probabilities[:-1]] + [dice_counts(full, targets, wanted)])
         return dice_from_counts(counts[..., 0], counts[..., 1], counts[..., 2])
-    wanted = [_target_masks(truth[block], targets) for block in blocks]
-    whole = _counts(full, targets, _target_masks(truth, targets))
-    inside = [_counts(full[block], targets, masks) for block, masks in zip(blocks, wanted)]
+    wanted = [target_masks(truth[block], targets) for block in blocks]
+    whole = dice_counts(full, targets, target_masks(truth, targets))
+    inside = [dice_counts(full[block], targets, masks) for block, masks in zip(blocks, wanted)]
     values = []
     for coalition in probabilities:
         counts = whole.copy()
         for block, masks, full_counts in zip(blocks, wanted, inside):
             labels = most_probable(resampled_block(coalition, case_shape, block))
-            counts += _counts(labels, targets, masks) - full_counts
+            counts += dice_counts(labels, targets, masks) - full_counts
         values.append(dice_from_counts(counts[:, 0], counts[:, 1], counts[:, 2]))
     return np.array(values)
-
-
-def _target_masks(truth: np.ndarray, targets) -> list[np.ndarray]:
-    return [np.isin(truth, values) for values in targets.values()]
-
-
-def _counts(labels: np.ndarray, targets, wanted: list[np.ndarray]) -> np.ndarray:
-    """``[T, 3]``: predicted, reference and overlapping voxels per target (``wanted``: the
-    reference's masks of the targets)."""
-    out = []
-    for values, reference in zip(targets.values(), wanted):
-        predicted = np.isin(labels, values)
-        out.append((predicted.sum(), reference.sum(), np.logical_and(predicted, reference).sum()))
-    return np.array(out, dtype=np.int64)
 
 
 def _check_reference(reference, volume: Volume, model: LoadedModel) -> np.ndarray | None:
@@ -174,7 +84,7 @@ def _check_reference(reference, volume: Volume, model: LoadedModel) -> np.ndarra
 def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | None = None,
                  baseline: str = "zero", clinician: Mapping[str, Mapping[str, int]] | None = None,
                  maps: bool = True, overlap: float = 0.5, device: str = "auto",
-                 permutations: int = 64, region: str = "whole"
+                 permutations: int = 64, region: str = "whole", mirroring: bool = True
                  ) -> ProgressGenerator[ShapleyResult]:
     """Shapley attribution of every contrast, per label and region, per fold.
 
@@ -207,7 +117,10 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
         the windows that touch boxes around what the ordinary prediction or
         the reference marks (the model first predicts the whole volume once;
         see ``explain._region``; its error against the whole volume is
-        measured in BENCHMARKS.md).
+        measured in BENCHMARKS.md). nnU-Net models always run the whole case.
+    mirroring : bool
+        nnU-Net models: nnU-Net's mirroring test-time augmentation in every
+        coalition's prediction (as in the prediction explained; on by default).
 
     Yields
     ------
@@ -222,11 +135,18 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
     checked = {t: validate_ranking(r, contrasts, t) for t, r in (clinician or {}).items()
                if t in targets}
     torch_device = choose_device(device)
+    if isinstance(model, NnunetModel) and len(contrasts) <= EXACT_LIMIT:
+        from napari_medseg.explain._nnunet import explain_nnunet
+
+        return (yield from explain_nnunet(model, volume, reference, targets, checked, baseline,
+                                          maps, torch_device, mirroring, 1.0 - overlap))
     image_t = prepare_input(volume, model.spec)
     grid = tuple(image_t.shape[1:])
     base_t = torch.from_numpy(make_baseline(image_t.numpy(), baseline, model.spec.spacing))
     if len(contrasts) > EXACT_LIMIT:
-        result = yield from _sampled(model, image_t, base_t, volume, reference, targets,
+        from napari_medseg.explain._sampled import explain_sampled
+
+        result = yield from explain_sampled(model, image_t, base_t, volume, reference, targets,
                                      checked, baseline, overlap, torch_device, permutations)
         return result
     masks = coalition_masks(len(contrasts))
@@ -256,22 +176,7 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
     ensemble /= len(model.networks)
     values = _coalition_values(ensemble, volume.shape, targets, reference, blocks)
     voxel_maps = _voxel_maps(ensemble, targets, volume.shape) if maps else {}
-    result_targets = {}
-    for index, (name, labels) in enumerate(targets.items()):
-        phi = exact_shapley(values[:, index])
-        fold_phi = np.array([exact_shapley(v[:, index]) for v in fold_values])
-        fold_ranks = np.array([ranks_from_phi(p) for p in fold_phi])
-        ranks = ranks_from_phi(phi)
-        clinician_ranks = checked.get(name)
-        result_targets[name] = TargetAttribution(
-            name=name, labels=labels, phi=phi, ranks=ranks, value_all=float(values[-1, index]),
-            value_empty=float(values[0, index]), fold_phi=fold_phi, fold_ranks=fold_ranks,
-            rank_variance=rank_variance(fold_ranks), clinician_ranks=clinician_ranks,
-            nsf=None if clinician_ranks is None else normalised_footrule_similarity(
-                ranks, clinician_ranks),
-            fold_nsf=[] if clinician_ranks is None else [
-                normalised_footrule_similarity(r, clinician_ranks) for r in fold_ranks],
-            maps=voxel_maps.get(name))
+    result_targets = exact_attributions(targets, values, fold_values, checked, voxel_maps)
     return ShapleyResult(contrasts=contrasts, baseline=baseline,
                          value="dice_vs_reference" if reference is not None
                          else "dice_vs_full_prediction",
@@ -305,69 +210,3 @@ def _voxel_maps(ensemble: torch.Tensor, targets, case_shape) -> dict[str, np.nda
     return out
 
 
-def _sampled(model, image_t, base_t, volume, reference, targets, checked, baseline, overlap,
-             device, permutations) -> ProgressGenerator[ShapleyResult]:
-    """Permutation-sampling Shapley for many contrasts: coalitions run on demand, once."""
-    from napari_medseg.explain._shapley import coalitions_visited, permutation_shapley
-
-    contrasts = model.spec.input_names
-    n = len(contrasts)
-    full_code = 2**n - 1
-    needed = sorted(coalitions_visited(n, permutations, seed=0) - {full_code})
-    total = len(needed) + 1
-    full = yield from _member_probabilities(model, image_t, base_t, full_code, n, overlap, device)
-    # without a reference, each member (fold, ensemble) is compared with its own full prediction
-    truths = [reference if reference is not None
-              else most_probable(resample(p[0], volume.shape)) for p in full]
-
-    def values_of(members) -> np.ndarray:  # [folds + 1 (ensemble), targets]
-        return np.stack([_coalition_values(p, volume.shape, targets, truth)[0]
-                         for p, truth in zip(members, truths)])
-
-    cache: dict[int, np.ndarray] = {full_code: values_of(full)}
-    yield Progress(1, total, f"coalition 1/{total}")
-    for step, code in enumerate(needed, start=2):
-        members = yield from _member_probabilities(model, image_t, base_t, code, n, overlap,
-                                                   device)
-        cache[code] = values_of(members)
-        yield Progress(step, total, f"coalition {step}/{total}")
-    results = {}
-    for index, (name, labels) in enumerate(targets.items()):
-        fold_phi = []
-        for member in range(len(model.networks) + 1):
-            phi, error = permutation_shapley(lambda c: cache[c][member, index], n,
-                                             permutations, seed=0)
-            fold_phi.append((phi, error))
-        phi, error = fold_phi[-1]
-        fold_only = np.array([p for p, _ in fold_phi[:-1]])
-        fold_ranks = np.array([ranks_from_phi(p) for p in fold_only])
-        ranks = ranks_from_phi(phi)
-        clinician_ranks = checked.get(name)
-        results[name] = TargetAttribution(
-            name=name, labels=labels, phi=phi, ranks=ranks,
-            value_all=float(cache[2**n - 1][-1, index]), value_empty=float(cache[0][-1, index]),
-            fold_phi=fold_only, fold_ranks=fold_ranks, rank_variance=rank_variance(fold_ranks),
-            clinician_ranks=clinician_ranks,
-            nsf=None if clinician_ranks is None else normalised_footrule_similarity(
-                ranks, clinician_ranks),
-            fold_nsf=[] if clinician_ranks is None else [
-                normalised_footrule_similarity(r, clinician_ranks) for r in fold_ranks],
-            standard_error=error)
-    return ShapleyResult(contrasts=contrasts, baseline=baseline,
-                         value="dice_vs_reference" if reference is not None
-                         else "dice_vs_full_prediction",
-                         model={"name": model.spec.name, "version": model.spec.version,
-                                "folds": len(model.networks), "method": "permutation sampling",
-                                "permutations": permutations},
-                         targets=results)
-
-
-def _member_probabilities(model, image_t, base_t, code, n, overlap, device):
-    mask = np.array([[(code >> i) & 1 == 1 for i in range(n)]])
-    per_fold = []
-    for network in model.networks:
-        probabilities = yield from coalition_probabilities(
-            network, image_t, base_t, mask, model.spec.patch_size, model.spec.n_classes,
-            overlap, device)
-        per_fold.append(probabilities)
-    return [*per_fold, sum(per_fold) / len(per_fold)]
