@@ -10,12 +10,16 @@ case (1 mm) is segmented by
   ``predict_from_files`` (what ``nnUNetv2_predict`` does; one process each
   for preprocessing and export).
 
+With ``--explain``, a third process runs ``napari-medseg shapley --model FOLDER``
+with voxel maps (every coalition through nnU-Net's own pipeline,
+``explain._nnunet``), reported against the plugin's prediction.
+
 Each runs in its own process, same folds, mirroring on, CPU; wall time
 includes loading the model and reading and writing files. Peak memory is the
 process's own high-water mark (``VmHWM``); nnU-Net's export worker process
 is not counted in its figure.
 
-    .venv/bin/python bench/nnunet.py --json bench/results/nnunet.json
+    .venv/bin/python bench/nnunet.py --explain --json bench/results/nnunet.json
 """
 from __future__ import annotations
 
@@ -49,9 +53,19 @@ def run_nnunet(model: Path, images: list[str], out: Path) -> None:
                                  num_processes_segmentation_export=1)
 
 
+def run_explain(model: Path, images: list[str], out: Path) -> None:
+    from napari_medseg.cli import main
+
+    assert main(["shapley", *images, "--model", str(model), "--json", str(out / "shapley.json"),
+                 "--maps", str(out / "maps"), "--ranking", "none", "--device", "cpu"]) == 0
+
+
+RUNS = {"plugin": run_plugin, "nnunet": run_nnunet, "plugin shapley": run_explain}
+
+
 def worker(which: str, model: Path, images: list[str], out: Path) -> None:
     started = time.perf_counter()
-    (run_plugin if which == "plugin" else run_nnunet)(model, images, out)
+    RUNS[which](model, images, out)
     seconds = time.perf_counter() - started
     # VmHWM: this process's own peak (ru_maxrss would carry the parent's across exec)
     status = Path("/proc/self/status").read_text()
@@ -84,7 +98,9 @@ def brats_grid(case, shape=(155, 240, 240)):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--worker", choices=("plugin", "nnunet"), help=argparse.SUPPRESS)
+    parser.add_argument("--explain", action="store_true",
+                        help="also time Shapley attributions through nnU-Net's pipeline")
+    parser.add_argument("--worker", choices=tuple(RUNS), help=argparse.SUPPRESS)
     parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("images", nargs="*", help=argparse.SUPPRESS)
@@ -104,7 +120,7 @@ def main() -> None:
     write_case(case, work / "case", "bench")
     images = [str(p) for p in case_files(work / "case", "bench")[0]]
     rows = []
-    for which in ("nnunet", "plugin"):
+    for which in ("nnunet", "plugin", *(("plugin shapley",) if args.explain else ())):
         done = subprocess.run([sys.executable, __file__, "--worker", which, "--model",
                                str(model), "--out", str(work), *images],
                               capture_output=True, text=True, check=True)
@@ -114,12 +130,13 @@ def main() -> None:
     theirs = sitk.GetArrayFromImage(sitk.ReadImage(str(work / "nnunet.nii.gz")))
     for row in rows:
         row["vs nnU-Net"] = row["seconds"] / rows[0]["seconds"]
+        row["vs plugin predict"] = row["seconds"] / rows[1]["seconds"]
     print(f"case {' x '.join(map(str, case.volume.shape))} voxels, 4 contrasts; model "
           f"{model.parent.name} (2 folds, mirroring); labels identical: "
           f"{bool(np.array_equal(ours, theirs))}")
     for row in rows:
         row["peak_mib"] = round(row["peak_mib"], 1)
-    print_table(rows, ["tool", "seconds", "peak_mib", "vs nnU-Net"])
+    print_table(rows, ["tool", "seconds", "peak_mib", "vs nnU-Net", "vs plugin predict"])
     if args.json:
         write_json(args.json, {"case_shape": list(case.volume.shape), "rows": rows,
                                "labels_identical": bool(np.array_equal(ours, theirs))})
