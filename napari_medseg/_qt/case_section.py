@@ -111,8 +111,13 @@ class CaseSection(QWidget):
         return [layer for layer in self._viewer.layers if isinstance(layer, Image)]
 
     def _watch(self, layer) -> None:
+        """Re-match when an image layer is renamed or gets new data (only images are
+        listed: a click's Points or Labels update must not rebuild the table)."""
+        from napari.layers import Image
+
         layer.events.name.connect(self.refresh)
-        layer.events.data.connect(self.refresh)
+        if isinstance(layer, Image):
+            layer.events.data.connect(self.refresh)
 
     def _on_inserted(self, event) -> None:
         self._watch(event.value)
