@@ -172,6 +172,36 @@ def test_dock_matches_contrasts_fits_1600x1000_and_clips_no_text(make_napari_vie
     assert all(section.content().height() == 0 for section in dock.sections.values())
 
 
+def test_long_model_names_and_paths_do_not_widen_the_dock(make_napari_viewer, qtbot,
+                                                          tmp_path):
+    """An nnU-Net folder's name (``Dataset..._Name__Trainer__Plans__3d_fullres``) in the
+    model list and its description, or a long export path in a status line, must not
+    push the dock wider than the window (it did: the whole dock scrolled sideways)."""
+    import shutil
+
+    from qtpy.QtWidgets import QScrollArea
+
+    from napari_medseg.models import builtin_models
+
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample(PLUGIN, "brats_like_case")
+    dock = _dock(viewer)
+    viewer.window._qt_window.resize(1600, 1000)
+    long_name = "Dataset991_AVeryLongDatasetNameForTesting__nnUNetTrainer__nnUNetPlans__3d_fullres"
+    folder = tmp_path / long_name
+    shutil.copytree(builtin_models()["brats_unet"], folder)
+    dock.model_section.add_model_folder(folder)
+    dock.export_section.status.setText(f"Exported to {tmp_path / long_name / long_name}")
+    for section in dock.sections.values():
+        section.expand(animate=False)
+    qtbot.wait(100)
+    scroll = dock.findChild(QScrollArea)
+    assert long_name in dock.model_section.model_combo.currentText()
+    assert scroll.horizontalScrollBar().maximum() == 0
+    assert scroll.widget().minimumSizeHint().width() <= scroll.viewport().width()
+    assert dock.width() < 600  # the dock did not grow to hold them either
+
+
 def test_dock_warms_first_use_costs_off_the_gui_thread(make_napari_viewer, qtbot):
     import sys
 

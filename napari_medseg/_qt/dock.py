@@ -13,6 +13,7 @@ from napari_medseg import __version__
 from napari_medseg._qt.case_section import CaseSection
 from napari_medseg._qt.explain_section import ExplainSection
 from napari_medseg._qt.export_section import ExportSection
+from napari_medseg._qt.fit import fit_width
 from napari_medseg._qt.model_section import ModelSection
 from napari_medseg._qt.orientation import AnatomicalView
 from napari_medseg._qt.refine_section import RefineSection
@@ -70,6 +71,7 @@ class MedSegDock(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(scroll)
         self.setMinimumWidth(460)
+        fit_width(body)
         warm_up()  # first-use imports off the GUI thread, before the first action needs them
 
     def _header(self) -> QHBoxLayout:

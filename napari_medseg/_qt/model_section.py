@@ -15,6 +15,7 @@ from qtpy.QtWidgets import (
     QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from napari_medseg.errors import MedsegError
+from napari_medseg._qt.fit import wrappable
 from napari_medseg._qt.worker import TaskRunner
 
 OPEN_FOLDER = "Open model folder..."
@@ -141,6 +142,7 @@ class ModelSection(QWidget):
         from napari_medseg.models import read_spec
 
         folder, self.shown_spec = self.current_folder(), None
+        self.model_combo.setToolTip(self.model_combo.currentText())  # whole, when cut short
         if folder is None:
             self.spec_label.setText("No model installed: open a model folder.")
             return
@@ -153,10 +155,10 @@ class ModelSection(QWidget):
         labels = ", ".join(info.name for info in spec.labels)
         self._show_folds(spec)
         self.spec_shown.emit(spec)
-        self.spec_label.setText(
+        self.spec_label.setText(wrappable(
             f"{spec.name} {spec.version}: inputs {', '.join(spec.input_names)}; labels {labels}; "
             f"{len(spec.folds)} folds; patch {'x'.join(map(str, spec.patch_size))} at "
-            f"{'x'.join(f'{s:g}' for s in spec.spacing)} mm")
+            f"{'x'.join(f'{s:g}' for s in spec.spacing)} mm"))
         self._case.set_contrasts(spec.input_names)
 
     def _show_folds(self, spec) -> None:
