@@ -112,7 +112,8 @@ class ReviewSection(QWidget):
         return self.runner.start(task, self._show_case, f"Opening {case_id}")
 
     def _show_case(self, case) -> Iterator[None]:
-        """Replace the previous case's layers with this one's, one layer per event-loop turn."""
+        """Replace the previous case's layers with this one's, one layer removed or added
+        per event-loop turn."""
         from napari_medseg.layers import labels_layer, same_placement, volume_layers
         from napari_medseg.models.registry import builtin_models
         from napari_medseg.orientation import placement
@@ -120,6 +121,7 @@ class ReviewSection(QWidget):
         for layer in self._case_layers:
             if layer in self._viewer.layers:
                 self._viewer.layers.remove(layer)
+                yield
         added = self._case_layers = []
         for data, kwargs, _ in volume_layers(case.volume):
             added.append(self._viewer.add_image(data, **kwargs))
