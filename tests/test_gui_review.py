@@ -51,9 +51,16 @@ def test_review_queue_opens_cases_by_priority(make_napari_viewer, qtbot, tmp_pat
     assert dock.case_section.warnings() == []  # ready for the model, refinement and export
     section.mark_current_reviewed()
     assert section.table.item(0, 4).text() == "yes"
+    removed, removals_seen = [], []  # the old case's layers go one per turn too (napari
+    removal_probe = _Probe(removed, removals_seen)  # collects garbage on each removal)
+    viewer.layers.events.removed.connect(lambda event: (
+        removed.append(event.value.name),
+        QCoreApplication.postEvent(removal_probe, QEvent(QEvent.Type.User))))
     assert section.open_next() is not None
     with qtbot.waitSignal(section.runner.settled, timeout=30_000):
         pass
+    QCoreApplication.processEvents()
     assert section.current == second and f"{first} segmentation" not in viewer.layers
+    assert len(removed) >= 6 and removals_seen == list(range(1, len(removed) + 1)), removed
     section.mark_current_reviewed()
     assert section.open_next() is None and "Every finished case" in section.status.text()
