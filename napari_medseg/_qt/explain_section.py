@@ -105,8 +105,11 @@ class ExplainSection(QWidget):
     # -- running ----------------------------------------------------------
     def show_estimate(self, *_) -> str:
         """Say before a run how long it takes: one model run per non-empty subset of contrasts
-        (the empty one, all baseline, runs once)."""
-        subsets = 2 ** len(self._case.contrasts) - 1
+        (the empty one, all baseline, runs once; an nnU-Net model runs every subset through
+        its own pipeline, the empty one included)."""
+        spec = self._models.shown_spec
+        nnunet = spec is not None and spec.architecture.get("name") == "nnunet"
+        subsets = 2 ** len(self._case.contrasts) - (0 if nnunet else 1)
         run = self._models.last_run
         if (run is None or run.folder != self._models.current_folder()
                 or run.device != self._models.device_combo.currentText()):
