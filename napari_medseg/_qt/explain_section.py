@@ -106,7 +106,8 @@ class ExplainSection(QWidget):
     def show_estimate(self, *_) -> str:
         """Say before a run how long it takes: one model run per non-empty subset of contrasts
         (the empty one, all baseline, runs once; an nnU-Net model runs every subset through
-        its own pipeline, the empty one included)."""
+        its own pipeline, the empty one included), with every fold (a run of fewer folds
+        is scaled up)."""
         spec = self._models.shown_spec
         nnunet = spec is not None and spec.architecture.get("name") == "nnunet"
         subsets = 2 ** len(self._case.contrasts) - (0 if nnunet else 1)
@@ -116,11 +117,14 @@ class ExplainSection(QWidget):
             text = (f"Takes about {subsets} model runs ({subsets} subsets of the contrasts); "
                     "run the model once for a time estimate.")
         else:
-            minutes = subsets * run.seconds / 60
+            folds = max(len(spec.folds) if spec is not None else run.folds, run.folds)
+            per_run = run.seconds * folds / run.folds
+            scaled = f" for {run.folds} of {folds} folds" if run.folds < folds else ""
+            minutes = subsets * per_run / 60
             text = (f"Takes about {minutes:.0f} min here ({subsets} subsets of the contrasts "
-                    f"\u00d7 the last model run, {run.seconds:.0f} s)." if minutes >= 1 else
-                    f"Takes under a minute here ({subsets} \u00d7 the last model run, "
-                    f"{run.seconds:.1f} s).")
+                    f"\u00d7 the last model run, {run.seconds:.0f} s{scaled})." if minutes >= 1
+                    else f"Takes under a minute here ({subsets} \u00d7 the last model run, "
+                    f"{run.seconds:.1f} s{scaled}).")
         self.estimate.setText(text)
         return text
 

@@ -29,6 +29,7 @@ class RunTime(NamedTuple):
     folder: Path
     device: str
     seconds: float
+    folds: int = 1  # how many of the model's folds it ran
 
 
 class ModelSection(QWidget):
@@ -242,8 +243,8 @@ class ModelSection(QWidget):
             prediction = yield from predict(model, volume, device=device, precision=precision,
                                             mirroring=mirroring)
             kept = prediction.probabilities.astype(np.float16)  # for clicks; off the GUI thread
-            return model, volume, prediction, kept, RunTime(folder, device,
-                                                            time.perf_counter() - started)
+            return model, volume, prediction, kept, RunTime(
+                folder, device, time.perf_counter() - started, len(model.networks))
 
         return self.runner.start(task, self._add_result, "Model run")
 
