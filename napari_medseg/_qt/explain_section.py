@@ -117,7 +117,7 @@ class ExplainSection(QWidget):
             text = (f"Takes about {subsets} model runs ({subsets} subsets of the contrasts); "
                     "run the model once for a time estimate.")
         else:
-            folds = max(len(spec.folds) if spec is not None else run.folds, run.folds)
+            folds = len(spec.folds) if spec is not None else run.folds
             per_run = run.seconds * folds / run.folds
             scaled = f" for {run.folds} of {folds} folds" if run.folds < folds else ""
             minutes = subsets * per_run / 60

@@ -254,4 +254,3 @@ class UncertaintySection(QWidget):
             return
         centre = self._grid_layer().data_to_world(self.suggestions[row]["point"])
         self._viewer.dims.set_point(range(3), tuple(centre))
-

@@ -19,7 +19,8 @@ from napari_medseg.explain._ranking import validate_ranking
 from napari_medseg.explain._region import (
     case_block, explained_boxes, pasted, reference_on_grid, resampled_block, touches)
 from napari_medseg.explain._result import (
-    ShapleyResult, attribution_targets, dice_counts, exact_attributions, target_masks)
+    ShapleyResult, attribution_targets, dice_counts, exact_attributions, shapley_result,
+    target_masks)
 from napari_medseg.explain._shapley import coalition_masks, shapley_coefficients
 from napari_medseg.inference._predict import _fold_pass, prepare_input, resample
 from napari_medseg.io import Volume
@@ -177,12 +178,7 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
     values = _coalition_values(ensemble, volume.shape, targets, reference, blocks)
     voxel_maps = _voxel_maps(ensemble, targets, volume.shape) if maps else {}
     result_targets = exact_attributions(targets, values, fold_values, checked, voxel_maps)
-    return ShapleyResult(contrasts=contrasts, baseline=baseline,
-                         value="dice_vs_reference" if reference is not None
-                         else "dice_vs_full_prediction",
-                         model={"name": model.spec.name, "version": model.spec.version,
-                                "folds": len(model.networks)},
-                         targets=result_targets)
+    return shapley_result(model, baseline, reference, result_targets)
 
 
 def _ordinary_predictions(model: LoadedModel, image_t: torch.Tensor, overlap: float,

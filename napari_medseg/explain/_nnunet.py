@@ -23,7 +23,7 @@ import torch
 
 from napari_medseg.explain._coalitions import make_baseline
 from napari_medseg.explain._result import (
-    ShapleyResult, dice_counts, exact_attributions, target_masks)
+    ShapleyResult, dice_counts, exact_attributions, shapley_result, target_masks)
 from napari_medseg.explain._shapley import coalition_masks, shapley_coefficients
 from napari_medseg.inference._nnunet import _export, _fold_logits, _predictor, _preprocess
 from napari_medseg.io import Volume
@@ -111,13 +111,10 @@ def explain_nnunet(model, volume: Volume, reference: np.ndarray | None, targets:
             _add_to_maps(voxel_maps, np.asarray(probabilities, np.float32), targets,
                          coefficients[:, coalition])
     values = [tally.values() for tally in tallies]
-    return ShapleyResult(
-        contrasts=model.spec.input_names, baseline=baseline,
-        value="dice_vs_reference" if reference is not None else "dice_vs_full_prediction",
-        model={"name": model.spec.name, "version": model.spec.version, "folds": n_folds,
-               "method": "nnU-Net's own pipeline per coalition"
-                         + (", mirrored" if mirroring else "")},
-        targets=exact_attributions(targets, values[-1], values[:-1], checked, voxel_maps))
+    return shapley_result(
+        model, baseline, reference,
+        exact_attributions(targets, values[-1], values[:-1], checked, voxel_maps),
+        method="nnU-Net's own pipeline per coalition" + (", mirrored" if mirroring else ""))
 
 
 def _add_to_maps(voxel_maps: dict[str, np.ndarray], probabilities: np.ndarray, targets: dict,

@@ -69,6 +69,33 @@ class ShapleyResult:
                 "targets": targets}
 
 
+def shapley_result(model: LoadedModel, baseline: str, reference: np.ndarray | None,
+                   targets: dict[str, TargetAttribution], **method) -> ShapleyResult:
+    """The `ShapleyResult` of ``model``'s explanation: its contrasts, the value used
+    (Dice against the reference, or against the prediction from every contrast), and the
+    model's name, version and folds, plus ``method`` entries (how it was computed).
+
+    Parameters
+    ----------
+    model : LoadedModel
+        The model explained.
+    baseline : str
+        What replaced an absent contrast.
+    reference : ndarray or None
+        The reference labels, when the values are Dice against them.
+    targets : dict of str to TargetAttribution
+        The attributions.
+    **method
+        More entries of the JSON's ``model``.
+    """
+    return ShapleyResult(
+        contrasts=model.spec.input_names, baseline=baseline,
+        value="dice_vs_reference" if reference is not None else "dice_vs_full_prediction",
+        model={"name": model.spec.name, "version": model.spec.version,
+               "folds": len(model.networks), **method},
+        targets=targets)
+
+
 def attribution_targets(model: LoadedModel) -> dict[str, tuple[int, ...]]:
     """Labels of the spec, then its regions that are not a single label (WT, TC).
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from napari_medseg.explain._coalitions import coalition_probabilities
 from napari_medseg.explain._explain import _coalition_values
-from napari_medseg.explain._result import ShapleyResult, target_attribution
+from napari_medseg.explain._result import ShapleyResult, shapley_result, target_attribution
 from napari_medseg.explain._shapley import coalitions_visited, permutation_shapley
 from napari_medseg.inference._predict import resample
 from napari_medseg.labels import most_probable
@@ -50,13 +50,8 @@ def explain_sampled(model, image_t, base_t, volume, reference, targets, checked,
             name, labels, phi, np.array([p for p, _ in fold_phi[:-1]]),
             cache[2**n - 1][-1, index], cache[0][-1, index], checked.get(name),
             standard_error=error)
-    return ShapleyResult(contrasts=contrasts, baseline=baseline,
-                         value="dice_vs_reference" if reference is not None
-                         else "dice_vs_full_prediction",
-                         model={"name": model.spec.name, "version": model.spec.version,
-                                "folds": len(model.networks), "method": "permutation sampling",
-                                "permutations": permutations},
-                         targets=results)
+    return shapley_result(model, baseline, reference, results,
+                          method="permutation sampling", permutations=permutations)
 
 
 def _member_probabilities(model, image_t, base_t, code, n, overlap, device):

@@ -256,7 +256,6 @@ class LearnedEngine:
         return self._fallback
 
 
-
 def suggestion_map(volume: Volume, labels: np.ndarray, probabilities: np.ndarray | None = None,
                    segmentation_model=None, device: str | None = None
                    ) -> ProgressGenerator[tuple[np.ndarray, str]]:
