@@ -10,7 +10,11 @@ import pytest
 
 def pytest_configure(config):
     """Under pytest-xdist (``make test`` runs two workers on this 2-core CPU) each worker
-    computes on one thread, so the two do not fight over the cores."""
+    computes on one thread, so the two do not fight over the cores. The dock's freeze of
+    long-lived objects (``_qt/gc_freeze``) is off: napari's viewer fixture checks with a
+    young-generation collection that each test's viewer was freed; test_gc_freeze turns
+    it on where it is tested."""
+    os.environ["NAPARI_MEDSEG_GC_FREEZE"] = "0"
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import torch
 

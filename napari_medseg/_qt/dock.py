@@ -14,6 +14,7 @@ from napari_medseg._qt.case_section import CaseSection
 from napari_medseg._qt.explain_section import ExplainSection
 from napari_medseg._qt.export_section import ExportSection
 from napari_medseg._qt.fit import fit_width
+from napari_medseg._qt.gc_freeze import freeze_when_idle
 from napari_medseg._qt.model_section import ModelSection
 from napari_medseg._qt.orientation import AnatomicalView
 from napari_medseg._qt.refine_section import RefineSection
@@ -72,7 +73,18 @@ class MedSegDock(QWidget):
         layout.addWidget(scroll)
         self.setMinimumWidth(460)
         fit_width(body)
-        warm_up()  # first-use imports off the GUI thread, before the first action needs them
+        # first-use imports off the GUI thread, before the first action needs them; then
+        # the session's long-lived objects are frozen out of napari's collections
+        warm_up(then=lambda: freeze_when_idle(napari_viewer, self, self.idle))
+
+    def idle(self) -> bool:
+        """No section is running a task (nor the Refine section a click)."""
+        runners = [getattr(section, "runner", None) for section in (
+            self.model_section, self.explain_section, self.uncertainty_section,
+            self.topology_section, self.export_section, self.review_section,
+            self.case_section, self.refine_section)]
+        return not any(runner is not None and runner.busy for runner in runners) and \
+            getattr(self.refine_section, "_worker", None) is None
 
     def _header(self) -> QHBoxLayout:
         row = QHBoxLayout()

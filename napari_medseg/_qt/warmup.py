@@ -7,19 +7,22 @@ the GUI thread, inside whichever action comes first. The dock starts this
 warm-up once per process: the imports run in a daemon thread (Python's
 import locks make that safe), and the unit registry, built in the thread,
 is installed as pint's application registry on the GUI thread, only if
-nothing has used the lazy one yet.
+nothing has used the lazy one yet. Callbacks passed to `warm_up` run on the
+GUI thread once the imports are done (the dock freezes the session's
+objects then, see ``gc_freeze``).
 """
 from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Callable
 
 from qtpy.QtCore import QTimer
 
 MODULES = ("pandas", "scipy.ndimage", "skimage.measure", "torch",
            "napari_medseg.inference", "napari_medseg.interactive", "napari_medseg.topology")
 _POLL_MS = 100
-_state: dict = {}
+_state: dict = {"done": False, "callbacks": []}
 
 
 def _import_and_build() -> None:
@@ -48,10 +51,25 @@ def _poll(thread: threading.Thread) -> None:
         QTimer.singleShot(_POLL_MS, lambda: _poll(thread))
     else:
         _install_registry()
+        _state["done"] = True
+        callbacks, _state["callbacks"] = _state["callbacks"], []
+        for callback in callbacks:
+            callback()
 
 
-def warm_up() -> None:
-    """Start the background warm-up (once per process; later calls do nothing)."""
+def warm_up(then: Callable[[], None] | None = None) -> None:
+    """Start the background warm-up (once per process; later calls only add ``then``).
+
+    Parameters
+    ----------
+    then : callable, optional
+        Called on the GUI thread when the warm-up is done (at once if it is).
+    """
+    if then is not None:
+        if _state["done"]:
+            then()
+        else:
+            _state["callbacks"].append(then)
     if "thread" in _state:
         return
     thread = threading.Thread(target=_import_and_build, name="napari-medseg warm-up",
