@@ -221,3 +221,8 @@ def test_dock_warms_first_use_costs_off_the_gui_thread(make_napari_viewer, qtbot
     assert not isinstance(registry.get(), LazyRegistry)  # built: the first layer skips it
     layer = viewer.add_image(np.zeros((4, 5, 6), np.float32), scale=(2.0, 1.0, 1.0))
     assert all(unit == registry.pixel for unit in layer.units)  # napari's units work with it
+    from vispy.visuals.line.dash_atlas import DashAtlas, _make_pattern
+
+    before = _make_pattern.cache_info()
+    DashAtlas()  # what the first Labels layer's line visuals build: all cached already
+    assert _make_pattern.cache_info().misses == before.misses
