@@ -89,6 +89,9 @@ def engine_for(name: str, case: dict, whole: bool):
     """The engine a user would have: the model engine sees the run's probabilities."""
     from napari_medseg.interactive import make_engine
 
+    if name == "learned":  # as in the dock after a model run: the run's probabilities too
+        return make_engine(name, case["volume"], device="cpu",
+                           probabilities=case["probabilities"])
     if name != "model":
         return make_engine(name, case["volume"], device="cpu")
     from napari_medseg.interactive._model_engine import ModelEngine

@@ -134,6 +134,33 @@ def test_first_click_on_an_empty_label_finds_it_on_the_cases_grid_and_a_finer_on
     assert min(scores) >= 0.7 and abs(scores[0] - scores[1]) < 0.1, scores
 
 
+def test_a_positive_click_takes_no_voxel_the_segmentation_model_is_sure_is_background(
+        sample_and_prediction):
+    case, _ = sample_and_prediction
+    volume, reference = _around_tumour(case)
+    mask = reference.copy()
+    mask[mask == 2] = 0  # oedema not drawn yet: the click network adds a large object
+    click = _deepest(reference == 2)
+    plausible = _ball(mask.shape, click, 6)  # the model allows tumour only near the click
+    prior = np.zeros((4, *mask.shape), np.float32)
+    prior[2][plausible] = 0.3  # unsure, not ruled out
+    prior[0] = 1.0 - prior[2]
+    background_everywhere = np.zeros_like(prior)
+    background_everywhere[0] = 1.0
+    added = {}
+    for name, given in (("no prior", None), ("prior", prior),
+                        ("click ruled out", background_everywhere)):
+        session = InteractiveSession(volume, mask, label=2,
+                                     engine=LearnedEngine(volume, device="cpu", prior=given))
+        session.click(click, positive=True)
+        added[name] = (session.mask == 2) & (mask != 2)
+    assert (added["no prior"] & ~plausible).sum() > 1000  # the network's object is large
+    assert added["prior"].any() and not (added["prior"] & ~plausible).any()
+    assert (added["prior"] <= added["no prior"]).all()
+    # on a voxel the model rules out, the user's click overrules the model
+    assert np.array_equal(added["click ruled out"], added["no prior"])
+
+
 def test_learned_engine_takes_auto_for_its_device(small_case):
     from napari_medseg.models import choose_device
 

@@ -67,7 +67,8 @@ def make_engine(engine: str, volume: Volume, model=None, device: str | None = No
     device : str, optional
         Torch device (``"auto"`` or None: the best available).
     probabilities : ndarray of shape (C, Z, Y, X), optional
-        Class probabilities of the model run on this case.
+        Class probabilities of the model run on this case (the click network's
+        prior too: a positive click takes no background the model rules out).
     segmentation_model : str, Path or LoadedModel, optional
         Model that computes probabilities the run did not keep (default built-in).
 
@@ -86,11 +87,11 @@ def make_engine(engine: str, volume: Volume, model=None, device: str | None = No
     if engine == "random_walker":
         return RandomWalkerEngine(volume)
     if engine == "learned":
-        return LearnedEngine(volume, model, device)
+        return LearnedEngine(volume, model, device, prior=probabilities)
     if engine == "auto" and probabilities is None:
         return RandomWalkerEngine(volume)
     if engine == "auto" and click_network_fits(volume, segmentation_model, model):
-        return LearnedEngine(volume, model, device)
+        return LearnedEngine(volume, model, device, prior=probabilities)
     if probabilities is None:
         _check_model_reads(segmentation_model, volume)
     return ModelEngine(volume, probabilities, segmentation_model, device)
