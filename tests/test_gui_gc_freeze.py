@@ -66,12 +66,13 @@ def test_no_freeze_while_a_section_runs_or_when_switched_off(make_napari_viewer,
     monkeypatch.setenv(gc_freeze.SWITCH, "0")
     viewer = make_napari_viewer()
     _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
-    gc_freeze.freeze_when_idle(viewer, dock, lambda: True)
+    gc_freeze.freeze_when_idle(dock)
     assert not gc_freeze.is_frozen()
     monkeypatch.setenv(gc_freeze.SWITCH, "1")
     busy = {"now": True}
+    monkeypatch.setattr(dock, "idle", lambda: not busy["now"])
     try:
-        gc_freeze.freeze_when_idle(viewer, dock, lambda: not busy["now"])
+        gc_freeze.freeze_when_idle(dock)
         qtbot.wait(300)
         assert not gc_freeze.is_frozen()  # a running task's objects are not frozen
         busy["now"] = False

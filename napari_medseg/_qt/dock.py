@@ -5,6 +5,8 @@ thread workers for long work) and write results back on the GUI thread.
 """
 from __future__ import annotations
 
+import weakref
+
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 from superqt import QCollapsible
@@ -75,7 +77,7 @@ class MedSegDock(QWidget):
         fit_width(body)
         # first-use imports off the GUI thread, before the first action needs them; then
         # the session's long-lived objects are frozen out of napari's collections
-        warm_up(then=lambda: freeze_when_idle(napari_viewer, self, self.idle))
+        warm_up(then=_freeze_later(self))
 
     def idle(self) -> bool:
         """No section is running a task (nor the Refine section a click)."""
@@ -127,3 +129,16 @@ class MedSegDock(QWidget):
         self.sections[title.split(":")[0]] = section
         self._body_layout.insertWidget(self._body_layout.count() - 1, section)
         return section
+
+
+def _freeze_later(dock: MedSegDock):
+    """The warm-up's callback: freeze when the dock is idle, holding the dock weakly (a
+    dock closed before the warm-up ends is freed)."""
+    dock_ref = weakref.ref(dock)
+
+    def freeze_if_open() -> None:
+        alive = dock_ref()
+        if alive is not None:
+            freeze_when_idle(alive)
+
+    return freeze_if_open

@@ -23,7 +23,7 @@ from __future__ import annotations
 import gc
 import os
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from qtpy.QtCore import QTimer
 
@@ -73,31 +73,29 @@ def _on_dock_destroyed(*_) -> None:
     thaw(collect=True)
 
 
-def freeze_when_idle(viewer, dock, idle: Callable[[], bool]) -> None:
-    """Freeze once ``idle()`` holds (retrying every second), and watch ``viewer``'s
-    removals and ``dock``'s end as the module docstring says.
+def freeze_when_idle(dock) -> None:
+    """Freeze once ``dock.idle()`` holds (retrying every second), and watch the dock
+    viewer's removals and the dock's end as the module docstring says.
 
     Parameters
     ----------
-    viewer : napari.Viewer
-        The dock's viewer.
-    dock : QWidget
-        The dock; its destruction unfreezes.
-    idle : callable
-        True when no section is running (a running task's objects would be frozen
-        with it).
+    dock : MedSegDock
+        The dock: its ``viewer``, its ``idle()`` (True when no section is running: a
+        running task's objects would be frozen with it), and its destruction, which
+        unfreezes. Held by a weak reference only, so a closed dock is freed.
     """
     if not enabled():
         return
-    viewer.layers.events.removing.connect(_on_removing)
+    dock.viewer.layers.events.removing.connect(_on_removing)
     dock.destroyed.connect(_on_dock_destroyed)
-    dock_alive = weakref.ref(dock)
+    dock_ref = weakref.ref(dock)
 
     def attempt() -> None:
-        if dock_alive() is None or _state["frozen"]:
+        alive = dock_ref()
+        if alive is None or _state["frozen"]:
             return
-        if idle():
-            freeze(viewer.layers)
+        if alive.idle():
+            freeze(alive.viewer.layers)
         else:
             QTimer.singleShot(_RETRY_MS, attempt)
 
