@@ -85,7 +85,7 @@ def main() -> None:
                 break
             started = time.perf_counter()
             section.add_click(click.position, click.positive)
-            _wait(app, lambda: section._worker is None and not section._pending)
+            _wait(app, lambda: not section.busy)
             app.processEvents()
             latencies.append(time.perf_counter() - started)
         first.append(latencies[0])

@@ -110,7 +110,7 @@ def main() -> None:
                         np.asarray(layer.data) == 2)
     stalls["refinement click (auto: the click network)"] = probe.measure(
         app, lambda: refine.add_click(click.position, click.positive),
-        lambda: refine._worker is None and not refine._pending)
+        lambda: not refine.busy)
     topology = dock.topology_section
     stalls["topology check"] = probe.measure(app, topology.run,
                                              lambda: not topology.runner.busy)

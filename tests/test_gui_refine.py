@@ -30,7 +30,7 @@ def _mouse_click(viewer, voxel, layer, modifiers=()):
 
 
 def _wait(qtbot, section):
-    qtbot.waitUntil(lambda: section._worker is None and not section._pending, timeout=60_000)
+    qtbot.waitUntil(lambda: not section.busy, timeout=60_000)
 
 
 def _undo_key(layer):

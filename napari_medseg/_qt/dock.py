@@ -80,13 +80,11 @@ class MedSegDock(QWidget):
         warm_up(then=_freeze_later(self))
 
     def idle(self) -> bool:
-        """No section is running a task (nor the Refine section a click)."""
-        runners = [getattr(section, "runner", None) for section in (
-            self.model_section, self.explain_section, self.uncertainty_section,
-            self.topology_section, self.export_section, self.review_section,
-            self.case_section, self.refine_section)]
-        return not any(runner is not None and runner.busy for runner in runners) and \
-            getattr(self.refine_section, "_worker", None) is None
+        """No section is running a task, and no click is being computed."""
+        runners = (self.model_section.runner, self.explain_section.runner,
+                   self.uncertainty_section.runner, self.topology_section.runner,
+                   self.export_section.runner, self.review_section.runner)
+        return not self.refine_section.busy and not any(runner.busy for runner in runners)
 
     def _header(self) -> QHBoxLayout:
         row = QHBoxLayout()

@@ -43,15 +43,14 @@ def is_frozen() -> bool:
     return _state["frozen"]
 
 
-def freeze(layers: Iterable) -> bool:
+def freeze(layers: Iterable) -> None:
     """Move every live object to the permanent generation; remember ``layers`` as alive
-    at the freeze. Returns False when already frozen or switched off."""
+    at the freeze (nothing when already frozen or switched off)."""
     if _state["frozen"] or not enabled():
-        return False
+        return
     _alive_at_freeze.update(layers)
     gc.freeze()
     _state["frozen"] = True
-    return True
 
 
 def thaw(collect: bool = False) -> None:

@@ -95,6 +95,11 @@ class RefineSection(QWidget):
         layout.addWidget(self.engine_label)
         layout.addWidget(self.status)
 
+    @property
+    def busy(self) -> bool:
+        """A click is being computed, or clicks wait for the engine."""
+        return self._worker is not None or bool(self._pending)
+
     # -- choices ------------------------------------------------------------
     def labels_layer(self):
         """The Labels layer being edited, or None."""
