@@ -172,3 +172,26 @@ def test_shared_encoder_mc_equals_repeated_forward_in_eval_and_differs_with_drop
             sampled = network.forward_samples(x, 3, per_pass=2).reshape(3, 2, 4, 16, 16, 16)
         assert not torch.allclose(sampled[0], sampled[1])
         assert not torch.allclose(sampled[1], sampled[2])  # a new pass draws new masks
+
+
+def test_shared_mc_draws_the_masks_of_the_repeated_forward():
+    """Sharing what precedes the first active dropout changes no sample: with one pass,
+    the same random state gives the outputs of ``forward`` on the repeated input, with
+    every dropout layer active and with the decoder's alone."""
+    from napari_medseg.models.unet import UNet3D
+    from napari_medseg.uncertainty._sampling import dropout_active
+
+    torch.manual_seed(0)
+    network = UNet3D(4, 4, widths=(4, 8, 16, 32), dropout=0.3).eval()
+    x = torch.randn(2, 4, 16, 16, 16)
+    with torch.no_grad(), dropout_active(network, True):
+        for encoder_dropout in (True, False):
+            for layer in network.encoders.modules():
+                if isinstance(layer, torch.nn.Dropout3d):
+                    layer.train(encoder_dropout)
+            torch.manual_seed(5)
+            shared = network.forward_samples(x, 3, per_pass=3)
+            torch.manual_seed(5)
+            repeated = network(x.repeat(3, 1, 1, 1, 1))
+            torch.testing.assert_close(shared, repeated, atol=1e-5, rtol=1e-4)
+            assert not torch.allclose(shared[:2], shared[2:4])

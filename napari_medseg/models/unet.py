@@ -115,14 +115,15 @@ class UNet3D(nn.Module):
                         ) -> torch.Tensor:
         """Monte Carlo forward: ``samples`` stochastic outputs per input, sample-major.
 
-        The encoder levels before the first dropout layer are deterministic, so
-        they run once and their activations are shared by every sample (also
-        the part of a decoder's first convolution that reads them as a skip);
-        only the rest of the network runs ``samples`` times (with dropout active, it
-        draws a new mask per sample), ``per_pass`` samples at a time (on a CPU,
-        a pass of 8 48^3 samples cost 10-17 % more per sample than passes of 4).
-        Output ``[samples * B, n_classes, ...]``, equal in distribution to
-        ``forward`` on the input repeated ``samples`` times.
+        Everything before the first dropout layer in training mode is
+        deterministic, so it runs once and is shared by every sample: the
+        dropout-free encoder levels, the convolutions of the block whose end
+        drops channels, and the part of a decoder's first convolution that
+        reads a shared skip (`_join`). Only the rest runs ``samples`` times, each
+        drawing its own masks, ``per_pass`` samples at a time (on a CPU, a pass
+        of 8 48^3 samples cost 10-17 % more per sample than passes of 4). With
+        ``per_pass >= samples`` the dropout layers draw the same masks, from the
+        same random state, as ``forward`` on the input repeated ``samples`` times.
 
         Parameters
         ----------
@@ -132,57 +133,64 @@ class UNet3D(nn.Module):
             Stochastic outputs per input.
         per_pass : int
             Samples run through the stochastic levels together.
+
+        Returns
+        -------
+        Tensor of shape (samples * B, n_classes, Z, Y, X)
         """
+        steps = self._steps()
+        cut = next((index for index, (_, module) in enumerate(steps)
+                    if isinstance(module, nn.Dropout3d) and module.training), len(steps))
         skips: list[torch.Tensor] = []
-        shared = 0
-        for encoder, down in zip(self.encoders, self.downs):
-            if any(isinstance(m, nn.Dropout3d) for m in encoder.modules()):
-                break
-            x = encoder(x)
-            skips.append(x)
-            x = down(x)
-            shared += 1
-        outputs = [self._sampled_levels(x, skips, shared, min(per_pass, samples - done))
-                   for done in range(0, samples, per_pass)]
+        x = self._run(steps[:cut], x, skips)
+        outputs = []
+        for done in range(0, samples, per_pass):
+            copies = min(per_pass, samples - done)
+            outputs.append(self._run(steps[cut:], x.repeat(copies, *([1] * (x.dim() - 1))),
+                                     list(skips)))
         return torch.cat(outputs)
 
-    def _sampled_levels(self, x: torch.Tensor, shared_skips: list[torch.Tensor], shared: int,
-                        samples: int) -> torch.Tensor:
-        """The levels from the first dropout layer on, for ``samples`` copies of ``x``.
-
-        A decoder level whose skip comes from a shared encoder level reads it
-        through the second half of its first convolution's input channels;
-        convolution is linear, so that half runs once on the skip and is added
-        to every sample's first half (`_decode_shared_skip`).
-        """
-        x = x.repeat(samples, *([1] * (x.dim() - 1)))
-        skips = list(shared_skips)
-        for encoder, down in zip(list(self.encoders)[shared:], list(self.downs)[shared:]):
-            x = encoder(x)
-            skips.append(x)
-            x = down(x)
-        skips.pop()
+    def _steps(self) -> list[tuple[str, nn.Module]]:
+        """``forward`` as a flat list of steps (`_run`), each layer of a block its own
+        step, so that `forward_samples` can cut it at any dropout layer."""
+        steps: list[tuple[str, nn.Module]] = []
+        for encoder, down in zip(self.encoders, self.downs):
+            steps += [("apply", layer) for layer in encoder]
+            steps += [("push", down), ("apply", down)]
+        steps.append(("pop", self.head))  # the bottleneck's skip is x itself
         for up, decoder in zip(self.ups, self.decoders):
-            skip = skips.pop()
-            if skip.shape[0] == x.shape[0]:
-                x = decoder(torch.cat([up(x), skip], dim=1))
-            else:
-                x = self._decode_shared_skip(decoder, up(x), skip, samples)
-        return self.head(x)
+            steps += [("apply", up), ("join", decoder[0])]
+            steps += [("apply", layer) for layer in list(decoder)[1:]]
+        steps.append(("apply", self.head))
+        return steps
 
     @staticmethod
-    def _decode_shared_skip(decoder: ConvBlock, upsampled: torch.Tensor, skip: torch.Tensor,
-                            samples: int) -> torch.Tensor:
-        """``decoder(cat([upsampled, skip repeated samples times]))``, the skip's part of the
-        first convolution computed once for all samples (sample-major batches)."""
-        first = decoder[0]
+    def _run(steps: list[tuple[str, nn.Module]], x: torch.Tensor,
+             skips: list[torch.Tensor]) -> torch.Tensor:
+        """Run `_steps` on ``x``; ``skips`` holds the encoder outputs not yet joined."""
+        for kind, module in steps:
+            if kind == "apply":
+                x = module(x)
+            elif kind == "push":
+                skips.append(x)
+            elif kind == "pop":
+                skips.pop()
+            else:
+                x = UNet3D._join(module, x, skips.pop())
+        return x
+
+    @staticmethod
+    def _join(first: Conv3d, upsampled: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """``first(cat([upsampled, skip]))``; a skip shared by every sample (its batch
+        smaller than the upsampled one's, sample-major) goes through its half of the
+        weights once, added to each sample's other half (convolution is linear)."""
+        if skip.shape[0] == upsampled.shape[0]:
+            return first(torch.cat([upsampled, skip], dim=1))
         n_up = upsampled.shape[1]
         from_skip = first.with_weight(skip, first.weight[:, n_up:], None)
         out = first.with_weight(upsampled, first.weight[:, :n_up], first.bias)
-        out = (out.unflatten(0, (samples, skip.shape[0])) + from_skip).flatten(0, 1)
-        for layer in list(decoder)[1:]:
-            out = layer(out)
-        return out
+        samples = upsampled.shape[0] // skip.shape[0]
+        return (out.unflatten(0, (samples, skip.shape[0])) + from_skip).flatten(0, 1)
 
 
 ARCHITECTURES = {"unet3d": UNet3D}

@@ -3,8 +3,9 @@
 Samples of one window are batched through the network together (dropout
 draws differ per batch element), inside the ordinary sliding-window engine;
 for Monte Carlo dropout on a network with ``forward_samples`` (the built-in
-U-Net), the encoder levels before the first dropout layer run once per window
-and are shared by all T samples, so T samples cost less than T predictions. Test-time flips are
+U-Net), everything before the first dropout layer (the dropout-free encoder
+levels and the convolutions of the block that ends in it) runs once per window
+and is shared by all T samples, so T samples cost less than T predictions. Test-time flips are
 undone on each output before blending, so every sample is aligned with the
 image.
 """
