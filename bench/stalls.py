@@ -7,7 +7,8 @@ frozen. Actions, in the order a user takes them on the sample case: open
 the sample, run the built-in model, one refinement click, a topology check,
 MC-dropout uncertainty and suggestions, NIfTI export, and the review queue's
 "Open next" on a two-case batch output, twice (the second replaces the first
-case's layers).
+case's layers). The sample opens with the dock's button (``--sample-from
+napari``: napari's File > Open Sample, which builds its layers in one call).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python bench/stalls.py \
         --json bench/results/stalls.json
@@ -78,6 +79,9 @@ def _batch_output(folder: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", default="bench/results/stalls.json")
+    parser.add_argument("--sample-from", choices=("dock", "napari"), default="dock",
+                        help="open the sample with the dock's button (read in a worker, one "
+                             "layer per turn) or napari's File > Open Sample (one call)")
     args = parser.parse_args()
     import os
 
@@ -97,8 +101,12 @@ def main() -> None:
     while time.perf_counter() - idle < 5:  # the user finds the menu; the dock warms up
         app.processEvents()
         time.sleep(0.01)
-    stalls["open the sample case"] = probe.measure(
-        app, lambda: viewer.open_sample("napari-medseg", "brats_like_case"), lambda: True)
+    if args.sample_from == "dock":
+        stalls["open the sample case (dock button)"] = probe.measure(
+            app, dock.case_section.open_sample, lambda: not dock.case_section.sample_runner.busy)
+    else:
+        stalls["open the sample case (napari's File > Open Sample)"] = probe.measure(
+            app, lambda: viewer.open_sample("napari-medseg", "brats_like_case"), lambda: True)
     models = dock.model_section
     models.device_combo.setCurrentText("cpu")
     stalls["model run (built-in, 3 folds)"] = probe.measure(

@@ -126,3 +126,34 @@ def _private_user_folders(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.mktemp("user")
     monkeypatch.setenv("NAPARI_MEDSEG_RECOVERY_DIR", str(base / "recovery"))
     monkeypatch.setenv("NAPARI_MEDSEG_MODELS_DIR", str(base / "models"))
+
+
+@pytest.fixture
+def insertion_turns():
+    """A factory: ``watch(viewer)`` returns two lists, the names of the layers inserted
+    and, for the event posted at each insertion, how many layers were in by the time it
+    was delivered: ``[1, 2, ...]`` when every layer came in its own event-loop turn (napari
+    answered input and painted in between)."""
+    from qtpy.QtCore import QCoreApplication, QEvent, QObject
+
+    class Probe(QObject):
+        def __init__(self):
+            super().__init__()
+            self.inserted: list[str] = []
+            self.delivered: list[int] = []
+
+        def event(self, event) -> bool:
+            self.delivered.append(len(self.inserted))
+            return True
+
+    probes = []
+
+    def watch(viewer, signal: str = "inserted"):
+        probe = Probe()
+        probes.append(probe)
+        getattr(viewer.layers.events, signal).connect(lambda event: (
+            probe.inserted.append(event.value.name),
+            QCoreApplication.postEvent(probe, QEvent(QEvent.Type.User))))
+        return probe.inserted, probe.delivered
+
+    return watch

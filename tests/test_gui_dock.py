@@ -38,6 +38,39 @@ def test_sample_opens_as_contrast_layers_and_labels(viewer_with_sample):
 
 
 
+def test_dock_opens_the_sample_off_the_gui_thread_one_layer_per_turn(
+        make_napari_viewer, qtbot, monkeypatch, insertion_turns):
+    import threading
+
+    from qtpy.QtCore import QCoreApplication
+
+    import napari_medseg.sample as sample
+
+    read_in = []
+    original = sample.load_sample_case
+    monkeypatch.setattr(sample, "load_sample_case", lambda *args, **kwargs: (
+        read_in.append(threading.current_thread()), original(*args, **kwargs))[1])
+    viewer = make_napari_viewer()
+    dock = _dock(viewer)
+    section = dock.case_section
+    assert section._sample_widget.isVisibleTo(dock)  # an empty viewer offers the sample
+    inserted, delivered = insertion_turns(viewer)
+    with qtbot.waitSignal(section.sample_runner.settled, timeout=30_000):
+        section.sample_button.click()
+    QCoreApplication.processEvents()  # the last insertion's event
+    assert read_in and read_in[0] is not threading.main_thread()  # the files: in a worker
+    assert inserted == ["T1", "T1ce", "T2", "FLAIR", "reference"]  # napari's sample command's
+    assert delivered == [1, 2, 3, 4, 5]  # each layer in its own event-loop turn
+    assert [layer.name for layer in viewer.layers if layer.visible] == ["T1ce", "reference"]
+    assert np.abs(viewer.layers["FLAIR"].affine.linear_matrix).sum(0) == pytest.approx(
+        (1.5, 1.5, 1.5))  # placed from the file's affine, as napari's command does
+    assert section.warnings() == [] and dock.idle()
+    assert not section._sample_widget.isVisibleTo(dock)  # a case is open: no offer
+    for name in ("T1", "T1ce", "T2", "FLAIR"):
+        viewer.layers.remove(name)
+    assert section._sample_widget.isVisibleTo(dock)
+
+
 def test_dock_follows_renames_and_manual_picks(viewer_with_sample):
     viewer = viewer_with_sample
     section = _dock(viewer).case_section

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from qtpy.QtCore import QCoreApplication, QEvent, QObject
+from qtpy.QtCore import QCoreApplication
 
 from napari_medseg.cohort import run_batch
 from napari_medseg.progress import run_to_end
@@ -11,21 +11,9 @@ from napari_medseg.sample import generate_case, write_case
 pytestmark = pytest.mark.gui
 
 
-class _Probe(QObject):
-    """Records, for each posted event it receives, how many layers were inserted by then."""
-
-    def __init__(self, inserted: list, delivered: list):
-        super().__init__()
-        self.inserted, self.delivered = inserted, delivered
-
-    def event(self, event) -> bool:
-        self.delivered.append(len(self.inserted))
-        return True
-
-
 @pytest.mark.slow
 def test_review_queue_opens_cases_by_priority(make_napari_viewer, qtbot, tmp_path,
-                                              coarse_model_folder):
+                                              coarse_model_folder, insertion_turns):
     for index in range(2):
         write_case(generate_case(60 + index, spacing=4.0), tmp_path / "in" / f"c{index}",
                    f"c{index}")
@@ -36,11 +24,7 @@ def test_review_queue_opens_cases_by_priority(make_napari_viewer, qtbot, tmp_pat
     _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
     section = dock.review_section
     assert section.open_table(tmp_path / "out") and section.table.rowCount() == 2
-    inserted, delivered = [], []  # an event posted at each insertion: delivered before the next?
-    probe = _Probe(inserted, delivered)
-    viewer.layers.events.inserted.connect(lambda event: (
-        inserted.append(event.value.name),
-        QCoreApplication.postEvent(probe, QEvent(QEvent.Type.User))))
+    inserted, delivered = insertion_turns(viewer)  # each insertion's event: before the next?
     assert section.open_next() is not None
     with qtbot.waitSignal(section.runner.settled, timeout=30_000):
         pass
@@ -51,11 +35,8 @@ def test_review_queue_opens_cases_by_priority(make_napari_viewer, qtbot, tmp_pat
     assert dock.case_section.warnings() == []  # ready for the model, refinement and export
     section.mark_current_reviewed()
     assert section.table.item(0, 4).text() == "yes"
-    removed, removals_seen = [], []  # the old case's layers go one per turn too (napari
-    removal_probe = _Probe(removed, removals_seen)  # collects garbage on each removal)
-    viewer.layers.events.removed.connect(lambda event: (
-        removed.append(event.value.name),
-        QCoreApplication.postEvent(removal_probe, QEvent(QEvent.Type.User))))
+    # the old case's layers go one per turn too (napari collects garbage on each removal)
+    removed, removals_seen = insertion_turns(viewer, "removed")
     assert section.open_next() is not None
     with qtbot.waitSignal(section.runner.settled, timeout=30_000):
         pass

@@ -5,8 +5,10 @@ from collections.abc import Sequence
 
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
-    QAbstractItemView, QComboBox, QHeaderView, QLabel, QTableWidget, QTableWidgetItem,
-    QVBoxLayout, QWidget)
+    QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
+    QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from napari_medseg._qt.worker import TaskRunner, add_layers_stepwise
 
 from napari_medseg.case import ImageDescription, auto_assign, check_case
 from napari_medseg.contrasts import BRATS_CONTRASTS
@@ -16,6 +18,7 @@ from napari_medseg.layers import affine_of_layer
 NO_LAYER = "(none)"
 _COLUMNS = ("Contrast", "Layer", "Shape (z, y, x)", "Spacing (mm)")
 _ROW_HEIGHT = 27
+_OPEN_HINT = "or open images with File > Open"
 
 
 def describe_layer(layer) -> ImageDescription:
@@ -58,6 +61,7 @@ class CaseSection(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._table)
         layout.addWidget(self._status)
+        layout.addWidget(self._sample_row())
         viewer.layers.events.inserted.connect(self._on_inserted)
         viewer.layers.events.removed.connect(self.refresh)
         for layer in viewer.layers:
@@ -104,7 +108,45 @@ class CaseSection(QWidget):
         combo = self._table.cellWidget(row, 1)
         combo.setCurrentText(layer_name or NO_LAYER)
 
+    def open_sample(self):
+        """Read the sample case in a worker and add its layers one per event-loop turn
+        (napari's File > Open Sample builds all five in one call); returns the worker."""
+        def task():
+            from napari_medseg._sample_data import sample_case
+
+            yield from ()
+            return sample_case()
+
+        return self.sample_runner.start(
+            task, lambda layer_data: add_layers_stepwise(self._viewer, layer_data),
+            "Opening the sample case")
+
     # -- internals --------------------------------------------------------
+    def _sample_row(self) -> QWidget:
+        """'Open sample case', shown while the viewer has no image (or while it opens)."""
+        self.sample_button = QPushButton("Open sample case")
+        self.sample_button.setToolTip("The BraTS-like sample: T1, T1ce, T2, FLAIR and "
+                                      "reference labels, read in the background")
+        self.sample_button.clicked.connect(self.open_sample)
+        progress, self._sample_status = QProgressBar(), QLabel(_OPEN_HINT)
+        self._sample_status.setWordWrap(True)  # a long status wraps, never widens the dock
+        progress.setMaximumWidth(90)
+        self.sample_runner = TaskRunner(progress, self._sample_status, self.sample_button)
+        self.sample_runner.settled.connect(self._show_sample_row)
+        self._sample_widget = QWidget()
+        row = QHBoxLayout(self._sample_widget)
+        row.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.sample_button, progress):
+            row.addWidget(widget)
+        row.addWidget(self._sample_status, 1)
+        return self._sample_widget
+
+    def _show_sample_row(self) -> None:
+        busy = self.sample_runner.busy
+        self._sample_widget.setVisible(busy or not self._image_layers())
+        if not busy:
+            self._sample_status.setText(_OPEN_HINT)
+
     def _image_layers(self) -> list:
         from napari.layers import Image
 
@@ -137,6 +179,7 @@ class CaseSection(QWidget):
                                    + _ROW_HEIGHT * len(self._contrasts)
                                    + 2 * self._table.frameWidth())
         self._show_status()
+        self._show_sample_row()
         self.assignment_changed.emit()
 
     def _fill_row(self, row: int, contrast: str, names: list[str], layer) -> None:

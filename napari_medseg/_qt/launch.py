@@ -33,16 +33,29 @@ def open_viewer(files: Sequence[str] = (), sample: bool = False,
     import napari
 
     viewer = napari.Viewer(title="napari-medseg")
-    if sample:
-        viewer.open_sample(PLUGIN_NAME, "brats_like_case")
     for path in files:
         viewer.open(path, plugin=PLUGIN_NAME)
-    add_dock(viewer)
+    dock = add_dock(viewer)
+    if sample:  # read in a worker, one layer per turn: the window answers meanwhile
+        dock.case_section.open_sample()
     viewer.dims.ndisplay = 2
     if screenshot:
+        _wait_until_idle(dock)
         return _screenshot_and_close(viewer, screenshot)
     napari.run()
     return 0
+
+
+def _wait_until_idle(dock, timeout_s: float = 120.0) -> None:
+    """Run the event loop until the dock's tasks (the sample opening) are over."""
+    import time
+
+    from qtpy.QtWidgets import QApplication
+
+    end = time.monotonic() + timeout_s
+    while not dock.idle() and time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.01)
 
 
 def _screenshot_and_close(viewer, path: str) -> int:

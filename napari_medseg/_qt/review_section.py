@@ -9,7 +9,7 @@ from qtpy.QtWidgets import (
     QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar,
     QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from napari_medseg._qt.worker import TaskRunner
+from napari_medseg._qt.worker import TaskRunner, add_layers_stepwise
 from napari_medseg.errors import MedsegError
 
 _COLUMNS = ("#", "Case", "Priority", "Why", "Reviewed")
@@ -123,8 +123,8 @@ class ReviewSection(QWidget):
                 self._viewer.layers.remove(layer)
                 yield
         added = self._case_layers = []
-        for data, kwargs, _ in volume_layers(case.volume):
-            added.append(self._viewer.add_image(data, **kwargs))
+        for layer in add_layers_stepwise(self._viewer, volume_layers(case.volume)):
+            added.append(layer)
             yield
         model = dict(case.summary["model"])
         folder = builtin_models(task=None).get(model["name"])

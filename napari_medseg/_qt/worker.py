@@ -10,7 +10,7 @@ worker relays it with its traceback (and the status line names it).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from inspect import isgenerator
 
 from napari.qt.threading import GeneratorWorker, create_worker
@@ -54,13 +54,14 @@ class TaskRunner(QObject):
     settled = Signal()
 
     def __init__(self, progress: QProgressBar, status: QLabel, run_button: QPushButton,
-                 cancel_button: QPushButton):
+                 cancel_button: QPushButton | None = None):
         super().__init__()
         self.progress, self.status = progress, status
         self.run_button, self.cancel_button = run_button, cancel_button
         self.worker: GeneratorWorker | None = None
         self._showing: Generator | None = None  # an on_done adding layers turn by turn
-        cancel_button.clicked.connect(self.cancel)
+        if cancel_button is not None:  # short tasks (reading a file) have none
+            cancel_button.clicked.connect(self.cancel)
         self._set_running(False)
 
     @property
@@ -165,4 +166,20 @@ class TaskRunner(QObject):
     def _set_running(self, running: bool) -> None:
         self.progress.setVisible(running)  # idle bars only took room in the dock
         self.run_button.setEnabled(not running)
-        self.cancel_button.setEnabled(running)
+        if self.cancel_button is not None:
+            self.cancel_button.setEnabled(running)
+
+
+def add_layers_stepwise(viewer, layer_data: Iterable[tuple]) -> Iterator:
+    """Add napari layer-data tuples ``(data, kwargs, layer type)`` to ``viewer``, yielding
+    each new layer: as an ``on_done`` generator, one layer per event-loop turn.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        Where the layers go.
+    layer_data : iterable of tuple
+        What a reader or sample command returns.
+    """
+    for data, kwargs, layer_type in layer_data:
+        yield getattr(viewer, f"add_{layer_type}")(data, **kwargs)
