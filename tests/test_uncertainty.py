@@ -184,14 +184,14 @@ def test_shared_mc_draws_the_masks_of_the_repeated_forward():
     torch.manual_seed(0)
     network = UNet3D(4, 4, widths=(4, 8, 16, 32), dropout=0.3).eval()
     x = torch.randn(2, 4, 16, 16, 16)
-    with torch.no_grad(), dropout_active(network, True):
-        for encoder_dropout in (True, False):
-            for layer in network.encoders.modules():
-                if isinstance(layer, torch.nn.Dropout3d):
-                    layer.train(encoder_dropout)
+    for within in ("", "decoders"):
+        with torch.no_grad(), dropout_active(network, True, within):
+            assert network.encoders[-1][-1].training == (within == "")
+            assert network.decoders[0][-1].training
             torch.manual_seed(5)
             shared = network.forward_samples(x, 3, per_pass=3)
             torch.manual_seed(5)
             repeated = network(x.repeat(3, 1, 1, 1, 1))
-            torch.testing.assert_close(shared, repeated, atol=1e-5, rtol=1e-4)
-            assert not torch.allclose(shared[:2], shared[2:4])
+        torch.testing.assert_close(shared, repeated, atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(shared[:2], shared[2:4])
+        assert not any(m.training for m in network.modules() if isinstance(m, torch.nn.Dropout3d))

@@ -81,9 +81,10 @@ class MedSegDock(QWidget):
 
     def idle(self) -> bool:
         """No section is running a task, and no click is being computed."""
-        runners = (self.case_section.sample_runner, self.model_section.runner, self.explain_section.runner,
-                   self.uncertainty_section.runner, self.topology_section.runner,
-                   self.export_section.runner, self.review_section.runner)
+        runners = (self.case_section.sample_runner, self.model_section.runner,
+                   self.explain_section.runner, self.uncertainty_section.runner,
+                   self.topology_section.runner, self.export_section.runner,
+                   self.review_section.runner)
         return not self.refine_section.busy and not any(runner.busy for runner in runners)
 
     def _header(self) -> QHBoxLayout:

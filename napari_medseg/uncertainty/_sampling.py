@@ -48,7 +48,7 @@ def has_dropout(network) -> bool:
 
 
 @contextmanager
-def dropout_active(network, active: bool):
+def dropout_active(network, active: bool, within: str = ""):
     """Dropout layers in training mode (sampling) inside the block, eval mode after.
 
     Parameters
@@ -57,8 +57,12 @@ def dropout_active(network, active: bool):
         The network.
     active : bool
         False leaves every layer as it is.
+    within : str
+        Only the dropout layers of this submodule (for example ``decoders``);
+        empty: all of them.
     """
-    layers = [m for m in network.modules() if isinstance(m, _DROPOUT)] if active else []
+    scope = network.get_submodule(within) if active else network
+    layers = [m for m in scope.modules() if isinstance(m, _DROPOUT)] if active else []
     for layer in layers:
         layer.train()
     try:
