@@ -9,7 +9,6 @@ from qtpy.QtWidgets import (
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from napari_medseg._qt.worker import TaskRunner, add_layers_stepwise
-
 from napari_medseg.case import ImageDescription, auto_assign, check_case
 from napari_medseg.contrasts import BRATS_CONTRASTS
 from napari_medseg.io import spacing_from_affine

@@ -61,8 +61,8 @@ def dropout_active(network, active: bool, within: str = ""):
         Only the dropout layers of this submodule (for example ``decoders``);
         empty: all of them.
     """
-    scope = network.get_submodule(within) if active else network
-    layers = [m for m in scope.modules() if isinstance(m, _DROPOUT)] if active else []
+    layers = [m for m in network.get_submodule(within).modules()
+              if isinstance(m, _DROPOUT)] if active else []
     for layer in layers:
         layer.train()
     try:
