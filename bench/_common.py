@@ -107,3 +107,23 @@ class PeakRSS:
     def increase_mib(self) -> float:
         """Peak during the block minus the start."""
         return self.peak_mib - self.start_mib
+
+
+def first_fold(model):
+    """``model`` (a LoadedModel) with its first fold only: the single-prediction yardstick."""
+    from napari_medseg.models.loading import LoadedModel
+
+    return LoadedModel(model.spec, model.folder, model.networks[:1])
+
+
+def uncertainty_case(index: int):
+    """The ``index``-th held-out uncertainty case: ``(seed, hard, case)``, seeds 9200 on,
+    2 mm; the odd ones harder than anything in training (Rician noise 0.07-0.10, log
+    bias field 0.2-0.3, against 0.015-0.05 and 0.05-0.15)."""
+    from napari_medseg.sample import AcquisitionSettings, PhantomSettings, generate_case
+
+    hard = index % 2 == 1
+    seed = HELD_OUT_FIRST_SEED + 200 + index
+    settings = PhantomSettings(acquisition=AcquisitionSettings(noise=(0.07, 0.1),
+                                                               bias=(0.2, 0.3)))
+    return seed, hard, generate_case(seed, spacing=2.0, settings=settings if hard else None)

@@ -23,18 +23,15 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from _common import HELD_OUT_FIRST_SEED, print_table, write_json
+from _common import first_fold, print_table, uncertainty_case, write_json
 from napari_medseg.inference import predict
 from napari_medseg.models import load_model
-from napari_medseg.models.loading import LoadedModel
 from napari_medseg.models.unet import UNet3D
 from napari_medseg.progress import run_to_end
-from napari_medseg.sample import AcquisitionSettings, PhantomSettings, generate_case
 from napari_medseg.uncertainty import _sampling, estimate_uncertainty
 
 switch_dropout = _sampling.dropout_active
 
-HARD = PhantomSettings(acquisition=AcquisitionSettings(noise=(0.07, 0.1), bias=(0.2, 0.3)))
 
 
 WITHIN = {"all": "", "decoder": "decoders", "last": "decoders.1"}  # decoders: levels 2, 1, 0
@@ -71,14 +68,12 @@ def main() -> None:
     parser.add_argument("--json", default="bench/results/mc_dropout_layers.json")
     args = parser.parse_args()
     model = load_model("brats_unet")
-    single = LoadedModel(model.spec, model.folder, model.networks[:1])
+    single = first_fold(model)
     levels = level_times(model.networks[0].eval())
     print_table([{"level": k, "ms": v} for k, v in levels.items()], ["level", "ms"])
     records = []
     for index in range(args.cases):
-        hard = index % 2 == 1
-        seed = HELD_OUT_FIRST_SEED + 200 + index
-        case = generate_case(seed, spacing=2.0, settings=HARD if hard else None)
+        seed, hard, case = uncertainty_case(index)
         for choice in ("all", "decoder", "last"):
             started = time.perf_counter()
             run_to_end(predict(single, case.volume, device="cpu", keep_probabilities=False))

@@ -24,14 +24,13 @@ import time
 import numpy as np
 import torch
 
-from _common import HELD_OUT_FIRST_SEED, print_table, write_json
+from _common import HELD_OUT_FIRST_SEED, first_fold, print_table, write_json
 from napari_medseg.explain import (
     PROTOCOL_RANKINGS, explain_case, normalised_footrule_similarity, ranks_from_phi)
 from napari_medseg.inference import sliding_window
 from napari_medseg.inference import channels_for_model, model_grid_shape, resample
 from napari_medseg.metrics import dice
 from napari_medseg.models import load_model
-from napari_medseg.models.loading import LoadedModel
 from napari_medseg.models.normalise import normalise_image
 from napari_medseg.progress import run_to_end
 from napari_medseg.sample import generate_case
@@ -58,7 +57,7 @@ def speed(seed: int, tolerance: float) -> dict:
     from captum.attr import ShapleyValues, ShapleyValueSampling
 
     full = load_model("brats_unet")
-    model = LoadedModel(full.spec, full.folder, full.networks[:1])
+    model = first_fold(full)
     case = crop_around_tumour(generate_case(seed, spacing=2.0))
     start = time.perf_counter()
     ours = run_to_end(explain_case(model, case.volume, case.labels.data, maps=False))

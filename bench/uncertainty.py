@@ -15,17 +15,14 @@ import time
 
 import numpy as np
 
-from _common import HELD_OUT_FIRST_SEED, print_table, write_json
+from _common import first_fold, print_table, uncertainty_case, write_json
 from napari_medseg.inference import predict
 from napari_medseg.models import load_model
-from napari_medseg.models.loading import LoadedModel
 from napari_medseg.progress import run_to_end
-from napari_medseg.sample import AcquisitionSettings, PhantomSettings, generate_case
 from napari_medseg.uncertainty import estimate_uncertainty
 
 METHODS = {"mc (T=8)": ("mc", 8), "tta (T=8)": ("tta", 8), "ensemble (3 folds)": ("ensemble", 2),
            "mc+ensemble (T=4 per fold)": ("mc,ensemble", 4)}
-HARD = PhantomSettings(acquisition=AcquisitionSettings(noise=(0.07, 0.1), bias=(0.2, 0.3)))
 
 
 def main() -> None:
@@ -34,12 +31,10 @@ def main() -> None:
     parser.add_argument("--json", default="bench/results/uncertainty.json")
     args = parser.parse_args()
     model = load_model("brats_unet")
-    single = LoadedModel(model.spec, model.folder, model.networks[:1])
+    single = first_fold(model)
     rows, per_case = {name: [] for name in METHODS}, []
     for index in range(args.cases):
-        hard = index % 2 == 1
-        seed = HELD_OUT_FIRST_SEED + 200 + index
-        case = generate_case(seed, spacing=2.0, settings=HARD if hard else None)
+        seed, hard, case = uncertainty_case(index)
         start = time.perf_counter()
         run_to_end(predict(single, case.volume, device="cpu", keep_probabilities=False))
         base = time.perf_counter() - start

@@ -150,14 +150,15 @@ class UNet3D(nn.Module):
                                      list(skips)))
         return torch.cat(outputs)
 
-    def _steps(self) -> list[tuple[str, nn.Module]]:
+    def _steps(self) -> list[tuple[str, nn.Module | None]]:
         """``forward`` as a flat list of steps (`_run`), each layer of a block its own
-        step, so that `forward_samples` can cut it at any dropout layer."""
-        steps: list[tuple[str, nn.Module]] = []
+        step, so that `forward_samples` can cut it at any dropout layer (``forward``
+        stays written out: TorchScript compiles it)."""
+        steps: list[tuple[str, nn.Module | None]] = []
         for encoder, down in zip(self.encoders, self.downs):
             steps += [("apply", layer) for layer in encoder]
-            steps += [("push", down), ("apply", down)]
-        steps.append(("pop", self.head))  # the bottleneck's skip is x itself
+            steps += [("push", None), ("apply", down)]
+        steps.append(("pop", None))  # the bottleneck's skip is x itself
         for up, decoder in zip(self.ups, self.decoders):
             steps += [("apply", up), ("join", decoder[0])]
             steps += [("apply", layer) for layer in list(decoder)[1:]]
@@ -165,7 +166,7 @@ class UNet3D(nn.Module):
         return steps
 
     @staticmethod
-    def _run(steps: list[tuple[str, nn.Module]], x: torch.Tensor,
+    def _run(steps: list[tuple[str, nn.Module | None]], x: torch.Tensor,
              skips: list[torch.Tensor]) -> torch.Tensor:
         """Run `_steps` on ``x``; ``skips`` holds the encoder outputs not yet joined."""
         for kind, module in steps:
