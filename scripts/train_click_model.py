@@ -6,7 +6,7 @@ more input channels: the four contrasts, the current mask one-hot per label
 starts from the segmentation weights with the new input channels at zero, so
 before training it *is* the segmentation model, and learns how clicks and the
 current mask should change its answer. It answers every label (4 classes);
-a session keeps only the region connected to the click (see
+a session keeps only the clicked object's change (see
 `napari_medseg.interactive._edit`).
 
 Training interactions (`napari_medseg.interactive._simulate`): the starting

@@ -9,12 +9,14 @@ from scipy import ndimage as ndi
 
 from napari_medseg.errors import InputError
 from napari_medseg.interactive import InteractiveSession, read_clicks, robot_click, robot_trial
+from napari_medseg.interactive._clicks import Click
 from napari_medseg.interactive._edit import local_edit
 from napari_medseg.interactive._model_engine import ModelEngine
 from napari_medseg.interactive._robot import HARM_DICE, label_dices
 from napari_medseg.io import Volume
 
 SHAPE = (40, 40, 40)
+NODULE = (20, 20, 36)  # two voxels clear of the oedema ball (radius 12 around x = 20)
 
 
 def _ball(centre, radius, shape=SHAPE):
@@ -22,12 +24,15 @@ def _ball(centre, radius, shape=SHAPE):
     return sum((g - c) ** 2 for g, c in zip(grids, centre)) <= radius ** 2
 
 
-def _toy_case(seed=0):
-    """Two labels: a core (1) inside oedema (2); two contrasts that tell them apart."""
+def _toy_case(seed=0, nodule=False):
+    """Two labels: a core (1) inside oedema (2); two contrasts that tell them apart.
+    With ``nodule``, a separate small oedema object next to it."""
     rng = np.random.default_rng(seed)
     reference = np.zeros(SHAPE, np.uint8)
     reference[_ball((20, 20, 20), 12)] = 2
     reference[_ball((20, 20, 20), 6)] = 1
+    if nodule:
+        reference[_ball(NODULE, 1.5)] = 2
     bright = np.select([reference == 1, reference == 2], [3.0, 2.0], 1.0)
     dark = np.select([reference == 1, reference == 2], [1.0, 2.5], 1.5)
     data = np.stack([bright, dark]).astype(np.float32)
@@ -63,21 +68,108 @@ def test_local_edit_changes_only_the_connected_region_in_the_click_direction():
     np.testing.assert_array_equal(missed, current)  # the click is not in the answer's change
 
 
+def _rim_case():
+    """A ring of label 3 (z = 4) with two gaps the mask calls 2: the click is in one."""
+    current = np.zeros((9, 20, 20), np.uint8)
+    ring = np.zeros_like(current, bool)
+    ring[4, 4:16, 4:16] = True
+    ring[4, 6:14, 6:14] = False
+    current[ring] = 3
+    current[4, 4:6, 9:11] = 2  # gap at the click
+    current[4, 14:16, 9:11] = 2  # gap across the ring: further along the object
+    answer = current.copy()
+    answer[ring] = 3
+    return current, answer
+
+
+def test_a_positive_click_fixes_the_same_confusion_further_along_the_answers_object():
+    current, answer = _rim_case()
+    after = local_edit(current, answer, 3, (4, 4, 9), positive=True, along_object=True)
+    assert (after[4, 4:6, 9:11] == 3).all() and (after[4, 14:16, 9:11] == 3).all()
+    strict = local_edit(current, answer, 3, (4, 4, 9), positive=True)  # engines blind to it
+    assert (strict[4, 4:6, 9:11] == 3).all() and (strict[4, 14:16, 9:11] == 2).all()
+    # a label the click's own change did not take is not taken further along
+    other = current.copy()
+    other[4, 14:16, 9:11] = 1
+    after = local_edit(other, np.where(other == 1, 3, answer), 3, (4, 4, 9), positive=True,
+                       along_object=True)
+    assert (after[4, 4:6, 9:11] == 3).all() and (after[4, 14:16, 9:11] == 1).all()
+    # what an earlier click set stays; a stretch cut by an open face of the box stays
+    held = np.zeros_like(current, bool)
+    held[4, 14:16, 9:11] = True
+    after = local_edit(current, answer, 3, (4, 4, 9), positive=True, along_object=True,
+                       held=held)
+    assert (after[4, 4:6, 9:11] == 3).all() and (after[4, 14:16, 9:11] == 2).all()
+    face = np.zeros_like(current, bool)
+    face[:, -5:] = True  # pretend the box ends just past the far gap
+    after = local_edit(current, answer, 3, (4, 4, 9), positive=True, along_object=True,
+                       open_face=face)
+    assert (after[4, 14:16, 9:11] == 2).all()
+    # a negative click removes only what is connected to it through its own change
+    whole = answer.copy()
+    after = local_edit(whole, current, 3, (4, 4, 9), positive=False, along_object=True)
+    assert (after[4, 4:6, 9:11] == 2).all() and (after[4, 14:16, 9:11] == 3).all()
+
+
+class _FixedAnswers:
+    """An engine that answers a positive click with ``positive`` and a negative one with
+    ``negative`` over the whole volume (the session's rule is what is tested)."""
+
+    name = "fixed"
+
+    def follows_object(self, label):
+        return True  # as the click network, which sees the mask
+
+    def __init__(self, positive, negative):
+        self.answers = {True: positive, False: negative}
+
+    def propose(self, labels, label, clicks):
+        return tuple(slice(0, n) for n in labels.shape), self.answers[clicks[-1].positive]
+
+
+def test_a_later_click_does_not_undo_an_earlier_click_further_along_the_object():
+    current, answer = _rim_case()
+    start = np.where(current == 2, 3, current).astype(np.uint8)
+    start[4, 4:6, 9:11] = 2  # only the gap at the second click is missing
+    volume = Volume(np.ones((1, *start.shape), np.float32), np.eye(4), ("A",))
+    session = InteractiveSession(volume, start, label=3, engine=_FixedAnswers(answer, current))
+    session.click((4, 15, 9), positive=False)  # the user takes the far stretch out of 3
+    assert (session.mask[4, 14:16, 9:11] == 2).all()
+    between = session.mask.copy()
+    session.click((4, 4, 9), positive=True)  # the answer wants the whole ring back
+    assert (session.mask[4, 4:6, 9:11] == 3).all()
+    assert (session.mask[4, 14:16, 9:11] == 2).all()  # the earlier click's voxels stay
+    session.undo()
+    session.undo()
+    np.testing.assert_array_equal(session.mask, start)
+    # the same mask without the click that made it: the whole ring comes back
+    fresh = InteractiveSession(volume, between, label=3, engine=_FixedAnswers(answer, current))
+    fresh.click((4, 4, 9), positive=True)
+    np.testing.assert_array_equal(fresh.mask == 3, answer == 3)
+
+
 @pytest.mark.parametrize("engine_name", ["random_walker", "model"])
 def test_positive_click_changes_only_its_connected_region(engine_name):
-    volume, reference = _toy_case()
+    volume, reference = _toy_case(nodule=True)
     mask = reference.copy()
-    mask[_ball((20, 20, 30), 2.5) & (reference == 2)] = 0  # a missed piece of oedema
-    mask[_ball((20, 20, 8), 2.5) & (reference == 2)] = 0  # another one, far from the click
-    session = InteractiveSession(volume, mask, label=2,
-                                 engine=_engines(volume, reference)[engine_name])
+    mask[_ball((20, 20, 29), 2.5) & (reference == 2)] = 0  # a missed piece of oedema
+    mask[_ball(NODULE, 1.5)] = 0  # the nodule, missed too: another object
+    engine = {"random_walker": "random_walker",  # sharp: the model's answer has the nodule
+              "model": ModelEngine(volume, _toy_probabilities(reference, blur=0.7))}
+    session = InteractiveSession(volume, mask, label=2, engine=engine[engine_name])
+    if engine_name == "model":
+        box, answer = session.engine.propose(session.mask, 2, [Click((20, 20, 30), True)])
+        claimed = np.zeros_like(mask)
+        claimed[box] = answer
+        assert (claimed[_ball(NODULE, 1.5)] == 2).any()
     before = session.mask.copy()
     session.click((20, 20, 30), positive=True)
     changed = session.mask != before
     assert changed[20, 20, 30] and (session.mask[changed] == 2).all()
     labelled, count = ndi.label(changed, structure=np.ones((3, 3, 3)))
-    assert count == 1  # one connected region, holding the click
-    assert not changed[_ball((20, 20, 8), 3)].any()  # the far error is untouched
+    assert count == 1  # one connected region, holding the click (these engines do not see
+    # the mask, so they do not follow the object further)
+    assert not changed[_ball(NODULE, 2.5)].any()  # the other object is untouched
     assert (session.mask[reference == 1] == 1).all()  # the core keeps every voxel
 
 

@@ -3,13 +3,24 @@
 An engine answers a click with a label map for a box around it (what it
 thinks every voxel of the box should be). The session does not take that
 answer wholesale: as MONAI's VISTA3D merges only the connected component
-under a click, a click edits only the region that is
+under a click, a click edits only the click's own object, in the click's own
+direction:
 
-- connected (26-neighbourhood) to the clicked voxel, and
-- where the answer disagrees with the current mask in the click's own
-  direction: a positive click for label L only adds L (voxels the answer
-  calls L that are not L yet), a negative click only removes L (voxels of L
-  the answer gives to another label).
+- a positive click for label L adds L only inside the answer's L object
+  that holds the click (its 26-connected component): the voxels of it that
+  are not L yet. Those connected to the click through other such voxels
+  always. When the engine's answer sees the current mask (the click
+  network: ``along_object``), the rest too (further along the object,
+  reached through voxels that are L already, such as the stretches of a
+  thin rim the mask missed; an engine that does not see the mask would
+  bring back there what the user already fixed), but only
+  where they are background or a label that makes at least
+  ``CONFUSION_SHARE`` of the click's own change (the click says "these X are
+  really L"; further along, it fixes the same confusion and takes no other
+  label), and not where an earlier click set them (``held``) or where they
+  run into an open face of the box (the answer is cut there);
+- a negative click only removes L: voxels of L the answer gives to another
+  label, connected to the click through other such voxels.
 
 Everything else in the mask stays bit for bit as it was. Voxels a negative
 click removes take the label the engine gives them (the model's next most
@@ -28,10 +39,13 @@ from napari_medseg.interactive._clicks import Click
 from napari_medseg.interactive._geometry import touches_open_face
 
 _CONNECTIVITY = np.ones((3, 3, 3), bool)
+CONFUSION_SHARE = 0.03  # a label this share of a click's own change is one the click fixes
 
 
 def local_edit(current: np.ndarray, answer: np.ndarray, label: int, point: Sequence[int],
-               positive: bool, protect: bool = False) -> np.ndarray:
+               positive: bool, protect: bool = False, along_object: bool = False,
+               held: np.ndarray | None = None, open_face: np.ndarray | None = None
+               ) -> np.ndarray:
     """The box's labels after one click, following the module's rule.
 
     Parameters
@@ -48,6 +62,15 @@ def local_edit(current: np.ndarray, answer: np.ndarray, label: int, point: Seque
         Add (True) or remove (False) ``label``.
     protect : bool
         A positive click may take only background voxels.
+    along_object : bool
+        A positive click also takes the same fix further along the answer's object
+        (for engines whose answer sees the current mask: the click network).
+    held : ndarray of bool, optional
+        Voxels earlier clicks set: a positive click changes them only in its own
+        connected region, not further along the object.
+    open_face : ndarray of bool, optional
+        The box's voxels on faces inside the volume: further along the object, a
+        stretch of change that reaches one is left out.
 
     Returns
     -------
@@ -63,9 +86,33 @@ def local_edit(current: np.ndarray, answer: np.ndarray, label: int, point: Seque
         region = (current == label) & (answer != label)
     component = connected_at(region, point)
     after = current.copy()
-    if component is not None:
-        after[component] = label if positive else answer[component]
+    if component is None:
+        return after
+    after[component] = label if positive else answer[component]
+    if positive and along_object:
+        further = _along_the_object(current, region & ~component, component,
+                                    answer == label, point, held, open_face)
+        after[further] = label
     return after
+
+
+def _along_the_object(current: np.ndarray, further: np.ndarray, component: np.ndarray,
+                      answer_object: np.ndarray, point: tuple[int, ...],
+                      held: np.ndarray | None, open_face: np.ndarray | None) -> np.ndarray:
+    """The voxels of ``further`` (changes not connected to the click through other changes)
+    that a positive click also takes: inside the answer's object under the click,
+    background or a label the click's own change (``component``) took, not set by an
+    earlier click, not in a stretch that runs into an open face of the box."""
+    taken = np.bincount(current[component].ravel())
+    confused = np.flatnonzero(taken >= CONFUSION_SHARE * taken.sum())
+    reach = further & np.isin(current, [0, *confused]) & connected_at(answer_object, point)
+    if held is not None:
+        reach &= ~held
+    if open_face is not None and (reach & open_face).any():
+        pieces, _ = ndi.label(reach, structure=_CONNECTIVITY)
+        cut = np.unique(pieces[open_face & reach])
+        reach &= ~np.isin(pieces, cut)
+    return reach
 
 
 def connected_at(region: np.ndarray, point: Sequence[int]) -> np.ndarray | None:

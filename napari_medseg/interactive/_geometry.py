@@ -43,6 +43,30 @@ def touches_open_face(mask: np.ndarray, box: tuple[slice, ...], shape: Sequence[
     return False
 
 
+def open_faces(box: tuple[slice, ...], shape: Sequence[int]) -> np.ndarray:
+    """The voxels of ``box`` on its faces that are not the volume's edge.
+
+    Parameters
+    ----------
+    box : tuple of slice
+        The box in the volume.
+    shape : sequence of int
+        The volume's shape.
+
+    Returns
+    -------
+    ndarray of bool
+        Of the box's shape.
+    """
+    faces = np.zeros([s.stop - s.start for s in box], bool)
+    for axis, (window, size) in enumerate(zip(box, shape)):
+        if window.start > 0:
+            faces[(slice(None),) * axis + (0,)] = True
+        if window.stop < size:
+            faces[(slice(None),) * axis + (-1,)] = True
+    return faces
+
+
 def crop_box(centre: Sequence[int], size: Sequence[int], shape: Sequence[int]
              ) -> tuple[slice, ...]:
     """A box of ``size`` centred on ``centre``, shifted to lie inside ``shape`` if it fits.

@@ -4,7 +4,7 @@ The network (built-in ``click_unet``, made by ``scripts/train_click_model.py``)
 is the segmentation model fine-tuned with more inputs: the current mask
 one-hot per label and each label's positive and negative click guidance
 (see `network_input`). It answers every label of the patch; the session keeps
-only the region connected to the click (see ``_edit``). Where the network's
+only the clicked object's change (see ``_edit``). Where the network's
 answer does not give the clicked voxel the click's sign, the click pushes the
 network's log-probabilities as the model-aware engine pushes the segmentation
 model's (`ClickBump`), so every click changes something and a repeated click
@@ -152,6 +152,11 @@ class LearnedEngine:
         log_p = log_p[(slice(None), *(slice(0, n) for n in crop_shape))]
         self.bump.push(log_p, label, moved[-1], box)  # only if the network ignored the click
         return log_p.argmax(0).astype(labels.dtype)
+
+    def follows_object(self, label: int) -> bool:
+        """The network sees the current mask, so its answer for ``label`` (one it knows)
+        may be followed along the clicked object (see ``_edit``)."""
+        return 1 <= label <= self.n_labels
 
     def propose(self, labels: np.ndarray, label: int, clicks: Sequence[Click]
                 ) -> tuple[tuple[slice, ...], np.ndarray]:

@@ -19,6 +19,7 @@ import numpy as np
 from napari_medseg.errors import InputError
 from napari_medseg.interactive._clicks import Click
 from napari_medseg.interactive._edit import local_edit
+from napari_medseg.interactive._geometry import open_faces
 from napari_medseg.io import Volume
 
 Writer = Callable[[tuple[np.ndarray, ...], np.ndarray], None]
@@ -163,6 +164,13 @@ def check_label(label, dtype) -> int:
     return value
 
 
+def _follows_object(engine, label: int) -> bool:
+    """Does ``engine``'s answer for ``label`` see the current mask, so that a positive click
+    may take the same fix further along the clicked object (see ``_edit``)?"""
+    follows = getattr(engine, "follows_object", None)
+    return bool(follows(label)) if follows is not None else False
+
+
 def _as_volume(volume) -> Volume:
     if isinstance(volume, Volume):
         return volume
@@ -200,9 +208,12 @@ class InteractiveSession:
     Notes
     -----
     Every click follows one rule whatever the engine (see ``_edit``): it
-    changes only the region connected to the click where the engine's answer
-    disagrees with the mask in the click's direction; voxels a negative click
-    removes go to the label the engine gives them, never to a hole.
+    changes only the click's own object, where the engine's answer disagrees
+    with the mask in the click's direction (a positive click: the answer's
+    object under the click, less what earlier clicks set beyond the click's
+    connected change; a negative click: the change connected to the click);
+    voxels a negative click removes go to the label the engine gives them,
+    never to a hole.
     """
 
     def __init__(self, volume, mask: np.ndarray | None = None, label: int = 1,
@@ -222,6 +233,7 @@ class InteractiveSession:
         self.protect = bool(protect)
         self.clicks: list[Click] = []
         self.changes: list[Change] = []
+        self.edits: list[tuple[np.ndarray, ...]] = []  # every label's clicks' voxels
         self.history: list[dict] = []
 
     @property
@@ -267,8 +279,8 @@ class InteractiveSession:
         Returns
         -------
         Change
-            The voxels the click changes (only the region connected to the
-            click where the engine disagrees with the mask), before and after.
+            The voxels the click changes (only the clicked object where the
+            engine disagrees with the mask; see ``_edit``), before and after.
 
         Raises
         ------
@@ -281,13 +293,28 @@ class InteractiveSession:
         box, answer = self.engine.propose(self.mask, self.label, clicks)
         current = self.mask[box]
         local = [p - s.start for p, s in zip(click.position, box)]
-        after_box = local_edit(current, answer, self.label, local, click.positive, self.protect)
+        along = click.positive and _follows_object(self.engine, self.label)
+        after_box = local_edit(current, answer, self.label, local, click.positive, self.protect,
+                               along_object=along, held=self._held(box) if along else None,
+                               open_face=open_faces(box, self.mask.shape) if along else None)
         changed = np.nonzero(after_box != current)
         origin = [s.start for s in box]
         indices = tuple(i + o for i, o in zip(changed, origin))
         return Change(click, self.label, indices, current[changed].copy(),
                       after_box[changed].astype(self.mask.dtype), time.perf_counter() - started,
                       box)
+
+    def _held(self, box: tuple[slice, ...]) -> np.ndarray | None:
+        """The voxels of ``box`` that this session's earlier clicks set."""
+        if not self.edits:
+            return None
+        held = np.zeros([s.stop - s.start for s in box], bool)
+        origin = np.array([s.start for s in box])[:, None]
+        for indices in self.edits:
+            local = np.asarray(indices) - origin
+            inside = np.all((local >= 0) & (local < np.array(held.shape)[:, None]), axis=0)
+            held[tuple(local[:, inside])] = True
+        return held
 
     def commit(self, change: Change, writer: Writer | None = None) -> np.ndarray:
         """Apply a proposed change and record it.
@@ -312,6 +339,7 @@ class InteractiveSession:
             writer(change.indices, change.after)
         self.clicks.append(change.click)
         self.changes.append(change)
+        self.edits.append(change.indices)
         self.history.append({**change.click.as_dict(), "label": change.label,
                              "voxels_changed": change.n_voxels,
                              "seconds": round(change.seconds, 4), "engine": self.engine.name})
@@ -340,6 +368,8 @@ class InteractiveSession:
             return None
         change = self.changes.pop()
         self.clicks.pop()
+        if self.edits and self.edits[-1] is change.indices:
+            self.edits.pop()
         self.history.append({"undo": True, "label": change.label, "time": round(time.time(), 3)})
         return change
 
