@@ -13,7 +13,7 @@ its surroundings (otherwise the walker, seeded by a speck against the box's
 faces, gives the label a few hundred voxels of a large structure). Negative
 clicks seed a "not this label" class, and
 voxels it wins go to the walker's next most likely label. The session then
-keeps only the clicked object's change (see ``_edit``). Boxes larger
+keeps only the change connected to the click (see ``_edit``). Boxes larger
 than 48^3 are solved at half resolution with pyamg's multigrid solver.
 """
 from __future__ import annotations

@@ -13,7 +13,7 @@ click claims only voxels with the clicked voxel's current label, a negative
 click removes only voxels whose runner-up class is the clicked voxel's.
 The engine's answer is the argmax of the moved log-probabilities, so voxels
 a negative click removes go to the model's next most probable class. The session then keeps only
-the clicked object's change (see ``_edit``).
+the region connected to the click (see ``_edit``).
 
 A first positive click on a label the model predicts under the click
 needs no bump: the answer is the model's own connected object there

@@ -208,12 +208,12 @@ class InteractiveSession:
     Notes
     -----
     Every click follows one rule whatever the engine (see ``_edit``): it
-    changes only the click's own object, where the engine's answer disagrees
-    with the mask in the click's direction (a positive click: the answer's
-    object under the click, less what earlier clicks set beyond the click's
-    connected change; a negative click: the change connected to the click);
-    voxels a negative click removes go to the label the engine gives them,
-    never to a hole.
+    changes only the region connected to the click where the engine's answer
+    disagrees with the mask in the click's direction; with an engine whose
+    answer sees the mask (the click network), a positive click also makes
+    the same fix further along the answer's object under the click, never on
+    voxels an earlier click set. Voxels a negative click removes go to the
+    label the engine gives them, never to a hole.
     """
 
     def __init__(self, volume, mask: np.ndarray | None = None, label: int = 1,
