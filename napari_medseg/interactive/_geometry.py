@@ -36,11 +36,7 @@ def touches_open_face(mask: np.ndarray, box: tuple[slice, ...], shape: Sequence[
     shape : sequence of int
         The volume's shape.
     """
-    for axis, (window, size) in enumerate(zip(box, shape)):
-        if (np.take(mask, 0, axis=axis).any() and window.start > 0) or \
-                (np.take(mask, -1, axis=axis).any() and window.stop < size):
-            return True
-    return False
+    return bool((mask & open_faces(box, shape)).any())
 
 
 def open_faces(box: tuple[slice, ...], shape: Sequence[int]) -> np.ndarray:
