@@ -298,3 +298,26 @@ def test_click_bump_gives_the_clicked_voxel_the_clicks_sign_and_fades_with_dista
     lowered = log_p.copy()
     assert bump.push(lowered, 1, Click((20, 20, 20), False), box)  # the core's centre: not core
     assert np.argmax(lowered[:, 20, 20, 20]) != 1
+
+
+def test_click_bump_on_a_thin_rim_follows_the_rim_not_the_tissue_around_it():
+    """A click on a one-voxel rim: the bump reads the rim's own intensity, so it reaches
+    along the rim and not into the different-looking tissue around it."""
+    from napari_medseg.interactive import Click
+    from napari_medseg.interactive._bump import ClickBump
+
+    rng = np.random.default_rng(0)
+    shape = (21, 21, 21)
+    image = np.full((2, *shape), 1.0, np.float32)  # surrounding tissue
+    image[:, :, 10, :] = 2.0  # a rim one voxel thick, in the plane y = 10
+    image += rng.normal(0, 0.02, image.shape).astype(np.float32)
+    image[:, 0, 0, 0] = 0.1  # the 5-95 % spread stays that of tissue and rim
+    bump = ClickBump(image, (1.0, 1.0, 1.0))
+    click = Click((10, 10, 10), True)
+    standardised = bump.standardised()
+    rim, tissue = standardised[:, :, 10].mean((1, 2)), standardised[:, :, 5].mean((1, 2))
+    reference = bump.reference(click.position)  # the rim's own intensity, not the tissue's
+    assert np.abs(reference - rim).max() < 0.05 * np.abs(rim - tissue).min()
+    kernel = bump.kernel(tuple(slice(0, n) for n in shape), click)
+    along, beside = kernel[10, 10, 13], kernel[10, 9, 10]  # 3 mm along the rim, 1 mm off it
+    assert along > 0.5 and beside < 0.01

@@ -4,8 +4,9 @@ For a click on label L at voxel p, L's log-probability gets a bump just
 high enough (plus ``margin``) for p to take the click's sign: a positive
 click raises L, a negative one lowers it. The bump falls off with the
 distance in mm (Gaussian, ``sigma_mm``) and, with ``tau``, with the
-intensity difference to the clicked voxel (every channel, in units of the
-channel's 5-95 % range), so nearby voxels that look alike and that the
+intensity difference to the clicked tissue (every channel, in units of the
+channel's 5-95 % range; the median of the clicked voxel's nearest third of its
+3x3x3 neighbours), so nearby voxels that look alike and that the
 model was unsure about follow; confident or different-looking ones do not.
 """
 from __future__ import annotations
@@ -104,7 +105,7 @@ class ClickBump:
 
     def kernel(self, box: tuple[slice, ...], click: Click) -> np.ndarray:
         """A click's influence over the box: near in space and, with ``tau``, alike in
-        intensity (every channel) to the clicked voxel's neighbourhood.
+        intensity (every channel) to the clicked tissue (``reference``).
 
         Parameters
         ----------
@@ -120,12 +121,31 @@ class ClickBump:
             return kernel
         image = self.standardised()
         window = image[(slice(None), *box)]
-        around = crop_box(click.position, (3, 3, 3), image.shape[1:])
-        reference = np.median(image[(slice(None), *around)].reshape(len(image), -1), axis=1)
+        reference = self.reference(click.position)
         distance2 = ((window - reference.reshape(-1, 1, 1, 1)) ** 2).mean(0)
         # 1 at the clicked voxel and at voxels that look at least as typical as it
         own = distance2[tuple(int(p - o) for p, o in zip(click.position, origin))]
         return kernel * np.exp(-np.maximum(distance2 - own, 0.0) / (2 * self.tau ** 2))
+
+    def reference(self, position: Sequence[int]) -> np.ndarray:
+        """What the clicked tissue looks like: per channel, the median of the clicked
+        voxel's 3x3x3 neighbours nearest to it in intensity (a third of them).
+
+        The whole neighbourhood's median is robust to noise but, on a structure one or
+        two voxels thick (a rim), describes the tissue around it instead; the nearest
+        third keeps the robustness and describes the clicked tissue.
+
+        Parameters
+        ----------
+        position : sequence of int
+            The clicked voxel.
+        """
+        image = self.standardised()
+        around = crop_box(position, (3, 3, 3), image.shape[1:])
+        neighbours = image[(slice(None), *around)].reshape(len(image), -1)
+        clicked = image[(slice(None), *(int(p) for p in position))]
+        nearest = np.argsort(((neighbours - clicked[:, None]) ** 2).mean(0), kind="stable")
+        return np.median(neighbours[:, nearest[:max(1, neighbours.shape[1] // 3)]], axis=1)
 
     def standardised(self) -> np.ndarray:
         """The channels, each scaled by its robust spread inside the head (computed once)."""
