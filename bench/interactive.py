@@ -92,6 +92,8 @@ def engine_for(name: str, case: dict, whole: bool):
     if name == "learned":  # as in the dock after a model run: the run's probabilities too
         return make_engine(name, case["volume"], device="cpu",
                            probabilities=case["probabilities"])
+    if name == "learned_no_run":  # a mask with no model run kept (a review case, a file)
+        return make_engine("learned", case["volume"], device="cpu")
     if name != "model":
         return make_engine(name, case["volume"], device="cpu")
     from napari_medseg.interactive._model_engine import ModelEngine

@@ -5,6 +5,7 @@ the source files and, for images, the contrast name.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -173,6 +174,18 @@ def is_model_output(layer) -> bool:
         Any layer (one without metadata is not a model's output).
     """
     return bool(getattr(layer, "metadata", {}).get(METADATA_KEY, {}).get("model"))
+
+
+def layer_model_folder(layer) -> Path | None:
+    """The folder of the model whose run made this Labels layer, if recorded and present.
+
+    Parameters
+    ----------
+    layer : napari layer
+        Any layer (a model run's, or a review case's, records its model).
+    """
+    folder = getattr(layer, "metadata", {}).get(METADATA_KEY, {}).get("model", {}).get("folder")
+    return Path(folder) if folder and Path(folder).is_dir() else None
 
 
 def layer_probabilities(layer) -> np.ndarray | None:

@@ -168,7 +168,7 @@ def test_learned_engine_takes_auto_for_its_device(small_case):
     assert engine.device == choose_device("auto")
 
 
-def test_auto_takes_the_click_network_only_after_a_run_of_a_model_with_its_labels(
+def test_auto_takes_the_click_network_only_for_a_model_with_its_labels(
         sample_and_prediction, tmp_path):
     import dataclasses
     import json
@@ -179,8 +179,10 @@ def test_auto_takes_the_click_network_only_after_a_run_of_a_model_with_its_label
 
     case, predicted = sample_and_prediction
     probabilities = np.eye(4, dtype=np.float32)[predicted].transpose(3, 0, 1, 2)
-    assert make_engine("auto", case.volume).name == "random_walker"  # no model run
-    assert make_engine("auto", case.volume, probabilities=probabilities).name == "learned"
+    no_run = make_engine("auto", case.volume)  # a review case, a mask from a file
+    assert no_run.name == "learned" and no_run.prior is None
+    with_run = make_engine("auto", case.volume, probabilities=probabilities)
+    assert with_run.name == "learned" and with_run.prior is probabilities
     other = make_model_folder(tmp_path / "other", n_folds=1)  # the same labels: it fits
     assert click_network_fits(case.volume, other)
     spec = json.loads((other / "model.json").read_text())
@@ -190,6 +192,7 @@ def test_auto_takes_the_click_network_only_after_a_run_of_a_model_with_its_label
     engine = make_engine("auto", case.volume, probabilities=probabilities,
                          segmentation_model=other)
     assert engine.name == "model"
+    assert make_engine("auto", case.volume, segmentation_model=other).name == "random_walker"
     t1_only = dataclasses.replace(case.volume, data=case.volume.data[:1],
                                   channel_names=case.volume.channel_names[:1])
     assert not click_network_fits(t1_only)  # the network's contrasts are missing

@@ -33,6 +33,11 @@ def test_review_queue_opens_cases_by_priority(make_napari_viewer, qtbot, tmp_pat
     # each layer in its own event-loop turn: napari answered input and painted in between
     assert len(inserted) >= 6 and delivered == list(range(1, len(inserted) + 1)), inserted
     assert dock.case_section.warnings() == []  # ready for the model, refinement and export
+    # Refine's auto on the case's mask: the click network, as the mask's model has its labels
+    refine, segmentation = dock.refine_section, viewer.layers[f"{first} segmentation"]
+    assert refine.layer_combo.currentText() == segmentation.name
+    session = refine._session_factory(segmentation, 2)()
+    assert session.engine_name.startswith("learned")
     section.mark_current_reviewed()
     assert section.table.item(0, 4).text() == "yes"
     # the old case's layers go one per turn too (napari collects garbage on each removal)

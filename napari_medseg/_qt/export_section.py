@@ -123,7 +123,7 @@ class ExportSection(QWidget):
             return None
         meta = layer.metadata.get("napari_medseg", {})
         try:
-            model = self._model_of(meta)
+            model = self._model_of(layer)
             result = export_case(
                 volume, np.asarray(layer.data), FORMATS[self.format_combo.currentText()], folder,
                 case_id=self.case_edit.text().strip() or None,
@@ -143,10 +143,11 @@ class ExportSection(QWidget):
         show_info(f"Exported '{name}' to {result.output}")
         return result
 
-    def _model_of(self, meta: dict):
-        folder = meta.get("model", {}).get("folder")
-        return self._models.loaded_model(Path(folder)) if folder and Path(folder).is_dir() \
-            else None
+    def _model_of(self, layer):
+        from napari_medseg.layers import layer_model_folder
+
+        folder = layer_model_folder(layer)
+        return self._models.loaded_model(folder) if folder else None
 
     def improve(self):
         """Fine-tune the chosen model on the last exported nnU-Net dataset, in a worker."""

@@ -40,9 +40,10 @@ class RefineSection(QWidget):
         self.layer_combo, self.label_combo, self.engine_combo = QComboBox(), QComboBox(), \
             QComboBox()
         self.engine_combo.addItems(list(ENGINES))
-        self.engine_combo.setToolTip("auto: after a model run, the learned click network if it "
-                                     "knows the model's labels, else the model-aware engine; "
-                                     "without a run, the random walker")
+        self.engine_combo.setToolTip("auto: the learned click network if it knows the model's "
+                                     "labels and the case has its contrasts; else, after a "
+                                     "model run, the model-aware engine, and without one, the "
+                                     "random walker")
         self.protect_box = QCheckBox("Protect other labels")
         self.protect_box.setToolTip("A positive click then takes only background voxels: "
                                     "no other label loses a voxel")
@@ -240,7 +241,8 @@ class RefineSection(QWidget):
 
     def _session_factory(self, layer, label: int):
         from napari_medseg.interactive import InteractiveSession, make_engine
-        from napari_medseg.layers import layer_probabilities, volume_from_layers
+        from napari_medseg.layers import layer_model_folder, layer_probabilities, \
+            volume_from_layers
 
         try:
             volume = volume_from_layers(self.image_layers())
@@ -250,7 +252,8 @@ class RefineSection(QWidget):
         engine, device, data = ENGINES[self.engine_combo.currentText()], self._device(), \
             layer.data
         probabilities, protect = layer_probabilities(layer), self.protect_box.isChecked()
-        segmentation_model = self._models.current_folder()
+        # the model that made the mask (a run, a review case), else the dock's choice
+        segmentation_model = layer_model_folder(layer) or self._models.current_folder()
 
         def make():  # in the worker: the engine may load a model
             engine_object = make_engine(engine, volume, device=device,

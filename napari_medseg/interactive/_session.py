@@ -58,9 +58,12 @@ def make_engine(engine: str, volume: Volume, model=None, device: str | None = No
         needs no model. ``"auto"``, when the case has class probabilities from a
         model run: the click network if it knows that model's labels (same
         values and names) and the case has its contrasts (it fixes the most per
-        click, BENCHMARKS.md), else ``"model"``; without a model run the random
-        walker (``"model"`` without probabilities computes them with the
-        segmentation model, box by box).
+        click, BENCHMARKS.md), else ``"model"``. Without a model run's
+        probabilities (a review case, a mask opened from a file, an empty mask)
+        the click network too when it knows ``segmentation_model``'s labels and
+        the case has its contrasts, with no prior; else the random walker
+        (``"model"`` without probabilities computes them with the segmentation
+        model, box by box).
     volume : Volume
         The case.
     model : str, Path or LoadedModel, optional
@@ -89,10 +92,10 @@ def make_engine(engine: str, volume: Volume, model=None, device: str | None = No
         return RandomWalkerEngine(volume)
     if engine == "learned":
         return LearnedEngine(volume, model, device, prior=probabilities)
-    if engine == "auto" and probabilities is None:
-        return RandomWalkerEngine(volume)
     if engine == "auto" and click_network_fits(volume, segmentation_model, model):
         return LearnedEngine(volume, model, device, prior=probabilities)
+    if engine == "auto" and probabilities is None:
+        return RandomWalkerEngine(volume)
     if probabilities is None:
         _check_model_reads(segmentation_model, volume)
     return ModelEngine(volume, probabilities, segmentation_model, device)
