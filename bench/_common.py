@@ -116,6 +116,19 @@ def first_fold(model):
     return LoadedModel(model.spec, model.folder, model.networks[:1])
 
 
+def single_prediction_seconds(single, volume) -> float:
+    """Wall time of one prediction of ``volume`` by ``single`` (see `first_fold`) on the CPU:
+    the yardstick the uncertainty estimates' costs are divided by."""
+    import time
+
+    from napari_medseg.inference import predict
+    from napari_medseg.progress import run_to_end
+
+    started = time.perf_counter()
+    run_to_end(predict(single, volume, device="cpu", keep_probabilities=False))
+    return time.perf_counter() - started
+
+
 def uncertainty_case(index: int):
     """The ``index``-th held-out uncertainty case: ``(seed, hard, case)``, seeds 9200 on,
     2 mm; the odd ones harder than anything in training (Rician noise 0.07-0.10, log

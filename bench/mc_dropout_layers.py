@@ -23,8 +23,8 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from _common import first_fold, print_table, uncertainty_case, write_json
-from napari_medseg.inference import predict
+from _common import (first_fold, print_table, single_prediction_seconds, uncertainty_case,
+                     write_json)
 from napari_medseg.models import load_model
 from napari_medseg.models.unet import UNet3D
 from napari_medseg.progress import run_to_end
@@ -75,9 +75,7 @@ def main() -> None:
     for index in range(args.cases):
         seed, hard, case = uncertainty_case(index)
         for choice in ("all", "decoder", "last"):
-            started = time.perf_counter()
-            run_to_end(predict(single, case.volume, device="cpu", keep_probabilities=False))
-            base = time.perf_counter() - started
+            base = single_prediction_seconds(single, case.volume)
             _sampling.dropout_active = (lambda network, on, within=WITHIN[choice]:
                                         switch_dropout(network, on, within))
             result = run_to_end(estimate_uncertainty(model, case.volume, "mc", 8,

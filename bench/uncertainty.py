@@ -11,12 +11,11 @@ single-fold prediction of the same case.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
-from _common import first_fold, print_table, uncertainty_case, write_json
-from napari_medseg.inference import predict
+from _common import (first_fold, print_table, single_prediction_seconds, uncertainty_case,
+                     write_json)
 from napari_medseg.models import load_model
 from napari_medseg.progress import run_to_end
 from napari_medseg.uncertainty import estimate_uncertainty
@@ -35,9 +34,7 @@ def main() -> None:
     rows, per_case = {name: [] for name in METHODS}, []
     for index in range(args.cases):
         seed, hard, case = uncertainty_case(index)
-        start = time.perf_counter()
-        run_to_end(predict(single, case.volume, device="cpu", keep_probabilities=False))
-        base = time.perf_counter() - start
+        base = single_prediction_seconds(single, case.volume)
         for name, (method, samples) in METHODS.items():
             result = run_to_end(estimate_uncertainty(model, case.volume, method, samples,
                                                      reference=case.labels.data))
