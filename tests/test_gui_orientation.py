@@ -150,3 +150,30 @@ def test_empty_labels_layer_takes_the_image_grid_and_clicks_hit_the_marker(
     marker_voxel = tuple(int(v) for v in np.round(np.argwhere(data > 500).mean(0)))
     world = image.data_to_world(marker_voxel)
     assert tuple(int(v) for v in np.round(mask.world_to_data(world))) == marker_voxel
+
+
+@pytest.mark.gui
+def test_letters_glyphs_are_rendered_before_the_first_layer(make_napari_viewer, qtbot,
+                                                            phantom_files, monkeypatch):
+    """The first case's paint renders no glyph: the dock rendered the letters' glyphs
+    while the viewer was empty (vispy renders each on the CPU at its first draw)."""
+    from napari._vispy.utils.qt_font import QtTextureFont
+
+    from napari_medseg._qt.orientation import LETTER_GLYPHS, canvas_font
+    from napari_medseg._reader import read_layers
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
+    font = canvas_font(viewer)
+    qtbot.waitUntil(lambda: set(LETTER_GLYPHS) <= set(font._glyphs), timeout=10000)
+    rendered_later = []
+    load_char = QtTextureFont._load_char
+    monkeypatch.setattr(QtTextureFont, "_load_char",
+                        lambda self, char: (rendered_later.append(char), load_char(self, char)))
+    [(data, kwargs, _)] = read_layers(str(phantom_files["ras"][0]))
+    viewer.add_image(data, **kwargs)
+    for order in ((0, 1, 2), (1, 0, 2), (2, 0, 1)):  # axial, coronal, sagittal letters
+        viewer.dims.order = order
+        picture = viewer.screenshot(canvas_only=True, flash=False)
+        assert ((picture[..., 0] > 150) & (picture[..., 2] < 120)).any()  # letters drawn
+    assert rendered_later == []

@@ -6,7 +6,10 @@ posterior, left); this controller only labels and mirrors the view.
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
+from qtpy.QtCore import QTimer
 
 from napari_medseg.layers import METADATA_KEY, geometry_metadata, same_placement
 from napari_medseg.orientation import horizontal_direction, view_letters
@@ -14,12 +17,26 @@ from napari_medseg.orientation import horizontal_direction, view_letters
 _EDGES = {"top": "top_center", "bottom": "bottom_center", "left": "middle_left",
           "right": "middle_right"}
 _AXIS_LABELS = ("S\u2192I", "A\u2192P", "R\u2192L")
+# The glyphs the letters are drawn with: vispy measures the height of every text with
+# "ÅÉÑŐjgpqy" (``_text_to_vbo``), then draws the letters themselves.
+LETTER_GLYPHS = "ÅÉÑŐjgpqy APRLSI"
+_GLYPH_GAP_MS = 50
 
 
 def viewer_camera(viewer):
     """The viewer's camera (napari 0.9 moved it to ``viewer.scene``)."""
     scene = getattr(viewer, "scene", None)  # napari >= 0.9; older: viewer.camera
     return scene.camera if scene is not None else viewer.camera
+
+
+def canvas_font(viewer):
+    """The texture font napari's canvas text is drawn with, or None where napari's
+    internals differ (then the glyphs are simply rendered at their first draw)."""
+    try:
+        info = viewer.window._qt_viewer.canvas.font_info()
+        return info.font_manager.get_font(info.face)
+    except (AttributeError, RuntimeError):  # another napari; a closed viewer
+        return None
 
 
 def anatomical_layers(viewer) -> list:
@@ -54,6 +71,32 @@ class AnatomicalView:
         viewer.layers.events.removed.connect(self.refresh)
         self._label_axes()
         self.refresh()
+        self._prerender_later(LETTER_GLYPHS)
+
+    def prerender_letters(self, pending: str = LETTER_GLYPHS) -> None:
+        """Render the letters' glyphs now, one per event-loop turn.
+
+        vispy renders a glyph's distance field on the CPU the first time any
+        text on the canvas draws it: 5-20 ms each for 16 glyphs on this CPU,
+        up to 0.3 s together when a reader thread competes, all inside the
+        paint of the session's first layer. The dock pays them while the user
+        is still choosing what to open.
+
+        Parameters
+        ----------
+        pending : str
+            The glyphs still to render.
+        """
+        font = canvas_font(self._viewer)
+        if font is None or not pending:
+            return
+        font[pending[0]]  # renders the glyph into the font's atlas (once per glyph)
+        self._prerender_later(pending[1:])
+
+    def _prerender_later(self, pending: str) -> None:
+        """`prerender_letters` on a later turn; a closed dock's view is let go meanwhile."""
+        view = weakref.ref(self)
+        QTimer.singleShot(_GLYPH_GAP_MS, lambda: view() and view().prerender_letters(pending))
 
     def set_convention(self, convention: str) -> None:
         """Show the radiological (patient right on screen left) or neurological view."""
