@@ -4,8 +4,8 @@ A QTimer ticks every 5 ms on the GUI thread; the longest gap between two
 ticks while an action runs (from the button press until its result is in
 the layers and the section is idle) is the longest the user saw napari
 frozen. Actions, in the order a user takes them on the sample case: open
-the sample, run the built-in model, one refinement click, a topology check,
-MC-dropout uncertainty and suggestions, NIfTI export, and the review queue's
+the sample, run the built-in model, *Start clicking* and one refinement click,
+a topology check, MC-dropout uncertainty and suggestions, NIfTI export, and the review queue's
 "Open next" on a two-case batch output, twice (the second replaces the first
 case's layers). The sample opens with the dock's button (``--sample-from
 napari``: napari's File > Open Sample, which builds its layers in one call).
@@ -116,6 +116,8 @@ def main() -> None:
     refine.label_combo.setCurrentText("2 ED")
     click = robot_click(np.asarray(viewer.layers["reference"].data) == 2,
                         np.asarray(layer.data) == 2)
+    stalls["start clicking (engine in a worker, the clicks layer)"] = probe.measure(
+        app, lambda: refine.active_button.setChecked(True), lambda: not refine.busy)
     stalls["refinement click (auto: the click network)"] = probe.measure(
         app, lambda: refine.add_click(click.position, click.positive),
         lambda: not refine.busy)

@@ -106,7 +106,7 @@ class TopologySection(QWidget):
         from napari_medseg.labels import present_labels
         from napari_medseg.layers import affine_of_layer
         from napari_medseg.progress import Progress
-        from napari_medseg.topology import check_setup, check_topology
+        from napari_medseg.topology import check_setup, check_topology, overlay
 
         try:
             layer = self._layer()
@@ -123,15 +123,16 @@ class TopologySection(QWidget):
 
         def task():
             yield Progress(0, 1, "computing Betti numbers and locating errors")
-            return check_topology(data, affine, setup.names, setup.regions,
-                                  setup.expectations), affine
+            results = check_topology(data, affine, setup.names, setup.regions,
+                                     setup.expectations)
+            return results, overlay(data.shape, results)  # the overlay layer's voxels too
 
         return self.runner.start(task, self._show, "Topology check")
 
     def _show(self, outcome) -> None:
-        from napari_medseg.topology import OVERLAY_COLORS, overlay
+        from napari_medseg.topology import OVERLAY_COLORS
 
-        self.results, affine = outcome
+        self.results, codes = outcome
         lines = []
         for name, target in self.results.items():
             expected = {k: getattr(target.expected, k) for k in ("b0", "b1", "b2")
@@ -150,7 +151,6 @@ class TopologySection(QWidget):
             self.error_list.addItem(f"[{error.kind}] {name}: {error.detail} at z={z} y={y} "
                                     f"x={x} \u2192 {error.fix}")
         layer = self._layer()
-        codes = overlay(layer.data.shape, self.results)
         if OVERLAY_NAME in self._viewer.layers:
             self._viewer.layers[OVERLAY_NAME].data = codes
         else:
