@@ -154,9 +154,11 @@ def test_empty_labels_layer_takes_the_image_grid_and_clicks_hit_the_marker(
 
 @pytest.mark.gui
 def test_letters_glyphs_are_rendered_before_the_first_layer(make_napari_viewer, qtbot,
-                                                            phantom_files, monkeypatch):
+                                                            phantom_files, monkeypatch,
+                                                            recwarn):
     """The first case's paint renders no glyph: the dock rendered the letters' glyphs
-    while the viewer was empty (vispy renders each on the CPU at its first draw)."""
+    while the viewer was empty (vispy renders each on the CPU at its first draw), without
+    napari's warning about a plugin reaching into its window."""
     from napari._vispy.utils.qt_font import QtTextureFont
 
     from napari_medseg._qt.orientation import LETTER_GLYPHS, canvas_font
@@ -177,3 +179,5 @@ def test_letters_glyphs_are_rendered_before_the_first_layer(make_napari_viewer, 
         picture = viewer.screenshot(canvas_only=True, flash=False)
         assert ((picture[..., 0] > 150) & (picture[..., 2] < 120)).any()  # letters drawn
     assert rendered_later == []
+    assert not [w for w in recwarn if "orientation.py" in w.filename], [
+        str(w.message) for w in recwarn]

@@ -32,10 +32,14 @@ def viewer_camera(viewer):
 def canvas_font(viewer):
     """The texture font napari's canvas text is drawn with, or None where napari's
     internals differ (then the glyphs are simply rendered at their first draw)."""
-    try:
-        info = viewer.window._qt_viewer.canvas.font_info()
+    try:  # napari internals: the canvas is found by its viewer, not through the window
+        from napari._vispy.canvas import VispyCanvas
+
+        model = getattr(viewer, "__wrapped__", viewer)  # the dock holds a public-only proxy
+        canvas = next(item for item in list(VispyCanvas._instances) if item.viewer is model)
+        info = canvas.font_info()
         return info.font_manager.get_font(info.face)
-    except (AttributeError, RuntimeError):  # another napari; a closed viewer
+    except (ImportError, AttributeError, RuntimeError, StopIteration):
         return None
 
 
