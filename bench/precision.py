@@ -60,16 +60,15 @@ def window_speed() -> tuple[list[dict], float]:
     return rows, agree
 
 
-def case_agreement(seed: int, folds: list[int] | None) -> dict:
-    """Label maps of one held-out case in float32 and in bfloat16, compared on brain voxels."""
+def case_agreement(seed: int, model) -> dict:
+    """Label maps of one held-out case in float32 and in bfloat16 by ``model`` (a
+    LoadedModel), compared on brain voxels."""
     from napari_medseg.inference import predict
     from napari_medseg.labels import BRATS_REGIONS
     from napari_medseg.metrics import dice
-    from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
     from napari_medseg.sample import generate_case
 
-    model = load_model(folds=folds)
     volume = generate_case(seed, spacing=2.0).volume
     labels, seconds = {}, {}
     for precision in ("float32", "bfloat16"):
@@ -111,9 +110,11 @@ def main() -> int:
                "auto": str(auto), "argmax_agreement": agree, "rows": rows,
                "threads": torch.get_num_threads()}
     if args.agreement_cases:
-        cases = []
+        from napari_medseg.models import load_model
+
+        model, cases = load_model(folds=args.folds), []
         for seed in range(AGREEMENT_FIRST_SEED, AGREEMENT_FIRST_SEED + args.agreement_cases):
-            cases.append(case_agreement(seed, args.folds))
+            cases.append(case_agreement(seed, model))
             print(f"seed {seed}: agreement {cases[-1]['agreement']:.5f}", flush=True)
         print_table(cases, ["seed", "brain_voxels", "differing_voxels", "agreement", "dice_WT",
                             "dice_TC", "dice_ET", "float32_s", "bfloat16_s"])

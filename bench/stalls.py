@@ -5,9 +5,9 @@ ticks while an action runs (from the button press until its result is in
 the layers and the section is idle) is the longest the user saw napari
 frozen. Actions, in the order a user takes them on the sample case: open
 the sample, run the built-in model, *Start clicking* and one refinement click,
-a topology check, MC-dropout uncertainty and suggestions, NIfTI export, and the review queue's
-"Open next" on a two-case batch output, twice (the second replaces the first
-case's layers). The sample opens with the dock's button (``--sample-from
+a topology check, MC-dropout uncertainty and suggestions, NIfTI export, and
+the review queue's "Open next" on a two-case batch output, twice (the second
+replaces the first case's layers). The sample opens with the dock's button (``--sample-from
 napari``: napari's File > Open Sample, which builds its layers in one call).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python bench/stalls.py \
