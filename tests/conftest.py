@@ -108,8 +108,8 @@ def coarse_model_folder(tmp_path):
 def sample_dock(make_napari_viewer):
     """A factory: a real viewer with the sample case and the dock, optionally a model (CPU)."""
 
-    def open_dock(model_folder=None):
-        viewer = make_napari_viewer()
+    def open_dock(model_folder=None, show: bool = False):
+        viewer = make_napari_viewer(show=show)
         viewer.open_sample("napari-medseg", "brats_like_case")
         _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
         if model_folder is not None:
@@ -126,6 +126,43 @@ def _private_user_folders(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.mktemp("user")
     monkeypatch.setenv("NAPARI_MEDSEG_RECOVERY_DIR", str(base / "recovery"))
     monkeypatch.setenv("NAPARI_MEDSEG_MODELS_DIR", str(base / "models"))
+
+
+class PaintOrder(list):
+    """In order: each layer inserted (``"+name"``), each canvas paint (``"paint"``) and
+    each event-loop turn that ran timers (``"timer"``, once between two other entries)."""
+
+    def painted_after_a_timer_turn(self, name: str) -> bool:
+        """Whether the first paint after layer ``name`` came in followed a timer turn:
+        napari's build of the layer and its paint were two stalls, not one."""
+        after = self[self.index(f"+{name}") + 1:]
+        return "paint" in after and "timer" in after[:after.index("paint")]
+
+
+@pytest.fixture
+def paint_turns():
+    """A factory: ``watch(viewer)`` returns a `PaintOrder` that records until the test ends."""
+    from qtpy.QtCore import QTimer
+
+    from napari_medseg._qt.canvas import viewer_canvas
+
+    timers = []
+
+    def watch(viewer) -> PaintOrder:
+        order = PaintOrder()
+        viewer.layers.events.inserted.connect(lambda event: order.append(f"+{event.value.name}"))
+        viewer_canvas(viewer)._scene_canvas.events.draw.connect(
+            lambda event: order.append("paint"))
+        timer = QTimer()
+        timer.setInterval(1)
+        timer.timeout.connect(lambda: order.append("timer") if order[-1:] != ["timer"] else None)
+        timer.start()
+        timers.append(timer)
+        return order
+
+    yield watch
+    for timer in timers:
+        timer.stop()
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ def test_sample_opens_as_contrast_layers_and_labels(viewer_with_sample):
 
 
 def test_dock_opens_the_sample_off_the_gui_thread_one_layer_per_turn(
-        make_napari_viewer, qtbot, monkeypatch, insertion_turns):
+        make_napari_viewer, qtbot, monkeypatch, insertion_turns, paint_turns):
     import threading
 
     from qtpy.QtCore import QCoreApplication
@@ -50,17 +50,20 @@ def test_dock_opens_the_sample_off_the_gui_thread_one_layer_per_turn(
     original = sample.load_sample_case
     monkeypatch.setattr(sample, "load_sample_case", lambda *args, **kwargs: (
         read_in.append(threading.current_thread()), original(*args, **kwargs))[1])
-    viewer = make_napari_viewer()
+    viewer = make_napari_viewer(show=True)
     dock = _dock(viewer)
     section = dock.case_section
     assert section._sample_widget.isVisibleTo(dock)  # an empty viewer offers the sample
     inserted, delivered = insertion_turns(viewer)
+    painted = paint_turns(viewer)
     with qtbot.waitSignal(section.sample_runner.settled, timeout=30_000):
         section.sample_button.click()
     QCoreApplication.processEvents()  # the last insertion's event
     assert read_in and read_in[0] is not threading.main_thread()  # the files: in a worker
     assert inserted == ["T1", "T1ce", "T2", "FLAIR", "reference"]  # napari's sample command's
     assert delivered == [1, 2, 3, 4, 5]  # each layer in its own event-loop turn
+    qtbot.waitUntil(lambda: "paint" in painted[painted.index("+reference"):], timeout=5_000)
+    assert all(painted.painted_after_a_timer_turn(name) for name in inserted)  # and its paint
     assert [layer.name for layer in viewer.layers if layer.visible] == ["T1ce", "reference"]
     assert np.abs(viewer.layers["FLAIR"].affine.linear_matrix).sum(0) == pytest.approx(
         (1.5, 1.5, 1.5))  # placed from the file's affine, as napari's command does

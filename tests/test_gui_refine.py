@@ -155,6 +155,18 @@ def test_after_a_model_run_clicks_edit_the_models_layer_locally(sample_dock, qtb
 
 
 
+def test_start_clicking_adds_the_clicks_layer_and_paints_it_on_a_later_turn(
+        sample_dock, qtbot, paint_turns):
+    viewer, dock = sample_dock(show=True)
+    section = dock.refine_section
+    order = paint_turns(viewer)
+    section.active_button.setChecked(True)
+    assert "clicks" in viewer.layers and viewer.layers.selection.active.name == "reference"
+    qtbot.waitUntil(lambda: "paint" in order[order.index("+clicks"):], timeout=5_000)
+    assert order.painted_after_a_timer_turn("clicks")
+    _wait(qtbot, section)
+
+
 @pytest.mark.slow
 def test_start_clicking_builds_the_engine_so_the_first_click_does_not_wait(sample_dock, qtbot):
     viewer, dock = sample_dock()

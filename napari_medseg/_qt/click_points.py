@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from napari_medseg._qt.canvas import PaintHold
 from napari_medseg.layers import same_placement
 
 CLICKS_LAYER = "clicks"
@@ -28,9 +29,10 @@ class ClickPoints:
         if CLICKS_LAYER not in self._viewer.layers:
             target = self._labels_layer()
             where = same_placement(target) if target is not None else {}
-            self._viewer.add_points(np.zeros((0, 3)), name=CLICKS_LAYER, size=3,
-                                    border_width=0, **where)
-            self._viewer.layers.selection.active = target
+            with PaintHold():  # napari's build of the layer and its paint: two turns
+                self._viewer.add_points(np.zeros((0, 3)), name=CLICKS_LAYER, size=3,
+                                        border_width=0, **where)
+                self._viewer.layers.selection.active = target
         return self._viewer.layers[CLICKS_LAYER]
 
     def add(self, position, positive: bool) -> None:

@@ -11,6 +11,7 @@ import weakref
 import numpy as np
 from qtpy.QtCore import QTimer
 
+from napari_medseg._qt.canvas import viewer_canvas
 from napari_medseg.layers import METADATA_KEY, geometry_metadata, same_placement
 from napari_medseg.orientation import horizontal_direction, view_letters
 
@@ -32,14 +33,11 @@ def viewer_camera(viewer):
 def canvas_font(viewer):
     """The texture font napari's canvas text is drawn with, or None where napari's
     internals differ (then the glyphs are simply rendered at their first draw)."""
-    try:  # napari internals: the canvas is found by its viewer, not through the window
-        from napari._vispy.canvas import VispyCanvas
-
-        model = getattr(viewer, "__wrapped__", viewer)  # the dock holds a public-only proxy
-        canvas = next(item for item in list(VispyCanvas._instances) if item.viewer is model)
+    canvas = viewer_canvas(viewer)
+    try:
         info = canvas.font_info()
         return info.font_manager.get_font(info.face)
-    except (ImportError, AttributeError, RuntimeError, StopIteration):
+    except (AttributeError, RuntimeError):
         return None
 
 

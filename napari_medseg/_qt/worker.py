@@ -4,6 +4,8 @@ Workers never touch layers: results arrive in ``on_done`` on the GUI thread.
 An ``on_done`` that builds several layers is written as a generator that
 yields after each one; the runner resumes it once per event-loop turn, so
 napari draws and answers between layers instead of freezing for all of them.
+Each step's paint is held to the turn after it (`PaintHold`), so napari's
+build of a layer and its paint do not add up to one stall either.
 Errors a user can fix (`MedsegError`) are caught inside the worker and become
 one clear notification with no traceback; anything else is a bug, and napari's
 worker relays it with its traceback (and the status line names it).
@@ -15,9 +17,10 @@ from inspect import isgenerator
 
 from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QObject, QTimer, Signal
+from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton
 
+from napari_medseg._qt.canvas import PaintHold
 from napari_medseg.errors import MedsegError
 from napari_medseg.progress import Progress
 
@@ -116,7 +119,8 @@ class TaskRunner(QObject):
             self._fail(result.error, label)
             return
         try:
-            shown = on_done(result)
+            with PaintHold():  # napari paints after the layers, on a later turn
+                shown = on_done(result)
         except MedsegError as error:
             self._fail(error, label)
             return
@@ -129,9 +133,12 @@ class TaskRunner(QObject):
         self.settled.emit()
 
     def _show_next(self, label: str) -> None:
-        """One step of a generator ``on_done``; the next waits for the next event-loop turn."""
+        """One step of a generator ``on_done``; its paint comes on the next event-loop
+        turn, and the next step on the turn after."""
+        hold = PaintHold()
         try:
-            next(self._showing)
+            with hold:
+                next(self._showing)
         except StopIteration:
             self._showing = None
             self.status.setText(f"{label}: done")
@@ -145,7 +152,7 @@ class TaskRunner(QObject):
             self._showing = None
             self.settled.emit()
             raise
-        QTimer.singleShot(0, lambda: self._show_next(label))
+        hold.then(lambda: self._show_next(label))
 
     def _fail(self, error: BaseException, label: str, notify: bool = True) -> None:
         self.worker = None
