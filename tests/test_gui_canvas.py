@@ -29,7 +29,8 @@ def test_a_held_paint_comes_after_a_timer_turn_and_then_what_follows(
     _turns(qtbot, order, "then")
     assert order.painted_after_a_timer_turn("held")
     after = order[order.index("+held"):]
-    assert after.index("paint") < after.index("then")  # what follows waits for the paint
+    paint, then = after.index("paint"), after.index("then")
+    assert paint < then and "timer" in after[paint:then]  # then a turn of timers and input
     assert canvas.native.updatesEnabled()
 
 

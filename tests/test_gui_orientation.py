@@ -152,13 +152,27 @@ def test_empty_labels_layer_takes_the_image_grid_and_clicks_hit_the_marker(
     assert tuple(int(v) for v in np.round(mask.world_to_data(world))) == marker_voxel
 
 
+def _letter_shaders_built(viewer) -> list:
+    """Per orientation letter, whether napari's text visual exists with its shader program
+    built (napari makes an overlay's visual when it first shows, vispy builds at a draw)."""
+    from napari_medseg._qt.canvas import viewer_canvas
+
+    visuals = viewer_canvas(viewer)._viewer_overlay_to_visual
+    return [any(item.node._program._need_build is False
+                for item in next((found for key, found in visuals.items() if key is overlay), []))
+            for name, overlay in viewer.canvas.overlays.items()
+            if name.startswith("medseg_letter")]
+
+
 @pytest.mark.gui
 def test_letters_glyphs_are_rendered_before_the_first_layer(make_napari_viewer, qtbot,
                                                             phantom_files, monkeypatch,
                                                             recwarn):
-    """The first case's paint renders no glyph: the dock rendered the letters' glyphs
-    while the viewer was empty (vispy renders each on the CPU at its first draw), without
-    napari's warning about a plugin reaching into its window."""
+    """The first case's paint renders no glyph and builds no letter shader: the dock
+    rendered the letters' glyphs and drew the letters blank while the viewer was empty
+    (vispy renders each glyph on the CPU at its first draw, and llvmpipe compiles each
+    text visual's shaders at its first draw), without napari's warning about a plugin
+    reaching into its window."""
     from napari._vispy.utils.qt_font import QtTextureFont
 
     from napari_medseg._qt.orientation import LETTER_GLYPHS, canvas_font
@@ -168,6 +182,10 @@ def test_letters_glyphs_are_rendered_before_the_first_layer(make_napari_viewer, 
     viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
     font = canvas_font(viewer)
     qtbot.waitUntil(lambda: set(LETTER_GLYPHS) <= set(font._glyphs), timeout=10000)
+    # and the letters' text visuals were drawn once, blank, so their shaders are built
+    qtbot.waitUntil(lambda: _letter_shaders_built(viewer) == [True] * 4, timeout=10000)
+    assert not any(overlay.visible for name, overlay in viewer.canvas.overlays.items()
+                   if name.startswith("medseg_letter"))  # and hidden again
     rendered_later = []
     load_char = QtTextureFont._load_char
     monkeypatch.setattr(QtTextureFont, "_load_char",

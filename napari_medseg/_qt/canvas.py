@@ -7,8 +7,9 @@ its paint (shaders compiled, the slice drawn) ran as one block without an
 answer: on a software OpenGL renderer, 300-450 ms for one Points layer. Under
 `PaintHold` the canvas ignores repaint requests; a 1 ms timer then releases it
 and asks for the paint, and callbacks given to `PaintHold.then` run after that
-paint. The GUI thread returns to its event loop (input, timers) between the
-build and the paint.
+paint and after the timers that came due during it. The GUI thread returns to
+its event loop (input, timers) between the build and the paint, and between
+the paint and what follows.
 """
 from __future__ import annotations
 
@@ -87,6 +88,13 @@ class PaintHold:
                 widget.update()
             except RuntimeError:
                 continue
-        for callback in self._then:  # a timer: the paint, a posted event, goes first
-            QTimer.singleShot(_RELEASE_MS, callback)
+        for callback in self._then:
+            QTimer.singleShot(_RELEASE_MS, lambda callback=callback: _after_due_timers(callback))
         self._then.clear()
+
+
+def _after_due_timers(callback: Callable[[], None]) -> None:
+    """Run ``callback`` on the next turn: the timers due now (the held paint went before
+    this timer, as posted events go first; input and the GUI's own timers were due
+    meanwhile) run before it."""
+    QTimer.singleShot(_RELEASE_MS, callback)

@@ -90,15 +90,45 @@ class AnatomicalView:
             The glyphs still to render.
         """
         font = canvas_font(self._viewer)
-        if font is None or not pending:
+        if font is None:
+            return
+        if not pending:
+            self._later(lambda view: view.build_letter_shaders())
             return
         font[pending[0]]  # renders the glyph into the font's atlas (once per glyph)
         self._prerender_later(pending[1:])
 
+    def build_letter_shaders(self, edges: tuple[str, ...] = tuple(_EDGES)) -> None:
+        """Draw each edge's letter once, blank, while the viewer is empty, one per turn.
+
+        Each letter is its own text visual, whose shader program the software
+        OpenGL of a desktop without a GPU compiles at its first draw: about
+        0.6 s for the four, inside the paint of the session's first layer.
+        Drawn blank (a space) meanwhile, they are compiled while the user is
+        still choosing what to open. Stops once the viewer shows a case.
+
+        Parameters
+        ----------
+        edges : tuple of str
+            The edges whose letters are still to draw.
+        """
+        if any(self.letters().values()):  # a case is shown: its letters are drawn anyway
+            return
+        self.refresh()  # the letter drawn on the turn before goes back to hidden
+        if not edges:
+            return
+        overlay = self.overlays[edges[0]]
+        overlay.text, overlay.visible = " ", True
+        self._later(lambda view: view.build_letter_shaders(edges[1:]))
+
     def _prerender_later(self, pending: str) -> None:
-        """`prerender_letters` on a later turn; a closed dock's view is let go meanwhile."""
+        """`prerender_letters` on a later turn."""
+        self._later(lambda view: view.prerender_letters(pending))
+
+    def _later(self, step) -> None:
+        """``step(self)`` on a later turn; a closed dock's view is let go meanwhile."""
         view = weakref.ref(self)
-        QTimer.singleShot(_GLYPH_GAP_MS, lambda: view() and view().prerender_letters(pending))
+        QTimer.singleShot(_GLYPH_GAP_MS, lambda: view() and step(view()))
 
     def set_convention(self, convention: str) -> None:
         """Show the radiological (patient right on screen left) or neurological view."""
