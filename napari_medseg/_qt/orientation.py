@@ -21,7 +21,7 @@ _AXIS_LABELS = ("S\u2192I", "A\u2192P", "R\u2192L")
 # The glyphs the letters are drawn with: vispy measures the height of every text with
 # "ÅÉÑŐjgpqy" (``_text_to_vbo``), then draws the letters themselves.
 LETTER_GLYPHS = "ÅÉÑŐjgpqy APRLSI"
-_GLYPH_GAP_MS = 50
+_WARMUP_GAP_MS = 50
 
 
 def viewer_camera(viewer):
@@ -73,7 +73,7 @@ class AnatomicalView:
         viewer.layers.events.removed.connect(self.refresh)
         self._label_axes()
         self.refresh()
-        self._prerender_later(LETTER_GLYPHS)
+        self._later(lambda view: view.prerender_letters())
 
     def prerender_letters(self, pending: str = LETTER_GLYPHS) -> None:
         """Render the letters' glyphs now, one per event-loop turn.
@@ -96,7 +96,7 @@ class AnatomicalView:
             self._later(lambda view: view.build_letter_shaders())
             return
         font[pending[0]]  # renders the glyph into the font's atlas (once per glyph)
-        self._prerender_later(pending[1:])
+        self._later(lambda view: view.prerender_letters(pending[1:]))
 
     def build_letter_shaders(self, edges: tuple[str, ...] = tuple(_EDGES)) -> None:
         """Draw each edge's letter once, blank, while the viewer is empty, one per turn.
@@ -121,14 +121,10 @@ class AnatomicalView:
         overlay.text, overlay.visible = " ", True
         self._later(lambda view: view.build_letter_shaders(edges[1:]))
 
-    def _prerender_later(self, pending: str) -> None:
-        """`prerender_letters` on a later turn."""
-        self._later(lambda view: view.prerender_letters(pending))
-
     def _later(self, step) -> None:
         """``step(self)`` on a later turn; a closed dock's view is let go meanwhile."""
         view = weakref.ref(self)
-        QTimer.singleShot(_GLYPH_GAP_MS, lambda: view() and step(view()))
+        QTimer.singleShot(_WARMUP_GAP_MS, lambda: view() and step(view()))
 
     def set_convention(self, convention: str) -> None:
         """Show the radiological (patient right on screen left) or neurological view."""
