@@ -106,10 +106,17 @@ def speed(seed: int, tolerance: float) -> dict:
             "speedup_vs_sampling": sampling["seconds"] / ours_seconds}
 
 
-def against_prediction(seed: int, whole: bool) -> dict:
+VARIANTS = {"objects": {"region": "objects"}, "whole": {"region": "whole"},
+            "whole, overlap 0.25": {"region": "whole", "overlap": 0.25}}
+"""Explain's settings compared by ``--against-prediction``; ``whole`` (the dock's default)
+is the reference the others' values are compared with."""
+
+
+def against_prediction(seed: int, variants: tuple[str, ...] = ("objects", "whole")) -> dict:
     """Explain (all folds, reference given, voxel maps on) against one full prediction of
-    the same model on a 240x240x155 case, in one run; with ``whole``, also the
-    whole-volume explanation and the largest difference of any Shapley value."""
+    the same model on a 240x240x155 case, in one run, for each of ``variants`` (keys of
+    `VARIANTS`); with ``whole`` among them, the largest difference of any other variant's
+    Shapley values and voxel maps from its own."""
     from _common import brats_sized_case
 
     from napari_medseg.inference import predict
@@ -124,29 +131,30 @@ def against_prediction(seed: int, whole: bool) -> dict:
 
     timed_prediction()  # warm-up: first-call costs are not the prediction's
     before = timed_prediction()
-    out = {"seed": seed, "shape": list(volume.shape), "folds": len(model.networks)}
+    out = {"seed": seed, "shape": list(volume.shape), "folds": len(model.networks),
+           "variants": {name: VARIANTS[name] for name in variants}}
     results = {}
-    for region in ("objects", "whole") if whole else ("objects",):
+    for name in variants:
         start = time.perf_counter()
-        results[region] = run_to_end(explain_case(model, volume, labels, region=region))
-        out[f"explain_{region}_seconds"] = time.perf_counter() - start
-        print(f"{region}: {out[f'explain_{region}_seconds']:.1f} s", flush=True)
+        results[name] = run_to_end(explain_case(model, volume, labels, **VARIANTS[name]))
+        out[f"explain_{name}_seconds"] = time.perf_counter() - start
+        print(f"{name}: {out[f'explain_{name}_seconds']:.1f} s", flush=True)
     # the machine's speed drifts over minutes: the prediction is timed before and after
     # the explanations, and the ratio is against their mean
     out["predict_seconds_before_after"] = [before, timed_prediction()]
     out["predict_seconds"] = predict_seconds = float(np.mean(out["predict_seconds_before_after"]))
-    for region in results:
-        out[f"explain_{region}_ratio"] = out[f"explain_{region}_seconds"] / predict_seconds
-        print(f"{region}: {out[f'explain_{region}_ratio']:.2f}x one prediction of "
+    for name in results:
+        out[f"explain_{name}_ratio"] = out[f"explain_{name}_seconds"] / predict_seconds
+        print(f"{name}: {out[f'explain_{name}_ratio']:.2f}x one prediction of "
               f"{predict_seconds:.1f} s (before {before:.1f} s, after "
               f"{out['predict_seconds_before_after'][1]:.1f} s)", flush=True)
-    if whole:
-        out["max_abs_phi_difference"] = {
-            name: float(np.abs(target.phi - results["objects"].targets[name].phi).max())
-            for name, target in results["whole"].targets.items()}
-        out["max_abs_map_difference"] = {
-            name: float(np.abs(target.maps - results["objects"].targets[name].maps).max())
-            for name, target in results["whole"].targets.items()}
+    for name in (n for n in results if n != "whole" and "whole" in results):
+        out[f"{name}: max_abs_phi_difference"] = {
+            target: float(np.abs(values.phi - results[name].targets[target].phi).max())
+            for target, values in results["whole"].targets.items()}
+        out[f"{name}: max_abs_map_difference"] = {
+            target: float(np.abs(values.maps - results[name].targets[target].maps).max())
+            for target, values in results["whole"].targets.items()}
     return out
 
 
@@ -187,11 +195,15 @@ def main() -> None:
     parser.add_argument("--against-prediction", action="store_true",
                         help="only: Explain time over one prediction, 240x240x155, and "
                              "the box-restricted values against the whole volume's")
+    parser.add_argument("--variants", default="objects,whole",
+                        help=f"with --against-prediction: which of {', '.join(VARIANTS)} "
+                             "(comma-separated; default objects,whole)")
     parser.add_argument("--json", default="bench/results/shapley.json")
     args = parser.parse_args()
     payload = {"command": "bench/shapley.py"}
     if args.against_prediction:
-        payload["against_prediction"] = against_prediction(HELD_OUT_FIRST_SEED + 100, True)
+        payload["against_prediction"] = against_prediction(
+            HELD_OUT_FIRST_SEED + 100, tuple(args.variants.split(",")))
         print(json.dumps(payload["against_prediction"], indent=1))
         write_json(args.json, payload)
         return

@@ -28,16 +28,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=6)
     parser.add_argument("--json", default="bench/results/uncertainty.json")
+    parser.add_argument("--overlap", type=float, default=None,
+                        help="the samples' window overlap (default: the estimate's own)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="which rows to run, comma-separated (default: all)")
     args = parser.parse_args()
+    chosen = {name: METHODS[name] for name in args.methods.split(",")}
+    options = {} if args.overlap is None else {"overlap": args.overlap}
     model = load_model("brats_unet")
     single = first_fold(model)
-    rows, per_case = {name: [] for name in METHODS}, []
+    rows, per_case = {name: [] for name in chosen}, []
     for index in range(args.cases):
         seed, hard, case = uncertainty_case(index)
         base = single_prediction_seconds(single, case.volume)
-        for name, (method, samples) in METHODS.items():
+        for name, (method, samples) in chosen.items():
             result = run_to_end(estimate_uncertainty(model, case.volume, method, samples,
-                                                     reference=case.labels.data))
+                                                     reference=case.labels.data, **options))
             calibration = result.calibration
             rows[name].append({"hard": hard, "ece": calibration["ece"],
                                "error_rate": calibration["error_rate"],
@@ -60,7 +66,8 @@ def main() -> None:
     best_ece = min(s["ece"] for s in summary if s["cases"] == "all")
     print(f"\nbest error-detection AUROC (total) {best:.3f} (goal >= 0.85); "
           f"best ECE {best_ece:.4f} (goal <= 0.05)")
-    write_json(args.json, {"command": "bench/uncertainty.py", "cases": per_case,
+    write_json(args.json, {"command": "bench/uncertainty.py", "overlap": args.overlap,
+                           "cases": per_case,
                            "summary": summary, "per_case": rows})
 
 

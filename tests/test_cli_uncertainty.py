@@ -5,6 +5,7 @@ import json
 
 import nibabel as nib
 import numpy as np
+import pytest
 
 from napari_medseg.cli import main
 from napari_medseg.sample import case_files, write_case
@@ -36,3 +37,21 @@ def test_t_below_two_is_refused(tmp_path, small_case, tiny_model_folder, capsys)
     assert main(["uncertainty", *map(str, images), "--samples", "1", "-o", str(tmp_path / "u"),
                  "--json", str(tmp_path / "u.json"), "--model", str(tiny_model_folder)]) == 2
     assert "T >= 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["uncertainty", "predict"])
+@pytest.mark.parametrize("overlap", ["1", "-0.1", "half"])
+def test_an_overlap_outside_zero_to_one_is_refused_in_one_line(tmp_path, small_case, command,
+                                                               overlap, capsys):
+    write_case(small_case, tmp_path, "c")
+    images, _ = case_files(tmp_path, "c")
+    outputs = ["--json", str(tmp_path / "u.json")] if command == "uncertainty" else []
+    with pytest.raises(SystemExit) as stopped:
+        main([command, *map(str, images), "-o", str(tmp_path / "out"), *outputs,
+              "--overlap", overlap])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].endswith(f"'{overlap}' is not a window overlap: give a fraction from 0 "
+                              "up to (not including) 1, for example 0.5")
+    assert "Traceback" not in "\n".join(error)
+    assert not list(tmp_path.glob("out*")) and not (tmp_path / "u.json").exists()

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from napari_medseg.errors import InputError
+from napari_medseg.inference._predict import prepare_input
 from napari_medseg.models import load_model
 from napari_medseg.models.loading import LoadedModel
 from napari_medseg.progress import run_to_end
@@ -100,6 +101,26 @@ def test_mc_dropout_samples_differ_and_streamed_maps_match(tiny_model_folder, sm
     for name in ("total", "aleatoric", "epistemic"):
         assert result.maps[name].shape == small_case.volume.shape
         assert 0 <= result.maps[name].min() and result.maps[name].max() <= 1 + 1e-5
+
+
+def test_sampled_methods_use_fewer_windows_and_the_plain_ensemble_its_prediction_s(
+        tiny_model_folder, small_case):
+    """Flip TTA and MC dropout sample at overlap 0.25 by default (what an explicit 0.25
+    gives, not what 0.5 gives); a plain fold ensemble keeps the prediction's 0.5."""
+    from napari_medseg.inference._sliding import window_starts
+
+    model = load_model(tiny_model_folder, folds=[0])
+    shape = prepare_input(small_case.volume, model.spec).shape[1:]
+    patch = model.spec.patch_size
+    assert len(window_starts(shape, patch, 0.25)) < len(window_starts(shape, patch, 0.5))
+    runs = {overlap: run_to_end(estimate_uncertainty(model, small_case.volume, "tta", 3,
+                                                     device="cpu", overlap=overlap))
+            for overlap in (None, 0.25, 0.5)}
+    assert runs[None].overlap == 0.25 and runs[None].to_dict()["overlap"] == 0.25
+    np.testing.assert_array_equal(runs[None].mean, runs[0.25].mean)
+    assert np.abs(runs[None].mean - runs[0.5].mean).max() > 1e-3
+    assert run_to_end(estimate_uncertainty(load_model(tiny_model_folder), small_case.volume,
+                                           "ensemble", device="cpu")).overlap == 0.5
 
 
 def test_ensemble_uses_each_fold_once(tiny_model_folder, small_case):

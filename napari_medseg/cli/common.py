@@ -55,3 +55,31 @@ def add_overwrite(parser: argparse.ArgumentParser, what: str = "existing outputs
         What would be replaced, for the help text.
     """
     parser.add_argument("--overwrite", action="store_true", help=f"replace {what}")
+
+
+def add_overlap(parser: argparse.ArgumentParser, default: float | None, help_text: str) -> None:
+    """``--overlap``: the sliding window's overlap, a fraction in [0, 1) (anything else is
+    refused by argparse with one line and exit status 2, before any file is read).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    default : float or None
+        The default (None: the command's own choice).
+    help_text : str
+        The help line.
+    """
+    parser.add_argument("--overlap", type=_overlap_fraction, default=default, help=help_text)
+
+
+def _overlap_fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a window overlap: give a fraction from 0 up to (not including) "
+            "1, for example 0.5")
+    return value

@@ -5,7 +5,8 @@ import argparse
 import json
 import sys
 
-from napari_medseg.cli.common import add_device, add_mirroring, add_overwrite, progress_printer
+from napari_medseg.cli.common import (
+    add_device, add_mirroring, add_overlap, add_overwrite, progress_printer)
 
 
 def spec_summary(name: str, folder) -> dict:
@@ -118,7 +119,7 @@ def add_model_commands(commands) -> None:
                          choices=("auto", "float32", "bfloat16", "float16"),
                          help="network arithmetic: auto = bfloat16 on CPUs with native bf16 "
                          "(AVX-512 BF16, AMX) and CUDA, float16 on MPS, else float32")
-    predict.add_argument("--overlap", type=float, default=0.5, help="window overlap (0.5)")
+    add_overlap(predict, 0.5, "window overlap (0.5)")
     predict.add_argument("--batch-size", type=int, default=4, help="windows per pass (4)")
     add_overwrite(predict)
     predict.set_defaults(run=cmd_predict)

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from napari_medseg.cli.common import add_device, add_overwrite
+from napari_medseg.cli.common import add_device, add_overlap, add_overwrite
 
 
 def _suggestions(volume, mean, model) -> dict:
@@ -65,7 +65,7 @@ def _estimate(model, volume, args, reference):
     from napari_medseg.uncertainty import estimate_uncertainty
 
     return estimate_uncertainty(model, volume, args.method, args.samples, reference,
-                                device=args.device)
+                                device=args.device, overlap=args.overlap)
 
 
 def add_uncertainty_commands(commands) -> None:
@@ -76,6 +76,8 @@ def add_uncertainty_commands(commands) -> None:
                         "like mc,ensemble, or auto (default: mc when the network has dropout, "
                         "else the folds, else flip TTA)")
     parser.add_argument("--samples", type=int, default=8, help="samples T per fold (8)")
+    add_overlap(parser, None, "window overlap (default: 0.25 for mc and tta, whose samples' "
+                "average smooths the windows' seams; 0.5 for the folds alone)")
     parser.add_argument("-o", "--output", required=True, help="prefix of the map files "
                         "(PREFIX_total.nii.gz, _aleatoric, _epistemic, _spread)")
     parser.add_argument("--json", required=True, type=Path, help="figures JSON")

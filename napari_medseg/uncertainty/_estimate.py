@@ -13,7 +13,7 @@ from napari_medseg.progress import ProgressGenerator
 from napari_medseg.uncertainty._calibration import auroc, expected_calibration_error
 from napari_medseg.uncertainty._measures import entropy
 from napari_medseg.uncertainty._sampling import (
-    check_methods, draw_samples, flip_sets, resolve_methods)
+    check_methods, default_overlap, draw_samples, flip_sets, resolve_methods)
 
 
 
@@ -30,10 +30,11 @@ class UncertaintyResult:
     structures: dict[str, dict[str, float]]
     calibration: dict | None
     seconds: float
+    overlap: float
 
     def to_dict(self) -> dict:
         """JSON-ready figures (maps are written separately)."""
-        return {"method": self.method, "samples": self.n_samples,
+        return {"method": self.method, "samples": self.n_samples, "overlap": self.overlap,
                 "seconds": round(self.seconds, 3), "structures": self.structures,
                 "calibration": self.calibration,
                 "map_means": {k: float(v.mean()) for k, v in self.maps.items()}}
@@ -111,7 +112,7 @@ def calibration_figures(mean: np.ndarray, maps: dict[str, np.ndarray], reference
 def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] = "mc",
                          samples: int = 8, reference: np.ndarray | None = None,
                          device: str = "auto",
-                         overlap: float = 0.5) -> ProgressGenerator[UncertaintyResult]:
+                         overlap: float | None = None) -> ProgressGenerator[UncertaintyResult]:
     """Sample the model, decompose its uncertainty, optionally calibrate against a reference.
 
     Parameters
@@ -130,8 +131,9 @@ def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] =
         Reference labels: adds ECE, the reliability diagram and error-detection AUROC.
     device : str
         Torch device: ``auto`` (CUDA, then MPS, then the CPU), ``cuda``, ``mps`` or ``cpu``.
-    overlap : float
-        Window overlap.
+    overlap : float, optional
+        Window overlap; by default 0.25 when the methods sample (``mc``, ``tta``) and
+        0.5 for a plain fold ensemble (see `default_overlap`).
     """
     from napari_medseg.errors import InputError
     from napari_medseg.io import spacing_from_affine
@@ -141,6 +143,7 @@ def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] =
 
     started = time.perf_counter()
     chosen = resolve_methods(methods, model.spec)
+    overlap = default_overlap(chosen) if overlap is None else overlap
     if reference is not None and np.shape(reference) != volume.shape:
         raise InputError(f"reference shape {np.shape(reference)} differs from the case "
                          f"{volume.shape}: use the reference of this case")
@@ -175,4 +178,5 @@ def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] =
                              labels=labels, maps=maps, spread=spread.astype(np.float32),
                              structures=_structure_figures(acc, labels, maps["total"],
                                                            voxel_mm3),
-                             calibration=calibration, seconds=time.perf_counter() - started)
+                             calibration=calibration, seconds=time.perf_counter() - started,
+                             overlap=overlap)
