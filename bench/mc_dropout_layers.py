@@ -78,7 +78,8 @@ def main() -> None:
             base = single_prediction_seconds(single, case.volume)
             _sampling.dropout_active = (lambda network, on, within=WITHIN[choice]:
                                         switch_dropout(network, on, within))
-            result = run_to_end(estimate_uncertainty(model, case.volume, "mc", 8,
+            # at the prediction's overlap: what each layer choice costs on its windows
+            result = run_to_end(estimate_uncertainty(model, case.volume, "mc", 8, overlap=0.5,
                                                      reference=case.labels.data))
             auroc = result.calibration["error_detection_auroc"]
             records.append({"seed": seed, "hard": hard, "dropout": choice,
