@@ -107,7 +107,7 @@ def speed(seed: int, tolerance: float) -> dict:
 
 
 VARIANTS = {"objects": {"region": "objects"}, "whole": {"region": "whole"},
-            "whole, overlap 0.25": {"region": "whole", "overlap": 0.25}}
+            "whole at overlap 0.25": {"region": "whole", "overlap": 0.25}}
 """Explain's settings compared by ``--against-prediction``; ``whole`` (the dock's default)
 is the reference the others' values are compared with."""
 
@@ -202,6 +202,10 @@ def main() -> None:
     args = parser.parse_args()
     payload = {"command": "bench/shapley.py"}
     if args.against_prediction:
+        unknown = set(args.variants.split(",")) - set(VARIANTS)
+        if unknown:
+            parser.error(f"unknown variant(s) {', '.join(sorted(unknown))}: "
+                         f"choose from {', '.join(VARIANTS)}")
         payload["against_prediction"] = against_prediction(
             HELD_OUT_FIRST_SEED + 100, tuple(args.variants.split(",")))
         print(json.dumps(payload["against_prediction"], indent=1))
