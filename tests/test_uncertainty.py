@@ -103,7 +103,7 @@ def test_mc_dropout_samples_differ_and_streamed_maps_match(tiny_model_folder, sm
         assert 0 <= result.maps[name].min() and result.maps[name].max() <= 1 + 1e-5
 
 
-def test_sampled_methods_use_fewer_windows_and_the_plain_ensemble_its_prediction_s(
+def test_sampled_methods_use_fewer_windows_and_a_plain_ensemble_the_predictions_windows(
         tiny_model_folder, small_case):
     """Flip TTA and MC dropout sample at overlap 0.25 by default (what an explicit 0.25
     gives, not what 0.5 gives); a plain fold ensemble keeps the prediction's 0.5."""
