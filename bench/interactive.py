@@ -20,6 +20,10 @@ click network (``--suggestion-engine``); suggestions from the model's
 probabilities and from the click network's second opinion; the figures are
 the ratios of the mean-Dice gains.
 
+Cases are generated at 1.5 mm, the click network's own spacing; ``--spacing``
+takes another voxel size (``1`` as BraTS, ``4,1,1`` for 4 mm slices), where the
+network's grid is not the case's.
+
 Engines: ``model`` (the segmentation model's probabilities from the run),
 ``random_walker`` (no model), ``learned`` (click network), and, with
 ``--baseline REV``, the engines of git revision REV run in a subprocess on
@@ -71,8 +75,8 @@ def cases(args) -> list[dict]:
     for group, first, settings in (("original", HELD_OUT_FIRST_SEED, None),
                                    ("shifted", HELD_OUT_FIRST_SEED + 100, shifted)):
         for seed in range(first, first + args.cases):
-            case = generate_case(seed, spacing=1.5, settings=settings)
-            path = cache / f"{group}_{args.shift}_{seed}.npz"
+            case = generate_case(seed, spacing=args.spacing, settings=settings)
+            path = cache / f"{group}_{args.shift}_{seed}{_spacing_tag(args.spacing)}.npz"
             if not path.exists():
                 model = model or load_model("brats_unet")
                 prediction = run_to_end(predict(model, case.volume, device="cpu"))
@@ -83,6 +87,23 @@ def cases(args) -> list[dict]:
                         "reference": case.labels.data, "predicted": stored["labels"],
                         "probabilities": stored["probabilities"]})
     return out
+
+
+def _spacing_tag(spacing: tuple[float, ...]) -> str:
+    """The cache file's suffix for a voxel size other than the default 1.5 mm."""
+    return "" if spacing == (1.5,) * 3 else "_" + "x".join(f"{s:g}" for s in spacing)
+
+
+def _parse_spacing(text: str) -> tuple[float, float, float]:
+    """``"1.5"`` or ``"4,1,1"`` (z, y, x in mm) as a voxel size."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"spacing must be numbers in mm, got {text!r}") from None
+    if len(values) not in (1, 3) or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"spacing is one or three positive mm values (z,y,x), "
+                                         f"got {text!r}")
+    return values * 3 if len(values) == 1 else values
 
 
 def engine_for(name: str, case: dict, whole: bool):
@@ -239,8 +260,10 @@ def baseline_trials(args) -> list[dict]:
         subprocess.run(f"git -C {ROOT} archive {args.baseline} napari_medseg | tar -x -C {tmp}",
                        shell=True, check=True)
         out = Path(tmp) / "trials.json"
+        spacing = ",".join(f"{s:g}" for s in args.spacing)
         command = [sys.executable, __file__, "--cases", str(args.cases), "--shift", args.shift,
-                   "--cache", args.cache, "--clicks", str(args.clicks), "--cap", str(args.cap),
+                   "--cache", args.cache, "--spacing", spacing, "--clicks", str(args.clicks),
+                   "--cap", str(args.cap),
                    "--engines", "learned,random_walker", "--trials-only", str(out),
                    "--starts", *args.starts]
         env = {**os.environ, "PYTHONPATH": tmp}
@@ -274,6 +297,9 @@ def main() -> None:
     parser.add_argument("--engines", default="model,random_walker,learned")
     parser.add_argument("--starts", nargs="+", default=["model", "empty"])
     parser.add_argument("--clicks", type=int, default=10)
+    parser.add_argument("--spacing", type=_parse_spacing, default=(1.5, 1.5, 1.5),
+                        help="the cases' voxel size in mm, z,y,x (default 1.5: thick slices "
+                             "are for example 4,1,1)")
     parser.add_argument("--cap", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--baseline", help="git revision whose engines run as the baseline")

@@ -99,6 +99,33 @@ def test_learned_clicks_fix_the_models_mask_and_leave_other_labels(sample_and_pr
     assert sum(gains) > 0, gains
 
 
+def test_on_a_grid_that_is_not_the_networks_clicks_change_only_what_the_network_changed(
+        sample_and_prediction):
+    """A 1 mm copy of the sample (BraTS's grid; the network's is 1.5 mm): the way from
+    the network's grid back to the case's does not return the mask's boundaries, and
+    the answer's difference along them must not become an edit. Every label's Dice is
+    followed: no click may cost another label more than 0.002 or hurt its own."""
+    case, predicted = sample_and_prediction
+    zoom = 1.5
+    volume = Volume(np.stack([ndi.zoom(channel, zoom, order=1) for channel in case.volume.data]),
+                    np.diag([s / zoom for s in case.volume.spacing] + [1.0]),
+                    case.volume.channel_names)
+    reference = ndi.zoom(case.labels.data, zoom, order=0)
+    mask = ndi.zoom(predicted, zoom, order=0)  # as a model run's labels come back
+    engine = LearnedEngine(volume, device="cpu")
+    assert not engine.grid.same
+    gains = []
+    for value in LABELS:
+        session = InteractiveSession(volume, mask, label=value, engine=engine)
+        trial = robot_trial(session, reference == value, min_clicks=3, cap=3,
+                            reference=reference, values=LABELS)
+        figures = harm_figures(trial["label_dice"], LABELS.index(value))
+        assert figures["harmful_clicks"] == 0, (value, figures)
+        assert figures["worst_other_change"] >= -0.002, (value, figures)
+        gains.append(trial["dice"][3] - trial["dice"][0])
+    assert sum(gains) > 0, gains
+
+
 def _deepest(mask):
     depth = ndi.distance_transform_edt(mask)
     return tuple(int(v) for v in np.unravel_index(int(np.argmax(depth)), mask.shape))
@@ -147,9 +174,13 @@ def test_a_positive_click_takes_no_voxel_the_segmentation_model_is_sure_is_backg
     prior[0] = 1.0 - prior[2]
     background_everywhere = np.zeros_like(prior)
     background_everywhere[0] = 1.0
+    sure_away_from_the_click = prior.copy()  # ruled out at the click, surer elsewhere
+    sure_away_from_the_click[2] = np.where(plausible, 0.04, 0.001)
+    sure_away_from_the_click[0] = 1.0 - sure_away_from_the_click[2]
     added = {}
     for name, given in (("no prior", None), ("prior", prior),
-                        ("click ruled out", background_everywhere)):
+                        ("click ruled out", background_everywhere),
+                        ("surer away from the click", sure_away_from_the_click)):
         session = InteractiveSession(volume, mask, label=2,
                                      engine=LearnedEngine(volume, device="cpu", prior=given))
         session.click(click, positive=True)
@@ -157,8 +188,12 @@ def test_a_positive_click_takes_no_voxel_the_segmentation_model_is_sure_is_backg
     assert (added["no prior"] & ~plausible).sum() > 1000  # the network's object is large
     assert added["prior"].any() and not (added["prior"] & ~plausible).any()
     assert (added["prior"] <= added["no prior"]).all()
-    # on a voxel the model rules out, the user's click overrules the model
+    # on a voxel the model rules out, the user's click overrules the model there and
+    # wherever it is about as unsure, not where it is surer than at the click
     assert np.array_equal(added["click ruled out"], added["no prior"])
+    ours = added["surer away from the click"]
+    assert ours[click] and not (ours & ~plausible).any()
+    assert np.array_equal(ours, added["prior"])
 
 
 def test_learned_engine_takes_auto_for_its_device(small_case):
