@@ -290,6 +290,11 @@ def table(trials: list[dict]) -> list[dict]:
     return rows
 
 
+def _engines(args) -> list[str]:
+    """The engines named by ``--engines`` (none with ``--engines ""``: suggestions only)."""
+    return [name for name in args.engines.split(",") if name]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=3, help="cases per group")
@@ -314,9 +319,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.trials_only:  # the baseline subprocess: the old package's robot loop
-        Path(args.trials_only).write_text(json.dumps(run_trials(args, args.engines.split(","))))
+        Path(args.trials_only).write_text(json.dumps(run_trials(args, _engines(args))))
         return
-    trials = run_trials(args, args.engines.split(","))
+    trials = run_trials(args, _engines(args))
     if args.baseline:
         trials += baseline_trials(args)
     suggested = suggestion_trials(args) if args.suggestions else []
@@ -324,7 +329,8 @@ def main() -> None:
     columns = ["engine", "start", "cases", "target", "n", "dice@0", "dice@1", "dice@3", "dice@5",
                "dice@10", "auc0-5", "noc90", "harm_rate", "worst_other_change",
                "latency_median_ms", "latency_p95_ms"]
-    print_table(rows, columns)
+    if rows:
+        print_table(rows, columns)
     summary = {}
     if suggested:
         print("\nSuggestions: five clicks at the first five against five robot clicks "

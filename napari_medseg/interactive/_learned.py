@@ -301,7 +301,8 @@ class LearnedEngine:
         if self.grid.same:
             return votes
         case_box, back = self.grid.case_box(whole)
-        return np.ascontiguousarray(votes[(slice(None), *back)])
+        return _kept_as_drawn(np.ascontiguousarray(votes[(slice(None), *back)]),
+                              on_grid[back], np.where(labels <= self.n_labels, labels, 0))
 
     def _model_free(self):
         if self._fallback is None:
@@ -309,6 +310,33 @@ class LearnedEngine:
 
             self._fallback = RandomWalkerEngine(self.volume)
         return self._fallback
+
+
+def _kept_as_drawn(opinion: np.ndarray, given: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """The network's opinion on the case grid, agreeing with the mask wherever the network
+    kept the label it was given.
+
+    Where the case's own label is not the one its network voxel was given (the
+    boundaries a resampling does not return), the probabilities of the two labels
+    are swapped: a disagreement is where the network changed something, not where
+    the grids differ (see `LearnedEngine._changes_only`).
+
+    Parameters
+    ----------
+    opinion : ndarray of shape (K, Z, Y, X)
+        The network's probabilities, each case voxel taking its network voxel's.
+    given : ndarray of int
+        The label the network was given at each case voxel's network voxel.
+    own : ndarray of int
+        The case's own labels (those the network knows; others as background).
+    """
+    where = np.nonzero((opinion.argmax(0) == given) & (own != given))
+    if len(where[0]):
+        drawn, seen = own[where], given[where]
+        as_seen = opinion[(seen, *where)]
+        opinion[(seen, *where)] = opinion[(drawn, *where)]
+        opinion[(drawn, *where)] = as_seen
+    return opinion
 
 
 def suggestion_map(volume: Volume, labels: np.ndarray, probabilities: np.ndarray | None = None,
