@@ -99,6 +99,17 @@ def test_learned_clicks_fix_the_models_mask_and_leave_other_labels(sample_and_pr
     assert sum(gains) > 0, gains
 
 
+def _at_one_mm(case, predicted):
+    """The sample (1.5 mm, the network's spacing) at 1 mm as BraTS: its volume, the
+    reference, and the prediction as a model run's labels come back."""
+    zoom = 1.5
+    volume = Volume(np.stack([ndi.zoom(channel, zoom, order=1) for channel in case.volume.data]),
+                    np.diag([s / zoom for s in case.volume.spacing] + [1.0]),
+                    case.volume.channel_names)
+    return (volume, ndi.zoom(case.labels.data, zoom, order=0),
+            ndi.zoom(predicted, zoom, order=0))
+
+
 def test_on_a_grid_that_is_not_the_networks_clicks_change_only_what_the_network_changed(
         sample_and_prediction):
     """A 1 mm copy of the sample (BraTS's grid; the network's is 1.5 mm): the way from
@@ -106,12 +117,7 @@ def test_on_a_grid_that_is_not_the_networks_clicks_change_only_what_the_network_
     the answer's difference along them must not become an edit. Every label's Dice is
     followed: no click may cost another label more than 0.002 or hurt its own."""
     case, predicted = sample_and_prediction
-    zoom = 1.5
-    volume = Volume(np.stack([ndi.zoom(channel, zoom, order=1) for channel in case.volume.data]),
-                    np.diag([s / zoom for s in case.volume.spacing] + [1.0]),
-                    case.volume.channel_names)
-    reference = ndi.zoom(case.labels.data, zoom, order=0)
-    mask = ndi.zoom(predicted, zoom, order=0)  # as a model run's labels come back
+    volume, reference, mask = _at_one_mm(case, predicted)
     engine = LearnedEngine(volume, device="cpu")
     assert not engine.grid.same
     gains = []
@@ -272,12 +278,7 @@ def test_second_opinion_on_a_grid_that_is_not_the_networks_flags_changes_not_res
     from napari_medseg.progress import run_to_end
 
     case, predicted = sample_and_prediction
-    zoom = 1.5
-    volume = Volume(np.stack([ndi.zoom(channel, zoom, order=1) for channel in case.volume.data]),
-                    np.diag([s / zoom for s in case.volume.spacing] + [1.0]),
-                    case.volume.channel_names)
-    reference = ndi.zoom(case.labels.data, zoom, order=0)
-    mask = ndi.zoom(predicted, zoom, order=0)
+    volume, reference, mask = _at_one_mm(case, predicted)
     opinion = run_to_end(LearnedEngine(volume, device="cpu").second_opinion(mask))
     np.testing.assert_allclose(opinion.sum(0), 1.0, atol=1e-5)
     changed = opinion.argmax(0) != mask
