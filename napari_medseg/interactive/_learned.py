@@ -186,9 +186,10 @@ class LearnedEngine:
             network_box = crop_box(centre, size, self.grid.network_shape)
             answer, given = self._answer(labels, label, clicks, network_box)
             box, back = self.grid.case_box(network_box)
-            local = tuple(p - side.start for p, side in zip(newest.position, box))
+            local = tuple(int(p - side.start) for p, side in zip(newest.position, box))
             answer = self._changes_only(labels[box], answer, given, back, local)
-            answer = self._ruled_out_kept(labels[box], answer, label, newest, box)
+            answer = self._ruled_out_kept(labels[box], answer, label, newest.positive, local,
+                                          box)
             if size.min() >= self.max_patch or not change_reaches_open_face(
                     labels[box], answer, label, newest, box, labels.shape):
                 return box, answer
@@ -212,7 +213,8 @@ class LearnedEngine:
         return np.where(changed, answer[back], current)
 
     def _ruled_out_kept(self, current: np.ndarray, answer: np.ndarray, label: int,
-                        click: Click, box: tuple[slice, ...]) -> np.ndarray:
+                        positive: bool, local: tuple[int, ...], box: tuple[slice, ...]
+                        ) -> np.ndarray:
         """A positive click takes no background voxel that the segmentation model is
         sure is background (tumour probability under ``PRIOR_FLOOR``).
 
@@ -221,10 +223,9 @@ class LearnedEngine:
         tumour probability, not to zero (on 4 mm slices, one oedema click there had
         taken 14,900 voxels of background, most of them ten times surer than the
         clicked one; BENCHMARKS.md, "Cases on another grid")."""
-        if self.prior is None or not click.positive:
+        if self.prior is None or not positive:
             return answer
         tumour = 1.0 - self.prior[(0, *box)].astype(np.float32)
-        local = tuple(int(p - s.start) for p, s in zip(click.position, box))
         floor = min(PRIOR_FLOOR, CLICK_SHARE * float(tumour[local]))
         ruled_out = (answer == label) & (current == 0) & (tumour < floor)
         ruled_out[local] = False
