@@ -10,6 +10,7 @@ from napari_medseg.cli import main
 from napari_medseg.inference import predict
 from napari_medseg.io import read_labels, read_volume
 from napari_medseg.models import load_model
+from napari_medseg.models.device import cpu_has_native_bf16
 from napari_medseg.progress import run_to_end
 from napari_medseg.sample import case_files, write_case
 
@@ -21,7 +22,8 @@ def test_predict_writes_labels_and_probabilities(tmp_path, small_case, tiny_mode
     status = main(["predict", *map(str, reversed(images)), "-o", str(out), "--model",
                    str(tiny_model_folder), "--device", "cpu", "--probabilities", str(probs)])
     assert status == 0
-    assert "tiny 0.0.1 on cpu (float32), 2 folds" in capsys.readouterr().out
+    picked = "bfloat16" if cpu_has_native_bf16() else "float32"  # what auto takes here
+    assert f"tiny 0.0.1 on cpu ({picked}), 2 folds" in capsys.readouterr().out
     volume = read_volume(images)
     expected = run_to_end(predict(load_model(tiny_model_folder), volume, device="cpu"))
     np.testing.assert_array_equal(read_labels(out).data, expected.labels)

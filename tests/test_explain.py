@@ -135,23 +135,28 @@ def test_explain_case_efficiency_null_player_and_folds(coarse_model_folder, smal
     assert set(as_json["targets"]["ED"]["phi"]) == {"T1", "T1ce", "T2", "FLAIR"}
 
 
-def test_maps_sum_to_foreground_probability_change(coarse_model_folder, small_case):
+@pytest.mark.parametrize("precision", ["auto", "float32"])  # auto: bf16 on a native-bf16 CPU
+def test_maps_sum_to_foreground_probability_change(coarse_model_folder, small_case, precision):
     from napari_medseg.inference import predict
 
     model = load_model(coarse_model_folder)
-    result = run_to_end(explain_case(model, small_case.volume, reference=None))
+    result = run_to_end(explain_case(model, small_case.volume, reference=None,
+                                     precision=precision))
     assert result.value == "dice_vs_full_prediction"
     assert result.targets["WT"].value_all == pytest.approx(1.0)
     # efficiency per voxel: the maps sum to p_all - p_empty, where p_all is the
-    # ordinary prediction and p_empty the prediction with every contrast at the
-    # 'zero' baseline (an all-zero case normalises to zeros)
+    # ordinary prediction (in the same arithmetic: the prediction explained) and
+    # p_empty the prediction with every contrast at the 'zero' baseline (an all-zero
+    # case normalises to zeros)
     volume = small_case.volume
-    full = run_to_end(predict(model, volume, device="cpu")).probabilities
+    full = run_to_end(predict(model, volume, device="cpu", precision=precision))
+    assert result.model["precision"] == full.precision
     blank = Volume(np.zeros_like(volume.data), volume.affine, volume.channel_names)
-    empty = run_to_end(predict(model, blank, device="cpu")).probabilities
+    empty = run_to_end(predict(model, blank, device="cpu", precision=precision)).probabilities
     wt_maps = result.targets["WT"].maps
     assert wt_maps.dtype == np.float32
-    np.testing.assert_allclose(wt_maps.sum(0), full[1:].sum(0) - empty[1:].sum(0), atol=1e-4)
+    np.testing.assert_allclose(wt_maps.sum(0), full.probabilities[1:].sum(0)
+                               - empty[1:].sum(0), atol=1e-4)
 
 
 def test_rankings_nsf_and_variance():

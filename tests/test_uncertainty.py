@@ -66,17 +66,21 @@ def test_tta_flips_are_undone_exactly(tiny_model_folder, small_case):
         torch.testing.assert_close(sample, samples[0], atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("precision", ["auto", "float32"])  # auto: bf16 on a native-bf16 CPU
 def test_streamed_ensemble_maps_equal_the_definitions_on_each_folds_prediction(
-        tiny_model_folder, small_case):
+        tiny_model_folder, small_case, precision):
     """The pipeline's streamed measures (one sample at a time, on the case grid) against
-    the definitions applied to every fold's own prediction, voxel by voxel."""
+    the definitions applied to every fold's own prediction (in the same arithmetic), voxel
+    by voxel."""
     from napari_medseg.inference import predict
 
     volume = small_case.volume
     result = run_to_end(estimate_uncertainty(load_model(tiny_model_folder), volume, "ensemble",
-                                             device="cpu"))
+                                             device="cpu", precision=precision))
     folds = [run_to_end(predict(load_model(tiny_model_folder, folds=[f]), volume, device="cpu",
-                                precision="float32")).probabilities for f in (0, 1)]
+                                precision=precision)) for f in (0, 1)]
+    assert result.precision == folds[0].precision
+    folds = [fold.probabilities for fold in folds]
     samples = np.stack(folds)
     np.testing.assert_allclose(result.mean, samples.mean(0), atol=1e-5)
     corner = (slice(None), slice(None), slice(0, 6), slice(0, 6), slice(0, 6))

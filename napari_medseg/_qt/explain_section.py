@@ -49,6 +49,7 @@ class ExplainSection(QWidget):
         viewer.layers.events.inserted.connect(self.show_estimate)
         model_section.model_combo.currentTextChanged.connect(self.show_estimate)
         model_section.device_combo.currentTextChanged.connect(self.show_estimate)
+        model_section.precision_combo.currentTextChanged.connect(self.show_estimate)
         viewer.layers.events.removed.connect(self._refresh_references)
         self._refresh_references()
         self._enable_results(False)
@@ -113,7 +114,8 @@ class ExplainSection(QWidget):
         subsets = 2 ** len(self._case.contrasts) - (0 if nnunet else 1)
         run = self._models.last_run
         if (run is None or run.folder != self._models.current_folder()
-                or run.device != self._models.device_combo.currentText()):
+                or run.device != self._models.device_combo.currentText()
+                or run.precision != self._models.precision_combo.currentText()):
             text = (f"Takes about {subsets} model runs ({subsets} subsets of the contrasts); "
                     "run the model once for a time estimate.")
         else:
@@ -144,6 +146,7 @@ class ExplainSection(QWidget):
         reference = None if name == NO_REFERENCE else self._viewer.layers[name].data.copy()
         baseline = self.baseline_combo.currentText()
         device = self._models.device_combo.currentText()
+        precision = self._models.precision_combo.currentText()  # as in the model's run
         folder = self._models.current_folder()
         mirroring = self._models.mirroring_box.isChecked()  # nnU-Net models, as in their run
         rankings = {t: dict(r) for t, r in self.rankings.items()}
@@ -154,7 +157,7 @@ class ExplainSection(QWidget):
             model = self._models.loaded_model(folder)
             result = yield from explain_case(model, volume, reference, baseline=baseline,
                                              clinician=rankings, device=device,
-                                             mirroring=mirroring)
+                                             precision=precision, mirroring=mirroring)
             return result, volume
 
         return self.runner.start(task, self._on_result, "Explain")

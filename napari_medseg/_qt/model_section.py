@@ -30,6 +30,7 @@ class RunTime(NamedTuple):
     device: str
     seconds: float
     folds: int = 1  # how many of the model's folds it ran
+    precision: str = "auto"  # the dock's choice it ran with
 
 
 class ModelSection(QWidget):
@@ -244,7 +245,7 @@ class ModelSection(QWidget):
                                             mirroring=mirroring)
             kept = prediction.probabilities.astype(np.float16)  # for clicks; off the GUI thread
             return model, volume, prediction, kept, RunTime(
-                folder, device, time.perf_counter() - started, len(model.networks))
+                folder, device, time.perf_counter() - started, len(model.networks), precision)
 
         return self.runner.start(task, self._add_result, "Model run")
 

@@ -107,6 +107,7 @@ class UncertaintySection(QWidget):
         volume = volume_from_layers(self._case.assigned_layers())
         methods, samples = self.methods(), self.samples.value()
         device = self._models.device_combo.currentText()
+        precision = self._models.precision_combo.currentText()
         folder = self._models.current_folder()
 
         def task():
@@ -114,7 +115,7 @@ class UncertaintySection(QWidget):
 
             model = self._models.loaded_model(folder)
             result = yield from estimate_uncertainty(model, volume, methods, samples,
-                                                     device=device)
+                                                     device=device, precision=precision)
             return result, volume
 
         return self.runner.start(task, self._show, "Uncertainty")

@@ -38,6 +38,22 @@ def add_device(parser: argparse.ArgumentParser, what: str = "the model") -> None
                              "default), cpu, cuda or mps")
 
 
+def add_precision(parser: argparse.ArgumentParser) -> None:
+    """``--precision``, the same for every command that runs a network (see
+    `napari_medseg.models.device.autocast_dtype`).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
+    from napari_medseg.models.device import PRECISIONS
+
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="network arithmetic: auto = bfloat16 on CPUs with native bf16 "
+                             "(AVX-512 BF16, AMX) and CUDA, float16 on MPS, else float32")
+
+
 def add_mirroring(parser: argparse.ArgumentParser) -> None:
     """``--no-mirroring``: nnU-Net models without nnU-Net's mirroring test-time augmentation."""
     parser.add_argument("--no-mirroring", action="store_true",

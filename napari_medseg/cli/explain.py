@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from napari_medseg.cli.common import add_device, add_mirroring, add_overwrite
+from napari_medseg.cli.common import add_device, add_mirroring, add_overwrite, add_precision
 
 PROTOCOL = "protocol"
 
@@ -41,7 +41,8 @@ def cmd_shapley(args: argparse.Namespace) -> int:
     model = load_model(args.model, trust_code=args.trust_code)
     result = run_to_end(explain_case(model, volume, reference, baseline=args.baseline,
                                      clinician=rankings, maps=bool(args.maps),
-                                     device=args.device, mirroring=not args.no_mirroring,
+                                     device=args.device, precision=args.precision,
+                                     mirroring=not args.no_mirroring,
                                      region="objects" if args.around_objects else "whole"),
                         progress_printer("shapley"))
     payload = {**result.to_dict(), "ranking_source": ranking_source,
@@ -81,6 +82,7 @@ def add_explain_commands(commands) -> None:
     parser.add_argument("--json", required=True, type=Path, help="output JSON")
     parser.add_argument("--maps", type=Path, help="folder for voxel maps (4D NIfTI per target)")
     add_device(parser)
+    add_precision(parser)
     add_mirroring(parser)
     parser.add_argument("--around-objects", action="store_true",
                         help="experimental: run the coalitions only in a box around the "

@@ -6,7 +6,7 @@ import json
 import sys
 
 from napari_medseg.cli.common import (
-    add_device, add_mirroring, add_overlap, add_overwrite, progress_printer)
+    add_device, add_mirroring, add_overlap, add_overwrite, add_precision, progress_printer)
 
 
 def spec_summary(name: str, folder) -> dict:
@@ -115,10 +115,7 @@ def add_model_commands(commands) -> None:
     add_device(predict)
     predict.add_argument("--probabilities", type=Path, help="also write class probabilities "
                          "(4D NIfTI)")
-    predict.add_argument("--precision", default="auto",
-                         choices=("auto", "float32", "bfloat16", "float16"),
-                         help="network arithmetic: auto = bfloat16 on CPUs with native bf16 "
-                         "(AVX-512 BF16, AMX) and CUDA, float16 on MPS, else float32")
+    add_precision(predict)
     add_overlap(predict, 0.5, "window overlap (0.5)")
     predict.add_argument("--batch-size", type=int, default=4, help="windows per pass (4)")
     add_overwrite(predict)

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from napari_medseg.cli.common import add_device, add_overlap, add_overwrite
+from napari_medseg.cli.common import add_device, add_overlap, add_overwrite, add_precision
 
 
 def _suggestions(volume, mean, model) -> dict:
@@ -65,7 +65,8 @@ def _estimate(model, volume, args, reference):
     from napari_medseg.uncertainty import estimate_uncertainty
 
     return estimate_uncertainty(model, volume, args.method, args.samples, reference,
-                                device=args.device, overlap=args.overlap)
+                                device=args.device, overlap=args.overlap,
+                                precision=args.precision)
 
 
 def add_uncertainty_commands(commands) -> None:
@@ -85,6 +86,7 @@ def add_uncertainty_commands(commands) -> None:
     parser.add_argument("--model", default=None, help="built-in name or model folder")
     parser.add_argument("--trust-code", action="store_true",
                         help="allow TorchScript weights (their code runs when loaded)")
+    add_precision(parser)
     add_device(parser)
     add_overwrite(parser)
     parser.set_defaults(run=cmd_uncertainty)

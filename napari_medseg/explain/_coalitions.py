@@ -59,7 +59,8 @@ def make_baseline(image: np.ndarray, kind: str, spacing=(1.0, 1.0, 1.0),
 
 def coalition_probabilities(network, image: torch.Tensor, baseline: torch.Tensor,
                             masks: np.ndarray, patch, n_classes: int, overlap: float = 0.5,
-                            device: str | torch.device = "cpu", only=None
+                            device: str | torch.device = "cpu", only=None,
+                            autocast: torch.dtype | None = None
                             ) -> ProgressGenerator[torch.Tensor]:
     """Softmax output for each coalition in ``masks``.
 
@@ -81,6 +82,9 @@ def coalition_probabilities(network, image: torch.Tensor, baseline: torch.Tensor
         Where to run.
     only : callable, optional
         Which windows to run (see `inference.sliding_window`).
+    autocast : torch.dtype, optional
+        The network's arithmetic (`models.device.autocast_dtype`), as in the
+        prediction explained; the softmax stays float32.
 
     Returns
     -------
@@ -92,7 +96,7 @@ def coalition_probabilities(network, image: torch.Tensor, baseline: torch.Tensor
     blank_output: list[torch.Tensor] = []  # the network's answer to an all-zero window
 
     def run(inputs: torch.Tensor) -> torch.Tensor:
-        return torch.cat([network(part).softmax(1)
+        return torch.cat([network(part).float().softmax(1)
                           for part in inputs.split(inputs_per_pass(inputs.shape[2:]))])
 
     def distinct_coalitions(window: torch.Tensor) -> torch.Tensor:
@@ -121,5 +125,5 @@ def coalition_probabilities(network, image: torch.Tensor, baseline: torch.Tensor
         network.to(device)
     result = yield from sliding_window(all_coalitions, stacked, patch, n_coalitions * n_classes,
                                        overlap=overlap, batch_size=1, device=device,
-                                       only=only)
+                                       only=only, autocast=autocast)
     return result.reshape(n_coalitions, n_classes, *image.shape[1:]).cpu()

@@ -85,8 +85,8 @@ def _check_reference(reference, volume: Volume, model: LoadedModel) -> np.ndarra
 def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | None = None,
                  baseline: str = "zero", clinician: Mapping[str, Mapping[str, int]] | None = None,
                  maps: bool = True, overlap: float = 0.5, device: str = "auto",
-                 permutations: int = 64, region: str = "whole", mirroring: bool = True
-                 ) -> ProgressGenerator[ShapleyResult]:
+                 permutations: int = 64, region: str = "whole", mirroring: bool = True,
+                 precision: str = "auto") -> ProgressGenerator[ShapleyResult]:
     """Shapley attribution of every contrast, per label and region, per fold.
 
     Exact over all ``2**M`` coalitions for up to six contrasts; beyond that,
@@ -122,13 +122,18 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
     mirroring : bool
         nnU-Net models: nnU-Net's mirroring test-time augmentation in every
         coalition's prediction (as in the prediction explained; on by default).
+    precision : {"auto", "float32", "bfloat16", "float16"}
+        The network's arithmetic, as in `inference.predict` (``auto``:
+        bfloat16 on CPUs with native bf16 and on CUDA), so that the full
+        coalition is the prediction explained; values and maps stay float32.
+        nnU-Net models run nnU-Net's own predictor.
 
     Yields
     ------
     Progress
         Between window batches.
     """
-    from napari_medseg.models.device import choose_device
+    from napari_medseg.models.device import autocast_dtype, choose_device, precision_name
 
     contrasts = model.spec.input_names
     reference = _check_reference(reference, volume, model)
@@ -136,6 +141,7 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
     checked = {t: validate_ranking(r, contrasts, t) for t, r in (clinician or {}).items()
                if t in targets}
     torch_device = choose_device(device)
+    arithmetic = autocast_dtype(precision, torch_device)  # an unknown precision fails here
     if isinstance(model, NnunetModel) and len(contrasts) <= EXACT_LIMIT:
         from napari_medseg.explain._nnunet import explain_nnunet
 
@@ -148,12 +154,14 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
         from napari_medseg.explain._sampled import explain_sampled
 
         result = yield from explain_sampled(model, image_t, base_t, volume, reference, targets,
-                                     checked, baseline, overlap, torch_device, permutations)
+                                            checked, baseline, overlap, torch_device,
+                                            permutations, arithmetic)
         return result
     masks = coalition_masks(len(contrasts))
     boxes, ordinary, blocks = None, [], None
     if region == "objects":
-        ordinary = yield from _ordinary_predictions(model, image_t, overlap, torch_device)
+        ordinary = yield from _ordinary_predictions(model, image_t, overlap, torch_device,
+                                                    precision)
         structures = most_probable(sum(ordinary) / len(ordinary)) > 0
         on_grid = reference_on_grid(reference, grid)
         boxes = explained_boxes(structures if on_grid is None else structures | on_grid,
@@ -167,7 +175,7 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
         runs = coalition_probabilities(network, image_t, base_t, masks, model.spec.patch_size,
                                        model.spec.n_classes, overlap, torch_device,
                                        only=(lambda window: touches(window, boxes)) if boxes
-                                       else None)
+                                       else None, autocast=arithmetic)
         probabilities = yield from rescaled(runs, fold, len(model.networks), message)
         if boxes:
             probabilities = pasted(ordinary[fold], probabilities, boxes)
@@ -178,15 +186,16 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
     values = _coalition_values(ensemble, volume.shape, targets, reference, blocks)
     voxel_maps = _voxel_maps(ensemble, targets, volume.shape) if maps else {}
     result_targets = exact_attributions(targets, values, fold_values, checked, voxel_maps)
-    return shapley_result(model, baseline, reference, result_targets)
+    return shapley_result(model, baseline, reference, result_targets,
+                          precision=precision_name(arithmetic))
 
 
 def _ordinary_predictions(model: LoadedModel, image_t: torch.Tensor, overlap: float,
-                          device) -> ProgressGenerator[list[torch.Tensor]]:
+                          device, precision: str) -> ProgressGenerator[list[torch.Tensor]]:
     """Each fold's softmax over the whole model grid, every contrast present."""
     out = []
     for fold, network in enumerate(model.networks):
-        runs = _fold_pass(network, image_t.float(), model.spec, device, 4, "float32", overlap,
+        runs = _fold_pass(network, image_t.float(), model.spec, device, 4, precision, overlap,
                           [])
         probabilities = yield from rescaled(runs, fold, len(model.networks),
                                             f"whole volume, fold {fold + 1}")

@@ -13,16 +13,19 @@ from napari_medseg.progress import Progress, ProgressGenerator
 
 
 def explain_sampled(model, image_t, base_t, volume, reference, targets, checked, baseline, overlap,
-                    device, permutations) -> ProgressGenerator[ShapleyResult]:
+                    device, permutations, autocast=None) -> ProgressGenerator[ShapleyResult]:
     """Permutation-sampling Shapley for many contrasts: coalitions run on demand, once
-    (``explain_case``'s arguments, prepared: inputs and baseline on the model grid)."""
+    (``explain_case``'s arguments, prepared: inputs and baseline on the model grid;
+    ``autocast`` the network's arithmetic, from `models.device.autocast_dtype`)."""
+    from napari_medseg.models.device import precision_name
 
     contrasts = model.spec.input_names
     n = len(contrasts)
     full_code = 2**n - 1
     needed = sorted(coalitions_visited(n, permutations, seed=0) - {full_code})
     total = len(needed) + 1
-    full = yield from _member_probabilities(model, image_t, base_t, full_code, n, overlap, device)
+    full = yield from _member_probabilities(model, image_t, base_t, full_code, n, overlap, device,
+                                            autocast)
     # without a reference, each member (fold, ensemble) is compared with its own full prediction
     truths = [reference if reference is not None
               else most_probable(resample(p[0], volume.shape)) for p in full]
@@ -35,7 +38,7 @@ def explain_sampled(model, image_t, base_t, volume, reference, targets, checked,
     yield Progress(1, total, f"coalition 1/{total}")
     for step, code in enumerate(needed, start=2):
         members = yield from _member_probabilities(model, image_t, base_t, code, n, overlap,
-                                                   device)
+                                                   device, autocast)
         cache[code] = values_of(members)
         yield Progress(step, total, f"coalition {step}/{total}")
     results = {}
@@ -51,15 +54,16 @@ def explain_sampled(model, image_t, base_t, volume, reference, targets, checked,
             cache[2**n - 1][-1, index], cache[0][-1, index], checked.get(name),
             standard_error=error)
     return shapley_result(model, baseline, reference, results,
-                          method="permutation sampling", permutations=permutations)
+                          method="permutation sampling", permutations=permutations,
+                          precision=precision_name(autocast))
 
 
-def _member_probabilities(model, image_t, base_t, code, n, overlap, device):
+def _member_probabilities(model, image_t, base_t, code, n, overlap, device, autocast):
     mask = np.array([[(code >> i) & 1 == 1 for i in range(n)]])
     per_fold = []
     for network in model.networks:
         probabilities = yield from coalition_probabilities(
             network, image_t, base_t, mask, model.spec.patch_size, model.spec.n_classes,
-            overlap, device)
+            overlap, device, autocast=autocast)
         per_fold.append(probabilities)
     return [*per_fold, sum(per_fold) / len(per_fold)]

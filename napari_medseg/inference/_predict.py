@@ -201,7 +201,7 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
     """
     import torch
 
-    from napari_medseg.models.device import autocast_dtype, choose_device
+    from napari_medseg.models.device import autocast_dtype, choose_device, precision_name
     from napari_medseg.models.nnunet import NnunetModel
 
     if isinstance(model, NnunetModel):
@@ -238,4 +238,4 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
                       model_name=spec.name, model_version=spec.version,
                       folds=tuple(range(len(model.networks))), device=str(torch_device),
                       notes=tuple(notes),
-                      precision=str(dtype).removeprefix("torch.") if dtype else "float32")
+                      precision=precision_name(dtype))

@@ -73,6 +73,17 @@ def autocast_dtype(precision: str, device):
     return torch.bfloat16 if cpu_has_native_bf16() else None
 
 
+def precision_name(dtype) -> str:
+    """The name of an `autocast_dtype` answer: ``'float32'`` for None (no autocast).
+
+    Parameters
+    ----------
+    dtype : torch.dtype or None
+        What `autocast_dtype` returned.
+    """
+    return str(dtype).removeprefix("torch.") if dtype is not None else "float32"
+
+
 def available_devices() -> list[str]:
     """Devices torch can use here, best first (always ends with ``'cpu'``)."""
     import torch

@@ -31,12 +31,13 @@ class UncertaintyResult:
     calibration: dict | None
     seconds: float
     overlap: float
+    precision: str = "float32"  # the network's arithmetic
 
     def to_dict(self) -> dict:
         """JSON-ready figures (maps are written separately)."""
         return {"method": self.method, "samples": self.n_samples, "overlap": self.overlap,
-                "seconds": round(self.seconds, 3), "structures": self.structures,
-                "calibration": self.calibration,
+                "precision": self.precision, "seconds": round(self.seconds, 3),
+                "structures": self.structures, "calibration": self.calibration,
                 "map_means": {k: float(v.mean()) for k, v in self.maps.items()}}
 
 
@@ -111,8 +112,8 @@ def calibration_figures(mean: np.ndarray, maps: dict[str, np.ndarray], reference
 
 def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] = "mc",
                          samples: int = 8, reference: np.ndarray | None = None,
-                         device: str = "auto",
-                         overlap: float | None = None) -> ProgressGenerator[UncertaintyResult]:
+                         device: str = "auto", overlap: float | None = None,
+                         precision: str = "auto") -> ProgressGenerator[UncertaintyResult]:
     """Sample the model, decompose its uncertainty, optionally calibrate against a reference.
 
     Parameters
@@ -134,14 +135,20 @@ def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] =
     overlap : float, optional
         Window overlap; by default 0.25 when the methods sample (``mc``, ``tta``) and
         0.5 for a plain fold ensemble (see `default_overlap`).
+    precision : {"auto", "float32", "bfloat16", "float16"}
+        The network's arithmetic, as in `inference.predict` (``auto``: bfloat16
+        on CPUs with native bf16 and on CUDA); the softmax and the sums over
+        samples stay float32. nnU-Net models run nnU-Net's own predictor.
     """
     from napari_medseg.errors import InputError
     from napari_medseg.io import spacing_from_affine
     from napari_medseg.inference._nnunet import nnunet_samples
-    from napari_medseg.models.device import choose_device
+    from napari_medseg.models.device import autocast_dtype, choose_device, precision_name
     from napari_medseg.models.nnunet import NnunetModel
 
     started = time.perf_counter()
+    torch_device = choose_device(device)
+    arithmetic = autocast_dtype(precision, torch_device)  # an unknown precision fails here
     chosen = resolve_methods(methods, model.spec)
     overlap = default_overlap(chosen) if overlap is None else overlap
     if reference is not None and np.shape(reference) != volume.shape:
@@ -158,7 +165,7 @@ def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] =
         yield from nnunet_samples(model, volume, folds, flips, acc.add, device, 1 - overlap)
     else:
         drawn = yield from draw_samples(model, prepare_input(volume, spec), chosen, samples,
-                                        overlap, choose_device(device))
+                                        overlap, torch_device, arithmetic)
         for sample in drawn:
             acc.add(resample(sample, volume.shape).numpy())
     mean = (acc.total / acc.count).astype(np.float32)
@@ -179,4 +186,5 @@ def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] =
                              structures=_structure_figures(acc, labels, maps["total"],
                                                            voxel_mm3),
                              calibration=calibration, seconds=time.perf_counter() - started,
-                             overlap=overlap)
+                             overlap=overlap, precision=precision_name(
+                                 None if isinstance(model, NnunetModel) else arithmetic))

@@ -176,13 +176,13 @@ def _sampler(network, flips: list[tuple[int, ...]], n_samples: int, n_classes: i
         per_pass = inputs_per_pass(batch.shape[2:])
         if shares_encoder:  # MC dropout alone: the dropout-free encoder runs once
             probabilities = network.forward_samples(
-                batch, n_samples, max(1, per_pass // batch.shape[0])).softmax(1)
+                batch, n_samples, max(1, per_pass // batch.shape[0])).float().softmax(1)
         else:
             outputs = []
             for index in range(n_samples):
                 axes = tuple(a + 2 for a in flips[index % len(flips)])
                 outputs.append(torch.flip(batch, axes) if axes else batch)
-            probabilities = torch.cat([network(part).softmax(1)  # [n_samples * B, K, ...]
+            probabilities = torch.cat([network(part).float().softmax(1)  # [n_samples B, K, ...]
                                        for part in torch.cat(outputs).split(per_pass)])
         probabilities = probabilities.reshape(n_samples, batch.shape[0], n_classes,
                                               *batch.shape[2:])
@@ -195,8 +195,8 @@ def _sampler(network, flips: list[tuple[int, ...]], n_samples: int, n_classes: i
 
 
 def draw_samples(model, image: torch.Tensor, methods: tuple[str, ...], samples: int,
-                 overlap: float = 0.5,
-                 device: str | torch.device = "cpu") -> ProgressGenerator[torch.Tensor]:
+                 overlap: float = 0.5, device: str | torch.device = "cpu",
+                 autocast: torch.dtype | None = None) -> ProgressGenerator[torch.Tensor]:
     """Probability samples ``[S, K, Z, Y, X]`` on the model grid.
 
     ``ensemble`` uses every fold (else fold 0); per fold, ``mc`` draws
@@ -217,6 +217,8 @@ def draw_samples(model, image: torch.Tensor, methods: tuple[str, ...], samples: 
         Sliding-window overlap.
     device : str or torch.device
         Where to run.
+    autocast : torch.dtype, optional
+        The network's arithmetic (`models.device.autocast_dtype`); None: float32.
 
     Yields
     ------
@@ -236,7 +238,7 @@ def draw_samples(model, image: torch.Tensor, methods: tuple[str, ...], samples: 
             runs = sliding_window(_sampler(network, flips, per_fold, k), image,
                                   model.spec.patch_size, per_fold * k, overlap=overlap,
                                   batch_size=max(1, 4 // per_fold), device=device,
-                                  reuse_blank="mc" not in methods)
+                                  reuse_blank="mc" not in methods, autocast=autocast)
             samples = yield from rescaled(runs, fold, len(networks),
                                           f"{'+'.join(methods)}: fold {fold + 1}/{len(networks)}")
             collected.append(samples.reshape(per_fold, k, *image.shape[1:]).cpu())
