@@ -1,9 +1,20 @@
 """Our sliding-window engine vs MONAI's sliding_window_inference, and the full pipeline.
 
-Same network (built-in fold 0), same patch, same overlap (0.5), same Gaussian
-blending, same input (a BraTS-sized 240x240x155 four-contrast case, normalised
-and resampled to the model's 2 mm grid). Each engine runs in its own process
-so its peak memory is its own; the ratio compares runs on one machine.
+Same network (built-in fold 0 for the engines, all three folds end to end),
+same patch, same overlap (0.5), same Gaussian blending, same input (a
+BraTS-sized 240x240x155 four-contrast case). Ours runs in float32 and in the
+product's ``auto`` precision (bfloat16 on a CPU with native bf16); MONAI in
+float32. Each run is in its own process so its peak memory is its own; the
+ratios compare runs of one invocation on one machine.
+
+- engine: the sliding window alone on the case normalised and resampled to
+  the model's 2 mm grid (78 x 120 x 120);
+- end to end: normalise, resample, every fold, resample back, argmax; MONAI's
+  pipeline is ours with its `sliding_window_inference` in place of our windows.
+
+Achieved GFLOP/s counts 6.975 GFLOP per 48^3 window forward (27.9 GFLOP per
+batch of four, measured by `bench/precision.py`), against a 4096^2 matrix
+product in the same precision on the same threads as a stand-in for peak.
 
     .venv/bin/python bench/inference.py --json bench/results/inference.json
 """
@@ -20,96 +31,149 @@ import torch
 
 from _common import PeakRSS, brats_sized_case, print_table, write_json
 
+WINDOW_GFLOP = 27.9 / 4
+RUNS = {  # name: (kind, engine, precision)
+    "ours float32": ("engine", "ours", "float32"),
+    "ours auto": ("engine", "ours", "auto"),
+    "MONAI float32": ("engine", "monai", "float32"),
+    "end to end, ours float32": ("pipeline", "ours", "float32"),
+    "end to end, ours auto": ("pipeline", "ours", "auto"),
+    "end to end, MONAI float32": ("pipeline", "monai", "float32"),
+}
+
 
 def _input_tensor(seed: int):
-    from napari_medseg.inference import channels_for_model, model_grid_shape, resample
+    from napari_medseg.inference import prepare_input
     from napari_medseg.models import load_model
-    from napari_medseg.models.normalise import normalise_image
 
     model = load_model("brats_unet", folds=[0])
-    volume = brats_sized_case(seed)
-    image = normalise_image(channels_for_model(volume, model.spec), ["zscore_nonzero"] * 4)
-    shape = model_grid_shape(volume.shape, volume.spacing, model.spec.spacing)
-    return model, volume, resample(torch.from_numpy(image), shape)
+    return model, prepare_input(brats_sized_case(seed), model.spec)
 
 
-def run_engine(engine: str, device: str, batch_size: int, repeats: int, seed: int) -> dict:
-    """Time one engine in this process; returns timings, memory and the output."""
+def _monai_fold(network, image: torch.Tensor, patch, batch_size: int, device: str):
     from monai.inferers import sliding_window_inference
 
+    def softmax(x):
+        return network(x).float().softmax(1)
+
+    with torch.inference_mode():
+        return sliding_window_inference(image[None].to(device), patch, batch_size, softmax,
+                                        overlap=0.5, mode="gaussian")[0].float().cpu()
+
+
+def _windows(grid, patch) -> int:
+    from napari_medseg.inference._sliding import window_starts
+
+    padded = [max(g, p) for g, p in zip(grid, patch)]
+    return len(window_starts(padded, patch, 0.5))
+
+
+def run_engine(engine: str, precision: str, device: str, batch_size: int, repeats: int,
+               seed: int) -> dict:
+    """Time one engine in this process; returns timings, memory and the output."""
     from napari_medseg.inference import sliding_window
+    from napari_medseg.models.device import autocast_dtype
     from napari_medseg.progress import run_to_end
 
-    model, volume, image = _input_tensor(seed)
+    model, image = _input_tensor(seed)
     network = model.networks[0].to(device)
-    softmax = lambda x: network(x).softmax(1)  # noqa: E731
     patch = model.spec.patch_size
-    amp = device == "cuda"
-    from napari_medseg.models.device import autocast_dtype
-
-    dtype = autocast_dtype("auto", device)
+    dtype = autocast_dtype(precision, device)
 
     def once():
         if engine == "ours":
-            return run_to_end(sliding_window(softmax, image, patch, 4, 0.5, batch_size, device,
-                                             autocast=dtype))
-        with torch.inference_mode(), torch.autocast("cuda", enabled=amp):
-            return sliding_window_inference(image[None].to(device), patch, batch_size, softmax,
-                                            overlap=0.5, mode="gaussian")[0].float()
+            return run_to_end(sliding_window(lambda x: network(x).float().softmax(1), image,
+                                             patch, 4, 0.5, batch_size, device, autocast=dtype))
+        return _monai_fold(network, image, patch, batch_size, device)
 
     with PeakRSS() as memory:
         output = once()  # warm-up, and the memory one run needs
     times = []
     for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
         start = time.perf_counter()
         output = once()
-        if device == "cuda":
-            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    voxels = int(np.prod(image.shape[1:]))
-    return {"engine": engine, "device": device, "seconds_median": float(np.median(times)),
-            "seconds_all": times, "voxels_per_second": voxels / float(np.median(times)),
+    seconds = float(np.median(times))
+    windows = _windows(image.shape[1:], patch)
+    return {"seconds": seconds, "seconds_all": times,
+            "voxels_per_second": int(np.prod(image.shape[1:])) / seconds,
+            "gflop_per_s": windows * WINDOW_GFLOP / seconds, "windows": windows,
             "grid": list(image.shape[1:]), "run_memory_mib": memory.increase_mib,
             "output": output.cpu().numpy()}
 
 
-def run_pipeline(device: str, seed: int) -> dict:
-    """Full predict (3 folds) on the 240x240x155 case: time and peak memory."""
+def _monai_predict(model, volume, device: str) -> np.ndarray:
+    """MONAI's sliding window in our pipeline: normalise, resample, folds, resample back."""
+    from napari_medseg.inference import prepare_input, resample
+    from napari_medseg.labels import most_probable
+
+    image = prepare_input(volume, model.spec)
+    total = sum(_monai_fold(network.to(device), image, model.spec.patch_size, 4, device)
+                for network in model.networks)
+    return most_probable(resample(total / len(model.networks), volume.shape))
+
+
+def run_pipeline(engine: str, precision: str, device: str, seed: int) -> dict:
+    """Full predict (3 folds) on the 240x240x155 case: time, peak memory, labels."""
     from napari_medseg.inference import predict
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
 
     volume = brats_sized_case(seed)
     model = load_model("brats_unet")
+    if engine == "ours":  # warm-up: first-call costs are not the prediction's
+        run_to_end(predict(model, volume, device=device, precision=precision))
+    else:
+        _monai_predict(model, volume, device)
     start = time.perf_counter()
     with PeakRSS() as memory:
-        run_to_end(predict(model, volume, device=device, keep_probabilities=True))
+        labels = (run_to_end(predict(model, volume, device=device, precision=precision,
+                                     keep_probabilities=False)).labels if engine == "ours"
+                  else _monai_predict(model, volume, device))
     seconds = time.perf_counter() - start
-    result = {"seconds": seconds, "case_shape": list(volume.shape), "folds": model.n_folds,
-              "run_memory_mib": memory.increase_mib,
-              "case_mib": volume.data.nbytes / 2**20}
-    if device == "cuda":
-        result["cuda_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
-    return result
+    return {"seconds": seconds, "case_shape": list(volume.shape), "folds": model.n_folds,
+            "voxels_per_second": int(np.prod(volume.shape)) / seconds,
+            "run_memory_mib": memory.increase_mib, "output": labels}
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 4096, repeats: int = 5) -> float:
+    """GFLOP/s of a ``size``^2 matrix product in ``dtype`` on this process's threads."""
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def agreement(float32: np.ndarray, auto: np.ndarray, brain: np.ndarray) -> dict:
+    """Label agreement on brain voxels and region Dice between two label maps."""
+    from napari_medseg.metrics import dice
+
+    regions = {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)}
+    return {"brain_voxels": int(brain.sum()),
+            "agreement": float((float32 == auto)[brain].mean()),
+            **{f"dice_{name}": float(dice(np.isin(float32, v), np.isin(auto, v)))
+               for name, v in regions.items()}}
 
 
 def _child(args) -> None:
-    if args.child == "pipeline":
-        print(json.dumps(run_pipeline(args.device, args.seed)))
-        return
-    result = run_engine(args.child, args.device, args.batch_size, args.repeats, args.seed)
+    kind, engine, precision = RUNS[args.child]
+    if kind == "pipeline":
+        result = run_pipeline(engine, precision, args.device, args.seed)
+    else:
+        result = run_engine(engine, precision, args.device, args.batch_size, args.repeats,
+                            args.seed)
     np.save(args.output_npy, result.pop("output"))
     print(json.dumps(result))
 
 
-def _spawn(kind: str, args, npy: str = "") -> dict:
-    command = [sys.executable, __file__, "--child", kind, "--device", args.device,
+def _spawn(name: str, args, npy: str) -> dict:
+    command = [sys.executable, __file__, "--child", name, "--device", args.device,
                "--batch-size", str(args.batch_size), "--repeats", str(args.repeats),
                "--seed", str(args.seed), "--output-npy", npy]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {"run": name, **json.loads(done.stdout.strip().splitlines()[-1])}
 
 
 def main() -> None:
@@ -127,22 +191,39 @@ def main() -> None:
         return
     import tempfile
 
+    from napari_medseg.models.device import autocast_dtype, precision_name
+
+    auto = precision_name(autocast_dtype("auto", args.device))
     with tempfile.TemporaryDirectory() as folder:
-        ours = _spawn("ours", args, f"{folder}/ours.npy")
-        monai = _spawn("monai", args, f"{folder}/monai.npy")
-        difference = float(np.abs(np.load(f"{folder}/ours.npy")
-                                  - np.load(f"{folder}/monai.npy")).max())
-    pipeline = _spawn("pipeline", args)
-    print_table([ours, monai], ["engine", "device", "seconds_median", "voxels_per_second",
-                                "run_memory_mib"])
-    ratio = ours["voxels_per_second"] / monai["voxels_per_second"]
-    print(f"\nthroughput ratio ours/MONAI: {ratio:.3f}   max |ours - MONAI|: {difference:.2e}")
-    print(f"full predict, 3 folds, 240x240x155 case on {args.device}: {pipeline['seconds']:.1f} s,"
-          f" memory +{pipeline['run_memory_mib']:.0f} MiB at peak over the loaded case "
-          f"({pipeline['case_mib']:.0f} MiB) and model, probabilities kept")
-    write_json(args.json, {"command": "bench/inference.py", "engines": [ours, monai],
-                           "throughput_ratio_ours_over_monai": ratio,
-                           "max_abs_difference": difference, "pipeline": pipeline})
+        rows = [_spawn(name, args, f"{folder}/{index}.npy")
+                for index, name in enumerate(RUNS)]
+        outputs = [np.load(f"{folder}/{index}.npy") for index in range(len(RUNS))]
+    runs = dict(zip(RUNS, rows))
+    engines = {name: out for name, out in zip(RUNS, outputs) if RUNS[name][0] == "engine"}
+    for row in rows:
+        kind = RUNS[row["run"]][0]
+        monai = runs["MONAI float32" if kind == "engine" else "end to end, MONAI float32"]
+        row["speed_vs_monai_float32"] = monai["seconds"] / row["seconds"]
+    peaks = {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
+    for row in rows:
+        if "gflop_per_s" in row:
+            precision = "float32" if "float32" in row["run"] else auto
+            row["share_of_matmul_peak"] = row["gflop_per_s"] / peaks[precision]
+    brain = np.any(brats_sized_case(args.seed).data != 0, axis=0)
+    labels = dict(zip(RUNS, outputs))
+    agreed = agreement(labels["end to end, ours float32"], labels["end to end, ours auto"],
+                       brain)
+    difference = float(np.abs(engines["ours float32"] - engines["MONAI float32"]).max())
+    print_table(rows, ["run", "seconds", "voxels_per_second", "speed_vs_monai_float32",
+                       "gflop_per_s", "share_of_matmul_peak", "run_memory_mib"])
+    print(f"\nauto is {auto} here; matrix-product peak GFLOP/s: "
+          + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
+    print(f"max |ours float32 - MONAI float32| (engine): {difference:.2e}")
+    print("end to end, auto against float32: " + json.dumps(agreed))
+    write_json(args.json, {"command": "bench/inference.py", "auto_is": auto, "runs": rows,
+                           "matmul_peak_gflop_per_s": peaks,
+                           "max_abs_difference_ours_float32_vs_monai": difference,
+                           "auto_vs_float32_end_to_end": agreed})
 
 
 if __name__ == "__main__":

@@ -106,31 +106,37 @@ def speed(seed: int, tolerance: float) -> dict:
             "speedup_vs_sampling": sampling["seconds"] / ours_seconds}
 
 
-VARIANTS = {"objects": {"region": "objects"}, "whole": {"region": "whole"},
-            "whole at overlap 0.25": {"region": "whole", "overlap": 0.25}}
-"""Explain's settings compared by ``--against-prediction``; ``whole`` (the dock's default)
-is the reference the others' values are compared with."""
+VARIANTS = {"objects": {"region": "objects", "precision": "float32"},
+            "whole": {"region": "whole", "precision": "float32"},
+            "whole at overlap 0.25": {"region": "whole", "overlap": 0.25, "precision": "float32"},
+            "whole, auto precision": {"region": "whole", "precision": "auto"}}
+"""Explain's settings compared by ``--against-prediction``; ``whole`` (float32, the
+computation the issue's bound refers to) is the reference the others' values are compared
+with. ``auto`` is the product's default: bfloat16 on a CPU with native bf16."""
 
 
 def against_prediction(seed: int, variants: tuple[str, ...] = ("objects", "whole")) -> dict:
     """Explain (all folds, reference given, voxel maps on) against one full prediction of
-    the same model on a 240x240x155 case, in one run, for each of ``variants`` (keys of
-    `VARIANTS`); with ``whole`` among them, the largest difference of any other variant's
-    Shapley values and voxel maps from its own."""
+    the same model in the same precision on a 240x240x155 case, in one run, for each of
+    ``variants`` (keys of `VARIANTS`); with ``whole`` among them, the largest difference of
+    any other variant's Shapley values and voxel maps from its own."""
     from _common import brats_sized_case
 
     from napari_medseg.inference import predict
 
     model = load_model("brats_unet")
     volume, labels = brats_sized_case(seed, with_labels=True)
+    precisions = sorted({VARIANTS[name]["precision"] for name in variants})
 
-    def timed_prediction() -> float:
+    def timed_prediction(precision: str) -> float:
         start = time.perf_counter()
-        run_to_end(predict(model, volume, device="cpu", precision="float32"))
+        run_to_end(predict(model, volume, device="cpu", precision=precision))
         return time.perf_counter() - start
 
-    timed_prediction()  # warm-up: first-call costs are not the prediction's
-    before = timed_prediction()
+    before = {}
+    for precision in precisions:
+        timed_prediction(precision)  # warm-up: first-call costs are not the prediction's
+        before[precision] = timed_prediction(precision)
     out = {"seed": seed, "shape": list(volume.shape), "folds": len(model.networks),
            "variants": {name: VARIANTS[name] for name in variants}}
     results = {}
@@ -138,16 +144,24 @@ def against_prediction(seed: int, variants: tuple[str, ...] = ("objects", "whole
         start = time.perf_counter()
         results[name] = run_to_end(explain_case(model, volume, labels, **VARIANTS[name]))
         out[f"explain_{name}_seconds"] = time.perf_counter() - start
+        out[f"explain_{name}_arithmetic"] = results[name].model["precision"]
         print(f"{name}: {out[f'explain_{name}_seconds']:.1f} s", flush=True)
     # the machine's speed drifts over minutes: the prediction is timed before and after
     # the explanations, and the ratio is against their mean
-    out["predict_seconds_before_after"] = [before, timed_prediction()]
-    out["predict_seconds"] = predict_seconds = float(np.mean(out["predict_seconds_before_after"]))
+    for precision in precisions:
+        times = [before[precision], timed_prediction(precision)]
+        out[f"predict_{precision}_seconds_before_after"] = times
+        out[f"predict_{precision}_seconds"] = float(np.mean(times))
     for name in results:
+        precision = VARIANTS[name]["precision"]
+        predict_seconds = out[f"predict_{precision}_seconds"]
         out[f"explain_{name}_ratio"] = out[f"explain_{name}_seconds"] / predict_seconds
-        print(f"{name}: {out[f'explain_{name}_ratio']:.2f}x one prediction of "
-              f"{predict_seconds:.1f} s (before {before:.1f} s, after "
-              f"{out['predict_seconds_before_after'][1]:.1f} s)", flush=True)
+        print(f"{name}: {out[f'explain_{name}_ratio']:.2f}x one {precision} prediction of "
+              f"{predict_seconds:.1f} s (before and after: "
+              f"{out[f'predict_{precision}_seconds_before_after']})", flush=True)
+        if precision != "float32" and "float32" in precisions:
+            out[f"explain_{name}_ratio_to_float32_prediction"] = (
+                out[f"explain_{name}_seconds"] / out["predict_float32_seconds"])
     for name in (n for n in results if n != "whole" and "whole" in results):
         out[f"{name}: max_abs_phi_difference"] = {
             target: float(np.abs(values.phi - results[name].targets[target].phi).max())
