@@ -116,16 +116,17 @@ def first_fold(model):
     return LoadedModel(model.spec, model.folder, model.networks[:1])
 
 
-def single_prediction_seconds(single, volume) -> float:
-    """Wall time of one prediction of ``volume`` by ``single`` (see `first_fold`) on the CPU:
-    the yardstick the uncertainty estimates' costs are divided by."""
+def single_prediction_seconds(single, volume, precision: str = "auto") -> float:
+    """Wall time of one prediction of ``volume`` by ``single`` (see `first_fold`) on the CPU,
+    in ``precision``: the yardstick the uncertainty estimates' costs are divided by."""
     import time
 
     from napari_medseg.inference import predict
     from napari_medseg.progress import run_to_end
 
     started = time.perf_counter()
-    run_to_end(predict(single, volume, device="cpu", keep_probabilities=False))
+    run_to_end(predict(single, volume, device="cpu", keep_probabilities=False,
+                       precision=precision))
     return time.perf_counter() - started
 
 

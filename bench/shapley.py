@@ -109,7 +109,7 @@ def speed(seed: int, tolerance: float) -> dict:
 VARIANTS = {"objects": {"region": "objects", "precision": "float32"},
             "whole": {"region": "whole", "precision": "float32"},
             "whole at overlap 0.25": {"region": "whole", "overlap": 0.25, "precision": "float32"},
-            "whole, auto precision": {"region": "whole", "precision": "auto"}}
+            "whole in auto precision": {"region": "whole", "precision": "auto"}}
 """Explain's settings compared by ``--against-prediction``; ``whole`` (float32, the
 computation the issue's bound refers to) is the reference the others' values are compared
 with. ``auto`` is the product's default: bfloat16 on a CPU with native bf16."""

@@ -30,17 +30,22 @@ def main() -> None:
     parser.add_argument("--json", default="bench/results/uncertainty.json")
     parser.add_argument("--overlap", type=float, default=None,
                         help="the samples' window overlap (default: the estimate's own)")
+    parser.add_argument("--precision", default="auto",
+                        help="the network's arithmetic, for the estimates and the prediction "
+                             "their cost is divided by (default: the product's auto)")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="which rows to run, comma-separated (default: all)")
     args = parser.parse_args()
     chosen = {name: METHODS[name] for name in args.methods.split(",")}
-    options = {} if args.overlap is None else {"overlap": args.overlap}
+    options = {"precision": args.precision}
+    if args.overlap is not None:
+        options["overlap"] = args.overlap
     model = load_model("brats_unet")
     single = first_fold(model)
     rows, per_case = {name: [] for name in chosen}, []
     for index in range(args.cases):
         seed, hard, case = uncertainty_case(index)
-        base = single_prediction_seconds(single, case.volume)
+        base = single_prediction_seconds(single, case.volume, args.precision)
         for name, (method, samples) in chosen.items():
             result = run_to_end(estimate_uncertainty(model, case.volume, method, samples,
                                                      reference=case.labels.data, **options))
@@ -67,6 +72,7 @@ def main() -> None:
     print(f"\nbest error-detection AUROC (total) {best:.3f} (goal >= 0.85); "
           f"best ECE {best_ece:.4f} (goal <= 0.05)")
     write_json(args.json, {"command": "bench/uncertainty.py", "overlap": args.overlap,
+                           "precision": args.precision,
                            "cases": per_case,
                            "summary": summary, "per_case": rows})
 

@@ -195,6 +195,14 @@ def test_bfloat16_prediction_agrees_with_float32_where_float32_is_decisive(coars
     decisive = (top2[1] - top2[0]) > 0.05
     assert decisive.mean() > 0.3  # a random tiny network: many voxels are near ties
     assert (full.labels[decisive] == reduced.labels[decisive]).mean() > 0.999
+    # the bf16 run stored the 3D weights channels-last (oneDNN's bf16 layout); a float32 run
+    # afterwards computes what it did before
+    weights = [p for p in model.networks[0].parameters() if p.ndim == 5]
+    assert weights and all(w.is_contiguous(memory_format=torch.channels_last_3d)
+                           for w in weights)
+    again = run_to_end(predict(model, volume, device="cpu", precision="float32"))
+    np.testing.assert_allclose(again.probabilities, full.probabilities, atol=1e-5)
+    np.testing.assert_array_equal(again.labels, full.labels)
 
 
 def test_cli_refuses_float16_on_the_cpu(tmp_path, capsys):

@@ -17,6 +17,7 @@ from scipy import ndimage as ndi
 
 from napari_medseg.errors import InputError
 from napari_medseg.inference import inputs_per_pass, sliding_window
+from napari_medseg.models.device import place_network
 from napari_medseg.progress import ProgressGenerator
 
 BASELINES = ("zero", "mean", "blur")
@@ -121,8 +122,7 @@ def coalition_probabilities(network, image: torch.Tensor, baseline: torch.Tensor
         return out.reshape(batch.shape[0], n_coalitions * n_classes, *batch.shape[2:])
 
     stacked = torch.cat([image, baseline]).float()
-    if hasattr(network, "to"):
-        network.to(device)
+    place_network(network, device, autocast)
     result = yield from sliding_window(all_coalitions, stacked, patch, n_coalitions * n_classes,
                                        overlap=overlap, batch_size=1, device=device,
                                        only=only, autocast=autocast)

@@ -135,17 +135,16 @@ def _fold_pass(network, image, spec, device, batch_size, precision, overlap, not
     """One fold's sliding window, retrying with smaller batches / the CPU on CUDA OOM."""
     import torch
 
-    from napari_medseg.models.device import autocast_dtype
+    from napari_medseg.models.device import autocast_dtype, place_network
 
     while True:
-        if hasattr(network, "to"):
-            network.to(device)
+        arithmetic = autocast_dtype(precision, device)
+        place_network(network, device, arithmetic)
         softmax = lambda x: network(x).float().softmax(1)  # noqa: E731  float32 softmax
         try:
             result = yield from sliding_window(softmax, image, spec.patch_size, spec.n_classes,
                                                overlap=overlap, batch_size=batch_size,
-                                               device=device,
-                                               autocast=autocast_dtype(precision, device))
+                                               device=device, autocast=arithmetic)
             return result
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()

@@ -73,6 +73,34 @@ def autocast_dtype(precision: str, device):
     return torch.bfloat16 if cpu_has_native_bf16() else None
 
 
+def place_network(network, device, autocast=None) -> None:
+    """Move ``network`` to ``device``, in the weight layout its arithmetic runs fastest in.
+
+    Under bf16 autocast on the CPU the 3D weights are stored channels-last:
+    oneDNN's bf16 convolutions then run without reordering them, 1.16-1.18x
+    faster end to end on an AVX-512 BF16 CPU with labels unchanged
+    (BENCHMARKS.md, "Inference engine against MONAI"). The values are the
+    same, so float32 runs afterwards are unaffected. A callable without
+    ``to`` (a plain function) is left as it is.
+
+    Parameters
+    ----------
+    network : torch.nn.Module or callable
+        A fold network.
+    device : torch.device
+        Where it runs.
+    autocast : torch.dtype, optional
+        What `autocast_dtype` returned for this run.
+    """
+    import torch
+
+    if not hasattr(network, "to"):
+        return
+    network.to(device)
+    if autocast is torch.bfloat16 and torch.device(device).type == "cpu":
+        network.to(memory_format=torch.channels_last_3d)
+
+
 def precision_name(dtype) -> str:
     """The name of an `autocast_dtype` answer: ``'float32'`` for None (no autocast).
 

@@ -18,6 +18,7 @@ import torch
 
 from napari_medseg.errors import InputError
 from napari_medseg.inference import inputs_per_pass, sliding_window
+from napari_medseg.models.device import place_network
 from napari_medseg.progress import ProgressGenerator, rescaled
 
 METHODS = ("mc", "tta", "ensemble")
@@ -232,8 +233,7 @@ def draw_samples(model, image: torch.Tensor, methods: tuple[str, ...], samples: 
     k = model.spec.n_classes
     collected = []
     for fold, network in enumerate(networks):
-        if hasattr(network, "to"):
-            network.to(device)
+        place_network(network, device, autocast)
         with dropout_active(network, "mc" in methods):
             runs = sliding_window(_sampler(network, flips, per_fold, k), image,
                                   model.spec.patch_size, per_fold * k, overlap=overlap,
