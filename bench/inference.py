@@ -61,6 +61,19 @@ def _monai_fold(network, image: torch.Tensor, patch, batch_size: int, device: st
                                         overlap=0.5, mode="gaussian")[0].float().cpu()
 
 
+def _timed(once, repeats: int):
+    """``once()`` after a warm-up run (which also gives the memory one run needs):
+    ``(its last output, the seconds of each of ``repeats`` runs, the PeakRSS)``."""
+    with PeakRSS() as memory:
+        output = once()  # first-call costs are not the run's
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        output = once()
+        times.append(time.perf_counter() - start)
+    return output, times, memory
+
+
 def _windows(grid, patch) -> int:
     from napari_medseg.inference._sliding import window_starts
 
@@ -87,13 +100,7 @@ def run_engine(engine: str, precision: str, device: str, batch_size: int, repeat
                                              patch, 4, 0.5, batch_size, device, autocast=dtype))
         return _monai_fold(network, image, patch, batch_size, device)
 
-    with PeakRSS() as memory:
-        output = once()  # warm-up, and the memory one run needs
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        output = once()
-        times.append(time.perf_counter() - start)
+    output, times, memory = _timed(once, repeats)
     seconds = float(np.median(times))
     windows = _windows(image.shape[1:], patch)
     return {"seconds": seconds, "seconds_all": times,
@@ -130,13 +137,7 @@ def run_pipeline(engine: str, precision: str, device: str, repeats: int, seed: i
                                       keep_probabilities=False)).labels
         return _monai_predict(model, volume, device)
 
-    with PeakRSS() as memory:
-        labels = once()  # warm-up: first-call costs are not the prediction's
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        labels = once()
-        times.append(time.perf_counter() - start)
+    labels, times, memory = _timed(once, repeats)
     seconds = float(np.median(times))
     return {"seconds": seconds, "seconds_all": times, "case_shape": list(volume.shape),
             "folds": model.n_folds, "voxels_per_second": int(np.prod(volume.shape)) / seconds,
