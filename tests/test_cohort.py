@@ -10,6 +10,8 @@ import pytest
 
 from napari_medseg.cli import main
 from napari_medseg.cohort import discover_cases, priority_rows, run_batch
+from napari_medseg.errors import InputError
+from napari_medseg.models.device import cpu_has_native_bf16
 from napari_medseg.progress import run_to_end
 from napari_medseg.sample import generate_case, write_case
 
@@ -84,12 +86,21 @@ def test_batch_on_external_scheduler_reports_corrupt_case_and_resumes(cohort, mo
     assert (out / "case0" / "seg.nii.gz").is_file()
     assert (out / "case0" / "epistemic.nii.gz").is_file()
     assert (out / "triage.csv").read_text().startswith("rank,case_id,priority")
+    picked = "bfloat16" if cpu_has_native_bf16() else "float32"  # what auto takes here
+    assert json.loads((out / "case0" / "summary.json").read_text())["precision"] == picked
     (out / "case1" / "summary.json").write_text('{"case_id": "ca')  # truncated
     (out / "case2" / "summary.json").write_text("{}")
     report = run_to_end(run_batch(cohort, out, model=model, scheduler="serial", samples=2))
     assert sorted(report.computed) == ["case1", "case2"]  # damaged summaries are recomputed
     assert sorted(report.resumed) == ["case0", "case3"]
     assert json.loads((out / "case1" / "summary.json").read_text())["case_id"] == "case1"
+
+
+def test_unknown_precision_is_refused_before_any_case(cohort, model, tmp_path):
+    with pytest.raises(InputError, match="unknown precision 'half'"):
+        run_to_end(run_batch(cohort, tmp_path / "out", model=model, scheduler="serial",
+                             precision="half"))
+    assert not (tmp_path / "out").exists()
 
 
 def test_interrupted_batch_reruns_only_missing_cases(cohort, model, tmp_path):

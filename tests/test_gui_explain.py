@@ -18,6 +18,11 @@ def test_explain_section_end_to_end(sample_dock, qtbot, coarse_model_folder):
         pass
     seconds = dock.model_section.last_run.seconds
     assert f"{seconds:.1f} s" in section.estimate.text()  # 15 x a short run: under a minute
+    other = "float32" if dock.model_section.last_run.precision != "float32" else "bfloat16"
+    dock.model_section.precision_combo.setCurrentText(other)  # that run says nothing of it
+    assert "run the model once" in section.estimate.text()
+    dock.model_section.precision_combo.setCurrentText("auto")
+    assert f"{seconds:.1f} s" in section.estimate.text()
     section.reference_combo.setCurrentText("reference")
     worker = section.run()
     with qtbot.waitSignal(worker.finished, timeout=180_000):

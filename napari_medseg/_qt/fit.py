@@ -11,13 +11,16 @@ from qtpy.QtWidgets import QComboBox, QLabel, QWidget
 
 #: characters a combo box is sized for; its list still shows whole names
 COMBO_CHARACTERS = 14
+#: the property that sizes a combo box of short, fixed choices for fewer characters
+CHARACTERS_PROPERTY = "medseg_characters"
 
 
 def fit_width(root: QWidget) -> None:
     """Let every combo box and wrapped label under ``root`` be narrower than its text.
 
-    Combo boxes size to `COMBO_CHARACTERS` characters (they grow with the
-    dock; the list shows whole names); a wrapped label breaks at spaces and
+    Combo boxes size to `COMBO_CHARACTERS` characters, or to their
+    `CHARACTERS_PROPERTY` (short fixed choices such as the device); they grow
+    with the dock and their list shows whole names. A wrapped label breaks at spaces and
     zero-width spaces (`wrappable`) and clips a word longer than the dock.
 
     Parameters
@@ -28,7 +31,7 @@ def fit_width(root: QWidget) -> None:
     for combo in root.findChildren(QComboBox):
         combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        combo.setMinimumContentsLength(COMBO_CHARACTERS)
+        combo.setMinimumContentsLength(combo.property(CHARACTERS_PROPERTY) or COMBO_CHARACTERS)
     for label in root.findChildren(QLabel):
         if label.wordWrap():
             label.setMinimumWidth(1)

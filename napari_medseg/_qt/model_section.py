@@ -15,7 +15,7 @@ from qtpy.QtWidgets import (
     QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from napari_medseg.errors import MedsegError
-from napari_medseg._qt.fit import wrappable
+from napari_medseg._qt.fit import CHARACTERS_PROPERTY, wrappable
 from napari_medseg._qt.worker import TaskRunner
 
 OPEN_FOLDER = "Open model folder..."
@@ -41,6 +41,7 @@ class ModelSection(QWidget):
     def __init__(self, viewer, case_section, parent=None):
         super().__init__(parent)
         from napari_medseg.models import available_devices, builtin_models
+        from napari_medseg.models.device import DEVICE_CHOICES, PRECISIONS
 
         self._viewer = viewer
         self._case = case_section
@@ -55,7 +56,7 @@ class ModelSection(QWidget):
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", *available_devices()])
         self.precision_combo = QComboBox()
-        self.precision_combo.addItems(["auto", "float32", "bfloat16", "float16"])
+        self.precision_combo.addItems(list(PRECISIONS))
         self.precision_combo.setToolTip("auto: bfloat16 where the CPU computes it natively "
                                         "(AVX-512 BF16, AMX) and on CUDA, else float32")
         self.probabilities_box = QCheckBox("add probability layers")
@@ -73,8 +74,14 @@ class ModelSection(QWidget):
         self.run_button.clicked.connect(self.run)
         form = QFormLayout()
         form.addRow("Model", self.model_combo)
-        form.addRow("Device", self.device_combo)
-        form.addRow("Precision", self.precision_combo)
+        for short, choices in ((self.device_combo, DEVICE_CHOICES),
+                               (self.precision_combo, PRECISIONS)):  # short, fixed names
+            short.setProperty(CHARACTERS_PROPERTY, max(map(len, choices)))
+        device_row = QHBoxLayout()  # one row: the dock's default view fits 1000 px screens
+        device_row.addWidget(self.device_combo, 1)
+        device_row.addWidget(QLabel("Precision"))
+        device_row.addWidget(self.precision_combo, 1)
+        form.addRow("Device", device_row)
         folds_row = QHBoxLayout()
         folds_row.addWidget(self.folds_combo, 1)
         folds_row.addWidget(self.mirroring_box)

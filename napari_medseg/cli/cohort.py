@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from napari_medseg.cli.common import add_device
+from napari_medseg.cli.common import add_device, add_precision
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
@@ -14,7 +14,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     report = run_to_end(run_batch(args.input_dir, args.output_dir, model=args.model,
                                   scheduler=args.scheduler, workers=args.workers,
-                                  method=args.method, samples=args.samples, device=args.device),
+                                  method=args.method, samples=args.samples, device=args.device,
+                                  precision=args.precision),
                         progress_printer("batch"))
     for name, reason in report.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)
@@ -45,4 +46,5 @@ def add_cohort_commands(commands) -> None:
                             "network has dropout, else the folds, else flip TTA")
     batch.add_argument("--samples", type=int, default=4, help="samples per fold (4)")
     add_device(batch, "the model in each worker")
+    add_precision(batch)
     batch.set_defaults(run=cmd_batch)

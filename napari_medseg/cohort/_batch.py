@@ -119,7 +119,7 @@ def _run_dask(todo, task_args, scheduler, workers):
 
 def run_batch(input_dir: str | Path, output_dir: str | Path, model: str = "brats_unet",
               scheduler: str | None = None, workers: int = 2, method: str = "auto",
-              samples: int = 4, device: str = "auto"
+              samples: int = 4, device: str = "auto", precision: str = "auto"
               ) -> Generator[Progress, None, BatchReport]:
     """Process every case of ``input_dir`` not yet done; yields progress, returns the report.
 
@@ -132,22 +132,25 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, model: str = "brats
     scheduler : str, optional
         ``None``: a LocalCluster of ``workers`` processes; ``"serial"``: this process;
         else the address of a running Dask scheduler.
-    method, samples, device :
+    method, samples, device, precision :
         Uncertainty settings (see `process_case`).
     """
     from napari_medseg.models import read_spec
+    from napari_medseg.models.device import PRECISIONS
     from napari_medseg.models.registry import resolve_model
     from napari_medseg.uncertainty import resolve_methods
 
     started = time.perf_counter()
     method = ",".join(resolve_methods(method, read_spec(resolve_model(model))))  # before any case
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     cases, skipped = discover_cases(input_dir)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     resumed = tuple(c.case_id for c in cases if is_done(output_dir, c.case_id))
     todo = [c for c in cases if c.case_id not in resumed]
     threads = 1 if scheduler != "serial" else None
-    task_args = (str(output_dir), model, method, samples, device, threads)
+    task_args = (str(output_dir), model, method, samples, device, threads, precision)
     runner = _run_serial(todo, task_args) if scheduler == "serial" else \
         _run_dask(todo, task_args, scheduler, workers)
     computed, failed = [], []

@@ -74,7 +74,7 @@ def _topology_summary(labels: np.ndarray, affine: np.ndarray, spec) -> dict:
 
 def process_case(case: CaseInput, output_dir: str | Path, model_name: str = "brats_unet",
                  method: str = "auto", samples: int = 4, device: str = "auto",
-                 threads: int | None = None) -> dict:
+                 threads: int | None = None, precision: str = "auto") -> dict:
     """Segment ``case``, estimate uncertainty, check topology; write outputs; return the summary.
 
     Parameters
@@ -91,6 +91,8 @@ def process_case(case: CaseInput, output_dir: str | Path, model_name: str = "bra
         Torch device: ``auto`` (CUDA, then MPS, then the CPU), ``cuda``, ``mps`` or ``cpu``.
     threads : int, optional
         Torch CPU threads in this worker.
+    precision : str
+        The network's arithmetic (see `inference.predict`; ``auto`` by default).
     """
     import torch
 
@@ -103,7 +105,8 @@ def process_case(case: CaseInput, output_dir: str | Path, model_name: str = "bra
     started = time.perf_counter()
     model = worker_model(model_name)
     volume = read_volume(list(case.images))
-    result = run_to_end(estimate_uncertainty(model, volume, method, samples, device=device))
+    result = run_to_end(estimate_uncertainty(model, volume, method, samples, device=device,
+                                             precision=precision))
     folder = case_folder(output_dir, case.case_id)
     folder.mkdir(parents=True, exist_ok=True)
     names = {info.value: info.name for info in model.spec.labels}
@@ -119,7 +122,7 @@ def process_case(case: CaseInput, output_dir: str | Path, model_name: str = "bra
     summary = {
         "case_id": case.case_id, "images": [str(p) for p in case.images],
         "model": {"name": model.spec.name, "version": model.spec.version},
-        "method": result.method, "samples": result.n_samples,
+        "method": result.method, "samples": result.n_samples, "precision": result.precision,
         "epistemic_foreground": float(result.maps["epistemic"][foreground].mean())
         if foreground.any() else 0.0,
         "volumes_ml": {names[v]: round(float((result.labels == v).sum()) * voxel_ml, 3)
