@@ -54,3 +54,5 @@ def test_models_lists_builtins_as_json(capsys):
     assert [m["name"] for m in listing["models"]] == list(builtin_models(task=None))
     assert {m["name"]: m["task"] for m in listing["models"]}["click_unet"] == "interactive"
     assert listing["devices"][-1] == "cpu"
+    assert listing["auto_precision"]["cpu"] == ("bfloat16" if cpu_has_native_bf16()
+                                                else "float32")

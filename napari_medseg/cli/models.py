@@ -32,6 +32,7 @@ def spec_summary(name: str, folder) -> dict:
 def cmd_models(args: argparse.Namespace) -> int:
     from napari_medseg.errors import MedsegError
     from napari_medseg.models import available_devices, builtin_models
+    from napari_medseg.models.device import autocast_dtype, precision_name
     from napari_medseg.models.registry import remembered_folders, user_models
 
     listed = {**builtin_models(task=None), **user_models(task=None),
@@ -42,8 +43,11 @@ def cmd_models(args: argparse.Namespace) -> int:
             records.append(spec_summary(name, folder))
         except MedsegError as error:  # a broken user model is named, not fatal
             print(f"skipped: {error}", file=sys.stderr)
+    auto = {device: precision_name(autocast_dtype("auto", device))
+            for device in available_devices()}  # what --precision auto runs in on each
     if args.json:
-        print(json.dumps({"models": records, "devices": available_devices()}, indent=2))
+        print(json.dumps({"models": records, "devices": available_devices(),
+                          "auto_precision": auto}, indent=2))
         return 0
     for record in records:
         print(f"{record['name']} {record['version']} [{record['task']}]  ({record['folder']})\n"
@@ -52,6 +56,8 @@ def cmd_models(args: argparse.Namespace) -> int:
               f"  patch    {record['patch_size']} at {record['spacing_mm']} mm, "
               f"{record['folds']} folds")
     print(f"devices: {', '.join(available_devices())}")
+    print("precision auto: " + ", ".join(f"{precision} on {device}"
+                                         for device, precision in auto.items()))
     return 0
 
 
