@@ -136,14 +136,13 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, model: str = "brats
         Uncertainty settings (see `process_case`).
     """
     from napari_medseg.models import read_spec
-    from napari_medseg.models.device import PRECISIONS
+    from napari_medseg.models.device import check_precision
     from napari_medseg.models.registry import resolve_model
     from napari_medseg.uncertainty import resolve_methods
 
     started = time.perf_counter()
     method = ",".join(resolve_methods(method, read_spec(resolve_model(model))))  # before any case
-    if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    check_precision(precision)  # before any case, as the method
     cases, skipped = discover_cases(input_dir)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,23 @@ def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     return bool(_BF16_FLAGS & set(flags))
 
 
+def check_precision(precision: str) -> None:
+    """Refuse a precision name that is not one of `PRECISIONS`.
+
+    Parameters
+    ----------
+    precision : str
+        A name the user gave.
+
+    Raises
+    ------
+    InputError
+        Naming the choices.
+    """
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+
+
 def autocast_dtype(precision: str, device):
     """The autocast dtype for ``precision`` on ``device`` (None: plain float32).
 
@@ -54,8 +71,7 @@ def autocast_dtype(precision: str, device):
     """
     import torch
 
-    if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    check_precision(precision)
     kind = torch.device(device).type
     if precision == "float32":
         return None
