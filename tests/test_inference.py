@@ -215,3 +215,25 @@ def test_cli_refuses_float16_on_the_cpu(tmp_path, capsys):
                  "-o", str(tmp_path / "seg.nii.gz")]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "float16 is slow on the CPU" in error
+
+
+def test_normalisation_matches_the_definition_in_place_or_not(small_case):
+    data = np.asarray(small_case.volume.data, dtype=np.float32)
+    methods = ["zscore_nonzero", "zscore", "none", "zscore_nonzero"]
+    fresh = normalise_image(data, methods)
+    for index, method in enumerate(methods):  # float64 reference, written independently
+        channel = data[index].astype(np.float64)
+        if method == "none":
+            expected = channel
+        else:
+            pool = channel[channel != 0] if method == "zscore_nonzero" else channel.ravel()
+            expected = (channel - pool.mean()) / pool.std()
+            if method == "zscore_nonzero":
+                expected[channel == 0] = 0
+        np.testing.assert_allclose(fresh[index], expected, atol=1e-4)
+    owned = data.copy()
+    result = normalise_image(owned, methods, in_place=True)
+    assert result is owned and np.array_equal(result, fresh)  # the same arithmetic
+    assert np.array_equal(data, np.asarray(small_case.volume.data, dtype=np.float32))
+    with pytest.raises(TypeError, match="float32"):
+        normalise_image(data.astype(np.float64), methods, in_place=True)

@@ -123,8 +123,8 @@ def prepare_input(volume: Volume, spec: ModelSpec, region: tuple[slice, ...] | N
     """
     import torch
 
-    image = normalise_image(channels_for_model(volume, spec),
-                            [item.normalization for item in spec.inputs])
+    image = normalise_image(channels_for_model(volume, spec),  # a fresh array: ours
+                            [item.normalization for item in spec.inputs], in_place=True)
     if region is not None:
         image = np.ascontiguousarray(image[(slice(None), *region)])
     grid = model_grid_shape(image.shape[1:], volume.spacing, spec.spacing)
