@@ -46,6 +46,30 @@ def test_predict_names_missing_contrast(tmp_path, small_case, tiny_model_folder,
     assert "lacks FLAIR" in error and len(error.splitlines()) == 1
 
 
+def test_a_4d_file_is_named_with_contrasts(tmp_path, small_case, tiny_model_folder, capsys):
+    """A 4D file stored FLAIR-first (as the Medical Segmentation Decathlon's BraTS task)
+    predicts as the four named files do once --contrasts names its channels."""
+    write_case(small_case, tmp_path, "c")
+    images, _ = case_files(tmp_path, "c")  # T1, T1ce, T2, FLAIR
+    stored = [images[3], images[0], images[1], images[2]]
+    first = nib.load(str(stored[0]))
+    stack = np.stack([np.asarray(nib.load(str(p)).dataobj) for p in stored], axis=-1)
+    four_d = tmp_path / "case_4d.nii.gz"
+    nib.save(nib.Nifti1Image(stack, first.affine), str(four_d))
+    model = ["--model", str(tiny_model_folder), "--device", "cpu"]
+    assert main(["predict", str(four_d), "-o", str(tmp_path / "x.nii.gz"), *model]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "lacks T1, T1ce, T2, FLAIR" in error and "--contrasts" in error
+    assert main(["predict", str(four_d), "-o", str(tmp_path / "4d.nii.gz"), *model,
+                 "--contrasts", "FLAIR", "T1", "T1ce", "T2"]) == 0
+    assert main(["predict", *map(str, images), "-o", str(tmp_path / "3d.nii.gz"), *model]) == 0
+    np.testing.assert_array_equal(read_labels(tmp_path / "4d.nii.gz").data,
+                                  read_labels(tmp_path / "3d.nii.gz").data)
+    assert main(["predict", str(four_d), "-o", str(tmp_path / "y.nii.gz"), *model,
+                 "--contrasts", "FLAIR", "T1"]) == 2
+    assert "2 channel names given for 4 channels" in capsys.readouterr().err
+
+
 def test_models_lists_builtins_as_json(capsys):
     from napari_medseg.models import builtin_models
 

@@ -54,6 +54,27 @@ def add_precision(parser: argparse.ArgumentParser) -> None:
                              "(AVX-512 BF16, AMX) and CUDA, float16 on MPS, else float32")
 
 
+def add_contrasts(parser: argparse.ArgumentParser) -> None:
+    """``--contrasts``: name the channels of the images (a 4D file's are otherwise
+    numbered) for `read_case`.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser (which has an ``images`` argument).
+    """
+    parser.add_argument("--contrasts", nargs="+", metavar="NAME",
+                        help="contrast of each channel, in order (for example FLAIR T1 T1ce T2 "
+                             "for a 4D file stored so); default: from the file names")
+
+
+def read_case(args: argparse.Namespace):
+    """The command's images as one `Volume`, channels named by ``--contrasts`` if given."""
+    from napari_medseg.io import read_volume
+
+    return read_volume(args.images, args.contrasts)
+
+
 def add_mirroring(parser: argparse.ArgumentParser) -> None:
     """``--no-mirroring``: nnU-Net models without nnU-Net's mirroring test-time augmentation."""
     parser.add_argument("--no-mirroring", action="store_true",

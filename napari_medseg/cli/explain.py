@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from napari_medseg.cli.common import add_device, add_mirroring, add_overwrite, add_precision
+from napari_medseg.cli.common import (
+    add_contrasts, add_device, add_mirroring, add_overwrite, add_precision, read_case)
 
 PROTOCOL = "protocol"
 
@@ -31,11 +32,11 @@ def load_rankings(source: str | None) -> tuple[dict, str]:
 def cmd_shapley(args: argparse.Namespace) -> int:
     from napari_medseg.cli.common import progress_printer
     from napari_medseg.explain import explain_case
-    from napari_medseg.io import atomic_path, read_labels, read_volume, write_image
+    from napari_medseg.io import atomic_path, read_labels, write_image
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
 
-    volume = read_volume(args.images)
+    volume = read_case(args)
     reference = read_labels(args.reference).data if args.reference else None
     rankings, ranking_source = load_rankings(args.ranking)
     model = load_model(args.model, trust_code=args.trust_code)
@@ -71,6 +72,7 @@ def add_explain_commands(commands) -> None:
     """Register ``shapley``."""
     parser = commands.add_parser("shapley", help="Shapley attribution of each contrast per label")
     parser.add_argument("images", nargs="+", help="one file per contrast (or one 4D file)")
+    add_contrasts(parser)
     parser.add_argument("--reference", help="reference labels (values: Dice against them; "
                         "default: against the prediction from all contrasts)")
     parser.add_argument("--model", default=None, help="built-in name or model folder")

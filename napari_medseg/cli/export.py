@@ -5,17 +5,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from napari_medseg.cli.common import add_device, add_overwrite
+from napari_medseg.cli.common import add_contrasts, add_device, add_overwrite, read_case
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from napari_medseg.export import export_case
     from napari_medseg.interactive import read_clicks
-    from napari_medseg.io import read_labels, read_volume
+    from napari_medseg.io import read_labels
     from napari_medseg.labels import label_names
     from napari_medseg.models import load_model
 
-    volume = read_volume(args.images)
+    volume = read_case(args)
     mask = read_labels(args.mask)
     original = read_labels(args.original).data if args.original else None
     history = [click.as_dict() for click in read_clicks(args.history)] if args.history else []
@@ -54,6 +54,7 @@ def add_export_commands(commands) -> None:
     """Register ``export`` and ``finetune``."""
     export = commands.add_parser("export", help="export a corrected mask for retraining")
     export.add_argument("images", nargs="+", help="image file(s), one per contrast or one 4D")
+    add_contrasts(export)
     export.add_argument("--mask", required=True, help="the corrected label mask")
     export.add_argument("--format", required=True, choices=("nifti", "zarr", "nnunet"))
     export.add_argument("--out", required=True, type=Path,

@@ -6,18 +6,18 @@ import json
 import sys
 from pathlib import Path
 
-from napari_medseg.cli.common import add_device, add_overwrite
+from napari_medseg.cli.common import add_contrasts, add_device, add_overwrite, read_case
 from napari_medseg.errors import InputError
 from napari_medseg.interactive._session import ENGINES
 
 
 def cmd_refine(args: argparse.Namespace) -> int:
     from napari_medseg.interactive import InteractiveSession, make_engine, read_clicks
-    from napari_medseg.io import check_writable, read_labels, read_volume, write_labels
+    from napari_medseg.io import check_writable, read_labels, write_labels
 
     check_writable(args.output, args.overwrite)
     clicks = read_clicks(args.clicks)
-    volume = read_volume(args.images)
+    volume = read_case(args)
     mask = read_labels(args.mask).data if args.mask else None
     engine = make_engine(args.engine, volume, device=args.device,
                          segmentation_model=args.model)
@@ -85,6 +85,7 @@ def add_interactive_commands(commands) -> None:
     refine = commands.add_parser("refine", help="replay a click list on an image (reproducible "
                                                 "edits)")
     refine.add_argument("images", nargs="+", help="image file(s), one per contrast or one 4D")
+    add_contrasts(refine)
     refine.add_argument("--mask", help="initial label mask (default: empty)")
     refine.add_argument("--clicks", required=True, type=Path,
                         help='JSON: [{"position": [z, y, x], "positive": true}, ...]')

@@ -6,7 +6,8 @@ import json
 import sys
 
 from napari_medseg.cli.common import (
-    add_device, add_mirroring, add_overlap, add_overwrite, add_precision, progress_printer)
+    add_contrasts, add_device, add_mirroring, add_overlap, add_overwrite, add_precision,
+    progress_printer, read_case)
 
 
 def spec_summary(name: str, folder) -> dict:
@@ -66,7 +67,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from napari_medseg.io import (
         atomic_files,
         check_writable,
-        read_volume,
         write_image,
         write_labels,
     )
@@ -76,7 +76,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     check_writable(args.output, args.overwrite)
     if args.probabilities:
         check_writable(args.probabilities, args.overwrite)
-    volume = read_volume(args.images)
+    volume = read_case(args)
     model = load_model(args.model, folds=args.folds, trust_code=args.trust_code)
     prediction = run_to_end(
         predict(model, volume, device=args.device, overlap=args.overlap,
@@ -110,6 +110,7 @@ def add_model_commands(commands) -> None:
     predict = commands.add_parser("predict", help="segment a case with a model (all folds)")
     predict.add_argument("images", nargs="+", help="one file per contrast (any order, named by "
                          "contrast, e.g. *_t1ce.nii.gz) or one 4D file")
+    add_contrasts(predict)
     predict.add_argument("-o", "--output", required=True, type=Path, help="label file to write")
     predict.add_argument("--model", default=None, help="built-in name, model folder, or "
                          "nnU-Net v2 trained-model folder (default brats_unet)")

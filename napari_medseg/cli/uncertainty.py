@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from napari_medseg.cli.common import add_device, add_overlap, add_overwrite, add_precision
+from napari_medseg.cli.common import (
+    add_contrasts, add_device, add_overlap, add_overwrite, add_precision, read_case)
 
 
 def _suggestions(volume, mean, model) -> dict:
@@ -24,7 +25,7 @@ def _suggestions(volume, mean, model) -> dict:
 
 def cmd_uncertainty(args: argparse.Namespace) -> int:
     from napari_medseg.cli.common import progress_printer
-    from napari_medseg.io import atomic_path, check_writable, read_labels, read_volume, write_image
+    from napari_medseg.io import atomic_path, check_writable, read_labels, write_image
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
 
@@ -33,7 +34,7 @@ def cmd_uncertainty(args: argparse.Namespace) -> int:
                for name in ("total", "aleatoric", "epistemic", "spread")}
     for path in (*outputs.values(), args.json):
         check_writable(Path(path), args.overwrite)
-    volume = read_volume(args.images)
+    volume = read_case(args)
     reference = read_labels(args.reference).data if args.reference else None
     model = load_model(args.model, trust_code=args.trust_code)
     result = run_to_end(_estimate(model, volume, args, reference),
@@ -73,6 +74,7 @@ def add_uncertainty_commands(commands) -> None:
     """Register ``uncertainty``."""
     parser = commands.add_parser("uncertainty", help="uncertainty maps (MC dropout, TTA, folds)")
     parser.add_argument("images", nargs="+", help="one file per contrast (or one 4D file)")
+    add_contrasts(parser)
     parser.add_argument("--method", default="auto", help="mc, tta, ensemble, a combination "
                         "like mc,ensemble, or auto (default: mc when the network has dropout, "
                         "else the folds, else flip TTA)")

@@ -55,7 +55,8 @@ def channels_for_model(volume: Volume, spec: ModelSpec) -> np.ndarray:
         raise InputError(
             f"model '{spec.name}' needs contrasts {', '.join(spec.input_names)}; the case has "
             f"{', '.join(volume.channel_names)} and lacks {', '.join(missing)}. Open the missing "
-            "contrast(s) or assign them in the Case section")
+            "contrast(s), or name the channels: in the dock's Case section, or with --contrasts "
+            "on the command line")
     image = np.stack([np.asarray(volume.data[by_contrast[name]], dtype=np.float32)
                       for name in spec.input_names])
     check_finite(image, ", ".join(volume.source_paths) or "the case")
