@@ -248,6 +248,7 @@ def test_uncertainty_runs_on_nnunet_models(nnunet_models, case_files, kind):
     result = run_to_end(estimate_uncertainty(model, volume, "ensemble"))
     assert result.mean.shape == (model.spec.n_classes, *volume.shape)
     np.testing.assert_allclose(result.mean.sum(0), 1.0, atol=1e-3)
+    assert result.precision == "float32"  # nnU-Net's own predictor on the CPU, whatever auto is
     with pytest.raises(InputError, match="dropout"):
         run_to_end(estimate_uncertainty(model, volume, "mc"))
 

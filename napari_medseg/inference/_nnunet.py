@@ -123,7 +123,15 @@ def predict_nnunet(model, volume: Volume, device: str = "auto", mirroring: bool 
                       model_name=model.spec.name, model_version=model.spec.version,
                       folds=tuple(range(len(model.networks))), device=str(torch_device),
                       notes=("nnU-Net prediction" + (", mirrored" if mirroring else ""),),
-                      precision="float16" if torch_device.type == "cuda" else "float32")
+                      precision=nnunet_precision(torch_device))
+
+
+def nnunet_precision(device) -> str:
+    """The arithmetic nnU-Net's own predictor runs in on ``device`` (its autocast on
+    CUDA), whatever precision the user chose for other models."""
+    import torch
+
+    return "float16" if torch.device(device).type == "cuda" else "float32"
 
 
 def _preprocess(model, volume: Volume):

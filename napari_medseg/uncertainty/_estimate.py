@@ -142,7 +142,7 @@ def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] =
     """
     from napari_medseg.errors import InputError
     from napari_medseg.io import spacing_from_affine
-    from napari_medseg.inference._nnunet import nnunet_samples
+    from napari_medseg.inference._nnunet import nnunet_precision, nnunet_samples
     from napari_medseg.models.device import autocast_dtype, choose_device, precision_name
     from napari_medseg.models.nnunet import NnunetModel
 
@@ -163,11 +163,13 @@ def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] =
         folds = range(model.n_folds) if "ensemble" in chosen else [0]
         flips = flip_sets(samples) if "tta" in chosen else None
         yield from nnunet_samples(model, volume, folds, flips, acc.add, device, 1 - overlap)
+        arithmetic_name = nnunet_precision(torch_device)
     else:
         drawn = yield from draw_samples(model, prepare_input(volume, spec), chosen, samples,
                                         overlap, torch_device, arithmetic)
         for sample in drawn:
             acc.add(resample(sample, volume.shape).numpy())
+        arithmetic_name = precision_name(arithmetic)
     mean = (acc.total / acc.count).astype(np.float32)
     scale = np.log(mean.shape[0])
     total = entropy(mean, axis=0) / scale
@@ -186,5 +188,4 @@ def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] =
                              structures=_structure_figures(acc, labels, maps["total"],
                                                            voxel_mm3),
                              calibration=calibration, seconds=time.perf_counter() - started,
-                             overlap=overlap, precision=precision_name(
-                                 None if isinstance(model, NnunetModel) else arithmetic))
+                             overlap=overlap, precision=arithmetic_name)
