@@ -42,7 +42,7 @@ def test_dock_opens_the_sample_off_the_gui_thread_one_layer_per_turn(
         make_napari_viewer, qtbot, monkeypatch, insertion_turns, paint_turns):
     import threading
 
-    from qtpy.QtCore import QCoreApplication
+    from qtpy.QtCore import QCoreApplication, QTimer
 
     import napari_medseg.sample as sample
 
@@ -56,9 +56,13 @@ def test_dock_opens_the_sample_off_the_gui_thread_one_layer_per_turn(
     assert section._sample_widget.isVisibleTo(dock)  # an empty viewer offers the sample
     inserted, delivered = insertion_turns(viewer)
     painted = paint_turns(viewer)
+    layers_after_dims_change = []  # counted on the turn after the dims' change
+    viewer.dims.events.ndim.connect(lambda event: QTimer.singleShot(
+        0, lambda: layers_after_dims_change.append(len(viewer.layers))))
     with qtbot.waitSignal(section.sample_runner.settled, timeout=30_000):
         section.sample_button.click()
     QCoreApplication.processEvents()  # the last insertion's event
+    assert layers_after_dims_change[:1] == [0]  # the sliders (a canvas resize) had a turn
     assert read_in and read_in[0] is not threading.main_thread()  # the files: in a worker
     assert inserted == ["T1", "T1ce", "T2", "FLAIR", "reference"]  # napari's sample command's
     assert delivered == [1, 2, 3, 4, 5]  # each layer in its own event-loop turn

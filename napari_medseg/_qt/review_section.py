@@ -124,7 +124,8 @@ class ReviewSection(QWidget):
                 yield
         added = self._case_layers = []
         for layer in add_layers_stepwise(self._viewer, volume_layers(case.volume)):
-            added.append(layer)
+            if layer is not None:
+                added.append(layer)
             yield
         model = dict(case.summary["model"])
         folder = builtin_models(task=None).get(model["name"])

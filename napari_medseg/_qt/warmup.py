@@ -3,6 +3,7 @@
 The first layer a napari session builds imports pandas (a Labels layer's
 feature table), builds pint's unit registry (layer units) and vispy's
 line-dash patterns; the first
+Labels layer the dock watches imports the export package (autosave); the first
 model run imports torch and SciPy. On a 2-core CPU that is over a second on
 the GUI thread, inside whichever action comes first. The dock starts this
 warm-up once per process: the imports run in a daemon thread (Python's
@@ -20,7 +21,7 @@ from collections.abc import Callable
 
 from qtpy.QtCore import QTimer
 
-MODULES = ("pandas", "scipy.ndimage", "skimage.measure", "torch",
+MODULES = ("pandas", "scipy.ndimage", "skimage.measure", "torch", "napari_medseg.export",
            "napari_medseg.inference", "napari_medseg.interactive", "napari_medseg.topology")
 _POLL_MS = 100
 _state: dict = {"done": False, "callbacks": []}

@@ -181,6 +181,11 @@ def add_layers_stepwise(viewer, layer_data: Iterable[tuple]) -> Iterator:
     """Add napari layer-data tuples ``(data, kwargs, layer type)`` to ``viewer``, yielding
     each new layer: as an ``on_done`` generator, one layer per event-loop turn.
 
+    Into an empty viewer, the first turn only gives the viewer the layers' number of
+    dimensions (and yields None): napari's dims sliders then appear, and the canvas
+    they shrink repaints at once (Qt paints an OpenGL widget inside its resize), on
+    that turn rather than inside the first layer's build.
+
     Parameters
     ----------
     viewer : napari.Viewer
@@ -188,5 +193,11 @@ def add_layers_stepwise(viewer, layer_data: Iterable[tuple]) -> Iterator:
     layer_data : iterable of tuple
         What a reader or sample command returns.
     """
+    layer_data = list(layer_data)
+    if layer_data and not len(viewer.layers):
+        ndim = max(getattr(data, "ndim", 2) for data, _, _ in layer_data)
+        if ndim > viewer.dims.ndim:
+            viewer.dims.ndim = ndim
+            yield None
     for data, kwargs, layer_type in layer_data:
         yield getattr(viewer, f"add_{layer_type}")(data, **kwargs)
