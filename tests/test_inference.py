@@ -149,20 +149,47 @@ def test_case_too_large_for_memory_is_refused(tiny_model_folder, small_case, mon
         run_to_end(predict(load_model(tiny_model_folder), small_case.volume))
 
 
-def test_out_of_memory_retries_with_smaller_batches(tiny_model_folder, small_case):
+def test_out_of_memory_retries_with_smaller_batches_once_for_all_folds(tiny_model_folder,
+                                                                       small_case):
     class Fussy(_Threshold):
+        refused = 0
+
         def forward(self, x):
             if x.shape[0] > 1:
+                Fussy.refused += 1
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
             return super().forward(x)
 
-    model = _model_with(Fussy(), tiny_model_folder)
+    model = _model_with(Fussy(), tiny_model_folder, n=3)
     prediction = run_to_end(predict(model, small_case.volume, device="cpu", batch_size=4))
     reference = run_to_end(predict(_model_with(_Threshold(), tiny_model_folder),
                                    small_case.volume, device="cpu"))
     np.testing.assert_array_equal(prediction.labels, reference.labels)
-    assert any("batch size 2" in note for note in prediction.notes)
-    assert any("batch size 1" in note for note in prediction.notes)
+    assert prediction.notes == ("GPU out of memory: retrying with batch size 2",
+                                "GPU out of memory: retrying with batch size 1")
+    assert Fussy.refused == 2  # the second and third folds start at batch size 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_out_of_memory_in_float16_continues_on_the_cpu_in_its_precision(tiny_model_folder,
+                                                                        small_case):
+    from napari_medseg.models.device import autocast_dtype, precision_name
+
+    class NoRoomOnTheGpu(_Threshold):
+        def forward(self, x):
+            if x.is_cuda:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+            return super().forward(x)
+
+    prediction = run_to_end(predict(_model_with(NoRoomOnTheGpu(), tiny_model_folder, n=2),
+                                    small_case.volume, device="cuda", precision="float16"))
+    reference = run_to_end(predict(_model_with(_Threshold(), tiny_model_folder),
+                                   small_case.volume, device="cpu"))
+    on_cpu = precision_name(autocast_dtype("auto", "cpu"))
+    np.testing.assert_array_equal(prediction.labels, reference.labels)
+    assert (prediction.device, prediction.precision) == ("cpu", on_cpu)
+    assert prediction.notes[-1] == ("GPU out of memory at batch size 1: continuing on the CPU "
+                                    f"in {on_cpu} (float16 is slow there)")
 
 
 def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, monkeypatch):

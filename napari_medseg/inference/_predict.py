@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -132,29 +133,47 @@ def prepare_input(volume: Volume, spec: ModelSpec, region: tuple[slice, ...] | N
     return resample(torch.from_numpy(image), grid)
 
 
-def _fold_pass(network, image, spec, device, batch_size, precision, overlap, notes):
-    """One fold's sliding window, retrying with smaller batches / the CPU on CUDA OOM."""
+@dataclass
+class _Placement:
+    """Where and how the folds run; an out-of-memory retry changes it for the folds after."""
+
+    device: Any
+    batch_size: int
+    precision: str
+
+
+def _fold_pass(network, image, spec, placement: _Placement, overlap, notes):
+    """One fold's sliding window, retrying with smaller batches, then the CPU, on CUDA OOM.
+
+    A retry changes ``placement``, so the next folds start where this one ended. On
+    the CPU float16 (slow there) becomes ``auto``.
+    """
     import torch
 
-    from napari_medseg.models.device import autocast_dtype, place_network
+    from napari_medseg.models.device import autocast_dtype, place_network, precision_name
 
     while True:
-        arithmetic = autocast_dtype(precision, device)
-        place_network(network, device, arithmetic)
+        arithmetic = autocast_dtype(placement.precision, placement.device)
+        place_network(network, placement.device, arithmetic)
         softmax = lambda x: network(x).float().softmax(1)  # noqa: E731  float32 softmax
         try:
-            result = yield from sliding_window(softmax, image, spec.patch_size, spec.n_classes,
-                                               overlap=overlap, batch_size=batch_size,
-                                               device=device, autocast=arithmetic)
+            result = yield from sliding_window(
+                softmax, image, spec.patch_size, spec.n_classes, overlap=overlap,
+                batch_size=placement.batch_size, device=placement.device, autocast=arithmetic)
             return result
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
-            if batch_size > 1:
-                batch_size //= 2
-                notes.append(f"GPU out of memory: retrying with batch size {batch_size}")
-            else:
-                device = torch.device("cpu")
-                notes.append("GPU out of memory at batch size 1: continuing on the CPU")
+            if placement.batch_size > 1:
+                placement.batch_size //= 2
+                notes.append(f"GPU out of memory: retrying with batch size {placement.batch_size}")
+                continue
+            placement.device = torch.device("cpu")
+            note = "GPU out of memory at batch size 1: continuing on the CPU"
+            if placement.precision == "float16":
+                placement.precision = "auto"
+                note += (f" in {precision_name(autocast_dtype('auto', placement.device))}"
+                         " (float16 is slow there)")
+            notes.append(note)
 
 
 def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: float = 0.5,
@@ -211,7 +230,7 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
                                           region))
     spec = model.spec
     torch_device = choose_device(device)
-    dtype = autocast_dtype(precision, torch_device)  # an unknown precision fails here, early
+    autocast_dtype(precision, torch_device)  # an unknown precision fails here, early
     region = region or tuple(slice(0, n) for n in volume.shape)
     shape = tuple(len(range(*s.indices(n))) for s, n in zip(region, volume.shape))
     target_shape = model_grid_shape(shape, volume.spacing, spec.spacing)
@@ -225,10 +244,10 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
             "Crop the volume to the region of interest, or close other programs")
     image = prepare_input(volume, spec, region)
     notes: list[str] = []
+    placement = _Placement(torch_device, batch_size, precision)
     total = torch.zeros((spec.n_classes, *target_shape), dtype=torch.float32)
     for fold_index, network in enumerate(model.networks):
-        passes = _fold_pass(network, image, spec, torch_device, batch_size, precision, overlap,
-                            notes)
+        passes = _fold_pass(network, image, spec, placement, overlap, notes)
         fold_total = yield from rescaled(passes, fold_index, len(model.networks),
                                          f"fold {fold_index + 1}/{len(model.networks)}")
         total += fold_total.cpu()
@@ -236,6 +255,7 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
     labels = most_probable(mean)
     return Prediction(labels=labels, probabilities=mean.numpy() if keep_probabilities else None,
                       model_name=spec.name, model_version=spec.version,
-                      folds=tuple(range(len(model.networks))), device=str(torch_device),
+                      folds=tuple(range(len(model.networks))), device=str(placement.device),
                       notes=tuple(notes),
-                      precision=precision_name(dtype))
+                      precision=precision_name(autocast_dtype(placement.precision,
+                                                              placement.device)))
