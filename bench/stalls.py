@@ -103,7 +103,7 @@ def main() -> None:
         time.sleep(0.01)
     if args.sample_from == "dock":
         stalls["open the sample case (dock button)"] = probe.measure(
-            app, dock.case_section.open_sample, lambda: not dock.case_section.sample_runner.busy)
+            app, dock.case_section.open_sample, lambda: not dock.case_section.open_runner.busy)
     else:
         stalls["open the sample case (napari's File > Open Sample)"] = probe.measure(
             app, lambda: viewer.open_sample("napari-medseg", "brats_like_case"), lambda: True)

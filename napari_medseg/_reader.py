@@ -35,45 +35,78 @@ def _is_label_file(path: Path, data: np.ndarray) -> bool:
 def read_layers(path: PathOrPaths) -> list[tuple]:
     """Read files into napari layer data; bad files become one notification.
 
-    A single-channel file whose name says it is a segmentation (``*_seg``,
-    ``*label*``, ``*mask*``) opens as a Labels layer; anything else as one
-    Image layer per contrast. Errors never leave a half-made layer.
+    napari's reader contribution: see `layer_data` (the dock reads with it in a
+    worker). Errors never leave a half-made layer.
     """
-    from napari.utils.notifications import show_error
+    from napari.utils.notifications import show_error, show_info
 
-    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    layers: list[tuple] = []
     try:
-        for item in paths:
-            layers.extend(_layers_for_path(Path(item)))
+        layers, notes = layer_data(path)
     except MedsegError as error:
         show_error(f"napari-medseg could not open {error}")
         return [(None,)]
-    images = [kwargs for _, kwargs, kind in layers if kind == "image"]
-    for kwargs in images[:-1]:  # the contrasts of a case: one shown, not four stacked
-        kwargs["visible"] = False
+    for note in notes:
+        show_info(note)
     return layers
 
 
-def _tell_if_oblique(path: Path, affine: np.ndarray) -> None:
-    from napari.utils.notifications import show_info
+def layer_data(path: PathOrPaths) -> tuple[list[tuple], list[str]]:
+    """napari layer data for medical image files, and what the user should be told.
 
+    A single-channel file whose name says it is a segmentation (``*_seg``,
+    ``*label*``, ``*mask*``) becomes a Labels layer; anything else one Image
+    layer per contrast, placed by the file's affine. Of several contrasts only
+    the last is visible (one shown, not four stacked). Qt-free: the dock calls
+    it in a worker.
+
+    Parameters
+    ----------
+    path : str or sequence of str
+        Files, or folders (a DICOM series, a zarr store).
+
+    Returns
+    -------
+    layers : list of tuple
+        ``(data, kwargs, layer type)`` per layer.
+    notes : list of str
+        One line per oblique file (shown on its nearest anatomical axes).
+
+    Raises
+    ------
+    MedsegError
+        For the first file that cannot be read, naming it and the fix.
+    """
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    layers: list[tuple] = []
+    notes: list[str] = []
+    for item in paths:
+        item_layers, note = _layers_for_path(Path(item))
+        layers.extend(item_layers)
+        notes.extend([note] if note else [])
+    images = [kwargs for _, kwargs, kind in layers if kind == "image"]
+    for kwargs in images[:-1]:
+        kwargs["visible"] = False
+    return layers, notes
+
+
+def _oblique_note(path: Path, affine: np.ndarray) -> str | None:
     from napari_medseg.orientation import obliquity_degrees
 
     degrees = obliquity_degrees(affine)
     if degrees > 0.5:
-        show_info(f"{path.name} is oblique ({degrees:.0f}\u00b0 from the scanner axes): shown "
-                  "on its nearest anatomical axes; exports keep its exact geometry")
+        return (f"{path.name} is oblique ({degrees:.0f}\u00b0 from the scanner axes): shown "
+                "on its nearest anatomical axes; exports keep its exact geometry")
+    return None
 
 
-def _layers_for_path(path: Path) -> list[tuple]:
+def _layers_for_path(path: Path) -> tuple[list[tuple], str | None]:
     from napari_medseg.io import read_labels, read_volume
     from napari_medseg.layers import labels_layer, volume_layers
 
     volume = read_volume(path)
-    _tell_if_oblique(path, volume.affine)
+    note = _oblique_note(path, volume.affine)
     if not volume.is_lazy and _is_label_file(path, volume.data):
         labels = read_labels(path)
         name = path.name.split(".")[0]
-        return [labels_layer(labels, name=name)]
-    return volume_layers(volume)
+        return [labels_layer(labels, name=name)], note
+    return volume_layers(volume), note

@@ -31,8 +31,8 @@ def main(path: str) -> None:
     viewer = napari.Viewer(title="napari-medseg")
     viewer.open_sample("napari-medseg", "brats_like_case")
     _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
+    viewer.window.show()  # napari restores the last session's window size here
     viewer.window.resize(1600, 1000)
-    viewer.window.show()
     dock.model_section.run()
     wait(dock.model_section)
     viewer.layers["reference"].visible = False

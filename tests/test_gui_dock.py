@@ -53,13 +53,13 @@ def test_dock_opens_the_sample_off_the_gui_thread_one_layer_per_turn(
     viewer = make_napari_viewer(show=True)
     dock = _dock(viewer)
     section = dock.case_section
-    assert section._sample_widget.isVisibleTo(dock)  # an empty viewer offers the sample
+    assert section.sample_button.isVisibleTo(dock)  # an empty viewer offers the sample
     inserted, delivered = insertion_turns(viewer)
     painted = paint_turns(viewer)
     layers_after_dims_change = []  # counted on the turn after the dims' change
     viewer.dims.events.ndim.connect(lambda event: QTimer.singleShot(
         0, lambda: layers_after_dims_change.append(len(viewer.layers))))
-    with qtbot.waitSignal(section.sample_runner.settled, timeout=30_000):
+    with qtbot.waitSignal(section.open_runner.settled, timeout=30_000):
         section.sample_button.click()
     QCoreApplication.processEvents()  # the last insertion's event
     assert layers_after_dims_change[:1] == [0]  # the sliders (a canvas resize) had a turn
@@ -72,10 +72,51 @@ def test_dock_opens_the_sample_off_the_gui_thread_one_layer_per_turn(
     assert np.abs(viewer.layers["FLAIR"].affine.linear_matrix).sum(0) == pytest.approx(
         (1.5, 1.5, 1.5))  # placed from the file's affine, as napari's command does
     assert section.warnings() == [] and dock.idle()
-    assert not section._sample_widget.isVisibleTo(dock)  # a case is open: no offer
+    assert not section.sample_button.isVisibleTo(dock)  # a case is open: no offer
     for name in ("T1", "T1ce", "T2", "FLAIR"):
         viewer.layers.remove(name)
-    assert section._sample_widget.isVisibleTo(dock)
+    assert section.sample_button.isVisibleTo(dock)
+
+
+def test_dock_opens_a_cases_files_off_the_gui_thread_as_napari_reads_them(
+        make_napari_viewer, qtbot, monkeypatch, small_case, tmp_path, insertion_turns):
+    import threading
+
+    from qtpy.QtWidgets import QFileDialog
+
+    from napari_medseg import _reader
+
+    write_case(small_case, tmp_path, "c1")
+    images, reference = case_files(tmp_path, "c1")
+    chosen = [str(path) for path in (*images, reference)]
+    read_in = []
+    original = _reader.layer_data
+    monkeypatch.setattr(_reader, "layer_data", lambda paths: (
+        read_in.append(threading.current_thread()), original(paths))[1])
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *args: (chosen, ""))
+    viewer = make_napari_viewer(show=True)
+    section = _dock(viewer).case_section
+    inserted, delivered = insertion_turns(viewer)
+    with qtbot.waitSignal(section.open_runner.settled, timeout=30_000):
+        section.open_files_action.trigger()  # the dialog answers with the case's five files
+    assert read_in and read_in[0] is not threading.main_thread()
+    assert inserted == ["T1", "T1ce", "T2", "FLAIR", "c1_seg"]
+    assert delivered == [1, 2, 3, 4, 5]  # one layer per event-loop turn
+    napari_made = original(chosen)[0]
+    for layer, (data, kwargs, kind) in zip(viewer.layers, napari_made):
+        assert layer._type_string == kind and layer.visible == kwargs.get("visible", True)
+        np.testing.assert_array_equal(layer.data, data)
+        np.testing.assert_allclose(layer.affine.affine_matrix, kwargs["affine"])
+    assert section.warnings() == [] and not section._open_widget.isVisibleTo(section)
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"\x1f\x8b garbage")
+    with qtbot.waitSignal(section.open_runner.settled, timeout=30_000):
+        section.open_paths([str(bad)])
+    assert len(viewer.layers) == 5  # nothing half-made
+    assert section._open_widget.isVisibleTo(section)  # the reason stays in view
+    status = section._open_status.text()
+    assert status.startswith("Opening broken.nii.gz failed: ") and "broken.nii.gz" in status[30:]
+    assert "\n" not in status and "Traceback" not in status
 
 
 def test_dock_follows_renames_and_manual_picks(viewer_with_sample):

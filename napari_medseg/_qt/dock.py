@@ -15,7 +15,7 @@ from napari_medseg import __version__
 from napari_medseg._qt.case_section import CaseSection
 from napari_medseg._qt.explain_section import ExplainSection
 from napari_medseg._qt.export_section import ExportSection
-from napari_medseg._qt.fit import fit_width
+from napari_medseg._qt.fit import CHARACTERS_PROPERTY, fit_width
 from napari_medseg._qt.gc_freeze import freeze_when_idle
 from napari_medseg._qt.model_section import ModelSection
 from napari_medseg._qt.orientation import AnatomicalView
@@ -81,7 +81,7 @@ class MedSegDock(QWidget):
 
     def idle(self) -> bool:
         """No section is running a task, and no click is being computed."""
-        runners = (self.case_section.sample_runner, self.model_section.runner,
+        runners = (self.case_section.open_runner, self.model_section.runner,
                    self.explain_section.runner, self.uncertainty_section.runner,
                    self.topology_section.runner, self.export_section.runner,
                    self.review_section.runner)
@@ -89,11 +89,15 @@ class MedSegDock(QWidget):
 
     def _header(self) -> QHBoxLayout:
         row = QHBoxLayout()
-        row.addWidget(QLabel(f"<b>napari-medseg</b> {__version__}"))
+        title = QLabel("<b>napari-medseg</b>")
+        title.setToolTip(f"napari-medseg {__version__}")  # the version, without the width
+        row.addWidget(title)
+        row.addWidget(self.case_section.open_button)
         row.addStretch(1)
         row.addWidget(QLabel("View:"))
         self.convention_combo = QComboBox()
         self.convention_combo.addItems(CONVENTIONS)
+        self.convention_combo.setProperty(CHARACTERS_PROPERTY, max(map(len, CONVENTIONS)))
         self.convention_combo.setToolTip(
             "radiological: the patient's right on the screen's left (default); "
             "neurological: mirrored. Clicks and exports are the same in both.")

@@ -62,8 +62,8 @@ def _screenshot_and_close(viewer, path: str) -> int:
     from qtpy.QtWidgets import QApplication
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    viewer.window.show()  # napari restores the last session's window size here
     viewer.window.resize(1600, 950)
-    viewer.window.show()
     for _ in range(5):  # let the dock and canvas lay themselves out
         QApplication.processEvents()
     viewer.reset_view()

@@ -63,6 +63,7 @@ class TaskRunner(QObject):
         self.run_button, self.cancel_button = run_button, cancel_button
         self.worker: GeneratorWorker | None = None
         self._showing: Generator | None = None  # an on_done adding layers turn by turn
+        self.failed = False  # the last task failed (its status line says why)
         if cancel_button is not None:  # short tasks (reading a file) have none
             cancel_button.clicked.connect(self.cancel)
         self._set_running(False)
@@ -93,7 +94,7 @@ class TaskRunner(QObject):
         worker.returned.connect(lambda result: self._finish(on_done, result, label))
         worker.errored.connect(lambda error: self._fail(error, label, notify=False))
         worker.aborted.connect(lambda: self._aborted(label))
-        self.worker = worker
+        self.worker, self.failed = worker, False
         self.progress.setMaximum(1)
         self.progress.setValue(0)  # not the last run's full bar
         self._set_running(True)
@@ -155,7 +156,7 @@ class TaskRunner(QObject):
         hold.then(lambda: self._show_next(label))
 
     def _fail(self, error: BaseException, label: str, notify: bool = True) -> None:
-        self.worker = None
+        self.worker, self.failed = None, True
         self._set_running(False)
         message = f"{label} failed: {error_message(error)}"
         self.status.setText(message)
