@@ -7,8 +7,10 @@ frozen. Actions, in the order a user takes them on the sample case: open
 the sample, run the built-in model, *Start clicking* and one refinement click,
 a topology check, MC-dropout uncertainty and suggestions, NIfTI export, and
 the review queue's "Open next" on a two-case batch output, twice (the second
-replaces the first case's layers). The sample opens with the dock's button (``--sample-from
-napari``: napari's File > Open Sample, which builds its layers in one call).
+replaces the first case's layers), and a 240x240x155 case's four files opened
+with the dock's Open menu, then with napari's File > Open (one call). The
+sample opens with the dock's button (``--sample-from napari``: napari's
+File > Open Sample, which builds its layers in one call).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python bench/stalls.py \
         --json bench/results/stalls.json
@@ -64,6 +66,22 @@ class StallProbe:
         return self.worst * 1000.0
 
 
+def _brats_sized_files(folder: Path) -> list[str]:
+    """A 240x240x155 case's four contrasts as int16 NIfTI files (what an annotator opens)."""
+    from _common import brats_sized_case
+
+    from napari_medseg.io._nifti import write_nifti
+
+    volume = brats_sized_case(9100)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, name in enumerate(volume.channel_names):
+        paths.append(str(folder / f"case9100_{name.lower()}.nii.gz"))
+        write_nifti(Path(paths[-1]), np.round(volume.data[index]).astype(np.int16),
+                    volume.affine)
+    return paths
+
+
 def _batch_output(folder: Path) -> Path:
     from napari_medseg.cohort import run_batch
     from napari_medseg.progress import run_to_end
@@ -93,6 +111,7 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp())
     queue = _batch_output(scratch)  # before the viewer: not part of any measured action
+    case_files = _brats_sized_files(scratch / "brats_sized")
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1600, 1000)
     _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
@@ -141,6 +160,11 @@ def main() -> None:
     review.mark_current_reviewed()  # the next one replaces this case's layers
     stalls["review queue: open next again (replaces the case)"] = probe.measure(
         app, review.open_next, lambda: not review.runner.busy)
+    case = dock.case_section
+    stalls["open a 240x240x155 case's 4 files: the dock's Open"] = probe.measure(
+        app, lambda: case.open_paths(case_files), lambda: not case.open_runner.busy)
+    stalls["the same files: napari's File > Open"] = probe.measure(
+        app, lambda: viewer.open(case_files, plugin="napari-medseg"), lambda: True)
     rows = [{"action": action, "worst stall (ms)": round(ms),
              "goal": "met" if ms <= GOAL_MS else f"missed ({ms / GOAL_MS:.1f}x)"}
             for action, ms in stalls.items()]
