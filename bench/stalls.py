@@ -121,8 +121,9 @@ def main() -> None:
         app.processEvents()
         time.sleep(0.01)
     if args.sample_from == "dock":
+        opener = dock.case_section.opener
         stalls["open the sample case (dock button)"] = probe.measure(
-            app, dock.case_section.open_sample, lambda: not dock.case_section.open_runner.busy)
+            app, opener.open_sample, lambda: not opener.runner.busy)
     else:
         stalls["open the sample case (napari's File > Open Sample)"] = probe.measure(
             app, lambda: viewer.open_sample("napari-medseg", "brats_like_case"), lambda: True)
@@ -160,9 +161,9 @@ def main() -> None:
     review.mark_current_reviewed()  # the next one replaces this case's layers
     stalls["review queue: open next again (replaces the case)"] = probe.measure(
         app, review.open_next, lambda: not review.runner.busy)
-    case = dock.case_section
+    opener = dock.case_section.opener
     stalls["open a 240x240x155 case's 4 files: the dock's Open"] = probe.measure(
-        app, lambda: case.open_paths(case_files), lambda: not case.open_runner.busy)
+        app, lambda: opener.open_paths(case_files), lambda: not opener.runner.busy)
     stalls["the same files: napari's File > Open"] = probe.measure(
         app, lambda: viewer.open(case_files, plugin="napari-medseg"), lambda: True)
     rows = [{"action": action, "worst stall (ms)": round(ms),

@@ -27,8 +27,19 @@ def napari_get_reader(path: PathOrPaths) -> Callable | None:
     return read_layers
 
 
+def named_like_labels(path: str | os.PathLike) -> bool:
+    """Does the file's name say it is a segmentation (``*_seg``, ``*label*``, ``*mask*``)?
+
+    Parameters
+    ----------
+    path : str or path
+        A file.
+    """
+    return bool(_LABEL_NAME.search(Path(path).name.lower()))
+
+
 def _is_label_file(path: Path, data: np.ndarray) -> bool:
-    return (bool(_LABEL_NAME.search(path.name.lower())) and data.shape[0] == 1
+    return (named_like_labels(path) and data.shape[0] == 1
             and bool(np.all(np.mod(data[0][::3, ::3, ::3], 1) == 0)))
 
 

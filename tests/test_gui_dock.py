@@ -53,14 +53,14 @@ def test_dock_opens_the_sample_off_the_gui_thread_one_layer_per_turn(
     viewer = make_napari_viewer(show=True)
     dock = _dock(viewer)
     section = dock.case_section
-    assert section.sample_button.isVisibleTo(dock)  # an empty viewer offers the sample
+    assert section.opener.sample_button.isVisibleTo(dock)  # an empty viewer offers the sample
     inserted, delivered = insertion_turns(viewer)
     painted = paint_turns(viewer)
     layers_after_dims_change = []  # counted on the turn after the dims' change
     viewer.dims.events.ndim.connect(lambda event: QTimer.singleShot(
         0, lambda: layers_after_dims_change.append(len(viewer.layers))))
-    with qtbot.waitSignal(section.open_runner.settled, timeout=30_000):
-        section.sample_button.click()
+    with qtbot.waitSignal(section.opener.runner.settled, timeout=30_000):
+        section.opener.sample_button.click()
     QCoreApplication.processEvents()  # the last insertion's event
     assert layers_after_dims_change[:1] == [0]  # the sliders (a canvas resize) had a turn
     assert read_in and read_in[0] is not threading.main_thread()  # the files: in a worker
@@ -72,10 +72,10 @@ def test_dock_opens_the_sample_off_the_gui_thread_one_layer_per_turn(
     assert np.abs(viewer.layers["FLAIR"].affine.linear_matrix).sum(0) == pytest.approx(
         (1.5, 1.5, 1.5))  # placed from the file's affine, as napari's command does
     assert section.warnings() == [] and dock.idle()
-    assert not section.sample_button.isVisibleTo(dock)  # a case is open: no offer
+    assert not section.opener.sample_button.isVisibleTo(dock)  # a case is open: no offer
     for name in ("T1", "T1ce", "T2", "FLAIR"):
         viewer.layers.remove(name)
-    assert section.sample_button.isVisibleTo(dock)
+    assert section.opener.sample_button.isVisibleTo(dock)
 
 
 def test_dock_opens_a_cases_files_off_the_gui_thread_as_napari_reads_them(
@@ -96,9 +96,10 @@ def test_dock_opens_a_cases_files_off_the_gui_thread_as_napari_reads_them(
     monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *args: (chosen, ""))
     viewer = make_napari_viewer(show=True)
     section = _dock(viewer).case_section
+    opener = section.opener
     inserted, delivered = insertion_turns(viewer)
-    with qtbot.waitSignal(section.open_runner.settled, timeout=30_000):
-        section.open_files_action.trigger()  # the dialog answers with the case's five files
+    with qtbot.waitSignal(opener.runner.settled, timeout=30_000):
+        opener.open_files_action.trigger()  # the dialog answers with the case's five files
     assert read_in and read_in[0] is not threading.main_thread()
     assert inserted == ["T1", "T1ce", "T2", "FLAIR", "c1_seg"]
     assert delivered == [1, 2, 3, 4, 5]  # one layer per event-loop turn
@@ -107,16 +108,58 @@ def test_dock_opens_a_cases_files_off_the_gui_thread_as_napari_reads_them(
         assert layer._type_string == kind and layer.visible == kwargs.get("visible", True)
         np.testing.assert_array_equal(layer.data, data)
         np.testing.assert_allclose(layer.affine.affine_matrix, kwargs["affine"])
-    assert section.warnings() == [] and not section._open_widget.isVisibleTo(section)
+    assert section.warnings() == [] and not opener.isVisibleTo(section)
     bad = tmp_path / "broken.nii.gz"
     bad.write_bytes(b"\x1f\x8b garbage")
-    with qtbot.waitSignal(section.open_runner.settled, timeout=30_000):
-        section.open_paths([str(bad)])
-    assert len(viewer.layers) == 5  # nothing half-made
-    assert section._open_widget.isVisibleTo(section)  # the reason stays in view
-    status = section._open_status.text()
+    with qtbot.waitSignal(opener.runner.settled, timeout=30_000):
+        opener.open_paths([str(bad)], replace=True)
+    assert len(viewer.layers) == 5  # the open case stays; nothing half-made
+    assert opener.isVisibleTo(section)  # the reason stays in view
+    status = opener.status.text()
     assert status.startswith("Opening broken.nii.gz failed: ") and "broken.nii.gz" in status[30:]
     assert "\n" not in status and "Traceback" not in status
+
+
+def test_opening_a_case_over_another_asks_and_replaces_it_keeping_edits(
+        make_napari_viewer, qtbot, monkeypatch, small_case, tmp_path):
+    from qtpy.QtWidgets import QFileDialog
+
+    from napari_medseg._qt.case_open import BESIDE, REPLACE, CaseOpener
+    from napari_medseg.export import find_recovery
+
+    monkeypatch.setenv("NAPARI_MEDSEG_RECOVERY_DIR", str(tmp_path / "recovery"))
+    write_case(small_case, tmp_path, "c1")
+    images, reference = case_files(tmp_path, "c1")
+    viewer = make_napari_viewer(show=True)
+    dock = _dock(viewer)
+    opener, section = dock.case_section.opener, dock.case_section
+    with qtbot.waitSignal(opener.runner.settled, timeout=30_000):
+        opener.open_sample()
+    edited = viewer.layers["reference"]
+    edited.paint((50, 60, 50), 3)  # an edit not yet autosaved
+    identity = dock.export_section.autosave._identity(edited)  # the sample case's key
+    asked, answers = [], [None, BESIDE, REPLACE]
+    monkeypatch.setattr(CaseOpener, "ask_replace", lambda self: (asked.append(1),
+                                                                 answers.pop(0))[1])
+    chosen = [str(path) for path in images]
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *args: (chosen, ""))
+    assert opener.open_files_action.trigger() is None and len(asked) == 1  # cancelled
+    assert len(viewer.layers) == 5 and not opener.runner.busy
+    with qtbot.waitSignal(opener.runner.settled, timeout=30_000):
+        opener.open_files_action.trigger()  # beside: napari's names for the second copies
+    assert [layer.name for layer in viewer.layers][5:] == ["T1 [1]", "T1ce [1]", "T2 [1]",
+                                                           "FLAIR [1]"]
+    with qtbot.waitSignal(opener.runner.settled, timeout=30_000):
+        opener.open_files_action.trigger()  # replace: the new case alone, and in the table
+    assert [layer.name for layer in viewer.layers] == ["T1", "T1ce", "T2", "FLAIR"]
+    assert section.warnings() == [] and len(asked) == 3
+    assert viewer.layers["T1"].data.shape == small_case.volume.shape
+    recovered = find_recovery(*identity)  # saved as its layer closed
+    assert recovered is not None and recovered.load()[50, 60, 50] == 3
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *args: ([str(reference)], ""))
+    with qtbot.waitSignal(opener.runner.settled, timeout=30_000):
+        opener.open_files_action.trigger()  # a segmentation joins the open case: no question
+    assert len(asked) == 3 and viewer.layers[-1].name == "c1_seg"
 
 
 def test_dock_follows_renames_and_manual_picks(viewer_with_sample):

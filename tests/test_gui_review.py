@@ -5,6 +5,7 @@ import pytest
 from qtpy.QtCore import QCoreApplication
 
 from napari_medseg.cohort import run_batch
+from napari_medseg.export import find_recovery
 from napari_medseg.progress import run_to_end
 from napari_medseg.sample import generate_case, write_case
 
@@ -38,6 +39,8 @@ def test_review_queue_opens_cases_by_priority(make_napari_viewer, qtbot, tmp_pat
     assert refine.layer_combo.currentText() == segmentation.name
     session = refine._session_factory(segmentation, 2)()
     assert session.engine_name.startswith("learned")
+    segmentation.paint((1, 1, 1), 3)  # an edit the timer has not saved yet
+    identity = dock.export_section.autosave._identity(segmentation)
     section.mark_current_reviewed()
     assert section.table.item(0, 4).text() == "yes"
     # the old case's layers go one per turn too (napari collects garbage on each removal)
@@ -48,5 +51,8 @@ def test_review_queue_opens_cases_by_priority(make_napari_viewer, qtbot, tmp_pat
     QCoreApplication.processEvents()
     assert section.current == second and f"{first} segmentation" not in viewer.layers
     assert len(removed) >= 6 and removals_seen == list(range(1, len(removed) + 1)), removed
+    recovered = find_recovery(*identity)  # offered again when that case reopens
+    assert recovered is not None and recovered.load()[1, 1, 1] == 3
+    assert removed[0] == f"{first} segmentation"  # saved while its case's images are in
     section.mark_current_reviewed()
     assert section.open_next() is None and "Every finished case" in section.status.text()

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
-    QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMenu,
-    QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+    QAbstractItemView, QComboBox, QHeaderView, QLabel, QTableWidget, QTableWidgetItem,
+    QVBoxLayout, QWidget)
 
-from napari_medseg._qt.worker import TaskRunner, add_layers_stepwise
+from napari_medseg._qt.case_open import CaseOpener
 from napari_medseg.case import ImageDescription, auto_assign, check_case
 from napari_medseg.contrasts import BRATS_CONTRASTS
 from napari_medseg.io import spacing_from_affine
@@ -18,8 +17,6 @@ from napari_medseg.layers import affine_of_layer
 NO_LAYER = "(none)"
 _COLUMNS = ("Contrast", "Layer", "Shape (z, y, x)", "Spacing (mm)")
 _ROW_HEIGHT = 27
-_OPEN_HINT = "or your own case with Open \u25be above"
-_IMAGE_FILES = "Medical images (*.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd *.dcm);;All files (*)"
 
 
 def describe_layer(layer) -> ImageDescription:
@@ -62,7 +59,8 @@ class CaseSection(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._table)
         layout.addWidget(self._status)
-        layout.addWidget(self._open_row())
+        self.opener = CaseOpener(viewer, self._image_layers)
+        layout.addWidget(self.opener)
         viewer.layers.events.inserted.connect(self._on_inserted)
         viewer.layers.events.removed.connect(self.refresh)
         for layer in viewer.layers:
@@ -109,112 +107,7 @@ class CaseSection(QWidget):
         combo = self._table.cellWidget(row, 1)
         combo.setCurrentText(layer_name or NO_LAYER)
 
-    def open_sample(self):
-        """Read the sample case in a worker and add its layers one per event-loop turn
-        (napari's File > Open Sample builds all five in one call); returns the worker."""
-        def task():
-            from napari_medseg._sample_data import sample_case
-
-            yield from ()
-            return sample_case(), []
-
-        return self._open(task, "Opening the sample case")
-
-    def open_paths(self, paths: Sequence[str]):
-        """Read image files, or a folder (DICOM series, zarr), in a worker and add their
-        layers one per event-loop turn, as napari's reader would make them (napari's
-        File > Open reads and builds in one call); returns the worker (None if busy).
-
-        Parameters
-        ----------
-        paths : sequence of str
-            What the user chose.
-        """
-        paths = [str(path) for path in paths]
-        if not paths:
-            return None
-        self._last_folder = str(Path(paths[0]).parent)
-
-        def task():
-            from napari_medseg._reader import layer_data
-
-            yield from ()
-            return layer_data(paths)
-
-        more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
-        return self._open(task, f"Opening {Path(paths[0]).name}{more}")
-
-    def choose_files(self):
-        """Ask for image files (one per contrast, and a segmentation) and open them."""
-        paths, _ = QFileDialog.getOpenFileNames(self, "Open a case's images", self._last_folder,
-                                                _IMAGE_FILES)
-        return self.open_paths(paths)
-
-    def choose_folder(self):
-        """Ask for a DICOM series folder or a zarr store and open it."""
-        path = QFileDialog.getExistingDirectory(self, "Open a DICOM series or zarr folder",
-                                                self._last_folder)
-        return self.open_paths([path] if path else [])
-
     # -- internals --------------------------------------------------------
-    def _open(self, task, label: str):
-        def add(result):
-            from napari.utils.notifications import show_info
-
-            layers, notes = result
-            for note in notes:
-                show_info(note)
-            return add_layers_stepwise(self._viewer, layers)
-
-        worker = self.open_runner.start(task, add, label)
-        self._show_open_row()
-        return worker
-
-    def _open_menu(self) -> QPushButton:
-        """The 'Open' button (the dock's header shows it): files, a folder, the sample."""
-        self.open_button = QPushButton("Open \u25be")
-        self.open_button.setStyleSheet("QPushButton::menu-indicator { image: none; width: 0; }")
-        self.open_button.setToolTip("Open a case: read in the background, one layer at a time "
-                                    "(napari's File menu reads and builds in one go)")
-        menu = QMenu(self.open_button)
-        self.open_files_action = menu.addAction("Image files (one per contrast, a "
-                                                "segmentation)...", self.choose_files)
-        self.open_folder_action = menu.addAction("DICOM series or zarr folder...",
-                                                 self.choose_folder)
-        menu.addAction("Sample case", self.open_sample)
-        self.open_button.setMenu(menu)
-        return self.open_button
-
-    def _open_row(self) -> QWidget:
-        """'Open sample case', progress and status: shown while the viewer has no image,
-        while a case opens, and after an opening failed (its one-line reason)."""
-        self._last_folder = str(Path.home())
-        self._open_menu()
-        self.sample_button = QPushButton("Open sample case")
-        self.sample_button.setToolTip("The BraTS-like sample: T1, T1ce, T2, FLAIR and "
-                                      "reference labels, read in the background")
-        self.sample_button.clicked.connect(self.open_sample)
-        progress, self._open_status = QProgressBar(), QLabel(_OPEN_HINT)
-        self._open_status.setWordWrap(True)  # a long status wraps, never widens the dock
-        progress.setMaximumWidth(90)
-        self.open_runner = TaskRunner(progress, self._open_status, self.sample_button)
-        self.open_runner.settled.connect(self._show_open_row)
-        self._open_widget = QWidget()
-        row = QHBoxLayout(self._open_widget)
-        row.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.sample_button, progress):
-            row.addWidget(widget)
-        row.addWidget(self._open_status, 1)
-        return self._open_widget
-
-    def _show_open_row(self) -> None:
-        runner, empty = self.open_runner, not self._image_layers()
-        self.open_button.setEnabled(not runner.busy)
-        self.sample_button.setVisible(runner.busy or empty)
-        self._open_widget.setVisible(runner.busy or runner.failed or empty)
-        if not runner.busy and not runner.failed:
-            self._open_status.setText(_OPEN_HINT)
-
     def _image_layers(self) -> list:
         from napari.layers import Image
 
@@ -247,7 +140,7 @@ class CaseSection(QWidget):
                                    + _ROW_HEIGHT * len(self._contrasts)
                                    + 2 * self._table.frameWidth())
         self._show_status()
-        self._show_open_row()
+        self.opener.refresh()
         self.assignment_changed.emit()
 
     def _fill_row(self, row: int, contrast: str, names: list[str], layer) -> None:

@@ -81,7 +81,7 @@ class MedSegDock(QWidget):
 
     def idle(self) -> bool:
         """No section is running a task, and no click is being computed."""
-        runners = (self.case_section.open_runner, self.model_section.runner,
+        runners = (self.case_section.opener.runner, self.model_section.runner,
                    self.explain_section.runner, self.uncertainty_section.runner,
                    self.topology_section.runner, self.export_section.runner,
                    self.review_section.runner)
@@ -92,7 +92,7 @@ class MedSegDock(QWidget):
         title = QLabel("<b>napari-medseg</b>")
         title.setToolTip(f"napari-medseg {__version__}")  # the version, without the width
         row.addWidget(title)
-        row.addWidget(self.case_section.open_button)
+        row.addWidget(self.case_section.opener.open_button)
         row.addStretch(1)
         row.addWidget(QLabel("View:"))
         self.convention_combo = QComboBox()

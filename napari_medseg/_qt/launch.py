@@ -37,7 +37,7 @@ def open_viewer(files: Sequence[str] = (), sample: bool = False,
         viewer.open(path, plugin=PLUGIN_NAME)
     dock = add_dock(viewer)
     if sample:  # read in a worker, one layer per turn: the window answers meanwhile
-        dock.case_section.open_sample()
+        dock.case_section.opener.open_sample()
     viewer.dims.ndisplay = 2
     if screenshot:
         _wait_until_idle(dock)

@@ -9,7 +9,7 @@ from qtpy.QtWidgets import (
     QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar,
     QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from napari_medseg._qt.worker import TaskRunner, add_layers_stepwise
+from napari_medseg._qt.worker import TaskRunner, add_layers_stepwise, remove_layers_stepwise
 from napari_medseg.errors import MedsegError
 
 _COLUMNS = ("#", "Case", "Priority", "Why", "Reviewed")
@@ -118,10 +118,7 @@ class ReviewSection(QWidget):
         from napari_medseg.models.registry import builtin_models
         from napari_medseg.orientation import placement
 
-        for layer in self._case_layers:
-            if layer in self._viewer.layers:
-                self._viewer.layers.remove(layer)
-                yield
+        yield from remove_layers_stepwise(self._viewer, self._case_layers)
         added = self._case_layers = []
         for layer in add_layers_stepwise(self._viewer, volume_layers(case.volume)):
             if layer is not None:

@@ -22,7 +22,7 @@ from napari_medseg.explain._result import (
     ShapleyResult, attribution_targets, dice_counts, exact_attributions, shapley_result,
     target_masks)
 from napari_medseg.explain._shapley import coalition_masks, shapley_coefficients
-from napari_medseg.inference._predict import _fold_pass, prepare_input, resample
+from napari_medseg.inference._predict import FoldPlacement, fold_pass, prepare_input, resample
 from napari_medseg.io import Volume
 from napari_medseg.labels import most_probable
 from napari_medseg.metrics import dice_from_counts
@@ -193,10 +193,9 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
 def _ordinary_predictions(model: LoadedModel, image_t: torch.Tensor, overlap: float,
                           device, precision: str) -> ProgressGenerator[list[torch.Tensor]]:
     """Each fold's softmax over the whole model grid, every contrast present."""
-    out = []
+    out, placement = [], FoldPlacement(device, 4, precision)
     for fold, network in enumerate(model.networks):
-        runs = _fold_pass(network, image_t.float(), model.spec, device, 4, precision, overlap,
-                          [])
+        runs = fold_pass(network, image_t.float(), model.spec, placement, overlap, [])
         probabilities = yield from rescaled(runs, fold, len(model.networks),
                                             f"whole volume, fold {fold + 1}")
         out.append(probabilities.cpu())

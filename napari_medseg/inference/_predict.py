@@ -134,15 +134,16 @@ def prepare_input(volume: Volume, spec: ModelSpec, region: tuple[slice, ...] | N
 
 
 @dataclass
-class _Placement:
-    """Where and how the folds run; an out-of-memory retry changes it for the folds after."""
+class FoldPlacement:
+    """Where and how the folds run (`fold_pass`); an out-of-memory retry changes it for
+    the folds after."""
 
     device: Any
     batch_size: int
     precision: str
 
 
-def _fold_pass(network, image, spec, placement: _Placement, overlap, notes):
+def fold_pass(network, image, spec, placement: FoldPlacement, overlap, notes):
     """One fold's sliding window, retrying with smaller batches, then the CPU, on CUDA OOM.
 
     A retry changes ``placement``, so the next folds start where this one ended. On
@@ -244,10 +245,10 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
             "Crop the volume to the region of interest, or close other programs")
     image = prepare_input(volume, spec, region)
     notes: list[str] = []
-    placement = _Placement(torch_device, batch_size, precision)
+    placement = FoldPlacement(torch_device, batch_size, precision)
     total = torch.zeros((spec.n_classes, *target_shape), dtype=torch.float32)
     for fold_index, network in enumerate(model.networks):
-        passes = _fold_pass(network, image, spec, placement, overlap, notes)
+        passes = fold_pass(network, image, spec, placement, overlap, notes)
         fold_total = yield from rescaled(passes, fold_index, len(model.networks),
                                          f"fold {fold_index + 1}/{len(model.networks)}")
         total += fold_total.cpu()
