@@ -70,6 +70,18 @@ def test_autosave_and_restore_after_reopening(sample_dock):
     assert not np.array_equal(layer.data, edited)
 
 
+def test_edits_are_offered_back_when_the_case_was_closed_images_first(sample_dock):
+    viewer, dock = sample_dock()
+    edited = _correct(viewer.layers["reference"])
+    while len(viewer.layers):  # napari's layer-list order: the images go before the mask
+        viewer.layers.remove(viewer.layers[0])
+    viewer2, dock2 = sample_dock()
+    bar = dock2.export_section.autosave
+    assert bar.isVisibleTo(dock2) and "Unsaved edits of 'reference'" in bar.message.text()
+    bar.restore()
+    np.testing.assert_array_equal(viewer2.layers["reference"].data, edited)
+
+
 def test_recovery_is_not_offered_for_another_case_and_damage_only_warns(
         sample_dock, make_napari_viewer):
     from napari_medseg.export import recovery_dir

@@ -2,8 +2,10 @@
 
 Every edit (a paint event: clicks, brush, fixes) marks the layer dirty; a
 timer saves dirty layers to their recovery file
-(`napari_medseg.export.autosave`), as does closing the dock or removing
-the layer. When a Labels layer appears whose case has a recovery file with
+(`napari_medseg.export.autosave`), as does closing the dock, removing
+the layer, or removing one of its case's images (the recovery key reads
+them, so a mask closed after its images would be saved under another
+case's key). When a Labels layer appears whose case has a recovery file with
 different data, the dock shows Restore / Discard.
 """
 from __future__ import annotations
@@ -104,7 +106,10 @@ class AutosaveBar(QWidget):
 
     def _on_removing(self, event) -> None:
         layer = self._viewer.layers[event.index]
-        if layer.name in self._dirty:
+        images = {image.name for image in self._images_of().values() if image is not None}
+        if layer.name in images:
+            self.save_dirty()  # edits are keyed by their case's images: save while all are in
+        elif layer.name in self._dirty:
             self._save(layer)
 
     def save_dirty(self) -> list[str]:

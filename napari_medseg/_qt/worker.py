@@ -208,19 +208,14 @@ def remove_layers_stepwise(viewer, layers: Iterable) -> Iterator[None]:
     """Remove ``layers`` (those still in ``viewer``) one per event-loop turn, as an
     ``on_done`` generator's steps: napari collects garbage and repaints on each removal.
 
-    Labels layers go first: an edited mask is autosaved as it goes, under a key
-    that reads its case's images, so they must still be there.
-
     Parameters
     ----------
     viewer : napari.Viewer
         Where the layers are.
     layers : iterable of napari layers
-        What to remove.
+        What to remove (edited masks are autosaved as their case closes).
     """
-    from napari.layers import Labels
-
-    for layer in sorted(layers, key=lambda layer: not isinstance(layer, Labels)):
+    for layer in list(layers):
         if layer in viewer.layers:
             viewer.layers.remove(layer)
             yield None
