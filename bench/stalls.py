@@ -8,7 +8,8 @@ the sample, run the built-in model, *Start clicking* and one refinement click,
 a topology check, MC-dropout uncertainty and suggestions, NIfTI export, and
 the review queue's "Open next" on a two-case batch output, twice (the second
 replaces the first case's layers), and a 240x240x155 case's four files opened
-with the dock's Open menu, then with napari's File > Open (one call). The
+with the dock's Open menu (replacing the open case, as for the next case to
+annotate), then with napari's File > Open (one call, beside them). The
 sample opens with the dock's button (``--sample-from napari``: napari's
 File > Open Sample, which builds its layers in one call).
 
@@ -162,8 +163,9 @@ def main() -> None:
     stalls["review queue: open next again (replaces the case)"] = probe.measure(
         app, review.open_next, lambda: not review.runner.busy)
     opener = dock.case_section.opener
-    stalls["open a 240x240x155 case's 4 files: the dock's Open"] = probe.measure(
-        app, lambda: opener.open_paths(case_files), lambda: not opener.runner.busy)
+    stalls["open a 240x240x155 case's 4 files: the dock's Open, replacing the case"] = \
+        probe.measure(app, lambda: opener.open_paths(case_files, replace=True),
+                      lambda: not opener.runner.busy)
     stalls["the same files: napari's File > Open"] = probe.measure(
         app, lambda: viewer.open(case_files, plugin="napari-medseg"), lambda: True)
     rows = [{"action": action, "worst stall (ms)": round(ms),

@@ -162,6 +162,33 @@ def test_opening_a_case_over_another_asks_and_replaces_it_keeping_edits(
     assert len(asked) == 3 and viewer.layers[-1].name == "c1_seg"
 
 
+def test_replacing_a_case_with_points_on_top_closes_it_without_crashing(
+        make_napari_viewer, qtbot, small_case, tmp_path):
+    """A case closes from the top of the layer list: closed bottom-up, a Points layer
+    (a review case's topology errors) was left drawn alone, and in the stall bench's
+    sequence (sample, review case, replace) napari crashed in glDrawArrays (llvmpipe).
+    That crash needs more state than this test builds; this checks the order."""
+    from napari_medseg.layers import same_placement
+
+    write_case(small_case, tmp_path, "c1")
+    images, _ = case_files(tmp_path, "c1")
+    viewer = make_napari_viewer(show=True)
+    opener = _dock(viewer).case_section.opener
+    with qtbot.waitSignal(opener.runner.settled, timeout=30_000):
+        opener.open_sample()
+    errors = np.argwhere(np.asarray(viewer.layers["reference"].data) == 1)[::50]
+    viewer.add_points(errors.astype(float), **same_placement(viewer.layers["T1"]), size=6,
+                      face_color="magenta", symbol="ring", name="errors")
+    qtbot.wait(300)
+    removed = []
+    viewer.layers.events.removed.connect(lambda event: removed.append(event.value.name))
+    with qtbot.waitSignal(opener.runner.settled, timeout=30_000):
+        opener.open_paths([str(path) for path in images], replace=True)
+    qtbot.wait(300)  # the paints after the last removal
+    assert removed == ["errors", "reference", "FLAIR", "T2", "T1ce", "T1"]  # top first
+    assert [layer.name for layer in viewer.layers] == ["T1", "T1ce", "T2", "FLAIR"]
+
+
 def test_dock_follows_renames_and_manual_picks(viewer_with_sample):
     viewer = viewer_with_sample
     section = _dock(viewer).case_section

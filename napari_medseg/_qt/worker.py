@@ -208,14 +208,19 @@ def remove_layers_stepwise(viewer, layers: Iterable) -> Iterator[None]:
     """Remove ``layers`` (those still in ``viewer``) one per event-loop turn, as an
     ``on_done`` generator's steps: napari collects garbage and repaints on each removal.
 
+    The last given goes first (the top of napari's layer list: points, then masks,
+    then images). In the other order a Points layer left alone after the images
+    went crashed napari in ``glDrawArrays`` on software OpenGL (llvmpipe).
+
     Parameters
     ----------
     viewer : napari.Viewer
         Where the layers are.
     layers : iterable of napari layers
-        What to remove (edited masks are autosaved as their case closes).
+        What to remove, in layer-list order (edited masks are autosaved as their
+        case closes).
     """
-    for layer in list(layers):
+    for layer in reversed(list(layers)):
         if layer in viewer.layers:
             viewer.layers.remove(layer)
             yield None
