@@ -169,7 +169,7 @@ def test_letters_glyphs_are_rendered_before_the_first_layer(make_napari_viewer, 
                                                             phantom_files, monkeypatch,
                                                             recwarn):
     """The first case's paint renders no glyph and builds no letter shader: the dock
-    rendered the letters' glyphs and drew the letters blank while the viewer was empty
+    rendered the letters' glyphs and drew the letters, clear, while the viewer was empty
     (vispy renders each glyph on the CPU at its first draw, and llvmpipe compiles each
     text visual's shaders at its first draw), without napari's warning about a plugin
     reaching into its window."""
@@ -182,10 +182,10 @@ def test_letters_glyphs_are_rendered_before_the_first_layer(make_napari_viewer, 
     viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
     font = canvas_font(viewer)
     qtbot.waitUntil(lambda: set(LETTER_GLYPHS) <= set(font._glyphs), timeout=10000)
-    # and the letters' text visuals were drawn once, blank, so their shaders are built
+    # and the letters' text visuals are drawn, clear, so their shaders are built
     qtbot.waitUntil(lambda: _letter_shaders_built(viewer) == [True] * 4, timeout=10000)
-    assert not any(overlay.visible for name, overlay in viewer.canvas.overlays.items()
-                   if name.startswith("medseg_letter"))  # and hidden again
+    empty = viewer.screenshot(canvas_only=True, flash=False)
+    assert not ((empty[..., 0] > 150) & (empty[..., 2] < 120)).any()  # and nothing shows
     rendered_later = []
     load_char = QtTextureFont._load_char
     monkeypatch.setattr(QtTextureFont, "_load_char",
@@ -199,3 +199,28 @@ def test_letters_glyphs_are_rendered_before_the_first_layer(make_napari_viewer, 
     assert rendered_later == []
     assert not [w for w in recwarn if "orientation.py" in w.filename], [
         str(w.message) for w in recwarn]
+
+
+@pytest.mark.gui
+def test_points_left_alone_after_the_images_are_drawn_without_crashing(
+        make_napari_viewer, qtbot, phantom_files):
+    """A case's image removed before its Points layer (a review case's topology errors,
+    deleted by hand in napari's layer list): drawing the points alone crashed napari in
+    glDrawArrays (llvmpipe) while the orientation letters were hidden or blank."""
+    from napari_medseg._reader import read_layers
+    from napari_medseg.layers import same_placement
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
+    qtbot.wait(1500)  # the dock's letter warm-up
+    [(data, kwargs, _)] = read_layers(str(phantom_files["lps"][0]))
+    image = viewer.add_image(data, **kwargs)
+    points = viewer.add_points(np.argwhere(data > 500)[::7].astype(float),
+                               **same_placement(image), size=6, face_color="magenta",
+                               symbol="ring", name="errors")
+    qtbot.wait(500)
+    viewer.layers.remove(image)
+    for _ in range(3):  # paints of the points alone
+        picture = viewer.screenshot(canvas_only=True, flash=False)
+        qtbot.wait(100)
+    assert list(viewer.layers) == [points] and picture.shape[0] > 0

@@ -22,6 +22,7 @@ _AXIS_LABELS = ("S\u2192I", "A\u2192P", "R\u2192L")
 # "ÅÉÑŐjgpqy" (``_text_to_vbo``), then draws the letters themselves.
 LETTER_GLYPHS = "ÅÉÑŐjgpqy APRLSI"
 _WARMUP_GAP_MS = 50
+_SHOWN, _CLEAR = (1.0, 0.85, 0.3, 1.0), (1.0, 0.85, 0.3, 0.0)
 
 
 def viewer_camera(viewer):
@@ -61,9 +62,9 @@ class AnatomicalView:
 
         self._viewer = viewer
         self.overlays = {}
-        for edge, position in _EDGES.items():
-            overlay = TextOverlay(text="", position=position, font_size=14,
-                                  color=(1.0, 0.85, 0.3, 1.0), visible=False)
+        for edge, position in _EDGES.items():  # drawn always, clear when not anatomical
+            overlay = TextOverlay(text="A", position=position, font_size=14, color=_CLEAR,
+                                  visible=True)
             viewer.canvas.overlays[f"medseg_letter_{edge}"] = overlay
             self.overlays[edge] = overlay
         viewer.dims.events.order.connect(self.refresh)
@@ -90,36 +91,10 @@ class AnatomicalView:
             The glyphs still to render.
         """
         font = canvas_font(self._viewer)
-        if font is None:
-            return
-        if not pending:
-            self._later(lambda view: view.build_letter_shaders())
+        if font is None or not pending:
             return
         font[pending[0]]  # renders the glyph into the font's atlas (once per glyph)
         self._later(lambda view: view.prerender_letters(pending[1:]))
-
-    def build_letter_shaders(self, edges: tuple[str, ...] = tuple(_EDGES)) -> None:
-        """Draw each edge's letter once, blank, while the viewer is empty, one per turn.
-
-        Each letter is its own text visual, whose shader program the software
-        OpenGL of a desktop without a GPU compiles at its first draw: about
-        0.6 s for the four, inside the paint of the session's first layer.
-        Drawn blank (a space) meanwhile, they are compiled while the user is
-        still choosing what to open. Stops once the viewer shows a case.
-
-        Parameters
-        ----------
-        edges : tuple of str
-            The edges whose letters are still to draw.
-        """
-        if any(self.letters().values()):  # a case is shown: its letters are drawn anyway
-            return
-        self.refresh()  # the letter drawn on the turn before goes back to hidden
-        if not edges:
-            return
-        overlay = self.overlays[edges[0]]
-        overlay.text, overlay.visible = " ", True
-        self._later(lambda view: view.build_letter_shaders(edges[1:]))
 
     def _later(self, step) -> None:
         """``step(self)`` on a later turn; a closed dock's view is let go meanwhile."""
@@ -141,10 +116,21 @@ class AnatomicalView:
                             viewer.dims.ndim)
 
     def refresh(self, *_) -> None:
-        """Redraw the letters for the current view."""
+        """Redraw the letters for the current view; without one, a letter stays drawn,
+        fully transparent.
+
+        Never hidden, never empty: a letter hidden, or drawn as a space (no glyph),
+        left llvmpipe in a state where napari's Points drawn alone crashed in
+        ``glDrawArrays`` (a case's images removed before its topology-error
+        points). Drawn from the start, the letters' shaders are also compiled while
+        the viewer is empty, not inside the first case's paint.
+        """
         for edge, letter in self.letters().items():
-            self.overlays[edge].text = letter
-            self.overlays[edge].visible = bool(letter)
+            overlay = self.overlays[edge]
+            if letter:
+                overlay.text, overlay.color = letter, _SHOWN
+            else:
+                overlay.color = _CLEAR
 
     def _on_inserted(self, event) -> None:
         layer = event.value

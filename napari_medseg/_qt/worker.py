@@ -208,9 +208,8 @@ def remove_layers_stepwise(viewer, layers: Iterable) -> Iterator[None]:
     """Remove ``layers`` (those still in ``viewer``) one per event-loop turn, as an
     ``on_done`` generator's steps: napari collects garbage and repaints on each removal.
 
-    The last given goes first (the top of napari's layer list: points, then masks,
-    then images). In the other order a Points layer left alone after the images
-    went crashed napari in ``glDrawArrays`` on software OpenGL (llvmpipe).
+    The last given goes first: the top of napari's layer list (points, then masks,
+    then images), as a user closes a case.
 
     Parameters
     ----------
