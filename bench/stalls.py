@@ -121,8 +121,8 @@ def main() -> None:
     while time.perf_counter() - idle < 5:  # the user finds the menu; the dock warms up
         app.processEvents()
         time.sleep(0.01)
+    opener = dock.case_section.opener
     if args.sample_from == "dock":
-        opener = dock.case_section.opener
         stalls["open the sample case (dock button)"] = probe.measure(
             app, opener.open_sample, lambda: not opener.runner.busy)
     else:
@@ -162,7 +162,6 @@ def main() -> None:
     review.mark_current_reviewed()  # the next one replaces this case's layers
     stalls["review queue: open next again (replaces the case)"] = probe.measure(
         app, review.open_next, lambda: not review.runner.busy)
-    opener = dock.case_section.opener
     stalls["open a 240x240x155 case's 4 files: the dock's Open, replacing the case"] = \
         probe.measure(app, lambda: opener.open_paths(case_files, replace=True),
                       lambda: not opener.runner.busy)

@@ -95,17 +95,19 @@ class CaseOpener(QWidget):
         """Ask for image files (one per contrast, a segmentation) and open them."""
         paths, _ = QFileDialog.getOpenFileNames(self, "Open a case's images", self._last_folder,
                                                 _IMAGE_FILES)
-        return self._open_chosen(paths, self.open_paths, paths)
+        return self._open_asking(paths, lambda replace: self.open_paths(paths, replace)) \
+            if paths else None
 
     def choose_folder(self):
         """Ask for a DICOM series folder or a zarr store and open it."""
         path = QFileDialog.getExistingDirectory(self, "Open a DICOM series or zarr folder",
                                                 self._last_folder)
-        return self._open_chosen([path] if path else [], self.open_paths, [path])
+        return self._open_asking([path], lambda replace: self.open_paths([path], replace)) \
+            if path else None
 
     def choose_sample(self):
         """Open the sample case (asking first when a case is open)."""
-        return self._open_chosen(["sample"], lambda _, replace: self.open_sample(replace), [])
+        return self._open_asking([], self.open_sample)
 
     def ask_replace(self) -> str | None:
         """Ask whether the chosen case replaces the open one: `REPLACE`, `BESIDE` or None."""
@@ -143,19 +145,15 @@ class CaseOpener(QWidget):
         button.setMenu(menu)
         return button
 
-    def _open_chosen(self, chosen: list[str], open_them: Callable, paths: list[str]):
-        """Open what the user chose; with a case open, ask first (not for segmentations
-        alone, which belong to the open case)."""
+    def _open_asking(self, paths: list[str], open_them: Callable):
+        """``open_them(replace)``; with a case open, ask first whether to replace it (not
+        for segmentations alone, which join the open case)."""
         from napari_medseg._reader import named_like_labels
 
-        if not chosen:
-            return None
         answer = BESIDE
         if self._image_layers() and not (paths and all(map(named_like_labels, paths))):
             answer = self.ask_replace()
-        if answer is None:
-            return None
-        return open_them(chosen, replace=answer == REPLACE)
+        return None if answer is None else open_them(answer == REPLACE)
 
     def _open(self, task, label: str, replace: bool):
         def show(result):
