@@ -1,6 +1,8 @@
 """GUI: a real napari viewer, the plugin's sample, reader, writer and dock."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -355,7 +357,7 @@ def test_long_model_names_and_paths_do_not_widen_the_dock(make_napari_viewer, qt
 
 
 def test_dock_warms_first_use_costs_off_the_gui_thread(make_napari_viewer, qtbot):
-    import sys
+    import gc
 
     import pint
     from pint.registry import LazyRegistry
@@ -364,11 +366,12 @@ def test_dock_warms_first_use_costs_off_the_gui_thread(make_napari_viewer, qtbot
 
     viewer = make_napari_viewer()
     viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
+    qtbot.waitUntil(lambda: "thread" in warmup._state, timeout=10000)  # after the letters
     thread = warmup._state["thread"]
     assert thread.name == "napari-medseg warm-up"
-    qtbot.waitUntil(lambda: not thread.is_alive() and "registry" not in warmup._state,
-                    timeout=120_000)
+    qtbot.waitUntil(lambda: not thread.is_alive() and warmup._state["done"], timeout=120_000)
     assert set(warmup.MODULES) <= set(sys.modules)
+    assert gc.isenabled()  # off while the thread imported (no full collection in it), back on
     registry = pint.get_application_registry()
     assert not isinstance(registry.get(), LazyRegistry)  # built: the first layer skips it
     layer = viewer.add_image(np.zeros((4, 5, 6), np.float32), scale=(2.0, 1.0, 1.0))
@@ -378,3 +381,70 @@ def test_dock_warms_first_use_costs_off_the_gui_thread(make_napari_viewer, qtbot
     before = _make_pattern.cache_info()
     DashAtlas()  # what the first Labels layer's line visuals build: all cached already
     assert _make_pattern.cache_info().misses == before.misses
+
+
+_OPEN_THE_DOCK = """
+import sys
+import napari
+viewer = napari.Viewer(show=False)
+viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
+print(sorted(name for name in ("torch", "scipy.stats", "matplotlib") if name in sys.modules))
+viewer.close()
+"""
+
+
+@pytest.mark.gui
+def test_opening_the_dock_imports_no_torch_scipy_stats_or_matplotlib():
+    """The dock opens on the GUI thread in one call: its sections read their choices
+    (devices, baselines, rankings, uncertainty methods) and build the Explain chart's
+    place without importing torch, SciPy's statistics or matplotlib (3-5 s there); the
+    warm-up imports them in a thread afterwards. A fresh process, so nothing is loaded."""
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", _OPEN_THE_DOCK], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.gui
+def test_devices_torch_finds_join_the_device_list_after_the_warm_up(make_napari_viewer, qtbot,
+                                                                     monkeypatch):
+    from napari_medseg import models
+
+    monkeypatch.setattr(models, "available_devices", lambda: ["cuda", "mps", "cpu"])
+    viewer = make_napari_viewer()
+    _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
+    combo = dock.model_section.device_combo
+
+    def listed() -> list[str]:
+        return [combo.itemText(index) for index in range(combo.count())]
+
+    assert listed() == ["auto", "cpu"]  # at once, without asking torch
+    qtbot.waitUntil(lambda: combo.count() == 4, timeout=120_000)
+    dock.model_section.list_devices()  # again: each is listed once
+    assert listed() == ["auto", "cuda", "mps", "cpu"]
+
+
+_LOAD_THE_LIBRARY = """
+import sys
+from napari_medseg._qt import warmup
+warmup._load_torch_library()
+with open("/proc/self/maps") as maps:
+    print("torch" in sys.modules, warmup.torch_library().name in maps.read())
+import torch
+print(float(torch.ones(3).sum()))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_the_warm_up_loads_torchs_library_before_torch_and_torch_then_works():
+    """The warm-up maps torch's C++ library with a GIL-free dlopen before importing torch
+    (BENCHMARKS: the GUI thread's worst gap while torch imports); torch's import then
+    uses that library."""
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", _LOAD_THE_LIBRARY], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False", "True", "3.0"]

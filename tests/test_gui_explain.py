@@ -13,6 +13,7 @@ def test_explain_section_end_to_end(sample_dock, qtbot, coarse_model_folder):
     section = dock.explain_section
     assert section.reference_combo.currentText().startswith("(none")  # never a name guess
     assert "run the model once" in section.estimate.text()
+    assert section.chart.axes is None and section.chart.hint.isVisibleTo(section)  # no plot yet
     assert dock.model_section.run() is not None
     with qtbot.waitSignal(dock.model_section.runner.settled, timeout=180_000):
         pass

@@ -89,12 +89,13 @@ def _centroids(picture):
 
 
 @pytest.mark.gui
-def test_phantom_opens_in_radiological_orientation_with_letters(make_napari_viewer,
+def test_phantom_opens_in_radiological_orientation_with_letters(make_napari_viewer, qtbot,
                                                                 phantom_files):
     from napari_medseg._reader import read_layers
 
     viewer = make_napari_viewer(show=True)  # a hidden canvas renders nothing
     _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
+    qtbot.waitUntil(lambda: len(dock.anatomy.overlays) == 4, timeout=10000)  # one per turn
     worlds = {}
     for name, (path, _) in phantom_files.items():
         for layer in list(viewer.layers):

@@ -6,6 +6,7 @@ thread workers for long work) and write results back on the GUI thread.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
@@ -40,7 +41,11 @@ class MedSegDock(QWidget):
         self._body_layout = QVBoxLayout(body)
         self._body_layout.setAlignment(Qt.AlignTop)
         self._body_layout.setSpacing(4)
-        self.anatomy = AnatomicalView(napari_viewer)
+        # the letters come in after the dock has shown, then the warm-up starts: first-use
+        # imports off the GUI thread, before the first action needs them; then the devices
+        # torch finds are listed and the session's long-lived objects are frozen out of
+        # napari's collections
+        self.anatomy = AnatomicalView(napari_viewer, then=_start_warm_up(self))
         self._body_layout.addLayout(self._header())
         self._body_layout.addStretch(1)  # sections go before it
         self.model_section = ModelSection(napari_viewer, self.case_section)
@@ -75,9 +80,6 @@ class MedSegDock(QWidget):
         layout.addWidget(scroll)
         self.setMinimumWidth(460)
         fit_width(body)
-        # first-use imports off the GUI thread, before the first action needs them; then
-        # the session's long-lived objects are frozen out of napari's collections
-        warm_up(then=_freeze_later(self))
 
     def idle(self) -> bool:
         """No section is running a task, and no click is being computed."""
@@ -134,14 +136,24 @@ class MedSegDock(QWidget):
         return section
 
 
-def _freeze_later(dock: MedSegDock):
-    """The warm-up's callback: freeze when the dock is idle, holding the dock weakly (a
-    dock closed before the warm-up ends is freed)."""
+def _start_warm_up(dock: MedSegDock) -> Callable[[], None]:
+    """Start the warm-up; when it is done, list the devices and freeze when the dock is
+    idle. Holds the dock weakly (a dock closed before the warm-up ends is freed)."""
     dock_ref = weakref.ref(dock)
 
-    def freeze_if_open() -> None:
+    def finish_if_open() -> None:
         alive = dock_ref()
-        if alive is not None:
+        if alive is not None and not _deleted(alive):
+            alive.model_section.list_devices()
             freeze_when_idle(alive)
 
-    return freeze_if_open
+    return lambda: warm_up(then=finish_if_open)
+
+
+def _deleted(widget: QWidget) -> bool:
+    """Whether Qt has deleted the widget (its viewer closed) while Python still holds it."""
+    try:
+        widget.objectName()
+    except RuntimeError:
+        return True
+    return False

@@ -40,7 +40,7 @@ class ModelSection(QWidget):
 
     def __init__(self, viewer, case_section, parent=None):
         super().__init__(parent)
-        from napari_medseg.models import available_devices, builtin_models
+        from napari_medseg.models import builtin_models
         from napari_medseg.models.device import DEVICE_CHOICES, PRECISIONS
 
         self._viewer = viewer
@@ -54,7 +54,7 @@ class ModelSection(QWidget):
         self.model_combo.addItems([*self._folders, OPEN_FOLDER])
         self.model_combo.activated.connect(self._on_model_activated)
         self.device_combo = QComboBox()
-        self.device_combo.addItems(["auto", *available_devices()])
+        self.device_combo.addItems(["auto", "cpu"])  # CUDA, MPS: list_devices, torch loaded
         self.precision_combo = QComboBox()
         self.precision_combo.addItems(list(PRECISIONS))
         self.precision_combo.setToolTip("auto: bfloat16 where the CPU computes it natively "
@@ -97,6 +97,19 @@ class ModelSection(QWidget):
                 else layout.addWidget(item)
         self._add_users_models()
         self._show_spec()
+
+    def list_devices(self) -> None:
+        """Add the accelerators torch finds here (CUDA, Apple MPS) above 'cpu'.
+
+        The dock calls this after its warm-up has imported torch (1.6 s on the GUI thread
+        when the dock opened).
+        """
+        from napari_medseg.models import available_devices
+
+        listed = [self.device_combo.itemText(index) for index in range(self.device_combo.count())]
+        for position, device in enumerate(available_devices(), start=1):
+            if device not in listed:
+                self.device_combo.insertItem(position, device)
 
     # -- model choice -----------------------------------------------------
     def current_folder(self) -> Path | None:

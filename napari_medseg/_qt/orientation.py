@@ -6,7 +6,9 @@ posterior, left); this controller only labels and mirrors the view.
 """
 from __future__ import annotations
 
+import time
 import weakref
+from collections.abc import Callable
 
 import numpy as np
 from qtpy.QtCore import QTimer
@@ -22,6 +24,7 @@ _AXIS_LABELS = ("S\u2192I", "A\u2192P", "R\u2192L")
 # "ÅÉÑŐjgpqy" (``_text_to_vbo``), then draws the letters themselves.
 LETTER_GLYPHS = "ÅÉÑŐjgpqy APRLSI"
 _WARMUP_GAP_MS = 50
+_GLYPHS_MS = 30  # glyphs rendered per turn, in ms
 _SHOWN, _CLEAR = (1.0, 0.85, 0.3, 1.0), (1.0, 0.85, 0.3, 0.0)
 
 
@@ -51,39 +54,38 @@ def anatomical_layers(viewer) -> list:
 class AnatomicalView:
     """Orientation letters that follow the 2D view, and the display convention.
 
+    The letters come in after the dock has shown, on later event-loop turns (see
+    `prerender_letters` and `add_letter`): built and drawn inside the dock's first
+    paint, they held napari 0.4 s there.
+
     Parameters
     ----------
     viewer : napari.Viewer
         The viewer to label.
+    then : callable, optional
+        Called on the GUI thread once every letter is in the canvas.
     """
 
-    def __init__(self, viewer):
-        from napari.components.overlays import TextOverlay
-
+    def __init__(self, viewer, then: Callable[[], None] | None = None):
         self._viewer = viewer
-        self.overlays = {}
-        for edge, position in _EDGES.items():  # drawn always, clear when not anatomical
-            overlay = TextOverlay(text="A", position=position, font_size=14, color=_CLEAR,
-                                  visible=True)
-            viewer.canvas.overlays[f"medseg_letter_{edge}"] = overlay
-            self.overlays[edge] = overlay
+        self._then = then
+        self.overlays = {}  # edge -> napari TextOverlay, as they come in
         viewer.dims.events.order.connect(self.refresh)
         viewer.dims.events.ndisplay.connect(self.refresh)
         viewer_camera(viewer).events.orientation.connect(self.refresh)
         viewer.layers.events.inserted.connect(self._on_inserted)
         viewer.layers.events.removed.connect(self.refresh)
         self._label_axes()
-        self.refresh()
         self._later(lambda view: view.prerender_letters())
 
     def prerender_letters(self, pending: str = LETTER_GLYPHS) -> None:
-        """Render the letters' glyphs now, one per event-loop turn.
+        """Render the letters' glyphs, about 30 ms of them per event-loop turn, then add
+        the letters.
 
         vispy renders a glyph's distance field on the CPU the first time any
         text on the canvas draws it: 5-20 ms each for 16 glyphs on this CPU,
-        up to 0.3 s together when a reader thread competes, all inside the
-        paint of the session's first layer. The dock pays them while the user
-        is still choosing what to open.
+        up to 0.3 s together, all inside one paint. The dock pays them while
+        the user is still choosing what to open.
 
         Parameters
         ----------
@@ -91,10 +93,44 @@ class AnatomicalView:
             The glyphs still to render.
         """
         font = canvas_font(self._viewer)
+        started = time.perf_counter()
+        while font is not None and pending and time.perf_counter() - started < _GLYPHS_MS / 1e3:
+            font[pending[0]]  # renders the glyph into the font's atlas (once per glyph)
+            pending = pending[1:]
         if font is None or not pending:
-            return
-        font[pending[0]]  # renders the glyph into the font's atlas (once per glyph)
-        self._later(lambda view: view.prerender_letters(pending[1:]))
+            self._later(lambda view: view.add_letter())
+        else:
+            self._later(lambda view: view.prerender_letters(pending))
+
+    def add_letter(self) -> None:
+        """Put the next edge's letter in the canvas (one per turn: llvmpipe compiles a
+        text visual's two shader programs at its first draw, 50 ms each), then the next;
+        after the last, call ``then``.
+
+        A letter is drawn from the start and never hidden or emptied: on llvmpipe,
+        napari's Points drawn alone after an image was removed crash in
+        ``glDrawArraysInstanced`` (napari without the plugin too), unless a text visual
+        is drawn with them; a hidden letter, or one drawn as a space (no glyph), does
+        not count.
+        """
+        from napari.components.overlays import TextOverlay
+
+        edge = next(edge for edge in _EDGES if edge not in self.overlays)
+        overlay = TextOverlay(text="A", position=_EDGES[edge], font_size=14, color=_CLEAR,
+                              visible=True)
+        self._viewer.canvas.overlays[f"medseg_letter_{edge}"] = overlay
+        self.overlays[edge] = overlay
+        self.refresh()
+        if len(self.overlays) < len(_EDGES):
+            self._later(lambda view: view.add_letter())
+        else:  # on a later turn, once this letter has drawn
+            self._later(lambda view: view._finish())
+
+    def _finish(self) -> None:
+        """Call ``then`` (once)."""
+        then, self._then = self._then, None
+        if then is not None:
+            then()
 
     def _later(self, step) -> None:
         """``step(self)`` on a later turn; a closed dock's view is let go meanwhile."""
@@ -117,16 +153,11 @@ class AnatomicalView:
 
     def refresh(self, *_) -> None:
         """Redraw the letters for the current view; without one, a letter stays drawn,
-        fully transparent.
-
-        Never hidden, never empty: a letter hidden, or drawn as a space (no glyph),
-        left llvmpipe in a state where napari's Points drawn alone crashed in
-        ``glDrawArrays`` (a case's images removed before its topology-error
-        points). Drawn from the start, the letters' shaders are also compiled while
-        the viewer is empty, not inside the first case's paint.
-        """
+        fully transparent (never hidden, never empty: see `add_letter`)."""
         for edge, letter in self.letters().items():
-            overlay = self.overlays[edge]
+            overlay = self.overlays.get(edge)
+            if overlay is None:
+                continue
             if letter:
                 overlay.text, overlay.color = letter, _SHOWN
             else:

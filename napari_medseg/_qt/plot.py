@@ -1,32 +1,32 @@
-"""A small matplotlib bar chart styled for napari's dark theme."""
+"""A small matplotlib bar chart styled for napari's dark theme.
+
+matplotlib loads with the first chart drawn, not when the dock opens (0.6 s on
+the GUI thread there); until then the chart's place holds a hint.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 BACKGROUND = "#262930"
 FOREGROUND = "#d1d2d4"
 
 
-class BarChart(FigureCanvasQTAgg):
+class BarChart(QWidget):
     """Horizontal-axis bars with optional error bars (one bar per contrast)."""
 
-    def __init__(self, height_px: int = 190):
-        figure = Figure(figsize=(4, 2), facecolor=BACKGROUND, tight_layout=True)
-        super().__init__(figure)
-        self.axes = figure.add_subplot(111)
+    def __init__(self, height_px: int = 190, hint: str = "press Explain"):
+        super().__init__()
         self.setFixedHeight(height_px)
-        self.clear()
-
-    def clear(self) -> None:
-        """Empty chart with a hint."""
-        self.axes.clear()
-        self._style()
-        self.axes.text(0.5, 0.5, "press Explain", color=FOREGROUND, ha="center", va="center",
-                       transform=self.axes.transAxes)
-        self.draw_idle()
+        self.axes = None  # matplotlib's axes, once a chart is drawn
+        self.hint = QLabel(hint)
+        self.hint.setAlignment(Qt.AlignCenter)
+        self.hint.setStyleSheet(f"background: {BACKGROUND}; color: {FOREGROUND};")
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.addWidget(self.hint)
 
     def show_bars(self, names: Sequence[str], values: Sequence[float],
                   errors: Sequence[float] | None = None, title: str = "",
@@ -44,18 +44,33 @@ class BarChart(FigureCanvasQTAgg):
         title, ylabel : str
             Chart title and y-axis label.
         """
-        self.axes.clear()
-        self._style()
+        axes = self._axes()
+        axes.clear()
+        self._style(axes)
         colours = ["#66bb6a" if value >= 0 else "#ef5350" for value in values]
-        self.axes.bar(list(names), list(values), yerr=errors, color=colours,
-                      ecolor=FOREGROUND, capsize=4)
-        self.axes.axhline(0, color=FOREGROUND, linewidth=0.8)
-        self.axes.set_title(title, color=FOREGROUND, fontsize=9)
-        self.axes.set_ylabel(ylabel, color=FOREGROUND, fontsize=8)
-        self.draw_idle()
+        axes.bar(list(names), list(values), yerr=errors, color=colours, ecolor=FOREGROUND,
+                 capsize=4)
+        axes.axhline(0, color=FOREGROUND, linewidth=0.8)
+        axes.set_title(title, color=FOREGROUND, fontsize=9)
+        axes.set_ylabel(ylabel, color=FOREGROUND, fontsize=8)
+        axes.figure.canvas.draw_idle()
 
-    def _style(self) -> None:
-        self.axes.set_facecolor(BACKGROUND)
-        for spine in self.axes.spines.values():
+    def _axes(self):
+        """The chart's axes, its matplotlib canvas built in the hint's place the first time."""
+        if self.axes is None:
+            from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+            from matplotlib.figure import Figure
+
+            figure = Figure(figsize=(4, 2), facecolor=BACKGROUND, tight_layout=True)
+            canvas = FigureCanvasQTAgg(figure)
+            self.axes = figure.add_subplot(111)
+            self._layout.replaceWidget(self.hint, canvas)
+            self.hint.hide()
+        return self.axes
+
+    @staticmethod
+    def _style(axes) -> None:
+        axes.set_facecolor(BACKGROUND)
+        for spine in axes.spines.values():
             spine.set_color(FOREGROUND)
-        self.axes.tick_params(colors=FOREGROUND, labelsize=8)
+        axes.tick_params(colors=FOREGROUND, labelsize=8)

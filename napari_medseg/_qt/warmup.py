@@ -10,28 +10,49 @@ warm-up once per process: the imports run in a daemon thread (Python's
 import locks make that safe), and the unit registry, built in the thread,
 is installed as pint's application registry on the GUI thread, only if
 nothing has used the lazy one yet. Callbacks passed to `warm_up` run on the
-GUI thread once the imports are done (the dock freezes the session's
-objects then, see ``gc_freeze``).
+GUI thread once the imports are done (the dock lists torch's devices and
+freezes the session's objects then, see ``gc_freeze``).
+
+A thread's import holds the GIL while a C library loads: torch's C++ library
+(``libtorch_cpu``, 0.2 s to map and initialise) held the GUI thread that long.
+The warm-up loads that library first with ``dlopen`` called through ctypes,
+which releases the GIL around foreign calls; torch's import then finds it
+loaded. Python's full garbage collections, run in whichever thread allocates,
+also hold the GIL (0.1-0.2 s each with napari loaded, four per warm-up): the
+collector is off while the thread imports and back on after the callbacks
+(after the dock's freeze).
 """
 from __future__ import annotations
 
+import ctypes
+import gc
 import importlib
+import importlib.util
+import os
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from qtpy.QtCore import QTimer
 
 MODULES = ("pandas", "scipy.ndimage", "skimage.measure", "torch", "napari_medseg.export",
-           "napari_medseg.inference", "napari_medseg.interactive", "napari_medseg.topology")
+           "napari_medseg.inference", "napari_medseg.interactive", "napari_medseg.topology",
+           "napari_medseg.uncertainty._estimate", "napari_medseg.uncertainty._suggest",
+           "napari_medseg.explain._explain", "matplotlib.figure",
+           "matplotlib.backends.backend_qtagg")
 _POLL_MS = 100
 _state: dict = {"done": False, "callbacks": []}
 
 
 def _import_and_build() -> None:
+    _state["collecting"] = gc.isenabled()
+    gc.disable()  # enabled again on the GUI thread, after the dock's freeze
     import pint  # first: the first layer needs the registry, torch only the first run
 
     _state["registry"] = pint.UnitRegistry()
     _dash_patterns()
+    _load_torch_library()
     for name in MODULES:
         try:
             importlib.import_module(name)
@@ -47,6 +68,27 @@ def _dash_patterns() -> None:
     except ImportError:
         return
     DashAtlas()
+
+
+def torch_library() -> Path | None:
+    """torch's C++ library (``libtorch_cpu``) where a Linux or macOS wheel puts it, else None."""
+    spec = importlib.util.find_spec("torch")
+    if sys.platform == "win32" or spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "lib"
+    return next(iter(sorted(folder.glob("libtorch_cpu.*"))), None)
+
+
+def _load_torch_library() -> None:
+    """``dlopen`` torch's C++ library without the GIL (ctypes releases it around the call);
+    the handle is kept for the process's life, as the import's own would be."""
+    library = torch_library()
+    if library is None or "torch" in sys.modules:
+        return
+    loader = ctypes.CDLL(None)  # the process's own symbols, dlopen among them
+    loader.dlopen.restype = ctypes.c_void_p
+    loader.dlopen.argtypes = (ctypes.c_char_p, ctypes.c_int)
+    _state["torch_library"] = loader.dlopen(os.fsencode(library), os.RTLD_NOW)
 
 
 def _install_registry() -> None:
@@ -66,8 +108,12 @@ def _poll(thread: threading.Thread) -> None:
         _install_registry()
         _state["done"] = True
         callbacks, _state["callbacks"] = _state["callbacks"], []
-        for callback in callbacks:
-            callback()
+        try:
+            for callback in callbacks:
+                callback()
+        finally:
+            if _state.pop("collecting", False):
+                gc.enable()
 
 
 def warm_up(then: Callable[[], None] | None = None) -> None:

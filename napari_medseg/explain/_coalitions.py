@@ -16,11 +16,10 @@ import torch
 from scipy import ndimage as ndi
 
 from napari_medseg.errors import InputError
+from napari_medseg.explain._choices import BASELINES
 from napari_medseg.inference import inputs_per_pass, sliding_window
 from napari_medseg.models.device import place_network
 from napari_medseg.progress import ProgressGenerator
-
-BASELINES = ("zero", "mean", "blur")
 
 
 def make_baseline(image: np.ndarray, kind: str, spacing=(1.0, 1.0, 1.0),

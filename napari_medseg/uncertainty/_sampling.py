@@ -20,8 +20,8 @@ from napari_medseg.errors import InputError
 from napari_medseg.inference import inputs_per_pass, sliding_window
 from napari_medseg.models.device import place_network
 from napari_medseg.progress import ProgressGenerator, rescaled
+from napari_medseg.uncertainty._choices import METHODS, default_method
 
-METHODS = ("mc", "tta", "ensemble")
 _DROPOUT = (torch.nn.Dropout, torch.nn.Dropout2d, torch.nn.Dropout3d, torch.nn.AlphaDropout)
 
 
@@ -71,25 +71,6 @@ def dropout_active(network, active: bool, within: str = ""):
     finally:
         for layer in layers:
             layer.eval()
-
-
-def default_method(spec) -> str:
-    """The method ``auto`` stands for: what sampling the model allows.
-
-    Parameters
-    ----------
-    spec : ModelSpec
-        The model's description (no network is loaded).
-
-    Returns
-    -------
-    str
-        ``mc`` when the network has dropout; otherwise the fold ensemble when
-        there are two or more folds (nnU-Net models have no dropout), else flip TTA.
-    """
-    if bool(spec.architecture.get("args", {}).get("dropout", True)):
-        return "mc"
-    return "ensemble" if len(spec.folds) > 1 else "tta"
 
 
 SAMPLED_OVERLAP = 0.25
