@@ -5,7 +5,8 @@ ticks while an action runs (from the button press until its result is in
 the layers and the section is idle) is the longest the user saw napari
 frozen. Actions, in the order a user takes them on the sample case: open
 the sample, run the built-in model, *Start clicking* and one refinement click,
-a topology check, MC-dropout uncertainty and suggestions, NIfTI export, and
+a topology check and a one-click fix, MC-dropout uncertainty and suggestions,
+Explain and its voxel maps, the view convention switched, NIfTI export, and
 the review queue's "Open next" on a two-case batch output, twice (the second
 replaces the first case's layers), and a 240x240x155 case's four files opened
 with the dock's Open menu (replacing the open case, as for the next case to
@@ -26,8 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-# a pip-installed package has its .pyc files: compiling napari-medseg's modules on first
-# import (PYTHONDONTWRITEBYTECODE=1 here) would add 40-90 ms to the first action using them
+# a pip-installed package has its .pyc files (main() compiles them as pip does): compiling
+# napari-medseg's modules on first import (PYTHONDONTWRITEBYTECODE=1 here, or a module just
+# edited) would add 40-90 ms to the first action using them
 sys.dont_write_bytecode = False
 
 import numpy as np  # noqa: E402
@@ -116,7 +118,12 @@ def main() -> None:
                         help="open the sample with the dock's button (read in a worker, one "
                              "layer per turn) or napari's File > Open Sample (one call)")
     args = parser.parse_args()
+    import compileall
     import os
+
+    import napari_medseg
+
+    compileall.compile_dir(Path(napari_medseg.__file__).parent, quiet=1)
 
     os.environ["NAPARI_MEDSEG_RECOVERY_DIR"] = tempfile.mkdtemp()
     import napari
@@ -162,12 +169,24 @@ def main() -> None:
     topology = dock.topology_section
     stalls["topology check"] = probe.measure(app, topology.run,
                                              lambda: not topology.runner.busy)
+    if topology.errors:
+        topology.error_list.setCurrentRow(0)
+        stalls["topology: one-click fix of the first error, then the re-check"] = probe.measure(
+            app, topology.fix_selected, lambda: not topology.runner.busy)
     uncertainty = dock.uncertainty_section
     uncertainty.samples.setValue(2)
     stalls["uncertainty (MC dropout, 2 samples)"] = probe.measure(
         app, uncertainty.run, lambda: not uncertainty.runner.busy)
     stalls["suggest clicks (click network)"] = probe.measure(app, uncertainty.suggest,
                                              lambda: not uncertainty.runner.busy)
+    explain = dock.explain_section
+    stalls["explain (built-in model, 3 folds)"] = probe.measure(
+        app, explain.run, lambda: not explain.runner.busy)
+    stalls["explain: show voxel maps (4 layers)"] = probe.measure(
+        app, explain.add_maps, lambda: not explain.runner.busy)
+    stalls["view: neurological, then radiological"] = probe.measure(
+        app, lambda: [dock.convention_combo.setCurrentText(name)
+                      for name in ("neurological", "radiological")], lambda: True)
     export = dock.export_section
     export.format_combo.setCurrentText("NIfTI file")
     export.folder_edit.setText(str(scratch / "export"))

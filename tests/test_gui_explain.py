@@ -42,8 +42,14 @@ def test_explain_section_end_to_end(sample_dock, qtbot, coarse_model_folder):
     assert "not a permutation" in section.summary.text()
     section.table.item(0, 4).setText("3")
     assert "NSF" in section.summary.text() and "\u26a0" not in section.summary.text()
-    layers = section.add_maps()
-    assert [layer.name for layer in layers] == [f"shapley ED {c}" for c in result.contrasts]
+    names = [f"shapley ED {c}" for c in result.contrasts]
+    assert section.add_maps()
+    assert names[0] in viewer.layers and names[1] not in viewer.layers  # one per turn
+    qtbot.waitUntil(lambda: not section.runner.busy, timeout=10_000)
+    assert section.add_maps()  # again: the maps are replaced, not doubled
+    qtbot.waitUntil(lambda: not section.runner.busy, timeout=10_000)
+    assert [layer.name for layer in viewer.layers if layer.name.startswith("shapley")] == names
+    layers = [viewer.layers[name] for name in names]
     low, high = layers[0].contrast_limits
     assert low == pytest.approx(-high) and high > 0
     assert layers[0].data.shape == viewer.layers["T1"].data.shape

@@ -8,7 +8,7 @@ from qtpy.QtWidgets import (
     QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from napari_medseg._qt.plot import BarChart
-from napari_medseg._qt.worker import TaskRunner
+from napari_medseg._qt.worker import TaskRunner, add_layers_stepwise, remove_layers_stepwise
 from napari_medseg.errors import MedsegError
 
 NO_REFERENCE = "(none: agreement with all contrasts)"
@@ -229,28 +229,34 @@ class ExplainSection(QWidget):
             return
         self._show_summary(name)
 
-    def add_maps(self) -> list:
-        """Add the chosen target's voxel maps, one diverging layer per contrast."""
+    def add_maps(self) -> bool:
+        """Add the chosen target's voxel maps, one diverging layer per contrast, one layer
+        per event-loop turn (four at once held napari 0.66 s); False when there are none
+        or a task is running."""
         import numpy as np
 
         from napari_medseg.layers import geometry_metadata, shapley_colormap
         from napari_medseg.orientation import placement
 
-        if self.result is None:
-            return []
+        if self.result is None or self.runner.busy:
+            return False
         name = self.target_combo.currentText()
         target = self.result.targets[name]
         limit = float(np.abs(target.maps).max()) or 1.0
-        added = []
-        for index, contrast in enumerate(self.result.contrasts):
-            layer_name = f"shapley {name} {contrast}"
-            if layer_name in self._viewer.layers:
-                self._viewer.layers.remove(layer_name)
-            added.append(self._viewer.add_image(
-                target.maps[index], name=layer_name, colormap=shapley_colormap(),
-                contrast_limits=(-limit, limit),
-                **placement(self._volume.affine, target.maps.shape[1:]),
-                blending="translucent", visible=index == int(np.argmin(target.ranks)),
-                metadata=geometry_metadata(self._volume.affine, shapley_target=name,
-                                           contrast=contrast)))
-        return added
+        names = [f"shapley {name} {contrast}" for contrast in self.result.contrasts]
+        shown = [layer for layer in self._viewer.layers if layer.name in names]
+        layer_data = [(target.maps[index], {
+            "name": names[index], "colormap": shapley_colormap(),
+            "contrast_limits": (-limit, limit), "blending": "translucent",
+            "visible": index == int(np.argmin(target.ranks)),
+            "metadata": geometry_metadata(self._volume.affine, shapley_target=name,
+                                          contrast=contrast),
+            **placement(self._volume.affine, target.maps.shape[1:])}, "image")
+            for index, contrast in enumerate(self.result.contrasts)]
+
+        def steps():
+            yield from remove_layers_stepwise(self._viewer, shown)
+            yield from add_layers_stepwise(self._viewer, layer_data)
+
+        self.runner.show(steps(), "Voxel maps")
+        return True

@@ -126,12 +126,26 @@ class TaskRunner(QObject):
             self._fail(error, label)
             return
         if isgenerator(shown):
-            self._showing = shown
-            self.status.setText(f"{label}: adding layers...")
-            self._show_next(label)
+            self.show(shown, label)
             return
         self.status.setText(f"{label}: done")
         self.settled.emit()
+
+    def show(self, steps: Generator, label: str) -> None:
+        """Run ``steps`` on the GUI thread, one step per event-loop turn, each step's paint
+        on the turn between (as an ``on_done`` generator's; `busy` until the last).
+
+        Parameters
+        ----------
+        steps : generator
+            Each step adds or removes a layer (`add_layers_stepwise`,
+            `remove_layers_stepwise`).
+        label : str
+            What is being shown, for the status line.
+        """
+        self._showing = steps
+        self.status.setText(f"{label}: adding layers...")
+        self._show_next(label)
 
     def _show_next(self, label: str) -> None:
         """One step of a generator ``on_done``; its paint comes on the next event-loop
