@@ -238,3 +238,17 @@ def same_placement(layer) -> dict:
     return {"scale": tuple(layer.scale), "translate": tuple(layer.translate),
             "rotate": np.asarray(layer.rotate), "shear": np.asarray(layer.shear),
             "affine": np.asarray(layer.affine.affine_matrix)}
+
+
+def on_same_grid(layer, other) -> bool:
+    """Whether two layers hold voxels of one grid: the same shape and the same placement.
+
+    Parameters
+    ----------
+    layer, other : napari layers
+        A mask and an image, say.
+    """
+    if tuple(np.shape(layer.data)) != tuple(np.shape(other.data)):
+        return False
+    mine, theirs = same_placement(layer), same_placement(other)
+    return all(np.allclose(mine[key], theirs[key]) for key in mine)

@@ -148,9 +148,11 @@ def test_opening_a_case_over_another_asks_and_replaces_it_keeping_edits(
     assert opener.open_files_action.trigger() is None and len(asked) == 1  # cancelled
     assert len(viewer.layers) == 5 and not opener.runner.busy
     with qtbot.waitSignal(opener.runner.settled, timeout=30_000):
-        opener.open_files_action.trigger()  # beside: napari's names for the second copies
-    assert [layer.name for layer in viewer.layers][5:] == ["T1 [1]", "T1ce [1]", "T2 [1]",
-                                                           "FLAIR [1]"]
+        opener.open_files_action.trigger()  # beside
+    added = ["T1 [1]", "T1ce [1]", "T2 [1]", "FLAIR [1]"]
+    assert [layer.name for layer in viewer.layers][5:] == added  # napari's names for copies
+    assert list(section.assignment().values()) == added  # the case just opened, not the first
+    assert section.warnings() == []
     with qtbot.waitSignal(opener.runner.settled, timeout=30_000):
         opener.open_files_action.trigger()  # replace: the new case alone, and in the table
     assert [layer.name for layer in viewer.layers] == ["T1", "T1ce", "T2", "FLAIR"]
@@ -162,6 +164,32 @@ def test_opening_a_case_over_another_asks_and_replaces_it_keeping_edits(
     with qtbot.waitSignal(opener.runner.settled, timeout=30_000):
         opener.open_files_action.trigger()  # a segmentation joins the open case: no question
     assert len(asked) == 3 and viewer.layers[-1].name == "c1_seg"
+
+
+def test_a_case_opened_beside_another_is_the_cases_table_case_without_borrowing(
+        make_napari_viewer, qtbot, monkeypatch, small_case, tmp_path):
+    """Opened beside the sample, a case with two contrasts is what the Case table shows:
+    the other two are missing, never taken from the sample (the model would run on a mix)."""
+    from qtpy.QtWidgets import QFileDialog
+
+    from napari_medseg._qt.case_open import BESIDE, CaseOpener
+
+    write_case(small_case, tmp_path, "c1")
+    images, _ = case_files(tmp_path, "c1")
+    viewer = make_napari_viewer()
+    section = _dock(viewer).case_section
+    with qtbot.waitSignal(section.opener.runner.settled, timeout=30_000):
+        section.opener.open_sample()
+    monkeypatch.setattr(CaseOpener, "ask_replace", lambda self: BESIDE)
+    two = [str(path) for path in images if "t1" in path.name.lower()]  # T1 and T1ce
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *args: (two, ""))
+    with qtbot.waitSignal(section.opener.runner.settled, timeout=30_000):
+        section.opener.open_files_action.trigger()
+    assert section.assignment() == {"T1": "T1 [1]", "T1ce": "T1ce [1]", "T2": None,
+                                    "FLAIR": None}
+    assert any("T2" in warning for warning in section.warnings())
+    section.set_layer_for("T2", "T2")  # the user may still pick across cases by hand
+    assert section.assignment()["T2"] == "T2"
 
 
 def test_replacing_a_case_with_points_on_top_closes_it_without_crashing(

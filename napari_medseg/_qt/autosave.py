@@ -3,9 +3,11 @@
 Every edit (a paint event: clicks, brush, fixes) marks the layer dirty; a
 timer saves dirty layers to their recovery file
 (`napari_medseg.export.autosave`), as does closing the dock, removing
-the layer, or removing one of its case's images (the recovery key reads
-them, so a mask closed after its images would be saved under another
-case's key). When a Labels layer appears whose case has a recovery file with
+the layer, or removing any image (the recovery key reads the mask's case's
+images, so a mask closed after its images would be saved under another
+case's key). A mask's case is the Case section's when those images share its
+grid, else the viewer's images on its grid (a case opened beside the one
+the Case section shows). When a Labels layer appears whose case has a recovery file with
 different data, the dock shows Restore / Discard.
 """
 from __future__ import annotations
@@ -105,9 +107,10 @@ class AutosaveBar(QWidget):
         self._watch(event.value)
 
     def _on_removing(self, event) -> None:
+        from napari.layers import Image
+
         layer = self._viewer.layers[event.index]
-        images = {image.name for image in self._images_of().values() if image is not None}
-        if layer.name in images:
+        if isinstance(layer, Image):
             self.save_dirty()  # edits are keyed by their case's images: save while all are in
         elif layer.name in self._dirty:
             self._save(layer)
@@ -135,7 +138,22 @@ class AutosaveBar(QWidget):
         self._dirty.discard(layer.name)
 
     def _identity(self, layer) -> tuple[list[str], str, str]:
-        return layer_identity(layer, self._images_of())
+        return layer_identity(layer, self._case_images(layer))
+
+    def _case_images(self, layer) -> dict:
+        """``{contrast: image or None}`` of the mask's case (see the module docstring)."""
+        from napari.layers import Image
+
+        from napari_medseg.contrasts import match_contrasts
+        from napari_medseg.layers import on_same_grid
+
+        assigned = self._images_of()
+        if all(image is None or on_same_grid(layer, image) for image in assigned.values()):
+            return assigned
+        on_grid = {item.name: item for item in self._viewer.layers
+                   if isinstance(item, Image) and on_same_grid(layer, item)}
+        return {contrast: on_grid.get(name) if name else None
+                for contrast, name in match_contrasts(list(on_grid), list(assigned)).items()}
 
     def _warn_once(self, message: str) -> None:
         from napari.utils.notifications import show_warning

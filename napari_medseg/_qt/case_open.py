@@ -5,13 +5,14 @@ Files are read in a worker with napari's own reader contribution
 event-loop turn; napari's File > Open and File > Open Sample read and build
 every layer in one call. Opening a case while another is open asks whether
 to replace it (its layers close one per turn, edited masks autosaved) or to
-add the new layers beside it.
+add the new layers beside it (the Case section then shows the new case).
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QFileDialog, QHBoxLayout, QLabel, QMenu, QMessageBox, QProgressBar, QPushButton, QWidget)
 
@@ -26,6 +27,8 @@ class CaseOpener(QWidget):
     """The 'Open' menu button (the dock shows it in its header) and a row with 'Open
     sample case', progress and status: the row shows while the viewer has no image,
     while a case opens, and after an opening failed (its one-line reason)."""
+
+    images_added = Signal(list)  # the names of the image layers an opening added
 
     def __init__(self, viewer, image_layers: Callable[[], list], parent=None):
         super().__init__(parent)
@@ -162,12 +165,24 @@ class CaseOpener(QWidget):
             layers, notes = result
             for note in notes:
                 show_info(note)
-            return self._replace_with(layers) if replace else add_layers_stepwise(
-                self._viewer, layers)
+            return self._announced(self._replace_with(layers) if replace
+                                   else add_layers_stepwise(self._viewer, layers))
 
         worker = self.runner.start(task, show, label)
         self.refresh()
         return worker
+
+    def _announced(self, steps):
+        """``steps``, then `images_added` with the names of the image layers they added."""
+        from napari.layers import Image
+
+        added = []
+        for layer in steps:
+            if isinstance(layer, Image):
+                added.append(layer.name)
+            yield layer
+        if added:
+            self.images_added.emit(added)
 
     def _replace_with(self, layer_data: list[tuple]):
         yield from remove_layers_stepwise(self._viewer, list(self._viewer.layers))

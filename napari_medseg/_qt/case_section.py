@@ -10,7 +10,7 @@ from qtpy.QtWidgets import (
 
 from napari_medseg._qt.case_open import CaseOpener
 from napari_medseg.case import ImageDescription, auto_assign, check_case
-from napari_medseg.contrasts import BRATS_CONTRASTS
+from napari_medseg.contrasts import BRATS_CONTRASTS, match_contrasts
 from napari_medseg.io import spacing_from_affine
 from napari_medseg.layers import affine_of_layer
 
@@ -60,6 +60,7 @@ class CaseSection(QWidget):
         layout.addWidget(self._table)
         layout.addWidget(self._status)
         self.opener = CaseOpener(viewer, self._image_layers)
+        self.opener.images_added.connect(self.show_case)
         layout.addWidget(self.opener)
         viewer.layers.events.inserted.connect(self._on_inserted)
         viewer.layers.events.removed.connect(self.refresh)
@@ -106,6 +107,20 @@ class CaseSection(QWidget):
         row = self._contrasts.index(contrast)
         combo = self._table.cellWidget(row, 1)
         combo.setCurrentText(layer_name or NO_LAYER)
+
+    def show_case(self, names: Sequence[str]) -> None:
+        """Pick the contrasts among ``names`` (a case just opened, perhaps beside another
+        one whose layers napari listed first): the sections then work on that case, and
+        a contrast it lacks shows as missing (never taken from the other case).
+
+        Parameters
+        ----------
+        names : sequence of str
+            The case's image layers.
+        """
+        for contrast, name in match_contrasts(names, self._contrasts).items():
+            self._manual[contrast] = name or ""
+        self.refresh()
 
     # -- internals --------------------------------------------------------
     def _image_layers(self) -> list:
