@@ -6,7 +6,8 @@ the layers and the section is idle) is the longest the user saw napari
 frozen. Actions, in the order a user takes them on the sample case: open
 the sample, run the built-in model, *Start clicking* and one refinement click,
 a topology check and a one-click fix, MC-dropout uncertainty and suggestions,
-Explain and its voxel maps, the view convention switched, NIfTI export, and
+Explain and its voxel maps, the view convention switched, NIfTI and nnU-Net
+exports, and
 the review queue's "Open next" on a two-case batch output, twice (the second
 replaces the first case's layers), and a 240x240x155 case's four files opened
 with the dock's Open menu (replacing the open case, as for the next case to
@@ -190,7 +191,10 @@ def main() -> None:
     export = dock.export_section
     export.format_combo.setCurrentText("NIfTI file")
     export.folder_edit.setText(str(scratch / "export"))
-    stalls["export (NIfTI)"] = probe.measure(app, export.export, lambda: True)
+    stalls["export (NIfTI)"] = probe.measure(app, export.export, lambda: not export.runner.busy)
+    export.format_combo.setCurrentText("nnU-Net v2 dataset")
+    stalls["export (nnU-Net v2 dataset)"] = probe.measure(app, export.export,
+                                                          lambda: not export.runner.busy)
     review = dock.review_section
     review.open_table(queue)
     stalls["review queue: open next"] = probe.measure(app, review.open_next,
@@ -201,6 +205,17 @@ def main() -> None:
     stalls["open a 240x240x155 case's 4 files: the dock's Open, replacing the case"] = \
         probe.measure(app, lambda: opener.open_paths(case_files, replace=True),
                       lambda: not opener.runner.busy)
+    stalls["model run on the 240x240x155 case (3 folds)"] = probe.measure(
+        app, models.run, lambda: not models.runner.busy)
+    from napari_medseg.layers import same_placement
+
+    image = viewer.layers["T1"]
+    viewer.add_labels(np.zeros(image.data.shape, np.uint8), name="big case mask",
+                      **same_placement(image))
+    export.layer_combo.setCurrentText("big case mask")
+    export.case_edit.setText("case9100")
+    stalls["export the 240x240x155 case (nnU-Net v2 dataset: its 4 images and mask)"] = \
+        probe.measure(app, export.export, lambda: not export.runner.busy)
     stalls["the same files: napari's File > Open"] = probe.measure(
         app, lambda: viewer.open(case_files, plugin="napari-medseg"), lambda: True)
     rows = [{"action": action, "worst stall (ms)": round(ms),

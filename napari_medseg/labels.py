@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 _BINCOUNT_MAX = 1 << 16  # label values up to this are counted, not sorted
+_BINCOUNT_CHUNK = 1 << 20  # voxels per bincount pass: an 8 MB intp copy, not the whole mask
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,10 @@ def present_labels(mask: np.ndarray) -> list[int]:
 
     Small non-negative integer labels are counted with ``np.bincount`` (one
     pass, about 20x faster than ``np.unique``'s sort on a 240x240x155 mask:
-    it runs on the GUI thread whenever a Labels layer changes); others fall
-    back to ``np.unique``.
+    it runs on the GUI thread whenever a Labels layer changes), a million
+    voxels at a time: converting the whole mask to ``intp`` at once allocated
+    71 MB, 0.14 s of page faults inside a model run's result; others fall back
+    to ``np.unique``.
 
     Parameters
     ----------
@@ -71,7 +74,10 @@ def present_labels(mask: np.ndarray) -> list[int]:
     if flat.size == 0:
         return []
     if np.issubdtype(flat.dtype, np.integer) and flat.min() >= 0 and flat.max() < _BINCOUNT_MAX:
-        counts = np.bincount(flat.astype(np.intp, copy=False))
+        counts = np.zeros(int(flat.max()) + 1, dtype=np.int64)
+        for start in range(0, flat.size, _BINCOUNT_CHUNK):
+            chunk = flat[start:start + _BINCOUNT_CHUNK].astype(np.intp, copy=False)
+            counts += np.bincount(chunk, minlength=counts.size)
         return [int(v) for v in np.flatnonzero(counts[1:]) + 1]
     return [int(v) for v in np.unique(flat) if v]
 

@@ -5,6 +5,7 @@ the source files and, for images, the contrast name.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -139,15 +140,46 @@ def volume_from_layers(layers: dict[str, Any]) -> Volume:
     layers : dict of str to napari Image layer
         Contrast name to layer, all on one voxel grid.
     """
+    return volume_builder(layers)()
+
+
+def volume_builder(layers: dict[str, Any]) -> Callable[[], Volume]:
+    """`volume_from_layers` in two steps: the layers are read now (their arrays by
+    reference, their geometry), the volume is built when the returned function is
+    called. The dock reads on the GUI thread and builds in its worker: stacking a
+    240x240x155 case's four contrasts as float32 takes 40-460 ms.
+
+    Parameters
+    ----------
+    layers : dict of str to napari Image layer
+        Contrast name to layer, all on one voxel grid.
+    """
     names = list(layers)
     first = layers[names[0]]
     affine = affine_of_layer(first.metadata, tuple(first.scale))
+    sources = source_paths(layers.values())
+    arrays = [layers[name].data for name in names]
+
+    def build() -> Volume:
+        data = np.stack([np.asarray(array, dtype=np.float32) for array in arrays])
+        return Volume(data=data, affine=affine, channel_names=tuple(names),
+                      source_paths=sources)
+
+    return build
+
+
+def source_paths(layers) -> tuple[str, ...]:
+    """The files ``layers`` were read from (napari-medseg metadata), in order, once each.
+
+    Parameters
+    ----------
+    layers : iterable of napari layers
+        A case's images, say.
+    """
     sources: list[str] = []
-    for layer in layers.values():
+    for layer in layers:
         sources += layer.metadata.get(METADATA_KEY, {}).get("source_paths", [])
-    data = np.stack([np.asarray(layers[name].data, dtype=np.float32) for name in names])
-    return Volume(data=data, affine=affine, channel_names=tuple(names),
-                  source_paths=tuple(dict.fromkeys(sources)))
+    return tuple(dict.fromkeys(sources))
 
 
 def shapley_colormap():

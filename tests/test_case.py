@@ -62,6 +62,9 @@ def test_present_labels_equals_numpy_unique(dtype):
     mask = mask.astype(dtype)
     assert present_labels(mask) == [int(v) for v in np.unique(mask) if v] == [1, 3, 200]
     assert present_labels(np.zeros((4, 4), dtype)) == []
+    large = np.zeros((155, 240, 240), dtype)  # counted a million voxels at a time
+    large[0, 0, 1], large[-1, -1, -1], large[77, 120, 3] = 7, 9, 200  # first, last, middle
+    assert present_labels(large) == [int(v) for v in np.unique(large) if v] == [7, 9, 200]
     if np.dtype(dtype).kind == "i":  # negative or huge values take the sorting path
         mask[0, 0, 0], mask[0, 0, 1] = -5, 2**20
         assert present_labels(mask) == [-5, 1, 3, 200, 2**20]
@@ -77,3 +80,33 @@ def test_one_place_strips_extensions_and_contrast_tokens(name, stem, case):
     from napari_medseg.io._names import image_stem
 
     assert image_stem(name) == stem and without_contrast(stem) == case
+
+
+def test_a_volume_read_from_layers_now_is_built_later_as_the_layers_were_read(tmp_path):
+    """The dock reads a case's layers on the GUI thread and builds the float32 volume in
+    its worker: the builder holds the layers' arrays and geometry, the volume it builds is
+    the one `volume_from_layers` builds, and a layer given new data afterwards (napari
+    replaces arrays, it does not write into them) does not change it."""
+    import numpy as np
+    from napari.layers import Image
+
+    from napari_medseg._reader import read_layers
+    from napari_medseg.layers import source_paths, volume_builder, volume_from_layers
+    from napari_medseg.sample import case_files, generate_case, write_case
+
+    write_case(generate_case(5, spacing=4.0), tmp_path, "c5")
+    images, _ = case_files(tmp_path, "c5")
+    layers = {}
+    for path, contrast in zip(images, ("T1", "T1ce", "T2", "FLAIR")):
+        [(data, kwargs, _)] = read_layers(str(path))
+        layers[contrast] = Image(data, **kwargs)
+    build = volume_builder(layers)
+    expected = volume_from_layers(layers)
+    first = np.asarray(layers["T1"].data).copy()
+    layers["T1"].data = np.zeros_like(first)  # after the read: not in the built volume
+    volume = build()
+    assert volume.data.dtype == np.float32 and volume.channel_names == tuple(layers)
+    np.testing.assert_array_equal(volume.data, expected.data)
+    np.testing.assert_array_equal(volume.data[0], first)
+    np.testing.assert_allclose(volume.affine, expected.affine)
+    assert volume.source_paths == source_paths(layers.values()) == tuple(map(str, images))

@@ -188,6 +188,11 @@ def test_a_case_opened_beside_another_is_the_cases_table_case_without_borrowing(
     assert section.assignment() == {"T1": "T1 [1]", "T1ce": "T1ce [1]", "T2": None,
                                     "FLAIR": None}
     assert any("T2" in warning for warning in section.warnings())
+    # the sample's mask still belongs to the sample: its autosave key and export take its
+    # own images (on its grid), not the case the table shows
+    images = section.images_for(viewer.layers["reference"])
+    assert {contrast: layer.name for contrast, layer in images.items()} == {
+        "T1": "T1", "T1ce": "T1ce", "T2": "T2", "FLAIR": "FLAIR"}
     section.set_layer_for("T2", "T2")  # the user may still pick across cases by hand
     assert section.assignment()["T2"] == "T2"
 

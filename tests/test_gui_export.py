@@ -17,7 +17,15 @@ def _correct(layer):
     return np.asarray(layer.data).copy()
 
 
-def test_export_two_cases_to_nnunet_dataset(sample_dock, tmp_path):
+def _export(section, qtbot):
+    """Press Export and wait for its worker; the ExportResult, or None when it failed."""
+    with qtbot.waitSignal(section.runner.settled, timeout=60_000):
+        assert section.export() is not None
+        assert section.runner.busy  # written in a worker, not inside the click
+    return None if section.runner.failed else section.last_export
+
+
+def test_export_two_cases_to_nnunet_dataset(sample_dock, tmp_path, qtbot):
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 
     viewer, dock = sample_dock()
@@ -27,10 +35,11 @@ def test_export_two_cases_to_nnunet_dataset(sample_dock, tmp_path):
     section.format_combo.setCurrentText("nnU-Net v2 dataset")
     section.folder_edit.setText(str(tmp_path))
     section.dataset_edit.setText("GuiCorrected")
-    first = section.export()
+    first = _export(section, qtbot)
     assert first is not None and first.output.name == "Dataset501_GuiCorrected"
+    assert section.status.text().startswith(f"Exported to {first.output}")
     section.case_edit.setText("second_case")
-    second = section.export()
+    second = _export(section, qtbot)
     assert second.output == first.output and section.last_dataset == first.output
     folder = first.output
     assert sorted(p.name for p in (folder / "labelsTr").iterdir()) == [
@@ -41,16 +50,9 @@ def test_export_two_cases_to_nnunet_dataset(sample_dock, tmp_path):
 
     np.testing.assert_array_equal(read_labels(folder / "labelsTr" / "second_case.nii.gz").data,
                                   corrected)
-    errors = []
     section.case_edit.setText("second_case")
-    import napari_medseg._qt.export_section as module
-
-    module.show_error, saved = errors.append, module.show_error
-    try:
-        assert section.export() is None  # exists, and 'replace' is not ticked
-    finally:
-        module.show_error = saved
-    assert "already exists" in errors[-1]
+    assert _export(section, qtbot) is None  # exists, and 'replace' is not ticked
+    assert "already exists" in section.status.text()
 
 
 def test_autosave_and_restore_after_reopening(sample_dock):

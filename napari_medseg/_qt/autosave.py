@@ -5,10 +5,9 @@ timer saves dirty layers to their recovery file
 (`napari_medseg.export.autosave`), as does closing the dock, removing
 the layer, or removing any image (the recovery key reads the mask's case's
 images, so a mask closed after its images would be saved under another
-case's key). A mask's case is the Case section's when those images share its
-grid, else the viewer's images on its grid (a case opened beside the one
-the Case section shows). When a Labels layer appears whose case has a recovery file with
-different data, the dock shows Restore / Discard.
+case's key). The mask's case is what `CaseSection.images_for` says. When a
+Labels layer appears whose case has a recovery file with different data,
+the dock shows Restore / Discard.
 """
 from __future__ import annotations
 
@@ -29,12 +28,10 @@ def layer_sources(layer, images: dict) -> list[str]:
     images : dict of str to napari Image layer or None
         The case's contrasts as the Case section assigns them.
     """
-    meta = layer.metadata.get("napari_medseg", {})
-    sources = list(meta.get("source_paths", []))
-    for image in images.values():
-        if image is not None:
-            sources += image.metadata.get("napari_medseg", {}).get("source_paths", [])
-    return sorted(dict.fromkeys(sources))
+    from napari_medseg.layers import source_paths
+
+    present = [image for image in images.values() if image is not None]
+    return sorted(source_paths([layer, *present]))
 
 
 def _fingerprint(layer) -> str:
@@ -68,11 +65,20 @@ def layer_identity(layer, images: dict) -> tuple[list[str], str, str]:
 
 
 class AutosaveBar(QWidget):
-    """A Restore/Discard bar plus the timer that keeps recovery files current."""
+    """A Restore/Discard bar plus the timer that keeps recovery files current.
 
-    def __init__(self, viewer, images_of, parent=None):
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        Whose 3D Labels layers are watched.
+    images_for : callable
+        ``images_for(mask) -> {contrast: image layer or None}``: the mask's case
+        (`CaseSection.images_for`), which keys its recovery file.
+    """
+
+    def __init__(self, viewer, images_for, parent=None):
         super().__init__(parent)
-        self._viewer, self._images_of = viewer, images_of
+        self._viewer, self._images_for = viewer, images_for
         self._dirty: set[str] = set()
         self._warned: set[str] = set()
         self._offer = None
@@ -138,22 +144,7 @@ class AutosaveBar(QWidget):
         self._dirty.discard(layer.name)
 
     def _identity(self, layer) -> tuple[list[str], str, str]:
-        return layer_identity(layer, self._case_images(layer))
-
-    def _case_images(self, layer) -> dict:
-        """``{contrast: image or None}`` of the mask's case (see the module docstring)."""
-        from napari.layers import Image
-
-        from napari_medseg.contrasts import match_contrasts
-        from napari_medseg.layers import on_same_grid
-
-        assigned = self._images_of()
-        if all(image is None or on_same_grid(layer, image) for image in assigned.values()):
-            return assigned
-        on_grid = {item.name: item for item in self._viewer.layers
-                   if isinstance(item, Image) and on_same_grid(layer, item)}
-        return {contrast: on_grid.get(name) if name else None
-                for contrast, name in match_contrasts(list(on_grid), list(assigned)).items()}
+        return layer_identity(layer, self._images_for(layer))
 
     def _warn_once(self, message: str) -> None:
         from napari.utils.notifications import show_warning

@@ -88,6 +88,26 @@ class CaseSection(QWidget):
         names = {layer.name: layer for layer in self._image_layers()}
         return {c: names.get(name) if name else None for c, name in self._assignment.items()}
 
+    def images_for(self, mask) -> dict:
+        """``{contrast: napari layer or None}`` of the case ``mask`` belongs to: the images
+        the table shows when they share its grid, else the viewer's images on its grid
+        (a case opened beside the one shown), matched to the contrasts by name.
+
+        Parameters
+        ----------
+        mask : napari Labels layer
+            A mask to autosave or export.
+        """
+        from napari_medseg.layers import on_same_grid
+
+        assigned = self.assigned_layers()
+        if all(image is None or on_same_grid(mask, image) for image in assigned.values()):
+            return assigned
+        on_grid = {layer.name: layer for layer in self._image_layers()
+                   if on_same_grid(mask, layer)}
+        return {contrast: on_grid.get(name) if name else None
+                for contrast, name in match_contrasts(list(on_grid), self._contrasts).items()}
+
     def warnings(self) -> list[str]:
         """What is wrong with the current assignment (empty when usable)."""
         layers = self.assigned_layers()

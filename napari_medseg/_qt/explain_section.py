@@ -132,7 +132,7 @@ class ExplainSection(QWidget):
 
     def run(self):
         """Compute attributions in a worker; returns it (None when refused)."""
-        from napari_medseg.layers import volume_from_layers
+        from napari_medseg.layers import volume_builder
 
         warnings = self._case.warnings()
         if warnings:
@@ -141,7 +141,7 @@ class ExplainSection(QWidget):
         if self._models.current_folder() is None:
             show_error("Cannot explain: choose a model in the Model section first")
             return None
-        volume = volume_from_layers(self._case.assigned_layers())
+        make_volume = volume_builder(self._case.assigned_layers())  # built in the worker
         name = self.reference_combo.currentText()
         reference = None if name == NO_REFERENCE else self._viewer.layers[name].data.copy()
         baseline = self.baseline_combo.currentText()
@@ -154,6 +154,7 @@ class ExplainSection(QWidget):
         def task():
             from napari_medseg.explain import explain_case
 
+            volume = make_volume()
             model = self._models.loaded_model(folder)
             result = yield from explain_case(model, volume, reference, baseline=baseline,
                                              clinician=rankings, device=device,

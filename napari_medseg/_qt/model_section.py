@@ -241,7 +241,7 @@ class ModelSection(QWidget):
 
     def run(self):
         """Start the prediction in a worker; returns it (None when refused)."""
-        from napari_medseg.layers import volume_from_layers
+        from napari_medseg.layers import volume_builder
 
         if self.current_folder() is None:
             show_error("No model chosen: open a model folder first")
@@ -250,7 +250,7 @@ class ModelSection(QWidget):
         if warnings:
             show_error("Cannot run the model: " + warnings[0])
             return None
-        volume = volume_from_layers(self._case.assigned_layers())
+        make_volume = volume_builder(self._case.assigned_layers())  # built in the worker
         device = self.device_combo.currentText()
         precision = self.precision_combo.currentText()
         folder, folds = self.current_folder(), self.chosen_folds()
@@ -259,6 +259,7 @@ class ModelSection(QWidget):
         def task():  # probabilities are always kept: click refinement uses them
             from napari_medseg.inference import predict
 
+            volume = make_volume()
             started = time.perf_counter()
             model = self.loaded_model(folder, folds)
             prediction = yield from predict(model, volume, device=device, precision=precision,

@@ -241,11 +241,10 @@ class RefineSection(QWidget):
 
     def _session_factory(self, layer, label: int):
         from napari_medseg.interactive import InteractiveSession, make_engine
-        from napari_medseg.layers import layer_model_folder, layer_probabilities, \
-            volume_from_layers
+        from napari_medseg.layers import layer_model_folder, layer_probabilities, volume_builder
 
         try:
-            volume = volume_from_layers(self.image_layers())
+            make_volume = volume_builder(self.image_layers())  # built in the worker
         except MedsegError as error:
             show_error(f"Refinement unavailable: {error}")
             return None
@@ -256,6 +255,7 @@ class RefineSection(QWidget):
         segmentation_model = layer_model_folder(layer) or self._models.current_folder()
 
         def make():  # in the worker: the engine may load a model
+            volume = make_volume()
             engine_object = make_engine(engine, volume, device=device,
                                         probabilities=probabilities,
                                         segmentation_model=segmentation_model)

@@ -94,7 +94,7 @@ class UncertaintySection(QWidget):
 
     def run(self):
         """Sample the model in a worker; returns it (None when refused)."""
-        from napari_medseg.layers import volume_from_layers
+        from napari_medseg.layers import volume_builder
 
         warnings = self._case.warnings()
         if warnings or self._models.current_folder() is None:
@@ -104,7 +104,7 @@ class UncertaintySection(QWidget):
         if not self.methods():
             show_error("Tick at least one method (MC dropout, flip TTA or folds)")
             return None
-        volume = volume_from_layers(self._case.assigned_layers())
+        make_volume = volume_builder(self._case.assigned_layers())  # built in the worker
         methods, samples = self.methods(), self.samples.value()
         device = self._models.device_combo.currentText()
         precision = self._models.precision_combo.currentText()
@@ -113,6 +113,7 @@ class UncertaintySection(QWidget):
         def task():
             from napari_medseg.uncertainty import estimate_uncertainty
 
+            volume = make_volume()
             model = self._models.loaded_model(folder)
             result = yield from estimate_uncertainty(model, volume, methods, samples,
                                                      device=device, precision=precision)

@@ -82,7 +82,8 @@ class TaskRunner(QObject):
         make_generator : callable
             Makes the generator that does the work, yielding Progress.
         on_done : callable
-            Called with the generator's return value on the GUI thread.
+            Called with the generator's return value on the GUI thread. It may return
+            a generator of steps (see `show`) or the status line to show.
         label : str
             What the task is, for the progress line and messages.
         """
@@ -128,7 +129,7 @@ class TaskRunner(QObject):
         if isgenerator(shown):
             self.show(shown, label)
             return
-        self.status.setText(f"{label}: done")
+        self.status.setText(shown if isinstance(shown, str) else f"{label}: done")
         self.settled.emit()
 
     def show(self, steps: Generator, label: str) -> None:
