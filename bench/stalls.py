@@ -207,6 +207,15 @@ def main() -> None:
                       lambda: not opener.runner.busy)
     stalls["model run on the 240x240x155 case (3 folds)"] = probe.measure(
         app, models.run, lambda: not models.runner.busy)
+    big_mask = viewer.layers[refine.layer_combo.currentText()]  # its output, the target now
+    refine.active_button.setChecked(False)
+    refine.label_combo.setCurrentText("2 ED")
+    stalls["start clicking on the 240x240x155 case"] = probe.measure(
+        app, lambda: refine.active_button.setChecked(True), lambda: not refine.busy)
+    oedema = np.argwhere(np.asarray(big_mask.data) == 2)
+    stalls["a negative click on the 240x240x155 case"] = probe.measure(
+        app, lambda: refine.add_click(oedema[len(oedema) // 2], False), lambda: not refine.busy)
+    refine.active_button.setChecked(False)
     from napari_medseg.layers import same_placement
 
     image = viewer.layers["T1"]

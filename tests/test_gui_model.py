@@ -39,6 +39,10 @@ def test_run_keeps_event_loop_alive_and_matches_cli(dock, qtbot, tmp_path, tiny_
     assert len(ticks) - ticks_at_start > 5  # the GUI thread kept processing events
     layer = viewer.layers["tiny segmentation"]
     assert layer.metadata["napari_medseg"]["model"]["name"] == "tiny"
+    from napari_medseg.export import content_fingerprint
+
+    # hashed in the worker: autosave's key for the layer, not computed on the GUI thread
+    assert layer.metadata["napari_medseg"]["content"] == content_fingerprint(layer.data)
     assert section.run_button.isEnabled() and "done" in section.status.text()
 
     images, _ = case_files(SAMPLE_DIR, SAMPLE_CASE_ID)

@@ -257,6 +257,7 @@ class ModelSection(QWidget):
         mirroring = self.mirroring_box.isChecked()
 
         def task():  # probabilities are always kept: click refinement uses them
+            from napari_medseg.export import content_fingerprint
             from napari_medseg.inference import predict
 
             volume = make_volume()
@@ -265,8 +266,10 @@ class ModelSection(QWidget):
             prediction = yield from predict(model, volume, device=device, precision=precision,
                                             mirroring=mirroring)
             kept = prediction.probabilities.astype(np.float16)  # for clicks; off the GUI thread
-            return model, volume, prediction, kept, RunTime(
-                folder, device, time.perf_counter() - started, len(model.networks), precision)
+            run_time = RunTime(folder, device, time.perf_counter() - started,
+                               len(model.networks), precision)
+            content = content_fingerprint(prediction.labels)  # autosave's key, hashed here
+            return model, volume, prediction, kept, run_time, content
 
         return self.runner.start(task, self._add_result, "Model run")
 
@@ -274,13 +277,13 @@ class ModelSection(QWidget):
         """The segmentation, then each probability layer, one per event-loop turn."""
         from napari_medseg.layers import PROBABILITIES_KEY, labels_layer, probability_layers
 
-        model, volume, prediction, kept, self.last_run = result
+        model, volume, prediction, kept, self.last_run, content = result
         spec = model.spec
         data, kwargs, _ = labels_layer(prediction.labels, volume.affine,
                                        name=f"{spec.name} segmentation", table=spec.labels,
                                        model={"name": spec.name, "version": spec.version,
                                               "folder": str(model.folder)},
-                                       source_paths=list(volume.source_paths))
+                                       source_paths=list(volume.source_paths), content=content)
         kwargs["metadata"][PROBABILITIES_KEY] = kept
         for note in prediction.notes:
             show_info(note)
