@@ -55,6 +55,37 @@ def test_export_two_cases_to_nnunet_dataset(sample_dock, tmp_path, qtbot):
     assert "already exists" in section.status.text()
 
 
+def test_an_export_keeps_the_recovery_of_edits_made_while_it_wrote(sample_dock, tmp_path,
+                                                                    qtbot):
+    """The export writes a copy of the mask taken at the press; an edit made while it
+    writes is not in it, so its recovery file stays (an export without one drops it)."""
+    from napari_medseg.export import find_recovery
+
+    viewer, dock = sample_dock()
+    section = dock.export_section
+    layer = viewer.layers["reference"]
+    section.layer_combo.setCurrentText("reference")
+    section.format_combo.setCurrentText("NIfTI file")
+    section.folder_edit.setText(str(tmp_path))
+    identity = section.autosave._identity(layer)
+    before = np.asarray(layer.data).copy()
+    with qtbot.waitSignal(section.runner.settled, timeout=60_000):
+        section.export()
+        edited = _correct(layer)  # while the worker writes: its result is not in yet
+        section.autosave.save_dirty()  # the autosave timer's save
+    exported = section.last_export.files[0]
+    from napari_medseg.io import read_labels
+
+    assert exported.name.endswith(".nii.gz")
+    np.testing.assert_array_equal(read_labels(exported).data, before)  # the press's copy
+    assert not np.array_equal(before, edited)
+    recovered = find_recovery(*identity)
+    assert recovered is not None and np.array_equal(recovered.load(), edited)
+    section.overwrite_box.setChecked(True)
+    _export(section, qtbot)  # nothing painted meanwhile: the export holds every edit
+    assert find_recovery(*identity) is None
+
+
 def test_autosave_and_restore_after_reopening(sample_dock):
     viewer, dock = sample_dock()
     edited = _correct(viewer.layers["reference"])

@@ -118,53 +118,60 @@ class ExportSection(QWidget):
             show_info("Export is waiting: the model is being fine-tuned")
             return None
         layer = self._viewer.layers[name] if name in self._viewer.layers else None
-        images = {c: image for c, image in self._case.images_for(layer).items() if image} \
-            if layer is not None else {}
+        case_images = self._case.images_for(layer) if layer is not None else {}
+        images = {contrast: image for contrast, image in case_images.items() if image}
         if layer is None or not images:
             show_error("Nothing to export: open a case and a Labels layer first")
             return None
-        make_volume = volume_builder(images)  # built in the worker
         folder = self._default_folder(list(source_paths(images.values())))
         if folder is None:
             show_error("Choose an export folder (the case has no source folder)")
             return None
-        meta = layer.metadata.get("napari_medseg", {})
-        mask = np.array(layer.data, copy=True)  # what is exported, whatever is painted next
         try:
-            model = self._model_of(layer)
+            arguments = self._export_arguments(layer)
         except MedsegError as error:
             show_error(f"Export failed: {error}")
             self.status.setText(f"Export failed: {error}")
             return None
-        arguments = dict(
-            case_id=self.case_edit.text().strip() or None, original=self._originals.get(name),
-            model=model, history=meta.get("edit_history", []),
-            label_names={int(k): v for k, v in meta.get("label_names", {}).items()},
-            dataset_name=self.dataset_edit.text().strip() or None,
-            overwrite=self.overwrite_box.isChecked())
-        identity = layer_identity(layer, self._case.images_for(layer))
+        make_volume = volume_builder(images)  # built in the worker
+        mask = np.array(layer.data, copy=True)  # what is exported, whatever is painted next
         kind = FORMATS[self.format_combo.currentText()]
+        identity = layer_identity(layer, case_images)
 
         def task():
             yield from ()
             return export_case(make_volume(), mask, kind, folder, **arguments)
 
         self.export_button.setEnabled(False)
-        worker = self.runner.start(task, lambda result: self._exported(name, result, identity),
-                                   "Export")
+        worker = self.runner.start(
+            task, lambda result: self._exported(layer.name, mask, result, identity), "Export")
         if worker is None:
             self.export_button.setEnabled(True)
         return worker
 
-    def _exported(self, name: str, result, identity: tuple) -> str:
-        """On the GUI thread: keep the result, drop the mask's recovery file (the export
-        holds the edits); returns the status line."""
+    def _export_arguments(self, layer) -> dict:
+        """`export_case`'s keywords from the section's fields and the layer's metadata."""
+        meta = layer.metadata.get("napari_medseg", {})
+        return dict(
+            case_id=self.case_edit.text().strip() or None,
+            original=self._originals.get(layer.name), model=self._model_of(layer),
+            history=meta.get("edit_history", []),
+            label_names={int(k): v for k, v in meta.get("label_names", {}).items()},
+            dataset_name=self.dataset_edit.text().strip() or None,
+            overwrite=self.overwrite_box.isChecked())
+
+    def _exported(self, name: str, mask: np.ndarray, result, identity: tuple) -> str:
+        """On the GUI thread: keep the result; the mask's recovery file goes unless the
+        mask was edited while it was written (the export does not hold those edits).
+        Returns the status line."""
         from napari_medseg.export import discard_recovery
 
         self.last_export = result
         if result.output.name.startswith("Dataset"):
             self.last_dataset = result.output
-        discard_recovery(*identity)
+        layers = self._viewer.layers  # by name: the dock's viewer hands out proxies
+        if name in layers and np.array_equal(np.asarray(layers[name].data), mask):
+            discard_recovery(*identity)
         show_info(f"Exported '{name}' to {result.output}")
         return f"Exported to {result.output} ({len(result.files)} files)"
 
