@@ -30,6 +30,11 @@ def test_explain_section_end_to_end(sample_dock, qtbot, coarse_model_folder):
         pass
     result = section.result
     assert result is not None and result.value == "dice_vs_reference"
+    # the next estimate uses what this Explain measured, in model runs of this model
+    ratio = section._measured_ratio[(coarse_model_folder, "cpu", "auto")]
+    assert 1 < ratio < 60
+    assert f"{ratio:.1f} \u00d7 the last model run, {seconds:.1f} s" in section.estimate.text()
+    assert "as the last Explain of this model measured" in section.estimate.text()
     section.target_combo.setCurrentText("ED")
     target = result.targets["ED"]
     bars = [patch.get_height() for patch in section.chart.axes.patches]
