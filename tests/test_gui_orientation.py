@@ -225,3 +225,22 @@ def test_points_left_alone_after_the_images_are_drawn_without_crashing(
         picture = viewer.screenshot(canvas_only=True, flash=False)
         qtbot.wait(100)
     assert list(viewer.layers) == [points] and picture.shape[0] > 0
+
+
+@pytest.mark.gui
+def test_the_letters_call_then_even_when_napari_refuses_them(make_napari_viewer, qtbot,
+                                                             monkeypatch):
+    """The dock starts its warm-up when the letters are in: a napari whose overlays
+    changed must not leave the warm-up (and the device list) waiting forever."""
+    from napari_medseg._qt import orientation
+
+    def refuse(self):
+        raise RuntimeError("napari changed its overlays")
+
+    monkeypatch.setattr(orientation.AnatomicalView, "add_letter", refuse)
+    viewer = make_napari_viewer()
+    called = []
+    with qtbot.capture_exceptions() as exceptions:
+        view = orientation.AnatomicalView(viewer, then=lambda: called.append(True))
+        qtbot.waitUntil(lambda: called == [True], timeout=10_000)
+    assert view.overlays == {} and "napari changed" in str(exceptions[0][1])

@@ -133,9 +133,21 @@ class AnatomicalView:
             then()
 
     def _later(self, step) -> None:
-        """``step(self)`` on a later turn; a closed dock's view is let go meanwhile."""
-        view = weakref.ref(self)
-        QTimer.singleShot(_WARMUP_GAP_MS, lambda: view() and step(view()))
+        """``step(self)`` on a later turn; a closed dock's view is let go meanwhile. A step
+        that fails (napari's internals changed) still lets ``then`` run."""
+        view_ref = weakref.ref(self)
+
+        def run_step() -> None:
+            view = view_ref()
+            if view is None:
+                return
+            try:
+                step(view)
+            except Exception:
+                view._finish()
+                raise
+
+        QTimer.singleShot(_WARMUP_GAP_MS, run_step)
 
     def set_convention(self, convention: str) -> None:
         """Show the radiological (patient right on screen left) or neurological view."""
