@@ -127,14 +127,15 @@ class ExplainSection(QWidget):
             scaled = f" for {run.folds} of {folds} folds" if run.folds < folds else ""
             measured = self._measured_ratio.get(choice)
             times = f"{measured:.1f}" if measured else f"{subsets}"
-            factor = f"{times} \u00d7" if measured else \
-                f"{subsets} subsets of the contrasts \u00d7"
             source = ", as the last Explain of this model measured" if measured else ""
             minutes = (measured or subsets) * per_run / 60
-            text = (f"Takes about {minutes:.0f} min here ({factor} the last model run, "
-                    f"{run.seconds:.0f} s{scaled}{source})." if minutes >= 1
-                    else f"Takes under a minute here ({times} \u00d7 the last model run, "
-                    f"{run.seconds:.1f} s{scaled}{source}).")
+            if minutes >= 1:
+                what = times if measured else f"{subsets} subsets of the contrasts"
+                text = (f"Takes about {minutes:.0f} min here ({what} \u00d7 the last model "
+                        f"run, {run.seconds:.0f} s{scaled}{source}).")
+            else:
+                text = (f"Takes under a minute here ({times} \u00d7 the last model run, "
+                        f"{run.seconds:.1f} s{scaled}{source}).")
         self.estimate.setText(text)
         return text
 

@@ -81,14 +81,14 @@ def torch_library() -> Path | None:
 
 def _load_torch_library() -> None:
     """``dlopen`` torch's C++ library without the GIL (ctypes releases it around the call);
-    the handle is kept for the process's life, as the import's own would be."""
+    never closed, it stays mapped for torch's import to find."""
     library = torch_library()
     if library is None or "torch" in sys.modules:
         return
     loader = ctypes.CDLL(None)  # the process's own symbols, dlopen among them
     loader.dlopen.restype = ctypes.c_void_p
     loader.dlopen.argtypes = (ctypes.c_char_p, ctypes.c_int)
-    _state["torch_library"] = loader.dlopen(os.fsencode(library), os.RTLD_NOW)
+    loader.dlopen(os.fsencode(library), os.RTLD_NOW)
 
 
 def _install_registry() -> None:
