@@ -38,11 +38,6 @@ def named_like_labels(path: str | os.PathLike) -> bool:
     return bool(_LABEL_NAME.search(Path(path).name.lower()))
 
 
-def _is_label_file(path: Path, data: np.ndarray) -> bool:
-    return (named_like_labels(path) and data.shape[0] == 1
-            and bool(np.all(np.mod(data[0][::3, ::3, ::3], 1) == 0)))
-
-
 def read_layers(path: PathOrPaths) -> list[tuple]:
     """Read files into napari layer data; bad files become one notification.
 
@@ -111,13 +106,20 @@ def _oblique_note(path: Path, affine: np.ndarray) -> str | None:
 
 
 def _layers_for_path(path: Path) -> tuple[list[tuple], str | None]:
-    from napari_medseg.io import read_labels, read_volume
+    """One file's layers, the file read once: a file named like a segmentation is read as
+    labels, and as an image only when it is not one mask (several channels, fractions);
+    a zarr store stays lazy, as an image."""
+    from napari_medseg.errors import InputError
+    from napari_medseg.io import detect_format, read_labels, read_volume
     from napari_medseg.layers import labels_layer, volume_layers
 
+    if named_like_labels(path) and detect_format(path) != "zarr":
+        try:
+            labels = read_labels(path)
+        except InputError:
+            pass
+        else:
+            layer = labels_layer(labels, name=path.name.split(".")[0])
+            return [layer], _oblique_note(path, labels.affine)
     volume = read_volume(path)
-    note = _oblique_note(path, volume.affine)
-    if not volume.is_lazy and _is_label_file(path, volume.data):
-        labels = read_labels(path)
-        name = path.name.split(".")[0]
-        return [labels_layer(labels, name=name)], note
-    return volume_layers(volume), note
+    return volume_layers(volume), _oblique_note(path, volume.affine)

@@ -57,6 +57,28 @@ def test_reader_claims_nifti_and_reads_images_and_labels(tmp_path, small_case):
     assert label_kwargs["features"]["name"][1:] == ["NCR", "ED", "ET"]
 
 
+def test_reader_reads_a_segmentation_once_and_a_mask_named_file_of_fractions_as_image(
+        tmp_path, small_case, monkeypatch):
+    from napari_medseg.io import _read
+    from napari_medseg.io._nifti import write_nifti
+    from napari_medseg.sample import case_files, write_case
+
+    write_case(small_case, tmp_path, "c1")
+    _, reference = case_files(tmp_path, "c1")
+    reads = []
+    original = _read._read_raw
+    monkeypatch.setattr(_read, "_read_raw", lambda path, **kw: (
+        reads.append(Path(path).name), original(path, **kw))[1])
+    [(labels, _, kind)] = read_layers(str(reference))
+    assert kind == "labels" and reads == [reference.name]
+    np.testing.assert_array_equal(labels, small_case.labels.data)
+    soft = tmp_path / "c1_mask.nii.gz"  # a probability map named like a mask
+    write_nifti(soft, small_case.labels.data.astype(np.float32) / 4.0,
+                small_case.labels.affine)
+    [(data, kwargs, kind)] = read_layers(str(soft))
+    assert kind == "image" and float(np.asarray(data).max()) == 0.75
+
+
 def test_reader_turns_bad_file_into_notification_and_no_layer(tmp_path):
     bad = tmp_path / "broken.nii.gz"
     bad.write_bytes(b"\x1f\x8b garbage")
