@@ -254,3 +254,5 @@ def test_export_makes_a_missing_folder_and_names_contrast_only_files_by_their_fo
         ids.append(default_case_id(Volume(volume.data, volume.affine, volume.channel_names,
                                           sources)))
     assert ids == ["patient_07", "patient_08"]
+    two = tuple(str(tmp_path / f"c1_{c}.nii.gz") for c in ("t1", "t1ce"))  # not "c1_t1"
+    assert default_case_id(Volume(volume.data[:2], volume.affine, ("T1", "T1ce"), two)) == "c1"

@@ -149,8 +149,8 @@ def test_opening_a_case_over_another_asks_and_replaces_it_keeping_edits(
     assert len(viewer.layers) == 5 and not opener.runner.busy
     with qtbot.waitSignal(opener.runner.settled, timeout=30_000):
         opener.open_files_action.trigger()  # beside
-    added = ["T1 [1]", "T1ce [1]", "T2 [1]", "FLAIR [1]"]
-    assert [layer.name for layer in viewer.layers][5:] == added  # napari's names for copies
+    added = ["T1 (c1)", "T1ce (c1)", "T2 (c1)", "FLAIR (c1)"]
+    assert [layer.name for layer in viewer.layers][5:] == added  # told apart by the case id
     assert list(section.assignment().values()) == added  # the case just opened, not the first
     assert section.warnings() == []
     with qtbot.waitSignal(opener.runner.settled, timeout=30_000):
@@ -185,7 +185,7 @@ def test_a_case_opened_beside_another_is_the_cases_table_case_without_borrowing(
     monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *args: (two, ""))
     with qtbot.waitSignal(section.opener.runner.settled, timeout=30_000):
         section.opener.open_files_action.trigger()
-    assert section.assignment() == {"T1": "T1 [1]", "T1ce": "T1ce [1]", "T2": None,
+    assert section.assignment() == {"T1": "T1 (c1)", "T1ce": "T1ce (c1)", "T2": None,
                                     "FLAIR": None}
     assert any("T2" in warning for warning in section.warnings())
     # the sample's mask still belongs to the sample: its autosave key and export take its

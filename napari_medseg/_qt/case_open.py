@@ -65,7 +65,7 @@ class CaseOpener(QWidget):
             yield from ()
             return sample_case(), []
 
-        return self._open(task, "Opening the sample case", replace)
+        return self._open(task, "Opening the sample case", replace, case="sample")
 
     def open_paths(self, paths: Sequence[str], replace: bool = False):
         """Read image files, or a folder (DICOM series, zarr), in a worker and add their
@@ -91,8 +91,11 @@ class CaseOpener(QWidget):
             yield from ()
             return layer_data(paths)
 
+        from napari_medseg.io._names import case_id_from_paths
+
         more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
-        return self._open(task, f"Opening {Path(paths[0]).name}{more}", replace)
+        return self._open(task, f"Opening {Path(paths[0]).name}{more}", replace,
+                          case=case_id_from_paths(paths))
 
     def choose_files(self):
         """Ask for image files (one per contrast, a segmentation) and open them."""
@@ -158,15 +161,18 @@ class CaseOpener(QWidget):
             answer = self.ask_replace()
         return None if answer is None else open_them(answer == REPLACE)
 
-    def _open(self, task, label: str, replace: bool):
+    def _open(self, task, label: str, replace: bool, case: str):
         def show(result):
             from napari.utils.notifications import show_info
 
             layers, notes = result
             for note in notes:
                 show_info(note)
-            return self._announced(self._replace_with(layers) if replace
-                                   else add_layers_stepwise(self._viewer, layers))
+            if replace:
+                return self._announced(self._replace_with(layers))
+            taken = {layer.name for layer in self._viewer.layers}
+            return self._announced(add_layers_stepwise(self._viewer, named_beside(
+                layers, taken, case)))
 
         worker = self.runner.start(task, show, label)
         self.refresh()
@@ -187,3 +193,22 @@ class CaseOpener(QWidget):
     def _replace_with(self, layer_data: list[tuple]):
         yield from remove_layers_stepwise(self._viewer, list(self._viewer.layers))
         yield from add_layers_stepwise(self._viewer, layer_data)
+
+
+def named_beside(layer_data: list[tuple], taken: set[str], case: str) -> list[tuple]:
+    """``layer_data`` with each name already ``taken`` in the viewer followed by the
+    case's id (``T1 (BraTS-002)``), so that a case opened beside another is told apart
+    (napari would name it ``T1 [1]``).
+
+    Parameters
+    ----------
+    layer_data : list of tuple
+        ``(data, kwargs, layer type)`` as the reader makes them.
+    taken : set of str
+        The names of the layers open now.
+    case : str
+        The new case's id.
+    """
+    return [(data, {**kwargs, "name": f"{kwargs['name']} ({case})"}
+             if kwargs.get("name") in taken else kwargs, kind)
+            for data, kwargs, kind in layer_data]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ import numpy as np
 
 from napari_medseg.errors import InputError
 from napari_medseg.io import as_label_mask
-from napari_medseg.io._names import image_stem
+from napari_medseg.io._names import case_id_from_paths
 from napari_medseg.export._nnunet import append_case
 from napari_medseg.export._provenance import provenance_record
 from napari_medseg.io import Volume, write_labels
@@ -45,26 +44,14 @@ def check_case_id(case_id: str) -> str:
 
 
 def default_case_id(volume: Volume) -> str:
-    """A case id from the source file names (their common stem), else ``case``.
-
-    Files named only by their contrast (``t1.nii.gz``, ``flair.nii.gz`` in a
-    case folder) take the folder's name, so two such cases do not clash.
+    """A case id from the source file names (`case_id_from_paths`), else ``case``.
 
     Parameters
     ----------
     volume : Volume
         The case, with its ``source_paths``.
     """
-    from napari_medseg.contrasts import is_contrast_name
-
-    paths = [Path(p) for p in volume.source_paths]
-    stems = [image_stem(p) for p in paths]
-    if not stems:
-        return "case"
-    common = os.path.commonprefix(stems).rstrip("_-.")
-    if not common or all(is_contrast_name(stem) for stem in stems):
-        common = paths[0].resolve().parent.name
-    return re.sub(r"[^A-Za-z0-9_\-]", "_", common) or "case"
+    return case_id_from_paths(volume.source_paths)
 
 
 def export_case(volume: Volume, mask: np.ndarray, fmt: str, out: str | Path,
