@@ -225,18 +225,18 @@ def test_auto_takes_the_click_network_only_for_a_model_with_its_labels(
     with_run = make_engine("auto", case.volume, probabilities=probabilities)
     assert with_run.name == "learned" and with_run.prior is probabilities
     other = make_model_folder(tmp_path / "other", n_folds=1)  # the same labels: it fits
-    assert click_network_fits(case.volume, other)
+    assert click_network_fits(case.volume.channel_names, other)
     spec = json.loads((other / "model.json").read_text())
     spec["labels"][1]["name"] = "oedema and infiltration"
     (other / "model.json").write_text(json.dumps(spec))
-    assert not click_network_fits(case.volume, other)
+    assert not click_network_fits(case.volume.channel_names, other)
     engine = make_engine("auto", case.volume, probabilities=probabilities,
                          segmentation_model=other)
     assert engine.name == "model"
     assert make_engine("auto", case.volume, segmentation_model=other).name == "random_walker"
     t1_only = dataclasses.replace(case.volume, data=case.volume.data[:1],
                                   channel_names=case.volume.channel_names[:1])
-    assert not click_network_fits(t1_only)  # the network's contrasts are missing
+    assert not click_network_fits(t1_only.channel_names)  # the network's contrasts are missing
 
 
 def test_second_opinion_finds_the_models_errors_on_the_cases_grid_and_a_finer_one(

@@ -7,7 +7,17 @@ import pytest
 pytestmark = pytest.mark.gui
 
 
-def test_uncertainty_section_end_to_end(sample_dock, qtbot, coarse_model_folder):
+def test_uncertainty_section_end_to_end(sample_dock, qtbot, coarse_model_folder,
+                                       monkeypatch):
+    import threading
+
+    from napari_medseg import layers as layer_module
+
+    built_in = []  # the threads that stack the case (a 240x240x155 case: 40-460 ms)
+    original = layer_module.volume_builder
+    monkeypatch.setattr(layer_module, "volume_builder", lambda images: (
+        lambda build: lambda: (built_in.append(threading.current_thread()), build())[1])(
+            original(images)))
     viewer, dock = sample_dock(coarse_model_folder)
     section = dock.uncertainty_section
     section.method_boxes["tta"].setChecked(True)
@@ -20,8 +30,10 @@ def test_uncertainty_section_end_to_end(sample_dock, qtbot, coarse_model_folder)
         assert layer.data.shape == viewer.layers["T1"].data.shape
     assert section.result.method == "mc+tta" and section.result.n_samples == 2
     assert section.table.rowCount() == 5 and section.table.item(3, 0).text() == "WT"
+    runs = len(built_in)
     with qtbot.waitSignal(section.runner.settled, timeout=60_000):
         assert section.suggest() is not None  # in a worker: the GUI stays live
+    assert len(built_in) > runs and threading.main_thread() not in built_in
     suggestions = section.suggestions
     points = viewer.layers["suggested clicks"]
     assert len(points.data) == len(suggestions) > 0

@@ -199,34 +199,33 @@ class UncertaintySection(QWidget):
         uncertainty maps' mean (`interactive.suggestion_map`). The list fills when the
         worker is done.
         """
-        from napari_medseg.errors import MedsegError
         from napari_medseg.interactive._session import click_network_fits
-        from napari_medseg.labels import most_probable
-        from napari_medseg.layers import volume_from_layers
+        from napari_medseg.layers import volume_builder
 
         layer = self.target_labels()  # copied: the user may paint on while the worker runs
-        try:
-            volume = None if self._case.warnings() else volume_from_layers(
-                self._case.assigned_layers())
-        except MedsegError:
-            volume = None
+        images = self._case.assigned_layers()
         folder = self._models.current_folder()
-        network = volume is not None and click_network_fits(volume, folder)
-        if volume is None or self.result is None and (layer is None or not network):
+        ready = not self._case.warnings()
+        network = ready and click_network_fits(list(images), folder)
+        if not ready or self.result is None and (layer is None or not network):
             show_error("Suggestions need a model's output (run the model) or uncertainty maps "
                        "(Run above)")
             return None
-        labels = np.array(layer.data) if layer is not None else most_probable(self.result.mean)
+        make_volume = volume_builder(images)  # stacked in the worker: 40-460 ms for 240^2x155
+        labels = np.array(layer.data) if layer is not None else None
         mean = None if self.result is None else self.result.mean
         clicked, device = self._clicked_points(), self._models.device_combo.currentText()
         source = "click network" if network else "uncertainty maps"
 
         def task():
             from napari_medseg.interactive import suggestion_map
+            from napari_medseg.labels import most_probable
             from napari_medseg.uncertainty import suggest_clicks
 
-            error_map, _ = yield from suggestion_map(volume, labels, mean, folder, device)
-            return suggest_clicks(error_map, labels, clicked, spacing=volume.spacing)
+            volume = make_volume()
+            mask = most_probable(mean) if labels is None else labels
+            error_map, _ = yield from suggestion_map(volume, mask, mean, folder, device)
+            return suggest_clicks(error_map, mask, clicked, spacing=volume.spacing)
 
         return self.runner.start(task, lambda found: self._show_suggestions(found, layer),
                                  f"Suggestions ({source})")

@@ -1,6 +1,7 @@
 """Predicting a label map for a `Volume` with a loaded model (all its folds)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,21 +48,40 @@ def channels_for_model(volume: Volume, spec: ModelSpec) -> np.ndarray:
     InputError
         Naming every contrast the model needs and the case lacks.
     """
-    by_contrast = {}
-    for index, name in enumerate(volume.channel_names):
+    by_contrast = channel_indices(volume.channel_names, spec)
+    image = np.stack([np.asarray(volume.data[by_contrast[name]], dtype=np.float32)
+                      for name in spec.input_names])
+    check_finite(image, ", ".join(volume.source_paths) or "the case")
+    return image
+
+
+def channel_indices(channel_names: Sequence[str], spec: ModelSpec) -> dict[str, int]:
+    """Which channel holds each contrast, by name or by `guess_contrast` (no data read).
+
+    Parameters
+    ----------
+    channel_names : sequence of str
+        The case's channels.
+    spec : ModelSpec
+        The model's inputs.
+
+    Raises
+    ------
+    InputError
+        Naming every contrast the model needs and the case lacks.
+    """
+    by_contrast: dict[str, int] = {}
+    for index, name in enumerate(channel_names):
         by_contrast.setdefault(name, index)
         by_contrast.setdefault(guess_contrast(name) or name, index)
     missing = [name for name in spec.input_names if name not in by_contrast]
     if missing:
         raise InputError(
             f"model '{spec.name}' needs contrasts {', '.join(spec.input_names)}; the case has "
-            f"{', '.join(volume.channel_names)} and lacks {', '.join(missing)}. Open the missing "
+            f"{', '.join(channel_names)} and lacks {', '.join(missing)}. Open the missing "
             "contrast(s), or name the channels: in the dock's Case section, or with --contrasts "
             "on the command line")
-    image = np.stack([np.asarray(volume.data[by_contrast[name]], dtype=np.float32)
-                      for name in spec.input_names])
-    check_finite(image, ", ".join(volume.source_paths) or "the case")
-    return image
+    return by_contrast
 
 
 def model_grid_shape(shape, spacing, target_spacing) -> tuple[int, ...]:

@@ -376,7 +376,7 @@ def suggestion_map(volume: Volume, labels: np.ndarray, probabilities: np.ndarray
     """
     from napari_medseg.interactive._session import click_network_fits
 
-    if click_network_fits(volume, segmentation_model):
+    if click_network_fits(volume.channel_names, segmentation_model):
         opinion = yield from LearnedEngine(volume, device=device).second_opinion(labels)
         return opinion, "click network"
     if probabilities is None:

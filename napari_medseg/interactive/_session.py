@@ -92,7 +92,7 @@ def make_engine(engine: str, volume: Volume, model=None, device: str | None = No
         return RandomWalkerEngine(volume)
     if engine == "learned":
         return LearnedEngine(volume, model, device, prior=probabilities)
-    if engine == "auto" and click_network_fits(volume, segmentation_model, model):
+    if engine == "auto" and click_network_fits(volume.channel_names, segmentation_model, model):
         return LearnedEngine(volume, model, device, prior=probabilities)
     if engine == "auto" and probabilities is None:
         return RandomWalkerEngine(volume)
@@ -101,26 +101,28 @@ def make_engine(engine: str, volume: Volume, model=None, device: str | None = No
     return ModelEngine(volume, probabilities, segmentation_model, device)
 
 
-def click_network_fits(volume: Volume, segmentation_model=None, click_model=None) -> bool:
+def click_network_fits(channel_names: Sequence[str], segmentation_model=None,
+                       click_model=None) -> bool:
     """Whether the click network can take over from a segmentation model's run.
 
     Parameters
     ----------
-    volume : Volume
-        The case: it must hold the click network's contrasts.
+    channel_names : sequence of str
+        The case's contrasts (``Volume.channel_names``): they must hold the click
+        network's. Only names are read, so the dock asks before building the case.
     segmentation_model, click_model : str, Path or LoadedModel, optional
         The model whose run made the mask (default built-in) and the click
         network (default built-in ``click_unet``); their labels must agree in
         value and name.
     """
     from napari_medseg.errors import MedsegError
-    from napari_medseg.inference import channels_for_model
+    from napari_medseg.inference._predict import channel_indices
     from napari_medseg.models.registry import DEFAULT_CLICK_MODEL
 
     try:
         click_spec = _spec_of(click_model or DEFAULT_CLICK_MODEL)
         model_spec = _spec_of(segmentation_model)
-        channels_for_model(volume, click_spec)
+        channel_indices(channel_names, click_spec)
     except MedsegError:
         return False
     return ({(info.value, info.name) for info in click_spec.labels}
