@@ -5,6 +5,7 @@ the source files and, for images, the contrast name.
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,39 @@ def volume_builder(layers: dict[str, Any]) -> Callable[[], Volume]:
                       source_paths=sources)
 
     return build
+
+
+def case_token(images: dict[str, Any]) -> tuple:
+    """Which case a result was computed on: weak references to its image layers' arrays
+    (not their names, which the next case opened in their place reuses). See `is_case`.
+
+    Parameters
+    ----------
+    images : dict of str to napari Image layer or None
+        The Case section's assignment when the run started.
+    """
+    return tuple(_weak(layer.data) for layer in images.values() if layer is not None)
+
+
+def is_case(token: tuple, images: dict[str, Any]) -> bool:
+    """Whether ``images`` (the Case section's assignment now) hold the arrays of `case_token`.
+
+    Parameters
+    ----------
+    token : tuple
+        What `case_token` gave when the result's run started.
+    images : dict of str to napari Image layer or None
+        The case now.
+    """
+    arrays = [layer.data for layer in images.values() if layer is not None]
+    return len(arrays) == len(token) and all(ref() is data for ref, data in zip(token, arrays))
+
+
+def _weak(array) -> Callable[[], Any]:
+    try:
+        return weakref.ref(array)
+    except TypeError:  # an array type without weak references: held, as the layer holds it
+        return lambda: array
 
 
 def source_paths(layers) -> tuple[str, ...]:

@@ -71,3 +71,41 @@ def test_after_a_model_run_suggestions_come_from_the_click_networks_second_opini
     for item, is_wrong in zip(first, wrong):  # and the sign is the fix's sign there
         if is_wrong:
             assert item["positive"] == (reference[item["point"]] == item["label"])
+
+
+def test_one_cases_figures_are_dropped_when_another_case_opens(
+        sample_dock, qtbot, coarse_model_folder, small_case, tmp_path):
+    """Uncertainty maps and Shapley values belong to the case they were computed on: the
+    next case opened in its place must not get its suggestions from them, nor its maps."""
+    from napari_medseg._qt.explain_section import STALE as EXPLAIN_STALE
+    from napari_medseg._qt.uncertainty_section import STALE
+    from napari_medseg.sample import case_files, write_case
+
+    viewer, dock = sample_dock(coarse_model_folder)
+    uncertainty, explain = dock.uncertainty_section, dock.explain_section
+    uncertainty.method_boxes["tta"].setChecked(True)
+    uncertainty.method_boxes["mc"].setChecked(False)
+    uncertainty.samples.setValue(2)
+    with qtbot.waitSignal(uncertainty.runner.settled, timeout=180_000):
+        assert uncertainty.run() is not None
+    with qtbot.waitSignal(explain.runner.settled, timeout=180_000):
+        assert explain.run() is not None
+    viewer.add_points(np.zeros((1, 3)), name="clicks")  # the same case: figures kept
+    assert uncertainty.result is not None and explain.result is not None
+    assert uncertainty.table.isVisibleTo(uncertainty) and explain.maps_button.isEnabled()
+    write_case(small_case, tmp_path, "c1")
+    images, _ = case_files(tmp_path, "c1")
+    opener = dock.case_section.opener
+    with qtbot.waitSignal(opener.runner.settled, timeout=60_000):
+        opener.open_paths([str(path) for path in images], replace=True)  # the next case
+    assert viewer.layers["T1"].data.shape == small_case.volume.shape
+    assert uncertainty.result is None and uncertainty.suggestions == []
+    assert not uncertainty.table.isVisibleTo(uncertainty) and uncertainty.status.text() == STALE
+    assert explain.result is None and explain.status.text() == EXPLAIN_STALE
+    assert not explain.maps_button.isEnabled() and explain.add_maps() is False
+    assert explain.table.rowCount() == 0 and explain.chart.hint.isVisibleTo(explain)
+    assert uncertainty.suggest() is None  # no model output, no maps: nothing to go on
+    with qtbot.waitSignal(explain.runner.settled, timeout=180_000):
+        assert explain.run() is not None  # this case's figures, in the chart's place again
+    assert explain.result is not None and not explain.chart.hint.isVisibleTo(explain)
+    assert len(explain.chart.axes.patches) == len(explain.result.contrasts)

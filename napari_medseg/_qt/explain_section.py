@@ -17,6 +17,9 @@ NO_REFERENCE = "(none: agreement with all contrasts)"
 _COLUMNS = ("Contrast", "phi", "fold sd", "rank", "clinician")
 
 
+STALE = "The attributions were another case's: press Explain for this one"
+
+
 class ExplainSection(QWidget):
     """Explain button, bar chart, numbers table with an editable clinician ranking, maps."""
 
@@ -25,7 +28,7 @@ class ExplainSection(QWidget):
         from napari_medseg.explain import BASELINES, PROTOCOL_RANKINGS
 
         self._viewer, self._case, self._models = viewer, case_section, model_section
-        self.result = None
+        self.result, self._volume, self._result_case = None, None, ()
         self._measured_ratio: dict[tuple, float] = {}  # (folder, device, precision) -> runs
         self.rankings = {t: dict(r) for t, r in PROTOCOL_RANKINGS.items()}
         self.baseline_combo = QComboBox()
@@ -54,6 +57,7 @@ class ExplainSection(QWidget):
         model_section.device_combo.currentTextChanged.connect(self.show_estimate)
         model_section.precision_combo.currentTextChanged.connect(self.show_estimate)
         viewer.layers.events.removed.connect(self._refresh_references)
+        case_section.assignment_changed.connect(self._forget_other_case)
         self._refresh_references()
         self._enable_results(False)
         self.show_estimate()
@@ -154,7 +158,7 @@ class ExplainSection(QWidget):
 
     def run(self):
         """Compute attributions in a worker; returns it (None when refused)."""
-        from napari_medseg.layers import volume_builder
+        from napari_medseg.layers import case_token, volume_builder
 
         warnings = self._case.warnings()
         if warnings:
@@ -164,6 +168,7 @@ class ExplainSection(QWidget):
             show_error("Cannot explain: choose a model in the Model section first")
             return None
         make_volume = volume_builder(self._case.assigned_layers())  # built in the worker
+        case = case_token(self._case.assigned_layers())
         name = self.reference_combo.currentText()
         reference = None if name == NO_REFERENCE else self._viewer.layers[name].data.copy()
         baseline = self.baseline_combo.currentText()
@@ -185,11 +190,13 @@ class ExplainSection(QWidget):
             return result, volume, time.perf_counter() - started
 
         choice = (folder, device, precision)
-        return self.runner.start(task, lambda outcome: self._on_result(choice, outcome),
+        return self.runner.start(task, lambda outcome: self._on_result(choice, case, outcome),
                                  "Explain")
 
-    def _on_result(self, choice: tuple, outcome) -> None:
+    def _on_result(self, choice: tuple, case: tuple, outcome) -> str | None:
+        """Show the figures; None (the status says done), or why they were dropped."""
         self.result, self._volume, seconds = outcome
+        self._result_case = case
         self._measure(choice, seconds)
         self.show_estimate()
         self.target_combo.blockSignals(True)
@@ -198,8 +205,27 @@ class ExplainSection(QWidget):
         self.target_combo.blockSignals(False)
         self._enable_results(True)
         self._show_target(self.target_combo.currentText())
+        self._forget_other_case()  # another case opened while it ran
+        return self.status.text() if self.result is None else None
 
     # -- display ----------------------------------------------------------
+    def _forget_other_case(self) -> None:
+        """Drop the figures once the Case section shows another case (opened in its place
+        or beside it): its numbers and voxel maps were not this case's."""
+        from napari_medseg.layers import is_case
+
+        if self.result is None or is_case(self._result_case, self._case.assigned_layers()):
+            return
+        self.result, self._volume = None, None
+        self.target_combo.blockSignals(True)
+        self.target_combo.clear()
+        self.target_combo.blockSignals(False)
+        self.table.setRowCount(0)
+        self.summary.setText("")
+        self.chart.clear("press Explain")
+        self._enable_results(False)
+        self.status.setText(STALE)
+
     def _show_target(self, name: str) -> None:
         if self.result is None or name not in self.result.targets:
             return

@@ -1,7 +1,7 @@
 """Dock section 'Uncertainty': maps, per-structure table and click suggestions."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import numpy as np
 from napari.utils.notifications import show_error
@@ -15,6 +15,7 @@ from napari_medseg.layers import same_placement
 MAP_COLORMAPS = {"total": "inferno", "aleatoric": "viridis", "epistemic": "magma"}
 SUGGESTIONS_NAME = "suggested clicks"
 _COLUMNS = ("Structure", "Volume (ml)", "CV", "Unc. in", "Unc. edge")
+STALE = "The maps were another case's: Run again for this one"
 
 
 class UncertaintySection(QWidget):
@@ -23,7 +24,7 @@ class UncertaintySection(QWidget):
     def __init__(self, viewer, case_section, model_section, parent=None):
         super().__init__(parent)
         self._viewer, self._case, self._models = viewer, case_section, model_section
-        self.result, self.suggestions = None, []
+        self.result, self.suggestions, self._result_case = None, [], ()
         self.method_boxes = {name: QCheckBox(label) for name, label in
                              (("mc", "MC dropout"), ("tta", "flip TTA"), ("ensemble", "folds"))}
         self.method_boxes["mc"].setChecked(True)
@@ -52,6 +53,7 @@ class UncertaintySection(QWidget):
             "network knows, its second opinion on the mask; otherwise the uncertainty maps")
         self._build_layout()
         model_section.spec_shown.connect(self.offer_methods)
+        case_section.assignment_changed.connect(self._forget_other_case)
         if model_section.shown_spec is not None:  # shown before this section existed
             self.offer_methods(model_section.shown_spec)
 
@@ -94,7 +96,7 @@ class UncertaintySection(QWidget):
 
     def run(self):
         """Sample the model in a worker; returns it (None when refused)."""
-        from napari_medseg.layers import volume_builder
+        from napari_medseg.layers import case_token, volume_builder
 
         warnings = self._case.warnings()
         if warnings or self._models.current_folder() is None:
@@ -105,6 +107,7 @@ class UncertaintySection(QWidget):
             show_error("Tick at least one method (MC dropout, flip TTA or folds)")
             return None
         make_volume = volume_builder(self._case.assigned_layers())  # built in the worker
+        case = case_token(self._case.assigned_layers())
         methods, samples = self.methods(), self.samples.value()
         device = self._models.device_combo.currentText()
         precision = self._models.precision_combo.currentText()
@@ -119,29 +122,54 @@ class UncertaintySection(QWidget):
                                                      device=device, precision=precision)
             return result, volume
 
-        return self.runner.start(task, self._show, "Uncertainty")
+        return self.runner.start(task, lambda outcome: self._show(outcome, case), "Uncertainty")
 
-    def _show(self, outcome) -> Iterator[None]:
-        """Each map as a layer, one per event-loop turn, then the table."""
+    def _show(self, outcome, case: tuple) -> Generator[None, None, str]:
+        """Each map as a layer, one per event-loop turn, then the table (none when another
+        case opened while it ran). A map layer left from an earlier run takes the new
+        values when it lies on this case's grid, else the new one replaces it."""
         from napari_medseg.layers import geometry_metadata
         from napari_medseg.orientation import placement
 
         self.result, volume = outcome
+        self._result_case = case
         for name, values in self.result.maps.items():
             layer_name = f"uncertainty {name}"
+            where = placement(volume.affine, values.shape)
             if layer_name in self._viewer.layers:
-                self._viewer.layers[layer_name].data = values
-                continue
+                old = self._viewer.layers[layer_name]
+                if old.data.shape == values.shape and np.allclose(old.affine.affine_matrix,
+                                                                  where["affine"]):
+                    old.data = values
+                    continue
+                self._viewer.layers.remove(layer_name)
+                yield
             self._viewer.add_image(values, name=layer_name, colormap=MAP_COLORMAPS[name],
                                    contrast_limits=(0.0, max(float(values.max()), 1e-3)),
-                                   **placement(volume.affine, values.shape), blending="additive",
+                                   **where, blending="additive",
                                    visible=name == "total", opacity=0.7,
                                    metadata=geometry_metadata(volume.affine, uncertainty=name,
                                                               method=self.result.method))
             yield
         self._fill_table()
-        self.status.setText(f"{self.result.method}, {self.result.n_samples} samples, "
-                            f"{self.result.seconds:.1f} s")
+        self._forget_other_case()  # another case opened while it ran
+        if self.result is None:
+            return STALE
+        return (f"{self.result.method}, {self.result.n_samples} samples, "
+                f"{self.result.seconds:.1f} s")
+
+    def _forget_other_case(self) -> None:
+        """Drop the figures and suggestions once the Case section shows another case (opened
+        in its place or beside it): suggestions would otherwise read its maps."""
+        from napari_medseg.layers import is_case
+
+        if self.result is None or is_case(self._result_case, self._case.assigned_layers()):
+            return
+        self.result, self.suggestions = None, []
+        self.table.setRowCount(0)
+        self.table.setVisible(False)
+        self.suggestion_list.clear()
+        self.status.setText(STALE)
 
     def _fill_table(self) -> None:
         rows = self.result.structures

@@ -140,7 +140,8 @@ class TaskRunner(QObject):
         ----------
         steps : generator
             Each step adds or removes a layer (`add_layers_stepwise`,
-            `remove_layers_stepwise`).
+            `remove_layers_stepwise`); a string it returns is the final status line
+            (else "<label>: done").
         label : str
             What is being shown, for the status line.
         """
@@ -155,9 +156,9 @@ class TaskRunner(QObject):
         try:
             with hold:
                 next(self._showing)
-        except StopIteration:
+        except StopIteration as stop:  # a generator may return its status line
             self._showing = None
-            self.status.setText(f"{label}: done")
+            self.status.setText(stop.value if isinstance(stop.value, str) else f"{label}: done")
             self.settled.emit()
             return
         except MedsegError as error:
