@@ -35,3 +35,20 @@ def test_check_overlay_jump_fix_and_undo(make_napari_viewer, qtbot):
     assert layer.data[planted] == 0 and (layer.data != before).sum() == 125
     layer.undo()
     np.testing.assert_array_equal(layer.data, before)
+    # the next case's mask under the same name: the listed errors are not its errors, and
+    # their fixes must not touch it
+    from napari_medseg._qt.topology_section import STALE
+    from napari_medseg.layers import same_placement
+
+    with qtbot.waitSignal(section.run().finished, timeout=60_000):
+        pass
+    rows = [i for i, (_, e) in enumerate(section.errors) if e.fix != "none"]
+    assert rows and section.layer_combo.currentText() == "reference"
+    placed = same_placement(layer)
+    viewer.layers.remove("reference")
+    nxt = viewer.add_labels(before.copy(), name="reference", **placed)
+    section.layer_combo.setCurrentText("reference")
+    section.error_list.setCurrentRow(rows[0])
+    section.fix_selected()
+    np.testing.assert_array_equal(nxt.data, before)
+    assert section.errors == [] and section.status.text() == STALE

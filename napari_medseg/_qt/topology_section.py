@@ -27,6 +27,9 @@ def expectations_text(expected_topology: dict) -> str:
     return "\n".join(lines)
 
 
+STALE = "The errors listed were another mask's: press Check for this one"
+
+
 class TopologySection(QWidget):
     """Check a Labels layer, list its errors, jump to one, fix it (Ctrl-Z undoes)."""
 
@@ -35,6 +38,7 @@ class TopologySection(QWidget):
         self._viewer = viewer
         self.results: dict = {}
         self.errors: list = []
+        self._checked: tuple = ()  # `case_token` of the mask the errors were found in
         self.layer_combo = QComboBox()
         self.expectations = QPlainTextEdit(self._spec_expectations(model_section))
         self.expectations.setFixedHeight(56)
@@ -53,6 +57,7 @@ class TopologySection(QWidget):
         self.error_list = QListWidget()
         self.error_list.setFixedHeight(120)
         self.error_list.currentRowChanged.connect(self.go_to)
+        self.layer_combo.currentTextChanged.connect(lambda _: self._current_mask())
         form = QFormLayout()
         form.addRow("Labels", self.layer_combo)
         form.addRow("Expected", self.expectations)
@@ -104,7 +109,7 @@ class TopologySection(QWidget):
     def run(self):
         """Check the chosen layer in a worker; returns it (None when refused)."""
         from napari_medseg.labels import present_labels
-        from napari_medseg.layers import affine_of_layer
+        from napari_medseg.layers import affine_of_layer, case_token
         from napari_medseg.progress import Progress
         from napari_medseg.topology import check_setup, check_topology, overlay
 
@@ -120,6 +125,7 @@ class TopologySection(QWidget):
             show_error(str(error))
             return None
         affine = affine_of_layer(layer.metadata, tuple(layer.scale))
+        checked = case_token({"mask": layer})
 
         def task():
             yield Progress(0, 1, "computing Betti numbers and locating errors")
@@ -127,12 +133,33 @@ class TopologySection(QWidget):
                                      setup.expectations)
             return results, overlay(data.shape, results)  # the overlay layer's voxels too
 
-        return self.runner.start(task, self._show, "Topology check")
+        return self.runner.start(task, lambda outcome: self._show(outcome, checked),
+                                 "Topology check")
 
-    def _show(self, outcome) -> None:
+    def _current_mask(self):
+        """The mask the listed errors were found in, while the Labels choice still shows
+        it; else None, and the list is cleared (its fixes belong to another mask: applied
+        to this one they would change the wrong voxels)."""
+        from napari_medseg.layers import is_case
+
+        name = self.layer_combo.currentText()
+        layer = self._viewer.layers[name] if name in self._viewer.layers else None
+        if layer is not None and is_case(self._checked, {"mask": layer}):
+            return layer
+        if self.errors or self.results:
+            self.results, self.errors, self._checked = {}, [], ()
+            self.error_list.clear()
+            self.betti_label.setText("")
+            self.fix_button.setEnabled(False)
+            self.status.setText(STALE)
+        return None
+
+    def _show(self, outcome, checked: tuple) -> str | None:
+        from napari_medseg.layers import on_same_grid
         from napari_medseg.topology import OVERLAY_COLORS
 
         self.results, codes = outcome
+        self._checked = checked
         lines = []
         for name, target in self.results.items():
             expected = {k: getattr(target.expected, k) for k in ("b0", "b1", "b2")
@@ -150,21 +177,27 @@ class TopologySection(QWidget):
             z, y, x = (int(round(v)) for v in error.centroid_voxel)
             self.error_list.addItem(f"[{error.kind}] {name}: {error.detail} at z={z} y={y} "
                                     f"x={x} \u2192 {error.fix}")
-        layer = self._layer()
-        if OVERLAY_NAME in self._viewer.layers:
-            self._viewer.layers[OVERLAY_NAME].data = codes
+        layer = self._current_mask()
+        if layer is None:  # another mask chosen while it ran
+            return STALE
+        overlay = self._viewer.layers[OVERLAY_NAME] if OVERLAY_NAME in self._viewer.layers \
+            else None
+        if overlay is not None and not on_same_grid(overlay, layer):  # another case's
+            self._viewer.layers.remove(overlay)
+            overlay = None
+        if overlay is not None:
+            overlay.data = codes
         else:
             self._viewer.add_labels(codes, name=OVERLAY_NAME, **same_placement(layer), opacity=0.8,
                                     colormap={0: (0, 0, 0, 0), None: (1, 1, 1, 1),
                                               **OVERLAY_COLORS})
         self.fix_button.setEnabled(bool(self.errors))
-        self.status.setText(f"{len(self.errors)} topology error(s)")
+        return f"{len(self.errors)} topology error(s)"
 
     def go_to(self, row: int) -> None:
         """Move the view to the error in ``row`` (slice and centre)."""
-        if not 0 <= row < len(self.errors):
+        if not 0 <= row < len(self.errors) or (layer := self._current_mask()) is None:
             return
-        layer = self._layer()
         centre = np.asarray(layer.data_to_world(self.errors[row][1].centroid_voxel))
         self._viewer.dims.set_point(range(3), tuple(centre))
         viewer_camera(self._viewer).center = tuple(centre)
@@ -181,7 +214,9 @@ class TopologySection(QWidget):
         if error.fix == "none":
             show_info(f"{error.kind} errors have no automatic fix: edit them by hand")
             return
-        layer = self._layer()
+        layer = self._current_mask()
+        if layer is None:
+            return
         indices, values = fix_changes(np.asarray(layer.data), error)
         if len(values) == 0:
             show_info("The fix would change nothing here")
