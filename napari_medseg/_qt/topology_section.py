@@ -99,6 +99,7 @@ class TopologySection(QWidget):
         if current in names:
             self.layer_combo.setCurrentText(current)
         self.layer_combo.blockSignals(False)
+        self._current_mask()  # the listed errors' mask may be gone
 
     def _layer(self):
         name = self.layer_combo.currentText()
