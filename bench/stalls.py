@@ -11,7 +11,8 @@ exports, and
 the review queue's "Open next" on a two-case batch output, twice (the second
 replaces the first case's layers), and a 240x240x155 case's four files opened
 with the dock's Open menu (replacing the open case, as for the next case to
-annotate), then with napari's File > Open (one call, beside them). First of
+annotate), its model run, clicks and suggested clicks, then with napari's File > Open
+(one call, beside them). First of
 all, the dock itself opens (Plugins > MedSeg), measured until its letters are
 in and its warm-up (imports in a thread) is done. The
 sample opens with the dock's button (``--sample-from napari``: napari's
@@ -216,6 +217,8 @@ def main() -> None:
     stalls["a negative click on the 240x240x155 case"] = probe.measure(
         app, lambda: refine.add_click(oedema[len(oedema) // 2], False), lambda: not refine.busy)
     refine.active_button.setChecked(False)
+    stalls["suggest clicks on the 240x240x155 case (click network)"] = probe.measure(
+        app, uncertainty.suggest, lambda: not uncertainty.runner.busy)
     from napari_medseg.layers import same_placement
 
     image = viewer.layers["T1"]
