@@ -188,3 +188,11 @@ def test_start_clicking_builds_the_engine_so_the_first_click_does_not_wait(sampl
     section.active_button.setChecked(False)
     section.active_button.setChecked(True)  # the same target and engine: nothing rebuilt
     assert section._worker is None and section.session.engine is engine
+    # the case's T1 replaced by other voxels (as the next case under the same names):
+    # the engine read the old ones, so clicking again builds a new one
+    viewer.layers["T1"].data = np.asarray(viewer.layers["T1"].data).copy()
+    section.active_button.setChecked(False)
+    section.active_button.setChecked(True)
+    assert section._worker is not None  # rebuilding
+    _wait(qtbot, section)
+    assert section.session.engine is not engine

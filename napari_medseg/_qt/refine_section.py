@@ -151,9 +151,9 @@ class RefineSection(QWidget):
         layer = self.labels_layer()
         if self._worker is not None or layer is None or not self.image_layers():
             return
-        key = (id(layer.data), self.engine_combo.currentText())
-        if self.session is not None and self._engine_key == key:
+        if self._engine_fits(layer):
             return
+        key = self._engine_case(layer)
         make = self._session_factory(layer, self.current_label())
         if make is None:
             return
@@ -164,6 +164,21 @@ class RefineSection(QWidget):
         self._worker = worker
         self.status.setText("loading the engine...")
         worker.start()
+
+    def _engine_case(self, layer) -> tuple:
+        """What an engine is built for: the mask's and images' arrays, weakly (`case_token`:
+        a freed array's reused id or the next case's names never pass), and the engine."""
+        from napari_medseg.layers import case_token
+
+        return case_token({"\0mask": layer, **self.image_layers()}), \
+            self.engine_combo.currentText()
+
+    def _engine_fits(self, layer) -> bool:
+        from napari_medseg.layers import is_case
+
+        token, engine = self._engine_key or ((), None)
+        return self.session is not None and engine == self.engine_combo.currentText() and \
+            is_case(token, {"\0mask": layer, **self.image_layers()})
 
     def _prepared(self, session, key) -> None:
         self._worker = None
@@ -217,8 +232,7 @@ class RefineSection(QWidget):
         from napari.qt.threading import create_worker
 
         layer, label = self.labels_layer(), self.current_label()
-        key = (id(layer.data), self.engine_combo.currentText())
-        if self.session is None or self._engine_key != key:
+        if not self._engine_fits(layer):
             self._prepare_session()  # the clicks wait in the queue for the engine
             if self._worker is None:  # refused, with a message
                 self._pending.clear()
