@@ -34,19 +34,15 @@ class Prediction:
 
 
 def channels_for_model(volume: Volume, spec: ModelSpec) -> np.ndarray:
-    """The volume's channels in the model's input order, matched by contrast name.
+    """The volume's channels in the model's input order, matched by contrast name as
+    `channel_indices` matches them (its `InputError` names what the case lacks).
 
     Parameters
     ----------
     volume : Volume
-        The case; channel names are matched directly or by `guess_contrast`.
+        The case.
     spec : ModelSpec
         The model's inputs.
-
-    Raises
-    ------
-    InputError
-        Naming every contrast the model needs and the case lacks.
     """
     by_contrast = channel_indices(volume.channel_names, spec)
     image = np.stack([np.asarray(volume.data[by_contrast[name]], dtype=np.float32)
