@@ -112,8 +112,10 @@ class RefineSection(QWidget):
         layer becomes the target (a loaded reference is edited only when picked)."""
         before = self.labels_layer()
         fill_labels_combo(self.layer_combo, self._viewer, select=new_model_layer(event))
-        if self.labels_layer() is not before or not self.label_combo.count():
-            self._refresh_labels()  # another layer came or went: the target and clicks stay
+        after = self.labels_layer()  # napari proxies: the same layer holds the same array
+        if before is None or after is None or after.data is not before.data or \
+                not self.label_combo.count():
+            self._refresh_labels()  # only when the target changed: it counts its labels
 
     def _refresh_labels(self) -> None:
         fill_object_combo(self.label_combo, self.labels_layer())
