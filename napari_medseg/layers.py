@@ -76,14 +76,20 @@ def volume_layers(volume: Volume, visible: str | None = None) -> list[LayerDataT
     visible : str, optional
         The contrast shown at first; by default the last one (on top).
     """
+    from napari_medseg.export._autosave import content_fingerprint
+
     shown = visible if visible in volume.channel_names else volume.channel_names[-1]
     layers = []
     for index, name in enumerate(volume.channel_names):
         channel = volume.data[index]
+        # the autosave key's fingerprint, here in the reader's worker: not later, on the GUI
+        # thread, inside the turn that adds the case's first mask (35 ms for 240x240x155)
+        content = {} if volume.is_lazy else {"content": content_fingerprint(channel)}
         kwargs = {
             "name": name, **placement(volume.affine, channel.shape), "colormap": "gray",
             "contrast_limits": _display_limits(channel), "visible": name == shown,
-            "metadata": geometry_metadata(volume.affine, volume.source_paths, contrast=name),
+            "metadata": geometry_metadata(volume.affine, volume.source_paths, contrast=name,
+                                          **content),
         }
         layers.append((channel, kwargs, "image"))
     return layers

@@ -46,6 +46,9 @@ def test_reader_claims_nifti_and_reads_images_and_labels(tmp_path, small_case):
     assert napari_get_reader(str(images[1])) is read_layers
     [(data, kwargs, kind)] = read_layers(str(images[1]))
     assert kind == "image" and kwargs["name"] == "T1ce"
+    from napari_medseg.export import content_fingerprint  # autosave's key, read in the worker
+
+    assert kwargs["metadata"]["napari_medseg"]["content"] == content_fingerprint(data)
     # placed by the file's affine: 3 mm voxels, world axes (inferior, posterior, left)
     np.testing.assert_allclose(np.abs(kwargs["affine"][:3, :3]), np.eye(3) * 3.0)
     several = read_layers([str(image) for image in images])  # a case's files opened at once
