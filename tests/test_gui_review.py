@@ -14,7 +14,16 @@ pytestmark = pytest.mark.gui
 
 @pytest.mark.slow
 def test_review_queue_opens_cases_by_priority(make_napari_viewer, qtbot, tmp_path,
-                                              coarse_model_folder, insertion_turns):
+                                              coarse_model_folder, insertion_turns,
+                                              monkeypatch):
+    import threading
+
+    from napari_medseg import layers
+
+    built_in = []  # the threads that make the layers' data (display limits, fingerprints)
+    original = layers.volume_layers
+    monkeypatch.setattr(layers, "volume_layers", lambda volume, **kw: (
+        built_in.append(threading.current_thread()), original(volume, **kw))[1])
     for index in range(2):
         write_case(generate_case(60 + index, spacing=4.0), tmp_path / "in" / f"c{index}",
                    f"c{index}")
@@ -31,6 +40,7 @@ def test_review_queue_opens_cases_by_priority(make_napari_viewer, qtbot, tmp_pat
         pass
     QCoreApplication.processEvents()  # the last insertion's event
     assert section.current == first
+    assert built_in and threading.main_thread() not in built_in
     # each layer in its own event-loop turn: napari answered input and painted in between
     assert len(inserted) >= 6 and delivered == list(range(1, len(inserted) + 1)), inserted
     assert dock.case_section.warnings() == []  # ready for the model, refinement and export

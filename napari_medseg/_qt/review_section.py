@@ -107,28 +107,25 @@ class ReviewSection(QWidget):
             from napari_medseg.cohort._review import load_review_case
 
             yield from ()
-            return load_review_case(output_dir, case_id)
+            case = load_review_case(output_dir, case_id)
+            return case, *_layer_data(case)  # display limits, fingerprints: not on the GUI
 
-        return self.runner.start(task, self._show_case, f"Opening {case_id}")
+        return self.runner.start(task, lambda loaded: self._show_case(*loaded),
+                                 f"Opening {case_id}")
 
-    def _show_case(self, case) -> Iterator[None]:
+    def _show_case(self, case, images: list, segmentation: tuple) -> Iterator[None]:
         """Replace the previous case's layers with this one's, one layer removed or added
         per event-loop turn."""
-        from napari_medseg.layers import labels_layer, same_placement, volume_layers
-        from napari_medseg.models.registry import builtin_models
+        from napari_medseg.layers import same_placement
         from napari_medseg.orientation import placement
 
         yield from remove_layers_stepwise(self._viewer, self._case_layers)
         added = self._case_layers = []
-        for layer in add_layers_stepwise(self._viewer, volume_layers(case.volume)):
+        for layer in add_layers_stepwise(self._viewer, images):
             if layer is not None:
                 added.append(layer)
             yield
-        model = dict(case.summary["model"])
-        folder = builtin_models(task=None).get(model["name"])
-        model["folder"] = str(folder) if folder else ""
-        data, kwargs, _ = labels_layer(case.segmentation, name=f"{case.case_id} segmentation",
-                                       model=model, source_paths=list(case.volume.source_paths))
+        data, kwargs, _ = segmentation
         added.append(self._viewer.add_labels(data, **kwargs))
         yield
         added.append(self._viewer.add_image(
@@ -156,3 +153,16 @@ class ReviewSection(QWidget):
             return
         mark_reviewed(self.output_dir, self.current)
         self.open_table(self.output_dir)
+
+
+def _layer_data(case) -> tuple[list, tuple]:
+    """A review case's image layers and its segmentation's layer, as layer-data tuples."""
+    from napari_medseg.layers import labels_layer, volume_layers
+    from napari_medseg.models.registry import builtin_models
+
+    model = dict(case.summary["model"])
+    folder = builtin_models(task=None).get(model["name"])
+    model["folder"] = str(folder) if folder else ""
+    segmentation = labels_layer(case.segmentation, name=f"{case.case_id} segmentation",
+                                model=model, source_paths=list(case.volume.source_paths))
+    return volume_layers(case.volume), segmentation
