@@ -56,7 +56,7 @@ def test_explain_section_end_to_end(sample_dock, qtbot, coarse_model_folder):
     assert [layer.name for layer in viewer.layers if layer.name.startswith("shapley")] == names
     layers = [viewer.layers[name] for name in names]
     low, high = layers[0].contrast_limits
-    assert low == pytest.approx(-high) and high > 0
+    assert low == pytest.approx(-high) and high == pytest.approx(np.abs(target.maps).max())
     assert layers[0].data.shape == viewer.layers["T1"].data.shape
     # diverging and clear at zero: the anatomy shows wherever a contrast does not matter
     colours = layers[0].colormap.map(np.array([0.0, 0.5, 1.0]))

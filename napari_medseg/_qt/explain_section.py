@@ -29,6 +29,7 @@ class ExplainSection(QWidget):
 
         self._viewer, self._case, self._models = viewer, case_section, model_section
         self.result, self._volume, self._result_case = None, None, ()
+        self._map_limits: dict[str, float] = {}  # per target: largest |voxel map value|
         self._measured_ratio: dict[tuple, float] = {}  # (folder, device, precision) -> runs
         self.rankings = {t: dict(r) for t, r in PROTOCOL_RANKINGS.items()}
         self.baseline_combo = QComboBox()
@@ -187,7 +188,10 @@ class ExplainSection(QWidget):
             result = yield from explain_case(model, volume, reference, baseline=baseline,
                                              clinician=rankings, device=device,
                                              precision=precision, mirroring=mirroring)
-            return result, volume, time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            limits = {name: float(abs(target.maps).max()) or 1.0  # the maps' colour range,
+                      for name, target in result.targets.items()}  # not read on the GUI
+            return result, volume, seconds, limits
 
         choice = (folder, device, precision)
         return self.runner.start(task, lambda outcome: self._on_result(choice, case, outcome),
@@ -195,7 +199,7 @@ class ExplainSection(QWidget):
 
     def _on_result(self, choice: tuple, case: tuple, outcome) -> str | None:
         """Show the figures; None (the status says done), or why they were dropped."""
-        self.result, self._volume, seconds = outcome
+        self.result, self._volume, seconds, self._map_limits = outcome
         self._result_case = case
         self._measure(choice, seconds)
         self.show_estimate()
@@ -296,7 +300,7 @@ class ExplainSection(QWidget):
             return False
         name = self.target_combo.currentText()
         target = self.result.targets[name]
-        limit = float(np.abs(target.maps).max()) or 1.0
+        limit = self._map_limits[name]
         names = [f"shapley {name} {contrast}" for contrast in self.result.contrasts]
         shown = [layer for layer in self._viewer.layers if layer.name in names]
         layer_data = [(target.maps[index], {
