@@ -120,7 +120,9 @@ class UncertaintySection(QWidget):
             model = self._models.loaded_model(folder)
             result = yield from estimate_uncertainty(model, volume, methods, samples,
                                                      device=device, precision=precision)
-            return result, volume
+            tops = {name: max(float(values.max()), 1e-3)  # colour ranges, not read on the GUI
+                    for name, values in result.maps.items()}
+            return result, volume, tops
 
         return self.runner.start(task, lambda outcome: self._show(outcome, case), "Uncertainty")
 
@@ -131,7 +133,7 @@ class UncertaintySection(QWidget):
         from napari_medseg.layers import geometry_metadata
         from napari_medseg.orientation import placement
 
-        self.result, volume = outcome
+        self.result, volume, tops = outcome
         self._result_case = case
         for name, values in self.result.maps.items():
             layer_name = f"uncertainty {name}"
@@ -145,7 +147,7 @@ class UncertaintySection(QWidget):
                 self._viewer.layers.remove(layer_name)
                 yield
             self._viewer.add_image(values, name=layer_name, colormap=MAP_COLORMAPS[name],
-                                   contrast_limits=(0.0, max(float(values.max()), 1e-3)),
+                                   contrast_limits=(0.0, tops[name]),
                                    **where, blending="additive",
                                    visible=name == "total", opacity=0.7,
                                    metadata=geometry_metadata(volume.affine, uncertainty=name,
