@@ -139,3 +139,32 @@ def test_recovery_is_not_offered_for_another_case_and_damage_only_warns(
     assert list(recovery_dir().glob("*.damaged-*"))
     assert not np.array_equal(viewer3.layers["reference"].data, edited)
 
+
+
+def test_the_models_original_in_an_export_is_that_layers_not_an_earlier_one_of_its_name(
+        sample_dock, tmp_path, qtbot):
+    """The next case's model output has the same name as the last one's: its export must
+    carry its own model mask as the 'original' of provenance, not the last case's."""
+    from napari_medseg.io import read_labels
+    from napari_medseg.layers import same_placement
+
+    viewer, dock = sample_dock()
+    section = dock.export_section
+    reference = viewer.layers["reference"]
+    model_meta = {"napari_medseg": {"model": {"name": "brats_unet"}}}
+    first = viewer.add_labels(np.array(reference.data), name="brats_unet segmentation",
+                              metadata=model_meta, **same_placement(reference))
+    viewer.layers.remove(first)  # its case closed; the next case's run comes
+    second_model = np.zeros_like(np.asarray(reference.data))
+    second_model[40:60, 50:70, 40:60] = 2
+    second = viewer.add_labels(second_model.copy(), name="brats_unet segmentation",
+                               metadata=model_meta, **same_placement(reference))
+    _correct(second)
+    section.layer_combo.setCurrentText(second.name)
+    section.format_combo.setCurrentText("NIfTI file")
+    section.folder_edit.setText(str(tmp_path))
+    section.case_edit.setText("next_case")
+    result = _export(section, qtbot)
+    original = read_labels(tmp_path / "next_case_model_seg.nii.gz").data
+    np.testing.assert_array_equal(original, second_model)
+    assert result is not None

@@ -25,7 +25,7 @@ class ExportSection(QWidget):
         super().__init__(parent)
         self._viewer, self._case, self._models = viewer, case_section, model_section
         self._refine = refine_section
-        self._originals: dict[str, np.ndarray] = {}
+        self._originals: dict[str, tuple[tuple, np.ndarray]] = {}  # name: (token, mask)
         self.last_dataset: Path | None = None
         self.last_export = None  # the last ExportResult
         self.layer_combo, self.format_combo = QComboBox(), QComboBox()
@@ -90,10 +90,24 @@ class ExportSection(QWidget):
         self.refresh(event)
 
     def _remember_original(self, layer) -> None:
-        """Keep a model's own output as the 'original' mask of provenance."""
-        if layer.metadata.get("napari_medseg", {}).get("model") and layer.name not in \
-                self._originals:
-            self._originals[layer.name] = np.array(layer.data, copy=True)
+        """Keep a model's own output, as it first appears, as the 'original' mask of
+        provenance. Kept with `case_token` of the layer's array: the next case's output
+        under the same name is another layer (it was given the first case's original)."""
+        from napari_medseg.layers import case_token
+
+        self._originals = {name: kept for name, kept in self._originals.items()
+                           if all(ref() is not None for ref in kept[0])}  # layers still held
+        if layer.metadata.get("napari_medseg", {}).get("model") and \
+                self._original_of(layer) is None:
+            self._originals[layer.name] = (case_token({"mask": layer}),
+                                           np.array(layer.data, copy=True))
+
+    def _original_of(self, layer) -> np.ndarray | None:
+        """The model's own output for ``layer`` (None when it is not a model's output)."""
+        from napari_medseg.layers import is_case
+
+        token, original = self._originals.get(layer.name, ((), None))
+        return original if is_case(token, {"mask": layer}) else None
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export folder")
@@ -154,7 +168,7 @@ class ExportSection(QWidget):
         meta = layer.metadata.get("napari_medseg", {})
         return dict(
             case_id=self.case_edit.text().strip() or None,
-            original=self._originals.get(layer.name), model=self._model_of(layer),
+            original=self._original_of(layer), model=self._model_of(layer),
             history=meta.get("edit_history", []),
             label_names={int(k): v for k, v in meta.get("label_names", {}).items()},
             dataset_name=self.dataset_edit.text().strip() or None,
