@@ -12,14 +12,13 @@ from qtpy.QtWidgets import (
     QButtonGroup, QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton,
     QRadioButton, QVBoxLayout, QWidget)
 
+from napari_medseg._qt.click_engine import (
+    ENGINES, EngineKey, build_session, propose, session_factory)
 from napari_medseg._qt.click_input import ClickInput
 from napari_medseg._qt.click_points import ClickPoints
 from napari_medseg._qt.layer_combo import (
     fill_labels_combo, fill_object_combo, new_model_layer, object_value)
 from napari_medseg.errors import MedsegError
-
-ENGINES = {"auto": "auto", "model-aware (segmentation model)": "model",
-           "learned click model": "learned", "random walker (no model)": "random_walker"}
 
 _START = "Start clicking  (Shift-click: other sign, Ctrl-Z: undo)"
 
@@ -31,7 +30,7 @@ class RefineSection(QWidget):
         self._viewer, self._case, self._models = viewer, case_section, model_section
         self.points = ClickPoints(viewer, self.labels_layer)
         self.session = None
-        self._engine_key: tuple | None = None
+        self._engine_key: EngineKey | None = None
         self._pending: list[tuple[tuple[float, ...], bool]] = []
         self._worker = None
         self._edits: list[bool] = []  # per undoable edit of the layer: was it a click?
@@ -155,32 +154,21 @@ class RefineSection(QWidget):
             return
         if self._engine_fits(layer):
             return
-        key = self._engine_case(layer)
+        key = EngineKey.of(layer, self.image_layers(), self.engine_combo.currentText())
         make = self._session_factory(layer, self.current_label())
         if make is None:
             return
         self.points.clear()  # a new session: the old one's points go, as at a first click
-        worker = create_worker(_build, make, _start_thread=False)
+        worker = create_worker(build_session, make, _start_thread=False)
         worker.returned.connect(lambda session: self._prepared(session, key))
         worker.errored.connect(lambda error: self._prepared(error, key))
         self._worker = worker
         self.status.setText("loading the engine...")
         worker.start()
 
-    def _engine_case(self, layer) -> tuple:
-        """What an engine is built for: the mask's and images' arrays, weakly (`case_token`:
-        a freed array's reused id or the next case's names never pass), and the engine."""
-        from napari_medseg.layers import case_token
-
-        return case_token({"\0mask": layer, **self.image_layers()}), \
-            self.engine_combo.currentText()
-
     def _engine_fits(self, layer) -> bool:
-        from napari_medseg.layers import is_case
-
-        token, engine = self._engine_key or ((), None)
-        return self.session is not None and engine == self.engine_combo.currentText() and \
-            is_case(token, {"\0mask": layer, **self.image_layers()})
+        return self.session is not None and self._engine_key is not None and \
+            self._engine_key.fits(layer, self.image_layers(), self.engine_combo.currentText())
 
     def _prepared(self, session, key) -> None:
         self._worker = None
@@ -247,7 +235,7 @@ class RefineSection(QWidget):
             return
         self.session.protect = self.protect_box.isChecked()
         position, positive = self._pending.pop(0)
-        worker = create_worker(_propose, self.session, position, positive,
+        worker = create_worker(propose, self.session, position, positive,
                                _start_thread=False)
         worker.returned.connect(lambda change: self._apply(layer, change, position, positive))
         worker.errored.connect(self._failed)
@@ -256,28 +244,18 @@ class RefineSection(QWidget):
         worker.start()
 
     def _session_factory(self, layer, label: int):
-        from napari_medseg.interactive import InteractiveSession, make_engine
-        from napari_medseg.layers import layer_model_folder, layer_probabilities, volume_builder
+        """`click_engine.session_factory` with the section's choices (None, with a message,
+        when the case's images cannot be read as one)."""
+        from napari_medseg.layers import layer_model_folder
 
-        try:
-            make_volume = volume_builder(self.image_layers())  # built in the worker
+        try:  # the model that made the mask (a run, a review case), else the dock's choice
+            return session_factory(
+                layer, self.image_layers(), label, self.engine_combo.currentText(),
+                self._device(), self.protect_box.isChecked(),
+                layer_model_folder(layer) or self._models.current_folder())
         except MedsegError as error:
             show_error(f"Refinement unavailable: {error}")
             return None
-        engine, device, data = ENGINES[self.engine_combo.currentText()], self._device(), \
-            layer.data
-        probabilities, protect = layer_probabilities(layer), self.protect_box.isChecked()
-        # the model that made the mask (a run, a review case), else the dock's choice
-        segmentation_model = layer_model_folder(layer) or self._models.current_folder()
-
-        def make():  # in the worker: the engine may load a model
-            volume = make_volume()
-            engine_object = make_engine(engine, volume, device=device,
-                                        probabilities=probabilities,
-                                        segmentation_model=segmentation_model)
-            return InteractiveSession(volume, data, label, engine_object, copy=False,
-                                      protect=protect)
-        return make
 
     def _device(self) -> str | None:
         choice = self._models.device_combo.currentText()
@@ -391,21 +369,3 @@ class RefineSection(QWidget):
         self.session, self._engine_key = None, None
         self.engine_label.setText("Engine: chosen at the first click")
 
-
-def _build(make_session):
-    """Worker body: the session with its engine (warmed up), or the user-fixable problem."""
-    try:
-        session = make_session()
-    except MedsegError as error:
-        return error
-    getattr(session.engine, "warm_up", lambda: None)()
-    return session
-
-
-def _propose(session, position, positive):
-    """Worker body: the click's change, or the user-fixable problem (a message, not a
-    traceback)."""
-    try:
-        return session.propose(position, positive)
-    except MedsegError as error:
-        return error
