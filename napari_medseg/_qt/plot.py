@@ -21,7 +21,6 @@ class BarChart(QWidget):
         super().__init__()
         self.setFixedHeight(height_px)
         self.axes = None  # matplotlib's axes, once a chart is drawn
-        self._canvas_away = None  # the canvas while `clear` shows the hint instead
         self.hint = QLabel(hint)
         self.hint.setAlignment(Qt.AlignCenter)
         self.hint.setStyleSheet(f"background: {BACKGROUND}; color: {FOREGROUND};")
@@ -59,32 +58,23 @@ class BarChart(QWidget):
     def clear(self, hint: str) -> None:
         """Take the bars away and show ``hint`` in their place (the chart stays built)."""
         self.hint.setText(hint)
-        if self.axes is None or self._canvas_away is not None:
-            return
-        canvas = self.axes.figure.canvas
-        self.axes.clear()
-        self._layout.replaceWidget(canvas, self.hint)
-        canvas.hide()
+        if self.axes is not None:
+            self.axes.clear()
+            self.axes.figure.canvas.hide()
         self.hint.show()
-        self._canvas_away = canvas
 
     def _axes(self):
-        """The chart's axes, its matplotlib canvas built in the hint's place the first time."""
-        away = self._canvas_away
-        if away is not None:  # cleared: the canvas comes back in the hint's place
-            self._layout.replaceWidget(self.hint, away)
-            self.hint.hide()
-            away.show()
-            self._canvas_away = None
+        """The chart's axes, shown in the hint's place; the matplotlib canvas is built the
+        first time."""
         if self.axes is None:
             from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
             from matplotlib.figure import Figure
 
             figure = Figure(figsize=(4, 2), facecolor=BACKGROUND, tight_layout=True)
-            canvas = FigureCanvasQTAgg(figure)
+            self._layout.addWidget(FigureCanvasQTAgg(figure))
             self.axes = figure.add_subplot(111)
-            self._layout.replaceWidget(self.hint, canvas)
-            self.hint.hide()
+        self.hint.hide()
+        self.axes.figure.canvas.show()
         return self.axes
 
     @staticmethod
