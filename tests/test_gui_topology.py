@@ -50,3 +50,33 @@ def test_check_overlay_jump_fix_and_undo(make_napari_viewer, qtbot):
     assert section.status.text() == STALE and not section.fix_button.isEnabled()
     section.fix_selected()
     np.testing.assert_array_equal(nxt.data, before)
+
+
+def test_check_reads_mask_off_the_gui_thread_and_refuses_a_bad_line(make_napari_viewer, qtbot,
+                                                                    monkeypatch):
+    """Pressing Check only snapshots the mask on the GUI thread: counting its labels and
+    reading the expectations run in the worker, and a bad expectation line is one clear
+    line in the status (no traceback, no results)."""
+    import threading
+
+    import napari_medseg.labels as labels_module
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-medseg", "brats_like_case")
+    _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
+    section = dock.topology_section
+    counted_on = []
+    real = labels_module.present_labels
+    monkeypatch.setattr(labels_module, "present_labels",
+                        lambda data: counted_on.append(threading.current_thread()) or real(data))
+    with qtbot.waitSignal(section.run().finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: not section.runner.busy, timeout=10_000)
+    assert section.results and counted_on and threading.main_thread() not in counted_on
+    section.results, section.errors = {}, []
+    section.expectations.setPlainText("1:b0=banana")
+    with qtbot.waitSignal(section.run().finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: not section.runner.busy, timeout=10_000)
+    assert section.status.text().startswith("Topology check failed: cannot read 'b0=banana'")
+    assert "Traceback" not in section.status.text() and not section.results

@@ -108,7 +108,11 @@ class TopologySection(QWidget):
         return self._viewer.layers[name]
 
     def run(self):
-        """Check the chosen layer in a worker; returns it (None when refused)."""
+        """Check the chosen layer in a worker; returns it (None when refused).
+
+        Only the snapshot of the mask is taken on the GUI thread (the user may paint
+        while it runs); counting its labels and reading the expectations run in the
+        worker, whose refusal of a bad expectation line is one notification."""
         from napari_medseg.labels import present_labels
         from napari_medseg.layers import affine_of_layer, case_token
         from napari_medseg.progress import Progress
@@ -116,20 +120,20 @@ class TopologySection(QWidget):
 
         try:
             layer = self._layer()
-            data = np.asarray(layer.data).copy()
-            names = {int(k): v for k, v in layer.metadata.get("napari_medseg", {}).get(
-                "label_names", {}).items()}
-            setup = check_setup(names, expect=self.expectations.toPlainText().splitlines(),
-                                present=present_labels(data), strict=False,
-                                model_expectations=False)
         except MedsegError as error:
             show_error(str(error))
             return None
+        data = np.asarray(layer.data).copy()
+        names = {int(k): v for k, v in layer.metadata.get("napari_medseg", {}).get(
+            "label_names", {}).items()}
+        expect = self.expectations.toPlainText().splitlines()
         affine = affine_of_layer(layer.metadata, tuple(layer.scale))
         checked = case_token({"mask": layer})
 
         def task():
             yield Progress(0, 1, "computing Betti numbers and locating errors")
+            setup = check_setup(names, expect=expect, present=present_labels(data),
+                                strict=False, model_expectations=False)
             results = check_topology(data, affine, setup.names, setup.regions,
                                      setup.expectations)
             return results, overlay(data.shape, results)  # the overlay layer's voxels too
