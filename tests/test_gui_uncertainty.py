@@ -104,8 +104,10 @@ def test_one_cases_figures_are_dropped_when_another_case_opens(
     assert explain.result is None and explain.status.text() == EXPLAIN_STALE
     assert not explain.maps_button.isEnabled() and explain.add_maps() is False
     assert explain.table.rowCount() == 0 and explain.chart.hint.isVisibleTo(explain)
+    assert not explain.table.isVisibleTo(explain)  # no empty frame left four rows high
     assert uncertainty.suggest() is None  # no model output, no maps: nothing to go on
     with qtbot.waitSignal(explain.runner.settled, timeout=180_000):
         assert explain.run() is not None  # this case's figures, in the chart's place again
     assert explain.result is not None and not explain.chart.hint.isVisibleTo(explain)
+    assert explain.table.isVisibleTo(explain) and explain.table.rowCount() == 4
     assert len(explain.chart.axes.patches) == len(explain.result.contrasts)

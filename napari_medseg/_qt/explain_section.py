@@ -70,6 +70,7 @@ class ExplainSection(QWidget):
         table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
         table.setSelectionMode(QAbstractItemView.NoSelection)
         table.itemChanged.connect(self._on_ranking_edited)
+        _fit_rows(table, 0)
         return table
 
     def _build_layout(self) -> None:
@@ -224,7 +225,7 @@ class ExplainSection(QWidget):
         self.target_combo.blockSignals(True)
         self.target_combo.clear()
         self.target_combo.blockSignals(False)
-        self.table.setRowCount(0)
+        _fit_rows(self.table, 0)
         self.summary.setText("")
         self.chart.clear("press Explain")
         self._enable_results(False)
@@ -241,7 +242,7 @@ class ExplainSection(QWidget):
                                    f"({self.result.baseline} baseline)",
                              ylabel="Shapley value")
         self.table.blockSignals(True)
-        self.table.setRowCount(len(contrasts))
+        _fit_rows(self.table, len(contrasts))
         ranking = self.rankings.get(name, {})
         for row, contrast in enumerate(contrasts):
             cells = [contrast, f"{target.phi[row]:+.4f}",
@@ -253,8 +254,6 @@ class ExplainSection(QWidget):
                     item.setFlags(item.flags() & ~Qt.ItemIsEditable)
                 self.table.setItem(row, column, item)
         self.table.blockSignals(False)
-        self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height()
-                                  + 30 * len(contrasts) + 4)
         self._show_summary(name)
 
     def _show_summary(self, name: str) -> None:
@@ -318,3 +317,11 @@ class ExplainSection(QWidget):
 
         self.runner.show(steps(), "Voxel maps")
         return True
+
+
+def _fit_rows(table: QTableWidget, rows: int) -> None:
+    """Give ``table`` ``rows`` rows and exactly their height; an empty table is hidden (as the
+    Uncertainty section's), not an empty frame four rows high."""
+    table.setRowCount(rows)
+    table.setFixedHeight(table.horizontalHeader().sizeHint().height() + 30 * rows + 4)
+    table.setVisible(rows > 0)
