@@ -55,6 +55,9 @@ def main(path: str) -> None:
     viewer.dims.set_point(0, segmentation.data_to_world(first)[0])
     for _ in range(10):
         QApplication.processEvents()
+    viewer.reset_view()  # framed for the final canvas size, the same on every run
+    for _ in range(10):
+        QApplication.processEvents()
     viewer.screenshot(path, canvas_only=False, flash=False)
     print(f"saved {path}")
     viewer.close()
