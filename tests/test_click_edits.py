@@ -10,7 +10,7 @@ from scipy import ndimage as ndi
 from napari_medseg.errors import InputError
 from napari_medseg.interactive import InteractiveSession, read_clicks, robot_click, robot_trial
 from napari_medseg.interactive._clicks import Click
-from napari_medseg.interactive._edit import local_edit
+from napari_medseg.interactive._edit import local_edit, within_voxel
 from napari_medseg.interactive._model_engine import ModelEngine
 from napari_medseg.interactive._robot import HARM_DICE, label_dices
 from napari_medseg.io import Volume
@@ -109,6 +109,39 @@ def test_a_positive_click_fixes_the_same_confusion_further_along_the_answers_obj
     whole = answer.copy()
     after = local_edit(whole, current, 3, (4, 4, 9), positive=False, along_object=True)
     assert (after[4, 4:6, 9:11] == 2).all() and (after[4, 14:16, 9:11] == 3).all()
+
+
+def test_on_a_resampled_grid_a_click_at_the_labels_boundary_takes_no_confusion_further():
+    """On a grid the engine resamples (a 1.5 mm network on a 1 mm case), a click within one
+    engine voxel of its label marks a boundary finer than the engine sees: the engine's
+    redrawing of the label's boundaries further along is resampling, and the click takes
+    only background there. A click deep in a wide confusion still fixes it further along."""
+    current, answer = _rim_case()
+    current[4, 8:10, 6] = 2  # the answer redraws the ring's inner boundary over label 2
+    answer[4, 8:10, 6] = 3  # (a sliver of the confused label, away from the click)
+    answer[4, 8:10, 3] = 3  # and its outer boundary over background
+    on_own_grid = local_edit(current, answer, 3, (4, 4, 9), positive=True, along_object=True)
+    assert (on_own_grid[4, 14:16, 9:11] == 3).all() and (on_own_grid[4, 8:10, 6] == 3).all()
+    resampled = local_edit(current, answer, 3, (4, 4, 9), positive=True, along_object=True,
+                           engine_voxel=(1.5, 1.5, 1.5))
+    assert (resampled[4, 4:6, 9:11] == 3).all()  # the click's own change
+    assert (resampled[4, 14:16, 9:11] == 2).all()  # no confusion taken further along
+    assert (resampled[4, 8:10, 6] == 2).all()  # the other label's sliver stays
+    assert (resampled[4, 8:10, 3] == 3).all()  # background further along is taken
+    # a click four voxels from the label: an error the engine resolves
+    wide_current, wide_answer = _rim_case()
+    wide_current[4, 4:6, 6:14] = 2
+    far = local_edit(wide_current, wide_answer, 3, (4, 4, 10), positive=True,
+                     along_object=True, engine_voxel=(1.5, 1.5, 1.5))
+    assert (far[4, 4:6, 6:14] == 3).all() and (far[4, 14:16, 9:11] == 3).all()
+    # across 4 mm slices (0.37 of a 1.5 mm voxel), only the click's own slice is near
+    ring = wide_current == 3
+    assert not within_voxel(ring, (4, 4, 10), (0.37, 1.5, 1.5))
+    assert within_voxel(ring, (4, 4, 6), (0.37, 1.5, 1.5))
+    assert not within_voxel(ring, (3, 4, 4), (0.37, 1.5, 1.5))
+    assert within_voxel(ring, (3, 4, 4), (1.0, 1.0, 1.0))
+    assert within_voxel(ring, (0, 0, 0), (7.0, 7.0, 7.0)) and not within_voxel(
+        ring, (0, 0, 0), (1.5, 1.5, 1.5))  # at the array's corner
 
 
 class _FixedAnswers:

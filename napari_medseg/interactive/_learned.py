@@ -122,6 +122,8 @@ class LearnedEngine:
         self.volume = volume
         self.image = prepare_input(volume, spec).numpy()
         self.grid = _Grid(volume.shape, self.image.shape[1:])
+        #: the network's voxel in case voxels per axis on a grid it resamples (``_edit``)
+        self.engine_voxel = None if self.grid.same else tuple(float(v) for v in 1 / self.grid.zoom)
         self.bump = ClickBump(self.image, np.asarray(volume.spacing, float) / self.grid.zoom)
         self.patch = np.asarray(spec.patch_size)
         self.max_patch = max_patch or 2 * int(self.patch.max())

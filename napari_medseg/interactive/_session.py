@@ -301,7 +301,8 @@ class InteractiveSession:
         along = click.positive and _follows_object(self.engine, self.label)
         after_box = local_edit(current, answer, self.label, local, click.positive, self.protect,
                                along_object=along, held=self._held(box) if along else None,
-                               open_face=open_faces(box, self.mask.shape) if along else None)
+                               open_face=open_faces(box, self.mask.shape) if along else None,
+                               engine_voxel=getattr(self.engine, "engine_voxel", None))
         changed = np.nonzero(after_box != current)
         origin = [s.start for s in box]
         indices = tuple(i + o for i, o in zip(changed, origin))
