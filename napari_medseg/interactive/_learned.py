@@ -17,6 +17,11 @@ takes no background voxel the model is sure is background (tumour probability
 under ``PRIOR_FLOOR``): on a protocol-shifted case one oedema click had
 grown 4,084 voxels into such background (BENCHMARKS.md).
 
+On a case whose grid is not the network's (1 mm, 4 mm slices) the engine
+gives its voxel in case voxels (``engine_voxel``): a positive click within one
+network voxel of its label then takes no other label further along the
+clicked object (``_edit``).
+
 Labels the network does not know are refined by the model-free engine.
 """
 from __future__ import annotations
