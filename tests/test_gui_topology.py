@@ -16,9 +16,8 @@ def test_check_overlay_jump_fix_and_undo(make_napari_viewer, qtbot):
     planted = (5, 10, 10)
     layer.data[3:8, 8:13, 8:13] = 2  # a spurious oedema fragment far from the tumour
     assert section.layer_combo.currentText() == "reference"
-    worker = section.run()
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        pass
+    assert section.run() is not None
+    qtbot.waitUntil(lambda: not section.runner.busy, timeout=60_000)
     assert "WT" in section.results and section.results["WT"].betti.b0 > 1
     assert "topology errors" in viewer.layers
     overlay = viewer.layers["topology errors"].data
@@ -40,8 +39,8 @@ def test_check_overlay_jump_fix_and_undo(make_napari_viewer, qtbot):
     from napari_medseg._qt.topology_section import STALE
     from napari_medseg.layers import same_placement
 
-    with qtbot.waitSignal(section.run().finished, timeout=60_000):
-        pass
+    assert section.run() is not None
+    qtbot.waitUntil(lambda: not section.runner.busy, timeout=60_000)
     assert section.errors and section.layer_combo.currentText() == "reference"
     placed = same_placement(layer)
     viewer.layers.remove("reference")
