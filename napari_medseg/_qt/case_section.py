@@ -9,6 +9,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout, QWidget)
 
 from napari_medseg._qt.case_open import CaseOpener
+from napari_medseg._qt.fit import fit_rows
 from napari_medseg.case import ImageDescription, auto_assign, check_case
 from napari_medseg.contrasts import BRATS_CONTRASTS, match_contrasts
 from napari_medseg.io import spacing_from_affine
@@ -168,12 +169,9 @@ class CaseSection(QWidget):
         self._manual = {c: n for c, n in self._manual.items() if n == "" or n in names}
         self._assignment = auto_assign(names, self._contrasts, keep=self._manual)
         by_name = {layer.name: layer for layer in layers}
-        self._table.setRowCount(len(self._contrasts))
+        fit_rows(self._table, len(self._contrasts))
         for row, contrast in enumerate(self._contrasts):
             self._fill_row(row, contrast, names, by_name.get(self._assignment[contrast] or ""))
-        self._table.setFixedHeight(self._table.horizontalHeader().sizeHint().height()
-                                   + _ROW_HEIGHT * len(self._contrasts)
-                                   + 2 * self._table.frameWidth())
         self._show_status()
         self.opener.refresh()
         self.assignment_changed.emit()

@@ -9,6 +9,7 @@ from qtpy.QtWidgets import (
     QAbstractItemView, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
     QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from napari_medseg._qt.fit import fit_rows
 from napari_medseg._qt.plot import BarChart
 from napari_medseg._qt.worker import TaskRunner, add_layers_stepwise, remove_layers_stepwise
 from napari_medseg.errors import MedsegError
@@ -70,7 +71,7 @@ class ExplainSection(QWidget):
         table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
         table.setSelectionMode(QAbstractItemView.NoSelection)
         table.itemChanged.connect(self._on_ranking_edited)
-        _fit_rows(table, 0)
+        fit_rows(table, 0)
         return table
 
     def _build_layout(self) -> None:
@@ -225,7 +226,7 @@ class ExplainSection(QWidget):
         self.target_combo.blockSignals(True)
         self.target_combo.clear()
         self.target_combo.blockSignals(False)
-        _fit_rows(self.table, 0)
+        fit_rows(self.table, 0)
         self.summary.setText("")
         self.chart.clear("press Explain")
         self._enable_results(False)
@@ -242,7 +243,7 @@ class ExplainSection(QWidget):
                                    f"({self.result.baseline} baseline)",
                              ylabel="Shapley value")
         self.table.blockSignals(True)
-        _fit_rows(self.table, len(contrasts))
+        fit_rows(self.table, len(contrasts))
         ranking = self.rankings.get(name, {})
         for row, contrast in enumerate(contrasts):
             cells = [contrast, f"{target.phi[row]:+.4f}",
@@ -318,10 +319,3 @@ class ExplainSection(QWidget):
         self.runner.show(steps(), "Voxel maps")
         return True
 
-
-def _fit_rows(table: QTableWidget, rows: int) -> None:
-    """Give ``table`` ``rows`` rows and exactly their height; an empty table is hidden (as the
-    Uncertainty section's), not an empty frame four rows high."""
-    table.setRowCount(rows)
-    table.setFixedHeight(table.horizontalHeader().sizeHint().height() + 30 * rows + 4)
-    table.setVisible(rows > 0)

@@ -3,11 +3,12 @@
 Model and layer names can be long and unbroken (an nnU-Net folder is named
 ``Dataset991_Name__nnUNetTrainer__nnUNetPlans__3d_fullres``), and so can the
 paths in status lines; a widget sized to such a text pushed the whole dock
-wider than the window, so it scrolled sideways.
+wider than the window, so it scrolled sideways. Tables are exactly as high as
+their rows (`fit_rows`), so the dock has no empty frames.
 """
 from __future__ import annotations
 
-from qtpy.QtWidgets import QComboBox, QLabel, QWidget
+from qtpy.QtWidgets import QComboBox, QLabel, QTableWidget, QWidget
 
 #: characters a combo box is sized for; its list still shows whole names
 COMBO_CHARACTERS = 14
@@ -49,3 +50,21 @@ def wrappable(text: str) -> str:
     for mark in ("_", "/", "\\"):
         text = text.replace(mark, mark + "\u200b")
     return text
+
+
+def fit_rows(table: QTableWidget, rows: int) -> None:
+    """Give ``table`` ``rows`` rows and exactly their height (header, rows, frame); an
+    empty table is hidden, not left as an empty frame.
+
+    Parameters
+    ----------
+    table : QTableWidget
+        A table without a vertical scroll bar of its own.
+    rows : int
+        How many rows it shows.
+    """
+    table.setRowCount(rows)
+    table.setFixedHeight(table.horizontalHeader().sizeHint().height()
+                         + table.verticalHeader().defaultSectionSize() * rows
+                         + 2 * table.frameWidth())
+    table.setVisible(rows > 0)

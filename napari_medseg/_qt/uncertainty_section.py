@@ -9,6 +9,7 @@ from qtpy.QtWidgets import (
     QAbstractItemView, QCheckBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QListWidget,
     QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from napari_medseg._qt.fit import fit_rows
 from napari_medseg._qt.worker import TaskRunner
 from napari_medseg.layers import same_placement
 
@@ -43,8 +44,7 @@ class UncertaintySection(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height() + 4)
-        self.table.setVisible(False)  # until there are figures to show
+        fit_rows(self.table, 0)  # hidden until there are figures to show
         self.suggestion_list = QListWidget()
         self.suggestion_list.setFixedHeight(90)
         self.suggestion_list.currentRowChanged.connect(self.go_to)
@@ -168,14 +168,13 @@ class UncertaintySection(QWidget):
         if self.result is None or is_case(self._result_case, self._case.assigned_layers()):
             return
         self.result, self.suggestions = None, []
-        self.table.setRowCount(0)
-        self.table.setVisible(False)
+        fit_rows(self.table, 0)
         self.suggestion_list.clear()
         self.status.setText(STALE)
 
     def _fill_table(self) -> None:
         rows = self.result.structures
-        self.table.setRowCount(len(rows))
+        fit_rows(self.table, len(rows))
         for row, (name, figures) in enumerate(rows.items()):
             cells = [name, f"{figures['volume_mean_mm3'] / 1000:.1f}\u00b1"
                      f"{figures['volume_sd_mm3'] / 1000:.1f}", f"{figures['volume_cv']:.3f}",
@@ -183,9 +182,6 @@ class UncertaintySection(QWidget):
                      f"{figures['uncertainty_boundary']:.3f}"]
             for column, text in enumerate(cells):
                 self.table.setItem(row, column, QTableWidgetItem(text))
-        self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height()
-                                  + 30 * len(rows) + 4)
-        self.table.setVisible(True)
 
     def _clicked_points(self) -> list:
         from napari.layers import Points

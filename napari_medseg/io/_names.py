@@ -50,6 +50,5 @@ def case_id_from_paths(paths: Sequence[str | os.PathLike]) -> str:
     common = words[0][:shared]
     while common and (common[-1] in "_.-" or is_contrast_name(common[-1])):
         common.pop()
-    if not common:
-        return re.sub(r"[^A-Za-z0-9_\-]", "_", paths[0].resolve().parent.name) or "case"
-    return re.sub(r"[^A-Za-z0-9_\-]", "_", "".join(common)) or "case"
+    text = "".join(common) or paths[0].resolve().parent.name
+    return re.sub(r"[^A-Za-z0-9_\-]", "_", text) or "case"
