@@ -481,3 +481,35 @@ def test_the_warm_up_loads_torchs_library_before_torch_and_torch_then_works():
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["False", "True", "3.0"]
+
+
+
+_EXIT_DURING_THE_WARM_UP = """
+import atexit
+import sys
+import time
+from qtpy.QtWidgets import QApplication
+app = QApplication([])
+from napari_medseg._qt import warmup
+atexit.register(lambda: print("alive at exit:", warmup._state["thread"].is_alive(), flush=True))
+warmup.warm_up()  # its exit handler registers after the probe, so it runs first
+time.sleep(float(sys.argv[1]))
+sys.exit(0)
+"""
+
+
+@pytest.mark.gui
+@pytest.mark.parametrize("seconds", [0.0, 1.0])  # before torch's import; during it (2-core CPU)
+def test_a_process_that_exits_during_the_warm_up_exits_cleanly(seconds):
+    """napari closed within a second of opening the dock: the process exits while the
+    warm-up thread imports. Tearing modules down under torch's import crashed the
+    interpreter now and then (status 139); an import that finished during the exit left
+    torch's finalizers to run without their module ('Exception ignored in ...') or failed
+    to start a thread pool. The exit now stops the warm-up, waits for it, and is silent."""
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", _EXIT_DURING_THE_WARM_UP, str(seconds)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["alive", "at", "exit:", "False"]
+    assert result.stderr == ""

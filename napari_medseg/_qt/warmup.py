@@ -21,9 +21,19 @@ loaded. Python's full garbage collections, run in whichever thread allocates,
 also hold the GIL (0.1-0.2 s each with napari loaded, four per warm-up): the
 collector is off while the thread imports and back on after the callbacks
 (after the dock's freeze).
+
+A process that exits while the thread is still importing (napari closed within a
+second or two of opening the dock) tears modules down under a half-done import of
+torch's C++ library, which can crash the interpreter (a segmentation fault, status
+139). An ``atexit`` handler asks the thread to stop after the import it is in and
+waits for it. Python refuses thread-pool imports once its shutdown has begun (dask,
+through pint, imports ``concurrent.futures.thread``), so that module is imported with
+this one, on the GUI thread (a few milliseconds).
 """
 from __future__ import annotations
 
+import atexit
+import concurrent.futures.thread  # noqa: F401  (see the module's docstring: the exit)
 import ctypes
 import gc
 import importlib
@@ -31,6 +41,7 @@ import importlib.util
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,22 +53,53 @@ MODULES = ("pandas", "scipy.ndimage", "skimage.measure", "torch", "napari_medseg
            "napari_medseg.explain._explain", "matplotlib.figure",
            "matplotlib.backends.backend_qtagg")
 _POLL_MS = 100
+_EXIT_WAIT_S = 60.0  # the warm-up takes 1-3 s; a hung import must not hold the exit forever
 _state: dict = {"done": False, "callbacks": []}
 
 
 def _import_and_build() -> None:
     _state["collecting"] = gc.isenabled()
     gc.disable()  # enabled again on the GUI thread, after the dock's freeze
+    try:
+        _build_registry()
+        for step in (_dash_patterns, _load_torch_library, *map(_importer, MODULES)):
+            if _state.get("exiting"):
+                return
+            step()
+    except Exception:  # noqa: BLE001  (only while the process exits; else it is raised)
+        if not _state.get("exiting"):
+            raise
+
+
+def _build_registry() -> None:
     import pint  # first: the first layer needs the registry, torch only the first run
 
     _state["registry"] = pint.UnitRegistry()
-    _dash_patterns()
-    _load_torch_library()
-    for name in MODULES:
+
+
+def _importer(name: str) -> Callable[[], None]:
+    def import_it() -> None:
         try:
             importlib.import_module(name)
         except ImportError:  # optional or broken: the action that needs it says so
-            continue
+            pass
+    return import_it
+
+
+class _ExitOrder:
+    """A finalizer on an object that lives as long as the process makes ``weakref`` register
+    its exit hook before ``_wait_at_exit``: finalizers that modules imported during the wait
+    create (torch's operator libraries) then still run at exit, while their module globals
+    exist ('Exception ignored in: <finalize object>' otherwise)."""
+
+
+_EXIT_ORDER = _ExitOrder()
+
+
+def _wait_at_exit(thread: threading.Thread) -> None:
+    """Registered with ``atexit``: the thread stops after its current import; wait for it."""
+    _state["exiting"] = True
+    thread.join(_EXIT_WAIT_S)
 
 
 def _dash_patterns() -> None:
@@ -135,4 +177,6 @@ def warm_up(then: Callable[[], None] | None = None) -> None:
                               daemon=True)
     _state["thread"] = thread
     thread.start()
+    weakref.finalize(_EXIT_ORDER, lambda: None)
+    atexit.register(_wait_at_exit, thread)
     _poll(thread)
