@@ -17,10 +17,9 @@ from napari_medseg.errors import InputError
 from napari_medseg.explain._coalitions import coalition_probabilities, make_baseline
 from napari_medseg.explain._ranking import validate_ranking
 from napari_medseg.explain._region import (
-    case_block, explained_boxes, pasted, reference_on_grid, resampled_block, touches)
+    explained_boxes, labelled_blocks, pasted, reference_on_grid, touches)
 from napari_medseg.explain._result import (
-    ShapleyResult, attribution_targets, dice_counts, exact_attributions, shapley_result,
-    target_masks)
+    ShapleyResult, attribution_targets, exact_attributions, shapley_result)
 from napari_medseg.explain._shapley import coalition_masks, shapley_coefficients
 from napari_medseg.inference._predict import FoldPlacement, fold_pass, prepare_input, resample
 from napari_medseg.io import Volume
@@ -37,34 +36,32 @@ def _region_probability(probabilities: torch.Tensor, labels: tuple[int, ...]) ->
     return probabilities[:, list(labels)].sum(1)
 
 
-def _coalition_values(probabilities, case_shape, targets, reference, blocks=None
-                      ) -> np.ndarray:
+def _coalition_values(probabilities, case_shape, targets, reference) -> np.ndarray:
     """Dice per coalition and target, ``[S, T]``; reference None means 'vs all contrasts'.
 
-    With ``blocks`` (case-grid boxes outside which every coalition's
-    probabilities are the same), each coalition is resampled and counted only
-    inside them; outside, the full coalition's labels stand for all.
+    Each coalition's labels are counted only in the case-grid blocks where they may
+    not be background (`labelled_blocks`), as voxels per (predicted, reference) label
+    pair: what resampling the whole volume would count, at a fraction of its cost.
     """
-    full = most_probable(resample(probabilities[-1], case_shape))
-    for block in blocks or ():  # the same arithmetic as the coalitions' below: ties alike
-        full[block] = most_probable(resampled_block(probabilities[-1], case_shape, block))
-    truth = reference if reference is not None else full
-    if not blocks:
-        wanted = target_masks(truth, targets)
-        counts = np.stack([dice_counts(most_probable(resample(p, case_shape)), targets, wanted)
-                           for p in probabilities[:-1]] + [dice_counts(full, targets, wanted)])
-        return dice_from_counts(counts[..., 0], counts[..., 1], counts[..., 2])
-    wanted = [target_masks(truth[block], targets) for block in blocks]
-    whole = dice_counts(full, targets, target_masks(truth, targets))
-    inside = [dice_counts(full[block], targets, masks) for block, masks in zip(blocks, wanted)]
-    values = []
-    for coalition in probabilities:
-        counts = whole.copy()
-        for block, masks, full_counts in zip(blocks, wanted, inside):
-            labels = most_probable(resampled_block(coalition, case_shape, block))
-            counts += dice_counts(labels, targets, masks) - full_counts
-        values.append(dice_from_counts(counts[:, 0], counts[:, 1], counts[:, 2]))
-    return np.array(values)
+    full = labelled_blocks(probabilities[-1], case_shape)
+    if reference is None:
+        reference = np.zeros(tuple(case_shape), np.uint8)
+        for block, labels in full:
+            reference[block] = labels
+    n_labels = max(int(reference.max()), probabilities.shape[1] - 1) + 1
+    reference_sizes = np.bincount(reference.ravel(), minlength=n_labels)
+    counts = []
+    for coalition in [*probabilities[:-1], None]:
+        pairs = np.zeros((n_labels, n_labels), np.int64)
+        for block, labels in full if coalition is None else labelled_blocks(coalition,
+                                                                            case_shape):
+            pairs += np.bincount(labels.ravel().astype(np.intp) * n_labels
+                                 + reference[block].ravel(),
+                                 minlength=n_labels**2).reshape(n_labels, n_labels)
+        counts.append([(pairs[list(values)].sum(), reference_sizes[list(values)].sum(),
+                        pairs[np.ix_(values, values)].sum()) for values in targets.values()])
+    counts = np.array(counts, dtype=np.int64)
+    return dice_from_counts(counts[..., 0], counts[..., 1], counts[..., 2])
 
 
 def _check_reference(reference, volume: Volume, model: LoadedModel) -> np.ndarray | None:
@@ -158,7 +155,7 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
                                             permutations, arithmetic)
         return result
     masks = coalition_masks(len(contrasts))
-    boxes, ordinary, blocks = None, [], None
+    boxes, ordinary = None, []
     if region == "objects":
         ordinary = yield from _ordinary_predictions(model, image_t, overlap, torch_device,
                                                     precision)
@@ -166,7 +163,6 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
         on_grid = reference_on_grid(reference, grid)
         boxes = explained_boxes(structures if on_grid is None else structures | on_grid,
                                 model.spec.patch_size)
-        blocks = [case_block(box, grid, volume.shape) for box in boxes] if boxes else None
     elif region != "whole":
         raise InputError(f"unknown explanation region {region!r}: use 'objects' or 'whole'")
     fold_values, ensemble = [], None
@@ -179,11 +175,10 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
         probabilities = yield from rescaled(runs, fold, len(model.networks), message)
         if boxes:
             probabilities = pasted(ordinary[fold], probabilities, boxes)
-        fold_values.append(_coalition_values(probabilities, volume.shape, targets, reference,
-                                             blocks))
+        fold_values.append(_coalition_values(probabilities, volume.shape, targets, reference))
         ensemble = probabilities if ensemble is None else ensemble + probabilities
     ensemble /= len(model.networks)
-    values = _coalition_values(ensemble, volume.shape, targets, reference, blocks)
+    values = _coalition_values(ensemble, volume.shape, targets, reference)
     voxel_maps = _voxel_maps(ensemble, targets, volume.shape) if maps else {}
     result_targets = exact_attributions(targets, values, fold_values, checked, voxel_maps)
     return shapley_result(model, baseline, reference, result_targets,

@@ -5,10 +5,9 @@ import numpy as np
 
 from napari_medseg.explain._coalitions import coalition_probabilities
 from napari_medseg.explain._explain import _coalition_values
+from napari_medseg.explain._region import case_labels
 from napari_medseg.explain._result import ShapleyResult, shapley_result, target_attribution
 from napari_medseg.explain._shapley import coalitions_visited, permutation_shapley
-from napari_medseg.inference._predict import resample
-from napari_medseg.labels import most_probable
 from napari_medseg.progress import Progress, ProgressGenerator
 
 
@@ -28,7 +27,7 @@ def explain_sampled(model, image_t, base_t, volume, reference, targets, checked,
                                             autocast)
     # without a reference, each member (fold, ensemble) is compared with its own full prediction
     truths = [reference if reference is not None
-              else most_probable(resample(p[0], volume.shape)) for p in full]
+              else case_labels(p[0], volume.shape) for p in full]
 
     def values_of(members) -> np.ndarray:  # [folds + 1 (ensemble), targets]
         return np.stack([_coalition_values(p, volume.shape, targets, truth)[0]
