@@ -14,7 +14,8 @@ prediction's probabilities.
 
 Whatever the region, each coalition's labels are resampled to the case grid
 only in the tiles where they may not be background (``labelled_blocks``):
-the Dice counts are exactly the whole volume's, for a fraction of the cost.
+the Dice counts are the whole volume's (but for voxels where two classes tie
+within float rounding), for a fraction of the cost.
 
 What this leaves out (a coalition predicting something far outside the
 boxes) is measured against the whole-volume computation in
