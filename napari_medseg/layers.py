@@ -260,6 +260,25 @@ def layer_model_folder(layer) -> Path | None:
     return Path(folder) if folder and Path(folder).is_dir() else None
 
 
+def kept_probabilities(probabilities: np.ndarray) -> np.ndarray:
+    """The model run's class probabilities as a Labels layer keeps them
+    (`PROBABILITIES_KEY`): float16, half the memory.
+
+    Converted by torch: NumPy's float16 cast takes a slow path for values below
+    float16's normal range (6e-5), most of a probability volume's (every class but
+    the one a voxel has): 1.4 s against 0.02 s for a 4x155x240x240 volume of such
+    values on a 2-core CPU, with the same bits (round to nearest even).
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (K, Z, Y, X)
+        float32 class probabilities.
+    """
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(probabilities, np.float32)).half().numpy()
+
+
 def layer_probabilities(layer) -> np.ndarray | None:
     """The class probabilities a model's Labels layer keeps from its run, if any.
 

@@ -43,6 +43,11 @@ def test_run_keeps_event_loop_alive_and_matches_cli(dock, qtbot, tmp_path, tiny_
 
     # hashed in the worker: autosave's key for the layer, not computed on the GUI thread
     assert layer.metadata["napari_medseg"]["content"] == content_fingerprint(layer.data)
+    from napari_medseg.layers import layer_probabilities
+
+    kept = layer_probabilities(layer)  # the clicks' prior, kept as float16
+    assert kept.dtype == np.float16 and kept.shape[1:] == layer.data.shape
+    assert (kept.argmax(0) == layer.data).mean() > 0.999  # float16 ties aside: this run's
     assert section.run_button.isEnabled() and "done" in section.status.text()
 
     images, _ = case_files(SAMPLE_DIR, SAMPLE_CASE_ID)

@@ -6,8 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
-
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
@@ -259,13 +257,14 @@ class ModelSection(QWidget):
         def task():  # probabilities are always kept: click refinement uses them
             from napari_medseg.export import content_fingerprint
             from napari_medseg.inference import predict
+            from napari_medseg.layers import kept_probabilities
 
             volume = make_volume()
             started = time.perf_counter()
             model = self.loaded_model(folder, folds)
             prediction = yield from predict(model, volume, device=device, precision=precision,
                                             mirroring=mirroring)
-            kept = prediction.probabilities.astype(np.float16)  # for clicks; off the GUI thread
+            kept = kept_probabilities(prediction.probabilities)  # for clicks, in the worker
             run_time = RunTime(folder, device, time.perf_counter() - started,
                                len(model.networks), precision)
             content = content_fingerprint(prediction.labels)  # autosave's key, hashed here
