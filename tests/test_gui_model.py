@@ -62,6 +62,10 @@ def test_cancel_stops_and_adds_nothing(dock, qtbot):
     section = widget.model_section
     before = [layer.name for layer in viewer.layers]
     worker = section.run()
+    # what napari's close dialog lists while it runs: the task, not a function's address
+    statuses = viewer.window._qt_window._window._task_status_manager.get_status()
+    assert any("Model run (napari-medseg)" in status for status in statuses), statuses
+    assert not any("function" in status for status in statuses)
     with qtbot.waitSignal(worker.finished, timeout=120_000):
         section.cancel_button.click()
     assert [layer.name for layer in viewer.layers] == before

@@ -12,6 +12,7 @@ worker relays it with its traceback (and the status line names it).
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Generator, Iterable, Iterator
 from inspect import isgenerator
 
@@ -38,6 +39,25 @@ def _guarded(make_generator: Callable[[], Generator]) -> Generator:
     except MedsegError as error:
         return _Failure(error)
     return result
+
+
+class _Task(functools.partial):
+    """``_guarded(make_generator)``, named after its task: napari lists a closing window's
+    running workers by their function ("Executing Model run (napari-medseg)" rather than
+    a function's address)."""
+
+    label = ""
+
+    def __repr__(self) -> str:
+        return f"{self.label} (napari-medseg)"
+
+    __str__ = __repr__
+
+
+def _task(make_generator: Callable[[], Generator], label: str) -> _Task:
+    task = _Task(_guarded, make_generator)
+    task.label = label
+    return task
 
 
 def error_message(error: BaseException) -> str:
@@ -90,7 +110,7 @@ class TaskRunner(QObject):
         if self.busy:
             show_info(f"{label} is waiting: another task is still running")
             return None
-        worker = create_worker(_guarded, make_generator, _start_thread=False)
+        worker = create_worker(_task(make_generator, label), _start_thread=False)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda result: self._finish(on_done, result, label))
         worker.errored.connect(lambda error: self._fail(error, label, notify=False))
