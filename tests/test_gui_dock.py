@@ -513,3 +513,41 @@ def test_a_process_that_exits_during_the_warm_up_exits_cleanly(seconds):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["alive", "at", "exit:", "False"]
     assert result.stderr == ""
+
+
+_CLOSE_DURING_EXPLAIN = """
+import time
+import napari
+from qtpy.QtWidgets import QApplication
+viewer = napari.Viewer(show=False)
+app = QApplication.instance()
+dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")[1]
+opener = dock.case_section.opener
+opener.open_sample()
+while opener.runner.busy:
+    app.processEvents()
+    time.sleep(0.01)
+dock.model_section.device_combo.setCurrentText("cpu")
+assert dock.explain_section.run() is not None
+started = time.perf_counter()
+while time.perf_counter() - started < 1.0:
+    app.processEvents()
+    time.sleep(0.01)
+print("running at close:", dock.explain_section.runner.busy, flush=True)
+viewer.close()
+"""
+
+
+@pytest.mark.gui
+def test_closing_napari_while_a_task_runs_exits_cleanly():
+    """napari closed while Explain runs: napari asks the worker to stop but does not wait,
+    and Python's teardown deleted the worker's signals under it ('RuntimeError in aborted
+    thread' on the terminal). The exit now waits for the task to stop."""
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", _CLOSE_DURING_EXPLAIN],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["running", "at", "close:", "True"]
+    assert "RuntimeError" not in result.stderr and "Traceback" not in result.stderr, \
+        result.stderr[-2000:]

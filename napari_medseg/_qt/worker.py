@@ -12,7 +12,9 @@ worker relays it with its traceback (and the status line names it).
 """
 from __future__ import annotations
 
+import atexit
 import functools
+import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator
 from inspect import isgenerator
 
@@ -58,6 +60,25 @@ def _task(make_generator: Callable[[], Generator], label: str) -> _Task:
     task = _Task(_guarded, make_generator)
     task.label = label
     return task
+
+
+_WORKERS: weakref.WeakSet = weakref.WeakSet()  # the dock's task workers, for the exit
+_EXIT_WAIT_MS = 30_000
+
+
+def _stop_workers_at_exit() -> None:
+    """Registered with ``atexit``: napari was closed while a task ran; it asks the task to
+    stop but does not wait, and Python's teardown then deleted the worker's signals under
+    it ('RuntimeError in aborted thread' on the terminal). Each task stops at its next
+    progress report, and the exit waits for that (about a second)."""
+    from qtpy.QtCore import QThreadPool
+
+    for worker in list(_WORKERS):
+        worker.quit()
+    QThreadPool.globalInstance().waitForDone(_EXIT_WAIT_MS)
+
+
+atexit.register(_stop_workers_at_exit)
 
 
 def error_message(error: BaseException) -> str:
@@ -111,6 +132,7 @@ class TaskRunner(QObject):
             show_info(f"{label} is waiting: another task is still running")
             return None
         worker = create_worker(_task(make_generator, label), _start_thread=False)
+        _WORKERS.add(worker)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda result: self._finish(on_done, result, label))
         worker.errored.connect(lambda error: self._fail(error, label, notify=False))
