@@ -269,7 +269,7 @@ def test_a_far_speck_gets_its_own_small_box_not_one_box_over_the_head():
 def test_a_block_resamples_as_the_whole_volume_does():
     import torch.nn.functional as F
 
-    from napari_medseg.explain._region import resampled_block
+    from napari_medseg.inference._blocks import resampled_block
 
     tensor = torch.rand(4, 39, 60, 61, generator=torch.Generator().manual_seed(0))
     case_shape = (77, 119, 122)
@@ -287,7 +287,7 @@ def test_labels_counted_only_where_they_may_not_be_background_are_the_whole_volu
     elsewhere, for a 1 mm case of a 1.5 mm model, specks and a tumour."""
     import torch.nn.functional as F
 
-    from napari_medseg.explain._region import case_labels, labelled_blocks
+    from napari_medseg.inference._blocks import case_labels, labelled_blocks
     from napari_medseg.labels import most_probable
 
     generator = torch.Generator().manual_seed(1)

@@ -117,6 +117,27 @@ def test_resamples_to_model_spacing_and_back(tiny_model_folder):
     assert prediction.probabilities.shape == (4, *case.volume.shape)
 
 
+def test_labels_are_the_argmax_of_the_probabilities_resampled_to_the_case(
+        coarse_model_folder):
+    """The labels are resampled only in the case's tiles where a class other than
+    background may win: they are the argmax of the whole resampled volume (but for ties
+    within float rounding), with or without the probabilities kept."""
+    from napari_medseg.labels import most_probable
+    from napari_medseg.sample import generate_case
+
+    case = generate_case(12, spacing=2.0)  # the model works at 6 mm
+    model = load_model(coarse_model_folder)
+    kept = run_to_end(predict(model, case.volume, device="cpu"))
+    labels_only = run_to_end(predict(model, case.volume, device="cpu",
+                                     keep_probabilities=False)).labels
+    np.testing.assert_array_equal(labels_only, kept.labels)
+    dense = most_probable(kept.probabilities)
+    top_two = np.sort(kept.probabilities, axis=0)[-2:]
+    differ = dense != kept.labels
+    assert (top_two[1] - top_two[0])[differ].max(initial=0.0) < 1e-5  # ties only
+    assert differ.mean() < 1e-5 and (dense > 0).sum() > 1000
+
+
 def test_folds_are_averaged(tiny_model_folder, small_case):
     model = load_model(tiny_model_folder)
     both = run_to_end(predict(model, small_case.volume, device="cpu")).probabilities

@@ -17,10 +17,11 @@ from napari_medseg.errors import InputError
 from napari_medseg.explain._coalitions import coalition_probabilities, make_baseline
 from napari_medseg.explain._ranking import validate_ranking
 from napari_medseg.explain._region import (
-    explained_boxes, labelled_blocks, pasted, reference_on_grid, touches)
+    explained_boxes, pasted, reference_on_grid, touches)
 from napari_medseg.explain._result import (
     ShapleyResult, attribution_targets, exact_attributions, shapley_result)
 from napari_medseg.explain._shapley import coalition_masks, shapley_coefficients
+from napari_medseg.inference._blocks import labelled_blocks
 from napari_medseg.inference._predict import FoldPlacement, fold_pass, prepare_input, resample
 from napari_medseg.io import Volume
 from napari_medseg.labels import most_probable

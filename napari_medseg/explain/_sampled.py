@@ -5,9 +5,9 @@ import numpy as np
 
 from napari_medseg.explain._coalitions import coalition_probabilities
 from napari_medseg.explain._explain import _coalition_values
-from napari_medseg.explain._region import case_labels
 from napari_medseg.explain._result import ShapleyResult, shapley_result, target_attribution
 from napari_medseg.explain._shapley import coalitions_visited, permutation_shapley
+from napari_medseg.inference._blocks import case_labels
 from napari_medseg.progress import Progress, ProgressGenerator
 
 

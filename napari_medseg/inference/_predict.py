@@ -12,7 +12,6 @@ from napari_medseg.errors import InputError
 from napari_medseg.inference._memory import available_memory_bytes, inference_memory_bytes
 from napari_medseg.inference._sliding import sliding_window
 from napari_medseg.io import Volume, check_finite
-from napari_medseg.labels import most_probable
 from napari_medseg.models.loading import LoadedModel
 from napari_medseg.models.normalise import normalise_image
 from napari_medseg.models.spec import ModelSpec
@@ -201,7 +200,8 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
 
     The case is normalised per the spec, resampled to the model spacing,
     predicted window by window, and the class probabilities resampled back
-    to the case grid before the argmax.
+    to the case grid before the argmax (for the labels, only in the case's
+    tiles where a class other than background may win: `inference._blocks`).
 
     Parameters
     ----------
@@ -237,6 +237,7 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
     """
     import torch
 
+    from napari_medseg.inference._blocks import case_labels
     from napari_medseg.models.device import autocast_dtype, choose_device, precision_name
     from napari_medseg.models.nnunet import NnunetModel
 
@@ -268,9 +269,10 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
         fold_total = yield from rescaled(passes, fold_index, len(model.networks),
                                          f"fold {fold_index + 1}/{len(model.networks)}")
         total += fold_total.cpu()
-    mean = resample(total / len(model.networks), shape)
-    labels = most_probable(mean)
-    return Prediction(labels=labels, probabilities=mean.numpy() if keep_probabilities else None,
+    mean = total / len(model.networks)
+    labels = case_labels(mean, shape)  # resampled only where it may not be background
+    return Prediction(labels=labels,
+                      probabilities=resample(mean, shape).numpy() if keep_probabilities else None,
                       model_name=spec.name, model_version=spec.version,
                       folds=tuple(range(len(model.networks))), device=str(placement.device),
                       notes=tuple(notes),
