@@ -62,9 +62,10 @@ def resampled_block(tensor: torch.Tensor, case_shape: Sequence[int], block: Box
     for axis, first, second, weight in reversed(passes):  # x first: PyTorch's nesting
         shape = [1] * out.dim()
         shape[axis] = -1
-        weight = torch.tensor(weight).reshape(shape)
-        out = (out.index_select(axis, torch.from_numpy(first)) * (1 - weight)
-               + out.index_select(axis, torch.from_numpy(second)) * weight)
+        weight = torch.tensor(weight, device=out.device).reshape(shape)
+        first, second = (torch.from_numpy(index).to(out.device) for index in (first, second))
+        out = (out.index_select(axis, first) * (1 - weight)
+               + out.index_select(axis, second) * weight)
     return out
 
 
@@ -82,7 +83,8 @@ def labelled_blocks(probabilities: torch.Tensor, case_shape: Sequence[int], tile
     Parameters
     ----------
     probabilities : Tensor of shape (K, Z, Y, X)
-        Class probabilities on the model grid; class 0 is background.
+        Class probabilities on the model grid; class 0 is background (the class
+        ``most_probable`` gives on ties).
     case_shape : sequence of int
         The case grid's shape.
     tile : int
