@@ -304,6 +304,11 @@ def test_labels_counted_only_where_they_may_not_be_background_are_the_whole_volu
     assert len(blocks) < 0.25 * np.prod([-(-n // 16) for n in case_shape])  # a few tiles
     np.testing.assert_array_equal(case_labels(probabilities, case_shape), whole)
     assert whole[0, 95, 0] == 3 and (whole == 2).sum() > 0
+    thick = (13, 96, 90)  # thick slices: the case coarser than the model along z
+    np.testing.assert_array_equal(
+        case_labels(probabilities, thick),
+        most_probable(F.interpolate(probabilities[None], size=thick, mode="trilinear",
+                                    align_corners=False)[0]))
 
 
 def test_windows_touching_a_box_give_the_whole_runs_result_inside_it():
