@@ -155,6 +155,9 @@ def test_maps_sum_to_foreground_probability_change(coarse_model_folder, small_ca
     empty = run_to_end(predict(model, blank, device="cpu", precision=precision)).probabilities
     wt_maps = result.targets["WT"].maps
     assert wt_maps.dtype == np.float32
+    # kept on the model's 6 mm grid (an eighth of the 3 mm case's voxels), read resampled
+    kept = result.targets["WT"].voxel_maps.on_grid
+    assert kept.nbytes < wt_maps.nbytes / 7 and kept.shape[0] == wt_maps.shape[0] == 4
     np.testing.assert_allclose(wt_maps.sum(0), full.probabilities[1:].sum(0)
                                - empty[1:].sum(0), atol=1e-4)
 

@@ -8,7 +8,7 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.mark.slow
-def test_explain_section_end_to_end(sample_dock, qtbot, coarse_model_folder):
+def test_explain_section_end_to_end(sample_dock, qtbot, coarse_model_folder, insertion_turns):
     viewer, dock = sample_dock(coarse_model_folder)
     section = dock.explain_section
     assert section.reference_combo.currentText().startswith("(none")  # never a name guess
@@ -48,9 +48,11 @@ def test_explain_section_end_to_end(sample_dock, qtbot, coarse_model_folder):
     section.table.item(0, 4).setText("3")
     assert "NSF" in section.summary.text() and "\u26a0" not in section.summary.text()
     names = [f"shapley ED {c}" for c in result.contrasts]
-    assert section.add_maps()
-    assert names[0] in viewer.layers and names[1] not in viewer.layers  # one per turn
+    inserted, delivered = insertion_turns(viewer)
+    assert section.add_maps()  # resampled to the case grid in a worker, then added
+    assert names[0] not in viewer.layers and section.runner.busy
     qtbot.waitUntil(lambda: not section.runner.busy, timeout=10_000)
+    assert inserted == names and delivered == [1, 2, 3, 4]  # one layer per turn
     assert section.add_maps()  # again: the maps are replaced, not doubled
     qtbot.waitUntil(lambda: not section.runner.busy, timeout=10_000)
     assert [layer.name for layer in viewer.layers if layer.name.startswith("shapley")] == names

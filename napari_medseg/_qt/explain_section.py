@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt
@@ -289,34 +290,49 @@ class ExplainSection(QWidget):
         self._show_summary(name)
 
     def add_maps(self) -> bool:
-        """Add the chosen target's voxel maps, one diverging layer per contrast, one layer
-        per event-loop turn (four at once held napari 0.66 s); False when there are none
-        or a task is running."""
+        """Add the chosen target's voxel maps, one diverging layer per contrast: resampled
+        to the case grid in a worker (the result keeps them on the model's grid), then one
+        layer per event-loop turn (four at once held napari 0.66 s); False when there are
+        none or a task is running."""
+        if self.result is None or self.runner.busy:
+            return False
+        name, result = self.target_combo.currentText(), self.result
+
+        def task():
+            from napari_medseg.progress import Progress
+
+            yield Progress(0, 1, f"voxel maps of {name}: resampling to the case")
+            return result.targets[name].maps
+
+        self.runner.start(task, lambda maps: self._map_layers(result, name, maps),
+                          "Voxel maps")
+        return True
+
+    def _map_layers(self, result, name: str, maps) -> Iterator[None] | str:
+        """The steps that replace the shown maps of ``name`` with ``maps`` (the case grid);
+        nothing when the figures were dropped meanwhile (another case opened)."""
         import numpy as np
 
         from napari_medseg.layers import geometry_metadata, shapley_colormap
         from napari_medseg.orientation import placement
 
-        if self.result is None or self.runner.busy:
-            return False
-        name = self.target_combo.currentText()
-        target = self.result.targets[name]
-        limit = self._map_limits[name]
+        if self.result is not result:
+            return "Voxel maps: not shown, the explanation was of another case"
+        target, limit = result.targets[name], self._map_limits[name]
         names = [f"shapley {name} {contrast}" for contrast in self.result.contrasts]
         shown = [layer for layer in self._viewer.layers if layer.name in names]
-        layer_data = [(target.maps[index], {
+        layer_data = [(maps[index], {
             "name": names[index], "colormap": shapley_colormap(),
             "contrast_limits": (-limit, limit), "blending": "translucent",
             "visible": index == int(np.argmin(target.ranks)),
             "metadata": geometry_metadata(self._volume.affine, shapley_target=name,
                                           contrast=contrast),
-            **placement(self._volume.affine, target.maps.shape[1:])}, "image")
+            **placement(self._volume.affine, maps.shape[1:])}, "image")
             for index, contrast in enumerate(self.result.contrasts)]
 
-        def steps():
+        def steps() -> Iterator[None]:
             yield from remove_layers_stepwise(self._viewer, shown)
             yield from add_layers_stepwise(self._viewer, layer_data)
 
-        self.runner.show(steps(), "Voxel maps")
-        return True
+        return steps()
 

@@ -19,10 +19,10 @@ from napari_medseg.explain._ranking import validate_ranking
 from napari_medseg.explain._region import (
     explained_boxes, pasted, reference_on_grid, touches)
 from napari_medseg.explain._result import (
-    ShapleyResult, attribution_targets, exact_attributions, shapley_result)
+    GridMaps, ShapleyResult, attribution_targets, exact_attributions, shapley_result)
 from napari_medseg.explain._shapley import coalition_masks, shapley_coefficients
 from napari_medseg.inference._blocks import labelled_blocks
-from napari_medseg.inference._predict import FoldPlacement, fold_pass, prepare_input, resample
+from napari_medseg.inference._predict import FoldPlacement, fold_pass, prepare_input
 from napari_medseg.io import Volume
 from napari_medseg.labels import most_probable
 from napari_medseg.metrics import dice_from_counts
@@ -198,15 +198,13 @@ def _ordinary_predictions(model: LoadedModel, image_t: torch.Tensor, overlap: fl
     return out
 
 
-def _voxel_maps(ensemble: torch.Tensor, targets, case_shape) -> dict[str, np.ndarray]:
-    """phi maps per target on the case grid; resampling is linear, so it commutes."""
+def _voxel_maps(ensemble: torch.Tensor, targets, case_shape) -> dict[str, GridMaps]:
+    """phi maps per target, kept on the model grid (`GridMaps`: resampled when read)."""
     coefficients = torch.from_numpy(shapley_coefficients(ensemble.shape[0].bit_length() - 1)
                                     ).float()
     out = {}
     for name, labels in targets.items():
         foreground = _region_probability(ensemble, labels)  # [S, z, y, x]
         phi = torch.tensordot(coefficients, foreground, dims=1)  # [M, z, y, x]
-        out[name] = resample(phi, case_shape).numpy().astype(np.float32)
+        out[name] = GridMaps(phi.numpy().astype(np.float32, copy=False), tuple(case_shape))
     return out
-
-
