@@ -15,7 +15,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "_explain": ["explain_case"],
     "_ranking": ["max_footrule", "normalised_footrule_similarity", "rank_variance",
                  "ranks_from_phi", "validate_ranking"],
-    "_result": ["ShapleyResult", "TargetAttribution", "attribution_targets"],
+    "_result": ["GridMaps", "ShapleyResult", "TargetAttribution", "attribution_targets"],
     "_shapley": ["coalition_masks", "exact_shapley", "permutation_shapley",
                  "shapley_coefficients"],
 })
