@@ -93,6 +93,7 @@ def test_one_cases_figures_are_dropped_when_another_case_opens(
     viewer.add_points(np.zeros((1, 3)), name="clicks")  # the same case: figures kept
     assert uncertainty.result is not None and explain.result is not None
     assert uncertainty.table.isVisibleTo(uncertainty) and explain.maps_button.isEnabled()
+    explained, maps = explain.result, explain.result.targets["ED"].maps
     write_case(small_case, tmp_path, "c1")
     images, _ = case_files(tmp_path, "c1")
     opener = dock.case_section.opener
@@ -103,6 +104,9 @@ def test_one_cases_figures_are_dropped_when_another_case_opens(
     assert not uncertainty.table.isVisibleTo(uncertainty) and uncertainty.status.text() == STALE
     assert explain.result is None and explain.status.text() == EXPLAIN_STALE
     assert not explain.maps_button.isEnabled() and explain.add_maps() is False
+    # maps resampled in a worker that ends after the next case opened: not shown
+    assert "another case" in explain._map_layers(explained, "ED", maps)
+    assert not any(layer.name.startswith("shapley") for layer in viewer.layers)
     assert explain.table.rowCount() == 0 and explain.chart.hint.isVisibleTo(explain)
     assert not explain.table.isVisibleTo(explain)  # no empty frame left four rows high
     assert uncertainty.suggest() is None  # no model output, no maps: nothing to go on

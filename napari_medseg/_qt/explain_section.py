@@ -319,7 +319,7 @@ class ExplainSection(QWidget):
         if self.result is not result:
             return "Voxel maps: not shown, the explanation was of another case"
         target, limit = result.targets[name], self._map_limits[name]
-        names = [f"shapley {name} {contrast}" for contrast in self.result.contrasts]
+        names = [f"shapley {name} {contrast}" for contrast in result.contrasts]
         shown = [layer for layer in self._viewer.layers if layer.name in names]
         layer_data = [(maps[index], {
             "name": names[index], "colormap": shapley_colormap(),
@@ -328,7 +328,7 @@ class ExplainSection(QWidget):
             "metadata": geometry_metadata(self._volume.affine, shapley_target=name,
                                           contrast=contrast),
             **placement(self._volume.affine, maps.shape[1:])}, "image")
-            for index, contrast in enumerate(self.result.contrasts)]
+            for index, contrast in enumerate(result.contrasts)]
 
         def steps() -> Iterator[None]:
             yield from remove_layers_stepwise(self._viewer, shown)
