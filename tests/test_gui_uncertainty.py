@@ -105,7 +105,7 @@ def test_one_cases_figures_are_dropped_when_another_case_opens(
     assert explain.result is None and explain.status.text() == EXPLAIN_STALE
     assert not explain.maps_button.isEnabled() and explain.add_maps() is False
     # maps resampled in a worker that ends after the next case opened: not shown
-    assert "another case" in explain._map_layers(explained, "ED", maps)
+    assert "another case" in explain._map_layers(explained, "ED", maps, 1.0)
     assert not any(layer.name.startswith("shapley") for layer in viewer.layers)
     assert explain.table.rowCount() == 0 and explain.chart.hint.isVisibleTo(explain)
     assert not explain.table.isVisibleTo(explain)  # no empty frame left four rows high

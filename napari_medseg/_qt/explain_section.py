@@ -31,7 +31,6 @@ class ExplainSection(QWidget):
 
         self._viewer, self._case, self._models = viewer, case_section, model_section
         self.result, self._volume, self._result_case = None, None, ()
-        self._map_limits: dict[str, float] = {}  # per target: largest |voxel map value|
         self._measured_ratio: dict[tuple, float] = {}  # (folder, device, precision) -> runs
         self.rankings = {t: dict(r) for t, r in PROTOCOL_RANKINGS.items()}
         self.baseline_combo = QComboBox()
@@ -192,10 +191,7 @@ class ExplainSection(QWidget):
             result = yield from explain_case(model, volume, reference, baseline=baseline,
                                              clinician=rankings, device=device,
                                              precision=precision, mirroring=mirroring)
-            seconds = time.perf_counter() - started
-            limits = {name: float(abs(target.maps).max()) or 1.0  # the maps' colour range,
-                      for name, target in result.targets.items()}  # not read on the GUI
-            return result, volume, seconds, limits
+            return result, volume, time.perf_counter() - started
 
         choice = (folder, device, precision)
         return self.runner.start(task, lambda outcome: self._on_result(choice, case, outcome),
@@ -203,7 +199,7 @@ class ExplainSection(QWidget):
 
     def _on_result(self, choice: tuple, case: tuple, outcome) -> str | None:
         """Show the figures; None (the status says done), or why they were dropped."""
-        self.result, self._volume, seconds, self._map_limits = outcome
+        self.result, self._volume, seconds = outcome
         self._result_case = case
         self._measure(choice, seconds)
         self.show_estimate()
@@ -302,15 +298,17 @@ class ExplainSection(QWidget):
             from napari_medseg.progress import Progress
 
             yield Progress(0, 1, f"voxel maps of {name}: resampling to the case")
-            return result.targets[name].maps
+            maps = result.targets[name].maps
+            return maps, float(abs(maps).max()) or 1.0  # and their colour range, off the GUI
 
-        self.runner.start(task, lambda maps: self._map_layers(result, name, maps),
+        self.runner.start(task, lambda shown: self._map_layers(result, name, *shown),
                           "Voxel maps")
         return True
 
-    def _map_layers(self, result, name: str, maps) -> Iterator[None] | str:
-        """The steps that replace the shown maps of ``name`` with ``maps`` (the case grid);
-        nothing when the figures were dropped meanwhile (another case opened)."""
+    def _map_layers(self, result, name: str, maps, limit: float) -> Iterator[None] | str:
+        """The steps that replace the shown maps of ``name`` with ``maps`` (the case grid,
+        colours from ``-limit`` to ``limit``); nothing when the figures were dropped
+        meanwhile (another case opened)."""
         import numpy as np
 
         from napari_medseg.layers import geometry_metadata, shapley_colormap
@@ -318,7 +316,7 @@ class ExplainSection(QWidget):
 
         if self.result is not result:
             return "Voxel maps: not shown, the explanation was of another case"
-        target, limit = result.targets[name], self._map_limits[name]
+        target = result.targets[name]
         names = [f"shapley {name} {contrast}" for contrast in result.contrasts]
         shown = [layer for layer in self._viewer.layers if layer.name in names]
         layer_data = [(maps[index], {

@@ -60,9 +60,9 @@ _state: dict = {"done": False, "callbacks": []}
 def _import_and_build() -> None:
     _state["collecting"] = gc.isenabled()
     gc.disable()  # enabled again on the GUI thread, after the dock's freeze
-    try:
-        _build_registry()
-        for step in (_dash_patterns, _load_torch_library, *map(_importer, MODULES)):
+    try:  # the registry first: the first layer needs it, torch only the first run
+        for step in (_build_registry, _dash_patterns, _load_torch_library,
+                     *map(_importer, MODULES)):
             if _state.get("exiting"):
                 return
             step()
@@ -72,7 +72,7 @@ def _import_and_build() -> None:
 
 
 def _build_registry() -> None:
-    import pint  # first: the first layer needs the registry, torch only the first run
+    import pint
 
     _state["registry"] = pint.UnitRegistry()
 

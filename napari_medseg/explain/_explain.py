@@ -21,7 +21,7 @@ from napari_medseg.explain._region import (
 from napari_medseg.explain._result import (
     GridMaps, ShapleyResult, attribution_targets, exact_attributions, shapley_result)
 from napari_medseg.explain._shapley import coalition_masks, shapley_coefficients
-from napari_medseg.inference._blocks import labelled_blocks
+from napari_medseg.inference._blocks import labelled_blocks, pasted_labels
 from napari_medseg.inference._predict import FoldPlacement, fold_pass, prepare_input
 from napari_medseg.io import Volume
 from napari_medseg.labels import most_probable
@@ -46,9 +46,7 @@ def _coalition_values(probabilities, case_shape, targets, reference) -> np.ndarr
     """
     full = labelled_blocks(probabilities[-1], case_shape)
     if reference is None:
-        reference = np.zeros(tuple(case_shape), np.uint8)
-        for block, labels in full:
-            reference[block] = labels
+        reference = pasted_labels(full, case_shape)
     n_labels = max(int(reference.max()), probabilities.shape[1] - 1) + 1
     reference_sizes = np.bincount(reference.ravel(), minlength=n_labels)
     counts = []

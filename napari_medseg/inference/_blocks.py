@@ -118,7 +118,21 @@ def case_labels(probabilities: torch.Tensor, case_shape: Sequence[int]) -> np.nd
     case_shape : sequence of int
         The case grid's shape.
     """
+    return pasted_labels(labelled_blocks(probabilities, case_shape), case_shape)
+
+
+def pasted_labels(blocks: list[tuple[Box, np.ndarray]], case_shape: Sequence[int]
+                  ) -> np.ndarray:
+    """The case-grid label map of `labelled_blocks`' ``blocks``: background elsewhere.
+
+    Parameters
+    ----------
+    blocks : list of (tuple of slice, ndarray)
+        Case-grid blocks and their labels.
+    case_shape : sequence of int
+        The case grid's shape.
+    """
     labels = np.zeros(tuple(case_shape), np.uint8)
-    for block, values in labelled_blocks(probabilities, case_shape):
+    for block, values in blocks:
         labels[block] = values
     return labels
