@@ -82,11 +82,12 @@ def layer_data(path: PathOrPaths) -> tuple[list[tuple], list[str]]:
     MedsegError
         For the first file that cannot be read, naming it and the fix.
     """
+    from napari_medseg.io import each_path
+
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     layers: list[tuple] = []
     notes: list[str] = []
-    for item in paths:
-        item_layers, note = _layers_for_path(Path(item))
+    for item_layers, note in each_path(_layers_for_path, [Path(item) for item in paths]):
         layers.extend(item_layers)
         notes.extend([note] if note else [])
     images = [kwargs for _, kwargs, kind in layers if kind == "image"]

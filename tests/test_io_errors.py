@@ -236,3 +236,18 @@ def test_one_rule_for_label_masks_wherever_they_come_from():
             check_topology(bad)
     with pytest.raises(InputError, match="differs from the image shape"):
         as_label_mask(whole, "m.nii.gz", shape=(3, 4, 6))
+
+
+@pytest.mark.parametrize("bad, finite", [((np.inf, -np.inf), False), ((np.nan,), False),
+                                         ((3e38, 3e38), True)])
+def test_non_finite_voxels_counted_and_huge_finite_ones_kept(tmp_path, bad, finite):
+    """The check sums the volume first: opposite infinities cancel to NaN there, and
+    finite voxels whose float32 sum would overflow must not be refused."""
+    data = np.ones((6, 6, 6), np.float32)
+    data.flat[:len(bad)] = bad
+    path = _nifti(tmp_path / "values.nii.gz", data)
+    if finite:
+        assert read_volume(path).data.shape == (1, 6, 6, 6)
+    else:
+        with pytest.raises(InputError, match=f"{len(bad)} voxels are NaN or infinite"):
+            read_volume(path)

@@ -1,12 +1,15 @@
 """I/O round trips checked against nibabel and SimpleITK reading our files."""
 from __future__ import annotations
 
+import gzip
+
 import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from napari_medseg.io import read_labels, read_volume, write_labels
+from napari_medseg.errors import InputError
+from napari_medseg.io import each_path, read_labels, read_volume, write_labels
 from tests.conftest import make_affine, rotation
 
 SHAPE_XYZ = (7, 9, 5)
@@ -85,6 +88,38 @@ def test_4d_nifti_becomes_channels(tmp_path):
     assert volume.data.shape == (3, 5, 9, 7)
     np.testing.assert_array_equal(volume.data[2], data[..., 2].transpose(2, 1, 0))
     assert volume.channel_names == ("multi[0]", "multi[1]", "multi[2]")
+
+
+def test_scaled_integer_gzip_reads_as_nibabel_reads_it(tmp_path):
+    """The .nii.gz voxels are decompressed by ISA-L, not nibabel's stream: same values,
+    scaling included, also for a file of two gzip members (some tools append)."""
+    rng = np.random.default_rng(6)
+    stored = rng.integers(-3000, 3000, size=SHAPE_XYZ).astype(np.int16)
+    image = nib.Nifti1Image(stored, make_affine("lps"))
+    image.header.set_slope_inter(0.25, 10.0)
+    path = tmp_path / "scaled_t1.nii.gz"
+    nib.save(image, str(path))
+    expected = nib.load(str(path)).get_fdata(dtype=np.float32).transpose(2, 1, 0)
+    assert not np.array_equal(expected, stored.transpose(2, 1, 0))  # the scaling applies
+    np.testing.assert_array_equal(read_volume(path).data[0], expected)
+    raw = gzip.decompress(path.read_bytes())
+    two_members = tmp_path / "two_members_t1.nii.gz"
+    two_members.write_bytes(gzip.compress(raw[:1000]) + gzip.compress(raw[1000:]))
+    np.testing.assert_array_equal(read_volume(two_members).data[0], expected)
+
+
+def test_files_read_side_by_side_keep_their_order_and_first_error(tmp_path):
+    rng = np.random.default_rng(7)
+    names = ("t1", "t1ce", "t2", "flair")
+    arrays = [rng.normal(size=SHAPE_XYZ).astype(np.float32) for _ in names]
+    paths = [_write_nifti(tmp_path / f"case_{name}.nii.gz", array, make_affine("ras"))
+             for name, array in zip(names, arrays)]
+    assert [float(value) for value in each_path(lambda p: read_volume(p).data.sum(), paths)] \
+        == pytest.approx([float(array.sum()) for array in arrays], rel=1e-6)
+    for index in (1, 3):
+        paths[index].write_bytes(paths[index].read_bytes()[:200])  # truncated
+    with pytest.raises(InputError, match="case_t1ce"):
+        read_volume(paths)
 
 
 def test_several_files_become_channels_in_order(tmp_path):

@@ -7,7 +7,8 @@ they open aligned in ITK-SNAP and 3D Slicer.
 from napari_medseg.io._atomic import (
     atomic_files, atomic_path, check_writable, finish_interrupted, make_folder)
 from napari_medseg.io._mask import as_label_mask
-from napari_medseg.io._read import check_finite, detect_format, read_labels, read_volume
+from napari_medseg.io._read import (
+    check_finite, detect_format, each_path, read_labels, read_volume)
 from napari_medseg.io._volume import (
     LabelMap, Volume, orientation_code, same_grid, spacing_from_affine)
 from napari_medseg.io._write import write_image, write_labels
@@ -21,6 +22,7 @@ __all__ = [
     "check_writable",
     "check_finite",
     "detect_format",
+    "each_path",
     "finish_interrupted",
     "make_folder",
     "orientation_code",

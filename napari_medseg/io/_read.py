@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,10 @@ def check_finite(data: np.ndarray, path: PathLike) -> None:
     InputError
         When any voxel is NaN or infinite.
     """
+    with np.errstate(over="ignore", invalid="ignore"):  # a huge sum is counted below
+        total = np.add.reduce(data, axis=None, dtype=np.float64)
+    if np.isfinite(total):
+        return  # NaN and inf carry into the sum: one pass, no mask of the volume's size
     bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
     if bad:
         raise InputError(describe(
@@ -148,7 +153,7 @@ def read_volume(paths: PathLike | Sequence[PathLike],
         [Path(p) for p in paths]
     if not path_list:
         raise InputError("no input files given: pass one file per contrast")
-    volumes = [_read_one(path) for path in path_list]
+    volumes = each_path(_read_one, path_list)
     first = volumes[0]
     for other in volumes[1:]:
         if not same_grid(first.affine, first.shape, other.affine, other.shape):
@@ -166,6 +171,27 @@ def read_volume(paths: PathLike | Sequence[PathLike],
         names = tuple(channel_names)
     return Volume(data=data, affine=first.affine, channel_names=names,
                   source_paths=tuple(str(p) for p in path_list))
+
+
+def each_path(read: Callable, paths: Sequence) -> list:
+    """``[read(path) for path in paths]``, the files read side by side in threads.
+
+    Decompression and NumPy release the GIL, so a case's contrasts are read
+    about twice as fast on two cores. The error raised is the first path's in
+    order, as in the serial loop.
+
+    Parameters
+    ----------
+    read : callable
+        One path to its result.
+    paths : sequence
+        The files.
+    """
+    if len(paths) < 2:
+        return [read(path) for path in paths]
+    with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1),
+                            thread_name_prefix="napari-medseg-read") as pool:
+        return list(pool.map(read, paths))
 
 
 def _stack(arrays: list) -> object:
