@@ -251,3 +251,22 @@ def test_non_finite_voxels_counted_and_huge_finite_ones_kept(tmp_path, bad, fini
     else:
         with pytest.raises(InputError, match=f"{len(bad)} voxels are NaN or infinite"):
             read_volume(path)
+
+
+def test_files_read_side_by_side_cannot_promise_the_same_free_memory(tmp_path, monkeypatch):
+    """One file fits in the free memory; while it is being read, a second that would also
+    fit alone is refused, as it would be when read after the first."""
+    import psutil
+
+    from napari_medseg.io._nifti import memory_reserved
+
+    first = nib.load(str(_nifti(tmp_path / "a_t1.nii.gz", np.ones((40, 40, 40), np.float32))))
+    second_path = _nifti(tmp_path / "b_t2.nii.gz", np.ones((40, 40, 40), np.float32))
+    needed = 40 ** 3 * 4
+    free = type("Memory", (), {"available": int(needed * 2.5)})()  # two float32 reads fit
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: free)
+    assert read_volume(second_path).shape == (40, 40, 40)  # alone: it fits
+    with memory_reserved(tmp_path / "a_t1.nii.gz", first):  # the first one's read under way
+        with pytest.raises(InputError, match="GiB are free"):
+            read_volume(second_path)
+    assert read_volume(second_path).shape == (40, 40, 40)  # the first read's share is back

@@ -6,6 +6,9 @@ exact.
 """
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -44,16 +47,17 @@ def read_nifti_array(path: Path, as_float: bool = True) -> tuple[np.ndarray, np.
         raise InputError(describe(
             path, f"cannot be read as NIfTI ({type(error).__name__}: {error})",
             "The file may be truncated or corrupt; export it again from the source")) from error
-    check_header_size(path, image)
-    try:
-        if path.name.lower().endswith(".gz"):
-            image = _decompressed(path, image)
-        data = (image.get_fdata(dtype=np.float32) if as_float
-                else np.asanyarray(image.dataobj))
-    except Exception as error:  # nibabel raises many types for damaged files
-        raise InputError(describe(
-            path, f"cannot be read as NIfTI ({type(error).__name__}: {error})",
-            "The file may be truncated or corrupt; export it again from the source")) from error
+    with memory_reserved(path, image):
+        try:
+            if path.name.lower().endswith(".gz"):
+                image = _decompressed(path, image)
+            data = (image.get_fdata(dtype=np.float32) if as_float
+                    else np.asanyarray(image.dataobj))
+        except Exception as error:  # nibabel raises many types for damaged files
+            raise InputError(describe(
+                path, f"cannot be read as NIfTI ({type(error).__name__}: {error})",
+                "The file may be truncated or corrupt; export it again from the source"
+            )) from error
     return to_channels_first(np.asarray(data), path), np.asarray(image.affine, dtype=float)
 
 
@@ -66,9 +70,37 @@ def _decompressed(path: Path, image):
 
 
 _MAX_DEFLATE_RATIO = 1032  # the most a DEFLATE stream can expand
+_RESERVED = {"bytes": 0}  # memory promised to reads under way (a case's files read side by side)
+_RESERVED_LOCK = threading.Lock()
 
 
-def check_header_size(path: Path, image, memory: bool = True) -> None:
+@contextmanager
+def memory_reserved(path: Path, image) -> Iterator[None]:
+    """Check the header (`check_header_size`) counting the memory of reads under way, and
+    hold this read's share until it ends: files read side by side cannot together take
+    more than is free, as one after another could not.
+
+    Parameters
+    ----------
+    path : Path
+        The file (named in the message).
+    image : nibabel image
+        Its header, read without the data.
+    """
+    voxels = int(np.prod(image.header.get_data_shape(), dtype=np.int64))
+    share = voxels * 4 + (2 * voxels * image.header.get_data_dtype().itemsize
+                          if path.name.lower().endswith(".gz") else 0)  # + the inflated bytes
+    with _RESERVED_LOCK:
+        check_header_size(path, image, reserved=_RESERVED["bytes"])
+        _RESERVED["bytes"] += share
+    try:
+        yield
+    finally:
+        with _RESERVED_LOCK:
+            _RESERVED["bytes"] -= share
+
+
+def check_header_size(path: Path, image, memory: bool = True, reserved: int = 0) -> None:
     """Refuse a header whose voxel data cannot be in the file or in memory, before reading.
 
     Parameters
@@ -79,6 +111,8 @@ def check_header_size(path: Path, image, memory: bool = True) -> None:
         Its header, read without the data.
     memory : bool
         Also refuse data larger than the free memory.
+    reserved : int
+        Bytes of the free memory already promised to other reads.
 
     Raises
     ------
@@ -101,7 +135,7 @@ def check_header_size(path: Path, image, memory: bool = True) -> None:
                                   f"{size} bytes", "The file is truncated or its header is "
                                   "damaged; export it again from the source"))
     needed = int(np.prod(shape, dtype=np.int64)) * 4
-    free = psutil.virtual_memory().available
+    free = psutil.virtual_memory().available - reserved
     if memory and needed > 0.8 * free:
         raise InputError(describe(path, f"{' x '.join(map(str, shape))} voxels need "
                                   f"{needed / 2**30:.1f} GiB but {free / 2**30:.1f} GiB are "
