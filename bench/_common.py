@@ -39,7 +39,7 @@ def write_json(path: str | Path, payload: dict) -> None:
     """Write results with the machine description and the time."""
     payload = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), **payload}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    Path(path).write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
     print(f"\nwrote {path}")
 
 

@@ -27,7 +27,7 @@ from napari_medseg.sample import generate_case, write_case
 
 def peak_rss_mib() -> float:
     """This process's peak resident memory (VmHWM; getrusage's ru_maxrss survives fork)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -152,7 +152,7 @@ class WritePath:
                 verify_dataset_integrity(str(folder), 1)
         except Exception as error:  # nnU-Net's own check failed
             return f"nnU-Net check failed: {type(error).__name__}"
-        listed = sorted(json.loads((folder / "dataset.json").read_text())["dataset"])
+        listed = sorted(json.loads((folder / "dataset.json").read_bytes())["dataset"])
         return {("old_case",): "old", ("new_case", "old_case"): "new"}.get(
             tuple(listed), f"cases {listed}")
 

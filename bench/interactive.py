@@ -268,7 +268,7 @@ def baseline_trials(args) -> list[dict]:
                    "--starts", *args.starts]
         env = {**os.environ, "PYTHONPATH": tmp}
         subprocess.run(command, check=True, env=env)
-        trials = json.loads(out.read_text())
+        trials = json.loads(out.read_bytes())
     for trial in trials:
         trial["engine"] = f"{trial['engine']} (before)"
     return trials
@@ -319,7 +319,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.trials_only:  # the baseline subprocess: the old package's robot loop
-        Path(args.trials_only).write_text(json.dumps(run_trials(args, _engines(args))))
+        Path(args.trials_only).write_text(json.dumps(run_trials(args, _engines(args))),
+                                          encoding="utf-8")
         return
     trials = run_trials(args, _engines(args))
     if args.baseline:

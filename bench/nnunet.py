@@ -68,7 +68,7 @@ def worker(which: str, model: Path, images: list[str], out: Path) -> None:
     RUNS[which](model, images, out)
     seconds = time.perf_counter() - started
     # VmHWM: this process's own peak (ru_maxrss would carry the parent's across exec)
-    status = Path("/proc/self/status").read_text()
+    status = Path("/proc/self/status").read_text(encoding="utf-8")
     peak_kib = int(next(line for line in status.splitlines()
                         if line.startswith("VmHWM")).split()[1])
     print("RESULT " + json.dumps({"tool": which, "seconds": seconds, "peak_mib": peak_kib / 1024}))

@@ -64,7 +64,7 @@ def main() -> None:
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         }
         print(path.name, data.shape)
-    (OUT / "provenance.json").write_text(json.dumps(record, indent=2) + "\n")
+    (OUT / "provenance.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ def main() -> None:
                   "validation_dice": [f["validation_dice"] for f in log["folds"]]},
         expected_topology={"WT": {"b0": 1, "b1": 0, "b2": 0}, "TC": {"b1": 0}})
     save_model(args.out, spec, networks)
-    (args.out / "training_log.json").write_text(json.dumps(log, indent=1) + "\n")
+    (args.out / "training_log.json").write_text(json.dumps(log, indent=1) + "\n", encoding="utf-8")
     print(f"total {log['total_minutes']} min -> {args.out}")
 
 

@@ -176,7 +176,7 @@ def main() -> None:
         network = initial.networks[0]
         earlier = {"earlier_stage": dict(initial.spec.training or {})}
         if (args.init / "training_log.json").exists():
-            earlier["curve"] = json.loads((args.init / "training_log.json").read_text())["curve"]
+            earlier["curve"] = json.loads((args.init / "training_log.json").read_bytes())["curve"]
     settings = TrainingSettings(steps=args.steps, batch_size=args.batch_size, patch_size=PATCH,
                                 learning_rate=args.learning_rate, seed=args.seed)
     sampler = batch_sampler(cases, network, args.batch_size, n_labels, args.max_rounds)
@@ -192,10 +192,11 @@ def main() -> None:
            "batch_size": args.batch_size, "learning_rate": args.learning_rate,
            "total_minutes": minutes, **{k: v for k, v in earlier.items() if k != "curve"}}
     save(network, arch, segmentation, args.out, log)
-    (args.out / "training_log.json").write_text(json.dumps({"curve": curve}, indent=1) + "\n")
+    (args.out / "training_log.json").write_text(json.dumps({"curve": curve}, indent=1) + "\n",
+                                                encoding="utf-8")
     if "curve" in earlier:
         (args.out / "training_log_earlier.json").write_text(
-            json.dumps({"curve": earlier["curve"]}, indent=1) + "\n")
+            json.dumps({"curve": earlier["curve"]}, indent=1) + "\n", encoding="utf-8")
     print(f"total {minutes} min -> {args.out}")
 
 

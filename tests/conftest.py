@@ -88,7 +88,8 @@ def make_model_folder(folder, widths=(4, 8), patch=(32, 32, 32), spacing=(3.0, 3
         path = folder / f"fold{index}{suffix}"
         torch.save(network.state_dict(), str(path))
         folds.append(FoldSpec(path.name, sha256_of(path)))
-    (folder / "model.json").write_text(replace(spec, folds=tuple(folds)).to_json())
+    (folder / "model.json").write_text(replace(spec, folds=tuple(folds)).to_json(),
+                                       encoding="utf-8")
     return folder
 
 

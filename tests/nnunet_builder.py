@@ -51,10 +51,10 @@ def _raw_dataset(root: Path, dataset_id: int, name: str, region_based: bool) -> 
                              label_names=dict(case.labels.label_names))
     folder = result.output
     if region_based:
-        descriptor = json.loads((folder / "dataset.json").read_text())
+        descriptor = json.loads((folder / "dataset.json").read_bytes())
         descriptor["labels"] = REGION_LABELS
         descriptor["regions_class_order"] = [2, 1, 3]
-        (folder / "dataset.json").write_text(json.dumps(descriptor, indent=1))
+        (folder / "dataset.json").write_text(json.dumps(descriptor, indent=1), encoding="utf-8")
     return folder
 
 
@@ -111,12 +111,12 @@ def build_model(root: Path, region_based: bool = False, folds=(0, 1)) -> Path:
     with _nnunet_paths(root):
         raw = _raw_dataset(root, dataset_id, name, region_based)
         plans = _plan(dataset_id)
-        descriptor = json.loads((raw / "dataset.json").read_text())
+        descriptor = json.loads((raw / "dataset.json").read_bytes())
         _preprocess(root, raw, plans, descriptor)
         folder = root / "nnUNet_results" / raw.name / TRAINER_FOLDER
         for fold in folds:
             _save_fold(plans, descriptor, fold, folder)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "plans.json").write_text(json.dumps(plans, indent=1))
+    (folder / "plans.json").write_text(json.dumps(plans, indent=1), encoding="utf-8")
     shutil.copy(raw / "dataset.json", folder / "dataset.json")
     return folder

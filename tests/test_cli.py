@@ -28,7 +28,7 @@ def test_sample_writes_cases_with_references(tmp_path, capsys):
         labels = read_labels(tmp_path / f"{case_id}_seg.nii.gz")
         assert volume.shape == labels.shape
         assert set(np.unique(labels.data)) <= {0, 1, 2, 3} and labels.data.max() > 0
-        assert json.loads((tmp_path / f"{case_id}.json").read_text())["seed"] in (40, 41)
+        assert json.loads((tmp_path / f"{case_id}.json").read_bytes())["seed"] in (40, 41)
     # refuses to overwrite without --overwrite, and says how
     assert main(["sample", str(tmp_path), "--seed", "40", "--spacing", "3"]) == 2
     assert "--overwrite" in capsys.readouterr().err
@@ -56,7 +56,7 @@ def test_readme_command_reference_names_every_option_of_every_command():
 
     from napari_medseg.cli import build_parser
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     reference = readme[readme.index("## Command line"):readme.index("## Models")]
     commands = next(a for a in build_parser()._actions
                     if isinstance(a, argparse._SubParsersAction)).choices

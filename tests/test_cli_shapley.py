@@ -19,7 +19,7 @@ def test_shapley_json_and_maps(tmp_path, small_case, coarse_model_folder):
     assert main(["shapley", *map(str, images), "--reference", str(reference), "--model",
                  str(coarse_model_folder), "--json", str(out), "--maps", str(maps),
                  "--device", "cpu"]) == 0
-    data = json.loads(out.read_text())
+    data = json.loads(out.read_bytes())
     assert data["value"] == "dice_vs_reference" and data["ranking_source"] == "protocol"
     assert set(data["targets"]) == {"NCR", "ED", "ET", "WT", "TC"}
     ed = data["targets"]["ED"]
@@ -37,7 +37,20 @@ def test_bad_ranking_file_is_named(tmp_path, small_case, coarse_model_folder, ca
     write_case(small_case, tmp_path, "c")
     images, _ = case_files(tmp_path, "c")
     ranking = tmp_path / "ranking.json"
-    ranking.write_text(json.dumps({"ED": {"T1": 1, "T1ce": 1, "T2": 2, "FLAIR": 3}}))
+    ranking.write_text(json.dumps({"ED": {"T1": 1, "T1ce": 1, "T2": 2, "FLAIR": 3}}),
+                       encoding="utf-8")
     assert main(["shapley", *map(str, images), "--model", str(coarse_model_folder), "--json",
                  str(tmp_path / "o.json"), "--ranking", str(ranking)]) == 2
     assert "not a permutation" in capsys.readouterr().err
+
+
+def test_ranking_file_that_is_not_text_gets_one_line(tmp_path, small_case, coarse_model_folder,
+                                                      capsys):
+    write_case(small_case, tmp_path, "c")
+    images, _ = case_files(tmp_path, "c")
+    ranking = tmp_path / "ranking.json"
+    ranking.write_bytes(b'{"ED": "\xff\xfe\x00"}')  # not UTF-8
+    assert main(["shapley", *map(str, images), "--model", str(coarse_model_folder), "--json",
+                 str(tmp_path / "o.json"), "--ranking", str(ranking)]) == 2
+    error = capsys.readouterr().err
+    assert "cannot read the ranking file" in error and "Traceback" not in error

@@ -20,7 +20,7 @@ def test_topology_json_and_overlay(tmp_path, capsys):
     out, overlay = tmp_path / "topo.json", tmp_path / "overlay.nii.gz"
     assert main(["topology", str(path), "--expect", "1:b0=1,b1=0,b2=0,tubular", "--reference",
                  str(reference), "--json", str(out), "--overlay", str(overlay)]) == 0
-    data = json.loads(out.read_text())
+    data = json.loads(out.read_bytes())
     target = data["targets"]["1"]
     assert target["betti"] == {"b0": 3, "b1": 0, "b2": 0} and not target["matches_expected"]
     kinds = sorted(error["kind"] for error in target["errors"])
@@ -50,7 +50,7 @@ def test_empty_mask_is_valid(tmp_path):
              str(tmp_path / "empty_seg.nii.gz"))
     assert main(["topology", str(tmp_path / "empty_seg.nii.gz"), "--json",
                  str(tmp_path / "o.json")]) == 0
-    assert json.loads((tmp_path / "o.json").read_text())["targets"] == {}
+    assert json.loads((tmp_path / "o.json").read_bytes())["targets"] == {}
 
 
 def test_the_rule_that_decided_is_stated_and_a_tunnel_needs_an_expectation(tmp_path, capsys):
@@ -66,14 +66,14 @@ def test_the_rule_that_decided_is_stated_and_a_tunnel_needs_an_expectation(tmp_p
     nib.save(nib.Nifti1Image(blob, np.eye(4)), str(path))
     out = tmp_path / "o.json"
     assert main(["topology", str(path), "--json", str(out)]) == 0
-    target = json.loads(out.read_text())["targets"]["1"]
+    target = json.loads(out.read_bytes())["targets"]["1"]
     assert target["betti"]["b1"] == 1 and target["errors"] == []
     assert target["rule"].startswith("no expectation given") and "tunnels" in target["rule"]
     captured = capsys.readouterr()
     assert "expected default rule" in captured.out and "--expect" in captured.err
     assert main(["topology", str(path), "--json", str(out), "--overwrite",
                  "--expect", "1:b1=0"]) == 0
-    target = json.loads(out.read_text())["targets"]["1"]
+    target = json.loads(out.read_bytes())["targets"]["1"]
     assert [e["kind"] for e in target["errors"]] == ["handle"]
     assert target["rule"] == "expected b1=0; b0, b2 by the default rule"
 
@@ -87,7 +87,7 @@ def test_brats_flag_names_labels_and_checks_regions_and_vessel_samples(tmp_path,
     path = write_labels(tmp_path / "c_seg.nii.gz", case.labels.data, case.volume)
     out = tmp_path / "t.json"
     assert main(["topology", str(path), "--brats", "--json", str(out)]) == 0
-    targets = json.loads(out.read_text())["targets"]
+    targets = json.loads(out.read_bytes())["targets"]
     assert {"NCR", "ED", "ET", "WT", "TC"} <= set(targets)
     assert targets["WT"]["labels"] == [1, 2, 3] and targets["WT"]["expected"]
     assert main(["sample", str(tmp_path / "vessels"), "--vessels", "--cases", "1",
@@ -96,5 +96,5 @@ def test_brats_flag_names_labels_and_checks_regions_and_vessel_samples(tmp_path,
     assert len(list((tmp_path / "vessels").glob("*_mra.nii.gz"))) == 1
     assert main(["topology", str(mask), "--expect", "1:b0=1,b1=0,b2=0,tubular",
                  "--json", str(tmp_path / "v.json")]) == 0
-    vessel = json.loads((tmp_path / "v.json").read_text())["targets"]["1"]
+    vessel = json.loads((tmp_path / "v.json").read_bytes())["targets"]["1"]
     assert vessel["betti"] == {"b0": 1, "b1": 0, "b2": 0} and vessel["errors"] == []

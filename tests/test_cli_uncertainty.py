@@ -18,7 +18,7 @@ def test_uncertainty_maps_and_json(tmp_path, small_case, tiny_model_folder, caps
     assert main(["uncertainty", *map(str, images), "--method", "tta", "--samples", "3", "-o",
                  str(prefix), "--json", str(out), "--reference", str(reference), "--model",
                  str(tiny_model_folder), "--device", "cpu"]) == 0
-    data = json.loads(out.read_text())
+    data = json.loads(out.read_bytes())
     assert data["method"] == "tta" and data["samples"] == 3
     assert set(data["structures"]) == {"NCR", "ED", "ET", "WT", "TC"}
     assert data["calibration"]["bins"] == 15 and "reliability" in data["calibration"]

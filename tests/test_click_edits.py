@@ -299,7 +299,7 @@ def test_bad_labels_and_click_files_leave_the_mask_unchanged(tmp_path):
                 "inf.json": "malformed", "digits.json": "cannot be read",
                 "deep.json": "cannot be read"}
     for name, text in cases.items():
-        (tmp_path / name).write_text(text)
+        (tmp_path / name).write_text(text, encoding="utf-8")
         with pytest.raises(InputError, match=expected[name]):
             read_clicks(tmp_path / name)
     (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00\x81")

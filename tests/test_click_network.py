@@ -226,9 +226,9 @@ def test_auto_takes_the_click_network_only_for_a_model_with_its_labels(
     assert with_run.name == "learned" and with_run.prior is probabilities
     other = make_model_folder(tmp_path / "other", n_folds=1)  # the same labels: it fits
     assert click_network_fits(case.volume.channel_names, other)
-    spec = json.loads((other / "model.json").read_text())
+    spec = json.loads((other / "model.json").read_bytes())
     spec["labels"][1]["name"] = "oedema and infiltration"
-    (other / "model.json").write_text(json.dumps(spec))
+    (other / "model.json").write_text(json.dumps(spec), encoding="utf-8")
     assert not click_network_fits(case.volume.channel_names, other)
     engine = make_engine("auto", case.volume, probabilities=probabilities,
                          segmentation_model=other)
@@ -297,9 +297,9 @@ def test_suggestion_map_falls_back_to_the_given_probabilities_and_refuses_withou
 
     case, predicted = sample_and_prediction
     other = make_model_folder(tmp_path / "other", n_folds=1)
-    spec = json.loads((other / "model.json").read_text())
+    spec = json.loads((other / "model.json").read_bytes())
     spec["labels"][0]["name"] = "necrosis"  # labels the click network does not know
-    (other / "model.json").write_text(json.dumps(spec))
+    (other / "model.json").write_text(json.dumps(spec), encoding="utf-8")
     given = np.eye(4, dtype=np.float32)[predicted].transpose(3, 0, 1, 2)
     error_map, source = run_to_end(suggestion_map(case.volume, predicted, given, other))
     assert source == "uncertainty maps" and error_map is given

@@ -26,7 +26,7 @@ def cohort(tmp_path_factory):
     flair = root / "corrupt" / "corrupt_flair.nii.gz"
     flair.write_bytes(flair.read_bytes()[:300])
     (root / "notes").mkdir()
-    (root / "notes" / "readme_t1.nii.gz").write_text("only one contrast")
+    (root / "notes" / "readme_t1.nii.gz").write_text("only one contrast", encoding="utf-8")
     return root
 
 
@@ -78,22 +78,22 @@ def test_batch_on_external_scheduler_reports_corrupt_case_and_resumes(cohort, mo
     captured = capsys.readouterr()
     assert "failed corrupt" in captured.err and "skipped notes" in captured.err
     assert "Traceback" not in captured.err and "Compute Failed" not in captured.err
-    table = json.loads((out / "triage.json").read_text())
+    table = json.loads((out / "triage.json").read_bytes())
     done = [r for r in table["cases"] if r["status"] == "done"]
     assert sorted(r["case_id"] for r in done) == ["case0", "case1", "case2", "case3"]
     assert table["cases"][-1]["case_id"] == "corrupt" and table["cases"][-1]["status"] == "failed"
     assert [r["priority"] for r in done] == sorted((r["priority"] for r in done), reverse=True)
     assert (out / "case0" / "seg.nii.gz").is_file()
     assert (out / "case0" / "epistemic.nii.gz").is_file()
-    assert (out / "triage.csv").read_text().startswith("rank,case_id,priority")
+    assert (out / "triage.csv").read_text(encoding="utf-8").startswith("rank,case_id,priority")
     picked = "bfloat16" if cpu_has_native_bf16() else "float32"  # what auto takes here
-    assert json.loads((out / "case0" / "summary.json").read_text())["precision"] == picked
-    (out / "case1" / "summary.json").write_text('{"case_id": "ca')  # truncated
-    (out / "case2" / "summary.json").write_text("{}")
+    assert json.loads((out / "case0" / "summary.json").read_bytes())["precision"] == picked
+    (out / "case1" / "summary.json").write_text('{"case_id": "ca', encoding="utf-8")  # truncated
+    (out / "case2" / "summary.json").write_text("{}", encoding="utf-8")
     report = run_to_end(run_batch(cohort, out, model=model, scheduler="serial", samples=2))
     assert sorted(report.computed) == ["case1", "case2"]  # damaged summaries are recomputed
     assert sorted(report.resumed) == ["case0", "case3"]
-    assert json.loads((out / "case1" / "summary.json").read_text())["case_id"] == "case1"
+    assert json.loads((out / "case1" / "summary.json").read_bytes())["case_id"] == "case1"
 
 
 def test_unknown_precision_is_refused_before_any_case(cohort, model, tmp_path):
@@ -140,7 +140,7 @@ def test_killed_worker_is_replaced_and_no_case_is_lost(cohort, model, tmp_path):
     assert killed
     assert sorted(report.computed) == ["case0", "case1", "case2", "case3"]
     assert [f["case_id"] for f in report.failed] == ["corrupt"]
-    summaries = [json.loads((out / f"case{i}" / "summary.json").read_text()) for i in range(4)]
+    summaries = [json.loads((out / f"case{i}" / "summary.json").read_bytes()) for i in range(4)]
     assert all(np.isfinite(s["epistemic_foreground"]) for s in summaries)
 
 
@@ -149,3 +149,33 @@ def test_priority_ranks_share_ties():
 
     ranks = _ranks(np.array([0.2, 0.5, 0.5, 0.9]))
     assert ranks[1] == ranks[2] == pytest.approx(0.5) and ranks[0] == 0 and ranks[3] == 1
+
+
+@pytest.fixture
+def c_locale():
+    """The C locale, as a library may set it in the viewer's process (SimpleITK's DICOM
+    writer here): Python's default text encoding becomes ASCII."""
+    import locale
+
+    saved = locale.setlocale(locale.LC_ALL)
+    locale.setlocale(locale.LC_ALL, "C")
+    assert locale.getpreferredencoding(False).lower() in ("ansi_x3.4-1968", "ascii")
+    yield
+    locale.setlocale(locale.LC_ALL, saved)
+
+
+def test_triage_table_and_review_with_accented_names_under_the_c_locale(tmp_path, c_locale):
+    from napari_medseg.cohort._priority import write_table
+    from napari_medseg.cohort._review import mark_reviewed, read_queue
+
+    rows = [{"rank": 1, "case_id": "patient_müller", "priority": 0.9, "status": "done",
+             "reasons": "uncertainty"},
+            {"rank": 2, "case_id": "björk", "priority": None, "status": "failed",
+             "reasons": "t1.nii.gz is oblique (12° from the scanner axes)"}]
+    csv_path, _ = write_table(tmp_path, rows, {})
+    assert "patient_müller" in csv_path.read_text(encoding="utf-8")
+    assert "12° from" in csv_path.read_text(encoding="utf-8")
+    mark_reviewed(tmp_path, "patient_müller")
+    queue = read_queue(tmp_path)
+    assert [(row["case_id"], row["reviewed"]) for row in queue] == [
+        ("patient_müller", True), ("björk", False)]

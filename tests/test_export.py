@@ -48,12 +48,12 @@ def test_nnunet_dataset_passes_nnunets_check_and_appends(written_cases, tmp_path
                         dataset_name="Corrected")
     assert again.output == folder
     verify_dataset_integrity(str(folder), 1)
-    meta = json.loads((folder / "dataset.json").read_text())
+    meta = json.loads((folder / "dataset.json").read_bytes())
     assert meta["numTraining"] == 2 and meta["channel_names"] == {
         "0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}
     assert meta["labels"] == {"background": 0, "NCR": 1, "ED": 2, "ET": 3}
     assert (folder / "labelsTr" / "case_a.nii.gz").read_bytes() == first_label
-    record = json.loads((folder / "provenance" / "case_a.provenance.json").read_text())
+    record = json.loads((folder / "provenance" / "case_a.provenance.json").read_bytes())
     assert all(len(s["sha256"]) == 64 for s in record["sources"]) and len(record["sources"]) == 4
     assert record["changes"]["ET"]["changed_fraction"] == 1.0
     assert record["changes"]["ED"]["changed_fraction"] == 0.0
@@ -83,7 +83,7 @@ def test_nnunet_refuses_mismatches_and_writes_nothing(written_cases, tmp_path):
         export_case(two, labels, "nnunet", folder, case_id="other", label_names=label_names())
     assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
     not_a_folder = tmp_path / "file.txt"
-    not_a_folder.write_text("x")
+    not_a_folder.write_text("x", encoding="utf-8")
     with pytest.raises(InputError, match="cannot create the output folder"):
         export_case(volume, labels, "nnunet", not_a_folder / "sub", label_names=label_names(),
                     dataset_name="X")
@@ -98,7 +98,7 @@ def test_nifti_and_zarr_exports_keep_geometry_and_provenance(written_cases, tmp_
     back = read_labels(nifti.output)
     np.testing.assert_array_equal(back.data, labels)
     np.testing.assert_allclose(back.affine, volume.affine, atol=1e-5)
-    assert json.loads((tmp_path / "case_a_seg.provenance.json").read_text())[
+    assert json.loads((tmp_path / "case_a_seg.provenance.json").read_bytes())[
         "original_mask"] == "case_a_model_seg.nii.gz"
     with pytest.raises(InputError, match="already exists"):
         export_case(volume, labels, "nifti", tmp_path)
@@ -172,9 +172,9 @@ def test_export_cli(written_cases, tmp_path, capsys):
     assert (out / "Dataset901_Hidden" / "labelsTr" / "case_a.nii.gz").is_file()
     assert not list(out.glob("Dataset*_Dataset901_Hidden"))
     capsys.readouterr()
-    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "list.json").write_text("[1, 2]", encoding="utf-8")
     (tmp_path / "history.json").write_text(
-        '{"clicks": [{"position": [1, 2, 3], "positive": true}]}')
+        '{"clicks": [{"position": [1, 2, 3], "positive": true}]}', encoding="utf-8")
     for history, problem in ((tmp_path / "missing.json", "no such file"),
                              (tmp_path / "list.json", "click 1"),
                              (tmp_path, "")):
@@ -184,7 +184,7 @@ def test_export_cli(written_cases, tmp_path, capsys):
         assert len(error.splitlines()) == 1 and problem in error and "Traceback" not in error
     assert main(["export", *map(str, images), "--mask", str(reference), "--format", "nifti",
                  "--out", str(tmp_path), "--history", str(tmp_path / "history.json")]) == 0
-    record = json.loads((tmp_path / "case_a_seg.provenance.json").read_text())
+    record = json.loads((tmp_path / "case_a_seg.provenance.json").read_bytes())
     assert record["edit_history"][0]["position"] == [1, 2, 3]
 
 
@@ -232,7 +232,7 @@ def test_recovery_is_keyed_by_content_and_damaged_files_are_moved_aside(tmp_path
 
 def test_autosave_to_a_folder_that_cannot_be_created_is_one_line(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
-    blocker.write_text("")
+    blocker.write_text("", encoding="utf-8")
     monkeypatch.setenv("NAPARI_MEDSEG_RECOVERY_DIR", str(blocker / "recovery"))
     with pytest.raises(InputError, match="cannot be created.*NAPARI_MEDSEG_RECOVERY_DIR"):
         autosave(np.zeros((2, 2, 2), np.uint8), [], "labels")

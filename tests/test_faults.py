@@ -119,10 +119,10 @@ def test_a_legacy_dataset_gets_a_listing_before_new_files(small_case, tmp_path):
     volume = read_volume(images)
     folder = export_case(volume, old, "nnunet", tmp_path, case_id="a", label_names=label_names(),
                          dataset_name="Legacy").output
-    meta = json.loads((folder / "dataset.json").read_text())
+    meta = json.loads((folder / "dataset.json").read_bytes())
     del meta["dataset"]  # as nnU-Net's own tools and older napari-medseg write it
-    (folder / "dataset.json").write_text(json.dumps(meta))
+    (folder / "dataset.json").write_text(json.dumps(meta), encoding="utf-8")
     export_case(volume, new, "nnunet", folder, case_id="b", label_names=label_names())
-    meta = json.loads((folder / "dataset.json").read_text())
+    meta = json.loads((folder / "dataset.json").read_bytes())
     assert sorted(meta["dataset"]) == ["a", "b"] and meta["numTraining"] == 2
     verify_dataset_integrity(str(folder), 1)

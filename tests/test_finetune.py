@@ -29,7 +29,7 @@ def test_finetune_writes_new_version_with_parent(dataset, tiny_model_folder, tmp
     result = run_to_end(finetune(tiny_model_folder, dataset, tmp_path / "tuned", steps=3,
                                  folds=[0]), progress.append)
     assert progress[-1].done == progress[-1].total == 3
-    spec = json.loads((result.folder / "model.json").read_text())
+    spec = json.loads((result.folder / "model.json").read_bytes())
     assert spec["version"] == "0.1.0" and spec["parent"]["version"] == "0.0.1"
     assert spec["parent"]["weights"][0]["sha256"] == weights_before["fold0.safetensors"]
     assert len(spec["folds"]) == 1 and set(spec["training"]["dice_before"]) == {"WT", "TC", "ET"}

@@ -44,7 +44,7 @@ def test_export_two_cases_to_nnunet_dataset(sample_dock, tmp_path, qtbot):
     folder = first.output
     assert sorted(p.name for p in (folder / "labelsTr").iterdir()) == [
         "medseg_sample_000.nii.gz", "second_case.nii.gz"]
-    assert json.loads((folder / "dataset.json").read_text())["numTraining"] == 2
+    assert json.loads((folder / "dataset.json").read_bytes())["numTraining"] == 2
     verify_dataset_integrity(str(folder), 1)
     from napari_medseg.io import read_labels
 

@@ -125,10 +125,10 @@ def test_torchscript_folder_asks_before_its_code_runs(sample_dock, tmp_path, mon
     folder = make_model_folder(tmp_path / "ts", n_folds=1, spacing=(6.0, 6.0, 6.0),
                                patch=(16, 16, 16))
     torch.jit.script(UNet3D(4, 4, widths=(4, 8)).eval()).save(str(folder / "mine.ts"))
-    spec = json.loads((folder / "model.json").read_text())
+    spec = json.loads((folder / "model.json").read_bytes())
     spec["folds"] = [{"file": "mine.ts", "sha256": sha256_of(folder / "mine.ts")}]
     spec["architecture"]["args"]["widths"] = [4, 8]
-    (folder / "model.json").write_text(json.dumps(spec))
+    (folder / "model.json").write_text(json.dumps(spec), encoding="utf-8")
     asked = []
     box = model_section.QMessageBox
     monkeypatch.setattr(box, "question", lambda parent, title, text, *rest: (

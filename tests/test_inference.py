@@ -217,8 +217,9 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, monkeypatch):
     from napari_medseg.models import device
 
     with_bf16, without = tmp_path / "amx", tmp_path / "epyc"
-    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile\n")
-    without.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma\n")
+    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile\n",
+                         encoding="utf-8")
+    without.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma\n", encoding="utf-8")
     assert device.cpu_has_native_bf16(with_bf16) and not device.cpu_has_native_bf16(without)
     assert not device.cpu_has_native_bf16(tmp_path / "missing")
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda *a: True)

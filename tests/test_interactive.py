@@ -46,15 +46,15 @@ def test_robot_clicks_centre_of_largest_error():
 def test_click_file_errors_name_the_line(tmp_path):
     good = tmp_path / "clicks.json"
     good.write_text(json.dumps([{"position": [1, 2, 3]}, {"position": [4, 5, 6],
-                                                           "positive": False}]))
+                                                           "positive": False}]), encoding="utf-8")
     clicks = read_clicks(good)
     assert clicks[1].position == (4, 5, 6) and not clicks[1].positive
     bad = tmp_path / "bad.json"
-    bad.write_text('[\n{"position": [1, 2, 3]},\n{"position": [1, 2 3]}\n]')
+    bad.write_text('[\n{"position": [1, 2, 3]},\n{"position": [1, 2 3]}\n]', encoding="utf-8")
     with pytest.raises(InputError, match="line 3"):
         read_clicks(bad)
     short = tmp_path / "short.json"
-    short.write_text('[{"position": [1, 2]}]')
+    short.write_text('[{"position": [1, 2]}]', encoding="utf-8")
     with pytest.raises(InputError, match="click 1"):
         read_clicks(short)
 
@@ -160,19 +160,19 @@ def test_cli_refine_replays_clicks_and_bench_clicks(small_case, tmp_path, capsys
     for _ in range(3):
         click = robot_click(target, session.mask == 1)
         session.click(click.position, click.positive)
-    (tmp_path / "clicks.json").write_text(clicks_to_json(session.clicks))
+    (tmp_path / "clicks.json").write_text(clicks_to_json(session.clicks), encoding="utf-8")
     out = tmp_path / "refined.nii.gz"
     assert main(["refine", *map(str, images), "--clicks", str(tmp_path / "clicks.json"),
                  "--engine", "random_walker", "-o", str(out)]) == 0
     np.testing.assert_array_equal(read_labels(out).data, session.mask)  # reproducible edits
-    (tmp_path / "bad.json").write_text('[{"position": [1, 2, 3]},\n oops]')
+    (tmp_path / "bad.json").write_text('[{"position": [1, 2, 3]},\n oops]', encoding="utf-8")
     assert main(["refine", *map(str, images), "--clicks", str(tmp_path / "bad.json"),
                  "-o", str(tmp_path / "x.nii.gz")]) == 2
     assert "line 2" in capsys.readouterr().err
     report = tmp_path / "bench.json"
     assert main(["bench-clicks", str(tmp_path / "cases"), "--clicks", "2", "--engine",
                  "random_walker", "--json", str(report)]) == 0
-    data = json.loads(report.read_text())
+    data = json.loads(report.read_bytes())
     assert {t["target"] for t in data["trials"]} == {"label 1", "label 2", "label 3", "whole"}
     assert 0 <= data["summary"]["dice@1"] <= 1 and data["summary"]["latency_median_ms"] > 0
     assert all(len(t["label_dice"]) == len(t["latency_s"]) + 1 for t in data["trials"])

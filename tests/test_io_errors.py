@@ -56,7 +56,7 @@ def _empty_folder(tmp_path):
 def _not_dicom_folder(tmp_path):
     folder = tmp_path / "notes"
     folder.mkdir()
-    (folder / "readme.txt").write_text("no images here")
+    (folder / "readme.txt").write_text("no images here", encoding="utf-8")
     return folder
 
 

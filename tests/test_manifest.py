@@ -29,10 +29,10 @@ def test_manifest_is_installed_and_every_command_resolves():
 
 
 def test_reader_returns_none_for_files_it_does_not_handle(tmp_path):
-    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "notes.txt").write_text("hello", encoding="utf-8")
     (tmp_path / "photo.png").write_bytes(b"\x89PNG")
     (tmp_path / "plain_folder").mkdir()
-    (tmp_path / "plain_folder" / "a.txt").write_text("x")
+    (tmp_path / "plain_folder" / "a.txt").write_text("x", encoding="utf-8")
     for name in ("notes.txt", "photo.png", "plain_folder"):
         assert napari_get_reader(str(tmp_path / name)) is None
     assert napari_get_reader([str(tmp_path / "notes.txt")]) is None

@@ -60,27 +60,27 @@ def test_missing_weight_file_is_named(tiny_model_folder):
 
 
 def _edit_spec(folder, **changes):
-    data = json.loads((folder / "model.json").read_text())
+    data = json.loads((folder / "model.json").read_bytes())
     data.update(changes)
-    (folder / "model.json").write_text(json.dumps(data))
+    (folder / "model.json").write_text(json.dumps(data), encoding="utf-8")
 
 
 def test_unknown_field_and_architecture_are_refused(tiny_model_folder):
     _edit_spec(tiny_model_folder, colour_scheme="pink")
     with pytest.raises(InputError, match="colour_scheme: unknown key"):
         load_model(tiny_model_folder)
-    _edit_spec_clean = json.loads((tiny_model_folder / "model.json").read_text())
+    _edit_spec_clean = json.loads((tiny_model_folder / "model.json").read_bytes())
     del _edit_spec_clean["colour_scheme"]
     _edit_spec_clean["architecture"]["name"] = "transformer9000"
-    (tiny_model_folder / "model.json").write_text(json.dumps(_edit_spec_clean))
+    (tiny_model_folder / "model.json").write_text(json.dumps(_edit_spec_clean), encoding="utf-8")
     with pytest.raises(InputError, match="architecture.name: Input should be 'unet3d'"):
         load_model(tiny_model_folder)
 
 
 def test_weights_that_do_not_fit_the_architecture(tiny_model_folder):
-    data = json.loads((tiny_model_folder / "model.json").read_text())
+    data = json.loads((tiny_model_folder / "model.json").read_bytes())
     data["architecture"]["args"]["widths"] = [6, 12]
-    (tiny_model_folder / "model.json").write_text(json.dumps(data))
+    (tiny_model_folder / "model.json").write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(InputError, match="do not fit the architecture"):
         load_model(tiny_model_folder)
 
@@ -208,8 +208,8 @@ def _nested(data: dict, path: str, value) -> dict:
 ])
 def test_spec_schema_refuses_bad_values_in_one_line_before_allocating(
         tiny_model_folder, path, value, place):
-    data = _nested(json.loads((tiny_model_folder / "model.json").read_text()), path, value)
-    (tiny_model_folder / "model.json").write_text(json.dumps(data))
+    data = _nested(json.loads((tiny_model_folder / "model.json").read_bytes()), path, value)
+    (tiny_model_folder / "model.json").write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(InputError, match=place) as caught:
         load_model(tiny_model_folder)
     assert "\n" not in str(caught.value) and "model.json" in str(caught.value)
@@ -224,7 +224,7 @@ def test_spec_that_is_a_folder_or_not_an_object_is_refused(tmp_path, capsys):
     with pytest.raises(InputError, match="not a model folder"):
         read_spec(tmp_path / "dir_model")
     (tmp_path / "list_model").mkdir()
-    (tmp_path / "list_model" / "model.json").write_text("[1, 2]")
+    (tmp_path / "list_model" / "model.json").write_text("[1, 2]", encoding="utf-8")
     with pytest.raises(InputError, match="must hold a JSON object, not list"):
         read_spec(tmp_path / "list_model")
     images, _ = case_files(SAMPLE_DIR, SAMPLE_CASE_ID)

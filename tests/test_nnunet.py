@@ -157,19 +157,19 @@ def test_plans_cannot_name_other_classes_and_weights_must_fit(nnunet_models, tmp
     from napari_medseg.models import load_model
 
     folder = _copy(nnunet_models["labels"], tmp_path)
-    plans = json.loads((folder / "plans.json").read_text())
+    plans = json.loads((folder / "plans.json").read_bytes())
     architecture = plans["configurations"]["3d_fullres"]["architecture"]
     original = json.dumps(plans)
     architecture["arch_kwargs"]["nonlin"] = "os.system"
-    (folder / "plans.json").write_text(json.dumps(plans))
+    (folder / "plans.json").write_text(json.dumps(plans), encoding="utf-8")
     with pytest.raises(InputError, match="nonlin='os.system' is not a torch.nn layer"):
         load_model(folder)
     plans = json.loads(original)
     plans["configurations"]["3d_fullres"]["architecture"]["network_class_name"] = "os.system"
-    (folder / "plans.json").write_text(json.dumps(plans))
+    (folder / "plans.json").write_text(json.dumps(plans), encoding="utf-8")
     with pytest.raises(InputError, match="network 'os.system' is not one this plugin loads"):
         load_model(folder)
-    (folder / "plans.json").write_text(original)
+    (folder / "plans.json").write_text(original, encoding="utf-8")
     path = folder / "fold_0" / "checkpoint_final.pth"
     checkpoint = torch.load(path, weights_only=False)
     weights = dict(checkpoint["network_weights"])
@@ -318,7 +318,7 @@ def test_clicks_topology_export_and_batch_on_an_nnunet_run(nnunet_models, case_f
     report = run_to_end(run_batch(cohort.parent, tmp_path / "out", model=str(folder),
                                   scheduler="serial"))
     assert report.computed == ("c1",) and not report.failed
-    summary = json.loads((tmp_path / "out" / "c1" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "out" / "c1" / "summary.json").read_bytes())
     assert summary["method"] == "ensemble"
 
 
@@ -416,7 +416,7 @@ def test_shapley_values_of_an_nnunet_model_come_from_nnunets_own_predictions(
         assert main(["shapley", *case_files, "--reference", str(labels_file), "--model",
                      str(folder), "--no-mirroring", "--ranking", "none", "--json",
                      str(output)]) == 0
-        written = json.loads(output.read_text())["targets"]
+        written = json.loads(output.read_bytes())["targets"]
         phi = {name: (np.array(list(t["phi"].values())),
                       np.array([list(f.values()) for f in t["per_fold_phi"]]))
                for name, t in written.items()}

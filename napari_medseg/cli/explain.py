@@ -23,8 +23,8 @@ def load_rankings(source: str | None) -> tuple[dict, str]:
         return PROTOCOL_RANKINGS, PROTOCOL
     path = Path(source)
     try:
-        return json.loads(path.read_text()), str(path)
-    except (OSError, json.JSONDecodeError) as error:
+        return json.loads(path.read_bytes()), str(path)
+    except (OSError, ValueError) as error:  # ValueError: not JSON, or not UTF-8 text
         raise InputError(f"{path}: cannot read the ranking file ({error}). Expected JSON like "
                          '{"ED": {"FLAIR": 1, "T2": 2, "T1": 3, "T1ce": 4}}') from error
 
@@ -57,7 +57,7 @@ def cmd_shapley(args: argparse.Namespace) -> int:
                                overwrite=args.overwrite)
             payload["maps"][name] = {"file": str(path), "volumes": list(result.contrasts)}
     with atomic_path(args.json, overwrite=args.overwrite) as temporary:
-        temporary.write_text(json.dumps(payload, indent=2) + "\n")
+        temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     for name, target in result.targets.items():
         order = sorted(result.contrasts, key=lambda c: target.ranks[result.contrasts.index(c)])
         extra = f"  NSF {target.nsf:.2f}" if target.nsf is not None else ""

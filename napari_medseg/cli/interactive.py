@@ -74,7 +74,8 @@ def cmd_bench_clicks(args: argparse.Namespace) -> int:
                   f"NoC@90 {trial['noc90']} harmful clicks {trial['harmful_clicks']}")
     summary = summarise(trials)
     with atomic_path(args.json, overwrite=args.overwrite) as temporary:
-        temporary.write_text(json.dumps({"summary": summary, "trials": trials}, indent=1) + "\n")
+        temporary.write_text(json.dumps({"summary": summary, "trials": trials}, indent=1) + "\n",
+                             encoding="utf-8")
     print(json.dumps(summary))
     print(f"wrote {args.json}", file=sys.stderr)
     return 0

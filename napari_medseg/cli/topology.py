@@ -28,7 +28,7 @@ def cmd_topology(args: argparse.Namespace) -> int:
         write_labels(args.overlay, overlay(mask.shape, results), mask, overwrite=args.overwrite)
         payload["overlay"] = str(args.overlay)
     with atomic_path(args.json, overwrite=args.overwrite) as temporary:
-        temporary.write_text(json.dumps(payload, indent=2) + "\n")
+        temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     for name, entry in payload["targets"].items():
         kinds = [error["kind"] for error in entry["errors"]]
         flag = "ok" if entry["matches_expected"] and not kinds else "CHECK"

@@ -48,7 +48,7 @@ def cmd_uncertainty(args: argparse.Namespace) -> int:
                "map_normalisation": "divided by log K (K classes), so each lies in [0, 1]",
                **_suggestions(volume, result.mean, model)}
     with atomic_path(args.json, overwrite=args.overwrite) as temporary:
-        temporary.write_text(json.dumps(payload, indent=2) + "\n")
+        temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     for name, figures in result.structures.items():
         print(f"{name:4s} volume {figures['volume_mean_mm3']:9.1f} mm3 "
               f"(cv {figures['volume_cv']:.3f})  uncertainty inside "

@@ -81,7 +81,7 @@ def _case_task(case: CaseInput, *task_args) -> dict:
 
 
 def _read_summary(output_dir: str | Path, case_id: str) -> dict:
-    return json.loads((case_folder(output_dir, case_id) / SUMMARY).read_text())
+    return json.loads((case_folder(output_dir, case_id) / SUMMARY).read_bytes())
 
 
 def _run_dask(todo, task_args, scheduler, workers):

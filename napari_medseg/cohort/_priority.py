@@ -97,8 +97,8 @@ def write_table(output_dir: str | Path, rows: list[dict], extra: dict) -> tuple[
     writer.writerows(rows)
     csv_path, json_path = output_dir / "triage.csv", output_dir / "triage.json"
     with atomic_path(csv_path, overwrite=True) as temporary:
-        temporary.write_text(text.getvalue())
+        temporary.write_text(text.getvalue(), encoding="utf-8")
     with atomic_path(json_path, overwrite=True) as temporary:
         temporary.write_text(json.dumps({"weights": WEIGHTS, **extra, "cases": rows},
-                                        indent=1) + "\n")
+                                        indent=1) + "\n", encoding="utf-8")
     return csv_path, json_path

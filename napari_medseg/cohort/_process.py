@@ -49,7 +49,8 @@ def is_done(output_dir: str | Path, case_id: str) -> bool:
         The case.
     """
     try:
-        summary = json.loads((case_folder(output_dir, case_id) / SUMMARY).read_text())
+        summary_file = case_folder(output_dir, case_id) / SUMMARY
+        summary = json.loads(summary_file.read_bytes())
     except (OSError, ValueError):
         return False
     return isinstance(summary, dict) and summary.get("case_id") == case_id
@@ -116,7 +117,7 @@ def process_case(case: CaseInput, output_dir: str | Path, model_name: str = "bra
                 overwrite=True)
     topology = _topology_summary(result.labels, volume.affine, model.spec)
     with atomic_path(folder / "topology.json", overwrite=True) as temporary:
-        temporary.write_text(json.dumps(topology, indent=1) + "\n")
+        temporary.write_text(json.dumps(topology, indent=1) + "\n", encoding="utf-8")
     foreground = ndi.binary_dilation(result.labels > 0, iterations=2)
     voxel_ml = float(np.prod(volume.spacing)) / 1000.0
     summary = {
@@ -133,5 +134,5 @@ def process_case(case: CaseInput, output_dir: str | Path, model_name: str = "bra
                                     if v["expected"] and not v["matches_expected"]),
         "seconds": round(time.perf_counter() - started, 2), "worker_pid": os.getpid()}
     with atomic_path(folder / SUMMARY, overwrite=True) as temporary:
-        temporary.write_text(json.dumps(summary, indent=1) + "\n")
+        temporary.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return summary

@@ -22,7 +22,7 @@ def read_queue(output_dir: str | Path) -> list[dict]:
     if not table.is_file():
         raise InputError(f"{output_dir}: no triage.json. Run `napari-medseg batch INPUT "
                          f"{output_dir}` first")
-    rows = json.loads(table.read_text())["cases"]
+    rows = json.loads(table.read_bytes())["cases"]
     reviewed = reviewed_cases(output_dir)
     return [{**row, "reviewed": row["case_id"] in reviewed} for row in rows]
 
@@ -30,7 +30,7 @@ def read_queue(output_dir: str | Path) -> list[dict]:
 def reviewed_cases(output_dir: str | Path) -> dict[str, dict]:
     """``{case_id: {"reviewed_at": ...}}``."""
     path = Path(output_dir) / REVIEW_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return json.loads(path.read_bytes()) if path.is_file() else {}
 
 
 def mark_reviewed(output_dir: str | Path, case_id: str) -> None:
@@ -46,7 +46,7 @@ def mark_reviewed(output_dir: str | Path, case_id: str) -> None:
     records = reviewed_cases(output_dir)
     records[case_id] = {"reviewed_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     with atomic_path(Path(output_dir) / REVIEW_FILE, overwrite=True) as temporary:
-        temporary.write_text(json.dumps(records, indent=1) + "\n")
+        temporary.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
 
 
 def next_case(rows: list[dict]) -> dict | None:
@@ -80,11 +80,11 @@ def load_review_case(output_dir: str | Path, case_id: str) -> ReviewCase:
     from napari_medseg.io import read_labels, read_volume
 
     folder = Path(output_dir) / case_id
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = json.loads((folder / "summary.json").read_bytes())
     volume = read_volume(summary["images"])
     segmentation = read_labels(folder / "seg.nii.gz")
     epistemic = read_volume(folder / "epistemic.nii.gz").data[0]
-    topology = json.loads((folder / "topology.json").read_text())
+    topology = json.loads((folder / "topology.json").read_bytes())
     errors = [e for target in topology["targets"].values() for e in target["errors"]]
     points = np.array([e["centroid_voxel_zyx"] for e in errors], float).reshape(-1, 3)
     return ReviewCase(case_id, volume, segmentation, epistemic, points,

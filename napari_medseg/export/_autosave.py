@@ -128,7 +128,7 @@ def autosave(labels: np.ndarray, sources: Sequence[str], layer_name: str,
                       needed=int(labels.nbytes)) as (labels_file, record_file):
         with open(labels_file, "wb") as handle:
             np.savez_compressed(handle, labels=labels)
-        record_file.write_text(json.dumps(record) + "\n")
+        record_file.write_text(json.dumps(record) + "\n", encoding="utf-8")
     return labels_path
 
 
@@ -168,7 +168,7 @@ def find_recovery(sources: Sequence[str], layer_name: str, content: str = "") ->
     if not (labels_path.is_file() and record_path.is_file()):
         return None
     try:
-        record = json.loads(record_path.read_text())
+        record = json.loads(record_path.read_bytes())
         with np.load(labels_path) as data:
             shape = data["labels"].shape
         if not isinstance(record, dict) or list(shape) != list(record["shape"]):

@@ -127,7 +127,7 @@ def _export_nifti(volume, mask, out, case_id, original, names, record, overwrite
             write_labels(temporary, labels, volume, label_names=names, overwrite=True)
         record = {**record, "files": {path.name: sha256_of(temporary)
                                       for path, temporary in zip(masks, temporaries)}}
-        temporaries[-1].write_text(json.dumps(record, indent=1) + "\n")
+        temporaries[-1].write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return ExportResult(target, (*masks, provenance_path), record)
 
 
@@ -139,7 +139,7 @@ def check_export_set(provenance_path: str | Path) -> bool:
 
     provenance_path = Path(provenance_path)
     finish_interrupted(provenance_path.parent)
-    record = json.loads(provenance_path.read_text())
+    record = json.loads(provenance_path.read_bytes())
     return all((provenance_path.parent / name).is_file() and
                sha256_of(provenance_path.parent / name) == checksum
                for name, checksum in record.get("files", {}).items())

@@ -139,7 +139,7 @@ def _listing(folder: Path, cases: dict[str, dict]) -> dict[str, dict]:
 def read_descriptor(path: Path) -> dict:
     """``dataset.json`` as a dict (one clear line when it is not readable JSON)."""
     try:
-        meta = json.loads(path.read_text())
+        meta = json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(describe(path, f"is not valid JSON ({error})",
                                   "Restore it from a backup, or export to a new dataset"))
@@ -152,7 +152,7 @@ def _write_descriptor(folder: Path, meta: dict, cases: dict[str, dict]) -> None:
     """The commit point: one atomic rewrite lists the cases and their count."""
     meta = {**meta, "numTraining": len(cases), "dataset": _listing(folder, cases)}
     with atomic_path(folder / "dataset.json", overwrite=True) as temporary:
-        temporary.write_text(json.dumps(meta, indent=2) + "\n")
+        temporary.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
 def _clean_leftovers(root: Path, folder: Path) -> None:

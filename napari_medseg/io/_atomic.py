@@ -191,7 +191,7 @@ def _commit(moves: list[tuple[Path, Path]]) -> None:
         return
     journal = moves[-1][1].parent / _JOURNAL.format(f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
     temporary = journal.with_name(f"{journal.name}.partial")
-    temporary.write_text(json.dumps([[str(a), str(b)] for a, b in moves]))
+    temporary.write_text(json.dumps([[str(a), str(b)] for a, b in moves]), encoding="utf-8")
     _flush(temporary)
     os.replace(temporary, journal)  # from here on the set is committed
     for source, target in moves:
@@ -218,7 +218,7 @@ def finish_interrupted(folder: Path) -> None:
             journal.unlink(missing_ok=True)
             continue
         try:
-            moves = json.loads(journal.read_text())
+            moves = json.loads(journal.read_bytes())
         except (OSError, ValueError):
             continue
         for source, target in moves:

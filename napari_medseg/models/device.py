@@ -25,7 +25,7 @@ def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
                                 capture_output=True, text=True, check=False)
         return answer.stdout.strip() == "1"
     try:
-        text = Path(cpuinfo).read_text()
+        text = Path(cpuinfo).read_text(encoding="utf-8")
     except OSError:
         return False
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines()

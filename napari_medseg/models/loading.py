@@ -199,5 +199,5 @@ def save_model(folder: str | Path, spec: ModelSpec, networks, half: bool = True)
                    for k, v in state.items()}, str(path))
         folds.append(FoldSpec(path.name, sha256_of(path)))
     written = replace(spec, folds=tuple(folds))
-    (folder / "model.json").write_text(written.to_json())
+    (folder / "model.json").write_text(written.to_json(), encoding="utf-8")
     return written

@@ -34,7 +34,8 @@ def _task_of(folder: Path) -> str | None:
     if is_nnunet_folder(folder):
         return "segmentation"
     try:
-        return str(json.loads((folder / SPEC_FILE).read_text()).get("task", "segmentation"))
+        spec = json.loads((folder / SPEC_FILE).read_bytes())
+        return str(spec.get("task", "segmentation"))
     except (OSError, ValueError, AttributeError):  # unreadable: load_model says why later
         return None
 
@@ -79,7 +80,7 @@ def remembered_folders() -> list[Path]:
     oldest first."""
     path = user_models_dir() / REMEMBERED_FILE
     try:
-        entries = json.loads(path.read_text())
+        entries = json.loads(path.read_bytes())
     except (OSError, ValueError):
         return []
     if not isinstance(entries, list):
@@ -95,7 +96,7 @@ def remember_folder(folder: str | Path) -> None:
     folder = Path(folder).resolve()
     folders = [f for f in remembered_folders() if f != folder] + [folder]
     with atomic_path(user_models_dir() / REMEMBERED_FILE, overwrite=True) as temporary:
-        temporary.write_text(json.dumps([str(f) for f in folders], indent=1))
+        temporary.write_text(json.dumps([str(f) for f in folders], indent=1), encoding="utf-8")
 
 
 def resolve_model(name_or_folder: str | Path | None = None) -> Path:

@@ -197,7 +197,8 @@ def write_case(case: SyntheticCase, folder: str | Path, case_id: str,
     written["seg"] = write_labels(folder / f"{case_id}_seg.nii.gz", case.labels.data,
                                   case.volume, overwrite=overwrite)
     info_path = folder / f"{case_id}.json"
-    info_path.write_text(json.dumps({"case_id": case_id, **case.info}, indent=2) + "\n")
+    info_path.write_text(json.dumps({"case_id": case_id, **case.info}, indent=2) + "\n",
+                         encoding="utf-8")
     written["info"] = info_path
     return written
 
