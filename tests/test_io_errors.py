@@ -270,3 +270,21 @@ def test_files_read_side_by_side_cannot_promise_the_same_free_memory(tmp_path, m
         with pytest.raises(InputError, match="GiB are free"):
             read_volume(second_path)
     assert read_volume(second_path).shape == (40, 40, 40)  # the first read's share is back
+
+
+def test_gzip_stream_longer_than_its_header_says_is_read_to_the_header_only(tmp_path):
+    """A .nii.gz whose stream goes on after the voxels its header declares (here 64 MiB of
+    zeros that inflate from a few KiB) reads as its header says, without inflating it all."""
+    import tracemalloc
+
+    data = np.arange(6 * 7 * 8, dtype=np.float32).reshape(6, 7, 8)
+    path = _nifti(tmp_path / "padded_t1.nii.gz", data)
+    raw = gzip.decompress(path.read_bytes()) + bytes(64 * 2**20)
+    path.write_bytes(gzip.compress(raw, compresslevel=9))
+    assert path.stat().st_size < 2**20
+    tracemalloc.start()
+    volume = read_volume(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_array_equal(volume.data[0], data.transpose(2, 1, 0))
+    assert peak < 8 * 2**20

@@ -62,11 +62,15 @@ def read_nifti_array(path: Path, as_float: bool = True) -> tuple[np.ndarray, np.
 
 
 def _decompressed(path: Path, image):
-    """The gzip file's image decompressed at once in memory by ISA-L (about twice as fast
-    as nibabel's zlib stream on 240x240x155 volumes), after its header passed the checks."""
+    """The gzip file's image inflated in memory by ISA-L (about twice as fast as nibabel's
+    zlib stream on 240x240x155 volumes), after its header passed the checks: no more
+    bytes than the header's voxels end at, whatever else the stream would inflate to."""
     from isal import igzip
 
-    return type(image).from_bytes(igzip.decompress(path.read_bytes()))
+    proxy = image.dataobj  # nibabel's array proxy: where the voxels start in the stream
+    end = int(proxy.offset) + int(np.prod(proxy.shape, dtype=np.int64)) * proxy.dtype.itemsize
+    with igzip.open(path) as stream:
+        return type(image).from_bytes(stream.read(end))
 
 
 _MAX_DEFLATE_RATIO = 1032  # the most a DEFLATE stream can expand
