@@ -288,3 +288,12 @@ def test_gzip_stream_longer_than_its_header_says_is_read_to_the_header_only(tmp_
     tracemalloc.stop()
     np.testing.assert_array_equal(volume.data[0], data.transpose(2, 1, 0))
     assert peak < 8 * 2**20
+
+
+def test_uncompressed_nifti_short_of_its_voxels_is_refused_from_the_header(tmp_path):
+    """The voxels start after the header (352 bytes and its extensions): a file 100 bytes
+    short of them is refused before reading, naming what the header declares."""
+    path = _nifti(tmp_path / "short.nii", np.ones((8, 8, 8), np.float32))
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(InputError, match="header declares 8 x 8 x 8 voxels"):
+        read_volume(path)

@@ -131,7 +131,7 @@ def check_header_size(path: Path, image, memory: bool = True, reserved: int = 0)
     shape = tuple(int(n) for n in image.header.get_data_shape())
     stored = int(np.prod(shape, dtype=np.int64)) * image.header.get_data_dtype().itemsize
     size = path.stat().st_size
-    offset = int(getattr(image.header, "get_data_offset", lambda: 0)())
+    offset = int(getattr(image.dataobj, "offset", 0))  # the header's copy says 0 once loaded
     possible = size * _MAX_DEFLATE_RATIO if path.name.lower().endswith(".gz") else size - offset
     if stored > possible:
         raise InputError(describe(path, f"the header declares {' x '.join(map(str, shape))} "
