@@ -122,5 +122,5 @@ def _layers_for_path(path: Path) -> tuple[list[tuple], str | None]:
         else:
             layer = labels_layer(labels, name=path.name.split(".")[0])
             return [layer], _oblique_note(path, labels.affine)
-    volume = read_volume(path)
+    volume = read_volume(path, keep_integers=True)  # int16 scans stay int16 in the viewer
     return volume_layers(volume), _oblique_note(path, volume.affine)

@@ -108,6 +108,38 @@ def test_scaled_integer_gzip_reads_as_nibabel_reads_it(tmp_path):
     np.testing.assert_array_equal(read_volume(two_members).data[0], expected)
 
 
+def test_viewer_keeps_16_bit_scans_as_stored_and_the_model_gets_float32(tmp_path):
+    """The reader keeps unscaled 8/16-bit voxels in their type (half the memory of
+    float32, no conversion); a scaled file, and the model's volume, are float32."""
+    from napari.layers import Image
+
+    from napari_medseg._reader import layer_data
+    from napari_medseg.layers import volume_from_layers
+
+    rng = np.random.default_rng(8)
+    stored = rng.integers(-1000, 3000, size=SHAPE_XYZ).astype(np.int16)
+    plain = _write_nifti(tmp_path / "case_t1.nii.gz", stored, make_affine("ras"))
+    scaled_image = nib.Nifti1Image(stored, make_affine("ras"))
+    scaled_image.header.set_slope_inter(0.5, -3.0)
+    nib.save(scaled_image, str(tmp_path / "case_t2.nii.gz"))
+    unsigned = _write_nifti(tmp_path / "case_flair.nii.gz",
+                            (stored.astype(np.int32) + 1000).astype(np.uint16), make_affine("ras"))
+    layers, _ = layer_data([str(plain), str(tmp_path / "case_t2.nii.gz"), str(unsigned)])
+    dtypes = [data.dtype for data, _, _ in layers]
+    assert dtypes == [np.int16, np.float32, np.uint16]
+    for (data, _, _), path in zip(layers, (plain, tmp_path / "case_t2.nii.gz", unsigned)):
+        expected = nib.load(str(path)).get_fdata(dtype=np.float32).transpose(2, 1, 0)
+        np.testing.assert_array_equal(data[...].astype(np.float32), expected)
+    volume = volume_from_layers({kwargs["name"]: Image(data, **kwargs)
+                                 for data, kwargs, _ in layers})
+    assert volume.data.dtype == np.float32
+    np.testing.assert_array_equal(volume.data, read_volume([plain, tmp_path / "case_t2.nii.gz",
+                                                            unsigned]).data)
+    both = read_volume([plain, unsigned], keep_integers=True)  # two integer types: float32
+    assert both.data.dtype == np.float32
+    np.testing.assert_array_equal(both.data, read_volume([plain, unsigned]).data)
+
+
 def test_files_read_side_by_side_keep_their_order_and_first_error(tmp_path):
     rng = np.random.default_rng(7)
     names = ("t1", "t1ce", "t2", "flair")

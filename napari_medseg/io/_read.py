@@ -1,6 +1,7 @@
 """Format dispatch and the public readers: `read_volume`, `read_labels`."""
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -106,21 +107,26 @@ def _default_channel_names(path: Path, n_channels: int, attrs: dict) -> tuple[st
     return tuple(f"{stem}[{index}]" for index in range(n_channels))
 
 
-def _read_one(path: Path) -> Volume:
-    data, affine, attrs = _read_raw(path, as_float=True)
+_DISPLAY_INTEGERS = (np.int8, np.uint8, np.int16, np.uint16)  # kept as stored for display
+
+
+def _read_one(path: Path, keep_integers: bool = False) -> Volume:
+    data, affine, attrs = _read_raw(path, as_float=not keep_integers)
     if data.ndim == 3:
         data = data[None]
-    if isinstance(data, np.ndarray):
-        check_finite(data, path)
-    else:
+    if not isinstance(data, np.ndarray):
         data = data.astype(np.float32)
+    elif data.dtype.type not in _DISPLAY_INTEGERS:
+        data = data.astype(np.float32, copy=False)  # scaled, 32-bit or wider: as before
+        check_finite(data, path)
     return Volume(data=data, affine=affine,
                   channel_names=_default_channel_names(path, data.shape[0], attrs),
                   source_paths=(str(path),))
 
 
 def read_volume(paths: PathLike | Sequence[PathLike],
-                channel_names: Sequence[str] | None = None) -> Volume:
+                channel_names: Sequence[str] | None = None,
+                keep_integers: bool = False) -> Volume:
     """Read one or several files into one multi-contrast `Volume`.
 
     Parameters
@@ -132,11 +138,16 @@ def read_volume(paths: PathLike | Sequence[PathLike],
     channel_names : sequence of str, optional
         Names for the channels; by default guessed from the file names
         (``*_t1ce.nii.gz`` becomes ``T1ce``).
+    keep_integers : bool
+        Keep voxels stored as 8- or 16-bit integers (unscaled) in their own type,
+        for display: half the memory of float32 and no conversion, values exact.
+        A model's input is built as float32 from them (`layers.volume_builder`).
 
     Returns
     -------
     Volume
-        Eager float32 data, except for zarr inputs, which stay lazy (dask).
+        Eager float32 data (or the stored integers, with ``keep_integers``),
+        except for zarr inputs, which stay lazy (dask).
 
     Raises
     ------
@@ -153,7 +164,7 @@ def read_volume(paths: PathLike | Sequence[PathLike],
         [Path(p) for p in paths]
     if not path_list:
         raise InputError("no input files given: pass one file per contrast")
-    volumes = each_path(_read_one, path_list)
+    volumes = each_path(functools.partial(_read_one, keep_integers=keep_integers), path_list)
     first = volumes[0]
     for other in volumes[1:]:
         if not same_grid(first.affine, first.shape, other.affine, other.shape):
@@ -198,6 +209,8 @@ def _stack(arrays: list) -> object:
     if len(arrays) == 1:
         return arrays[0]
     if all(isinstance(array, np.ndarray) for array in arrays):
+        if len({array.dtype for array in arrays}) > 1:  # integers kept, of several types
+            arrays = [array.astype(np.float32, copy=False) for array in arrays]
         return np.concatenate(arrays, axis=0)
     import dask.array as da
 

@@ -65,7 +65,8 @@ class Volume:
     Parameters
     ----------
     data : array-like of shape (C, Z, Y, X)
-        float32 intensities, a NumPy array or a lazy dask array.
+        float32 intensities, a NumPy array or a lazy dask array (read for display:
+        also the file's own 8- or 16-bit integers, see `read_volume`).
     affine : ndarray of shape (4, 4)
         Voxel ``(x, y, z)`` to RAS+ mm, the source file's own geometry.
     channel_names : tuple of str
