@@ -251,3 +251,25 @@ def test_dicom_series_folder(tmp_path):
     reread = sitk.ReadImage(str(out))
     np.testing.assert_allclose(reread.GetOrigin(), (-50.0, -40.0, 10.0), atol=1e-4)
     np.testing.assert_allclose(reread.GetSpacing(), (0.8, 0.8, 2.0), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["case_t1.nii", "case_seg.nii"])
+def test_uncompressed_nifti_is_read_into_memory_not_mapped(tmp_path, name):
+    """An uncompressed file's voxels are copied in, not memory-mapped: a later change to
+    the file (another program writing it in place) leaves the open layer as it was, and
+    no mapping holds the file (Windows refuses to replace a mapped file)."""
+    from napari_medseg._reader import layer_data
+
+    stored = (np.arange(np.prod(SHAPE_XYZ)) % 3).astype(np.uint8).reshape(SHAPE_XYZ)
+    path = _write_nifti(tmp_path / name, stored, make_affine("ras"))
+    [(data, _, _)], _ = layer_data(str(path))
+    before = np.array(data, copy=True)
+    base = data
+    while base is not None:
+        assert not isinstance(base, np.memmap)
+        base = getattr(base, "base", None)
+    raw = bytearray(path.read_bytes())
+    raw[-len(stored.ravel()):] = bytes(len(stored.ravel()))  # the voxels zeroed in place
+    with open(path, "r+b") as handle:
+        handle.write(raw)
+    np.testing.assert_array_equal(np.asarray(data), before)

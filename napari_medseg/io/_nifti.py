@@ -42,7 +42,7 @@ def read_nifti_array(path: Path, as_float: bool = True) -> tuple[np.ndarray, np.
     import nibabel as nib
 
     try:
-        image = nib.load(str(path))
+        image = nib.load(str(path), mmap=False)  # in memory: no file mapped (locked on Windows)
     except Exception as error:  # nibabel raises many types for damaged files
         raise InputError(describe(
             path, f"cannot be read as NIfTI ({type(error).__name__}: {error})",
