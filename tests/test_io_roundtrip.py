@@ -273,3 +273,22 @@ def test_uncompressed_nifti_is_read_into_memory_not_mapped(tmp_path, name):
     with open(path, "r+b") as handle:
         handle.write(raw)
     np.testing.assert_array_equal(np.asarray(data), before)
+
+
+def test_gzip_writes_stream_without_an_uncompressed_copy(tmp_path):
+    """`write_nifti` compresses as it writes: no copy of the volume's bytes is held, and
+    two writes of the same data are the same bytes (a zero time stamp, as nibabel's)."""
+    import tracemalloc
+
+    from napari_medseg.io._nifti import write_nifti
+
+    data = np.random.default_rng(9).normal(size=(128, 128, 128)).astype(np.float32)
+    tracemalloc.start()
+    write_nifti(tmp_path / "a.nii.gz", data, make_affine("ras"))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < data.nbytes / 2
+    write_nifti(tmp_path / "b.nii.gz", data, make_affine("ras"))
+    assert (tmp_path / "a.nii.gz").read_bytes() == (tmp_path / "b.nii.gz").read_bytes()
+    np.testing.assert_array_equal(
+        nib.load(str(tmp_path / "a.nii.gz")).get_fdata(dtype=np.float32).transpose(2, 1, 0), data)

@@ -186,7 +186,7 @@ def write_nifti(path: Path, data_zyx: np.ndarray, affine: np.ndarray) -> None:
 
     array = np.asarray(data_zyx)
     order = (2, 1, 0) if array.ndim == 3 else (3, 2, 1, 0)
-    image = nib.Nifti1Image(np.ascontiguousarray(array.transpose(order)), affine)
+    image = nib.Nifti1Image(array.transpose(order), affine)  # NIfTI order: a view, no copy
     image.set_sform(affine, code=1)
     image.set_qform(affine, code=1)
     image.header.set_xyzt_units("mm", "sec")
@@ -196,5 +196,9 @@ def write_nifti(path: Path, data_zyx: np.ndarray, affine: np.ndarray) -> None:
     from isal import igzip
 
     # ISA-L at level 1, as nibabel's zlib would write it (and with its zero time stamp):
-    # 3-4x faster on 240x240x155 volumes, files of the same size or smaller
-    path.write_bytes(igzip.compress(image.to_bytes(), compresslevel=1, mtime=0))
+    # 2-3x faster on 240x240x155 volumes, files of the same size or smaller; streamed,
+    # so no uncompressed copy of the volume is held; no file name in the gzip header (it
+    # would be the atomic write's temporary one)
+    with open(path, "wb") as raw, igzip.IGzipFile(
+            "", "wb", compresslevel=1, fileobj=raw, mtime=0) as stream:
+        image.to_stream(stream)
