@@ -60,6 +60,14 @@ def _not_dicom_folder(tmp_path):
     return folder
 
 
+def _case_folder(tmp_path):
+    folder = tmp_path / "case_001"
+    folder.mkdir()
+    for contrast in ("t1", "t2"):
+        _nifti(folder / f"case_001_{contrast}.nii.gz", np.ones((6, 6, 6), np.float32))
+    return folder
+
+
 def _missing(tmp_path):
     return tmp_path / "does_not_exist.nii.gz"
 
@@ -72,6 +80,9 @@ CASES = {
     "nan": (_nan, "2 voxels are NaN or infinite"),
     "empty folder": (_empty_folder, "the folder is empty"),
     "non-DICOM folder": (_not_dicom_folder, "no DICOM files in this folder"),
+    "a case's folder of NIfTI files": (
+        _case_folder, "holds image files (case_001_t1.nii.gz, case_001_t2.nii.gz), not a DICOM "
+        "series. Pass the files themselves"),
     "missing path": (_missing, "no such file or folder"),
 }
 

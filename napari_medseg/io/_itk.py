@@ -103,6 +103,21 @@ def looks_like_dicom_folder(folder: Path, probe: int = 20) -> bool:
     return False
 
 
+def _not_dicom(folder: Path) -> str:
+    """The message for a folder that holds no DICOM: a folder of a case's image files
+    (a BraTS case folder) is named with the files to pass instead."""
+    from napari_medseg.io._names import IMAGE_SUFFIXES
+
+    images = sorted(entry.name for entry in folder.iterdir()
+                    if entry.name.lower().endswith(IMAGE_SUFFIXES))
+    if images:
+        shown = ", ".join(images[:4]) + (f" and {len(images) - 4} more" if len(images) > 4 else "")
+        return describe(folder, f"holds image files ({shown}), not a DICOM series",
+                        "Pass the files themselves (one per contrast), not their folder")
+    return describe(folder, "no DICOM files in this folder (none ends in .dcm or carries the "
+                    "DICM marker)", "Choose the folder that holds the DICOM (.dcm) files")
+
+
 def read_dicom_series(folder: Path, as_float: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Read the largest DICOM series in ``folder`` as ``[1, Z, Y, X]`` and its affine.
 
@@ -119,9 +134,7 @@ def read_dicom_series(folder: Path, as_float: bool = True) -> tuple[np.ndarray, 
         raise InputError(describe(folder, "the folder is empty",
                                   "Choose the folder that holds the DICOM (.dcm) files"))
     if not looks_like_dicom_folder(folder):
-        raise InputError(describe(folder, "no DICOM files in this folder (none ends in .dcm or "
-                                  "carries the DICM marker)",
-                                  "Choose the folder that holds the DICOM (.dcm) files"))
+        raise InputError(_not_dicom(folder))
     reader = sitk.ImageSeriesReader()
     warnings = sitk.ProcessObject_GetGlobalWarningDisplay()
     sitk.ProcessObject_SetGlobalWarningDisplay(False)  # GDCM's multi-line notes: ours is one line
