@@ -77,3 +77,39 @@ def test_check_reads_mask_off_the_gui_thread_and_refuses_a_bad_line(make_napari_
     qtbot.waitUntil(lambda: not section.runner.busy, timeout=60_000)
     assert section.status.text().startswith("Topology check failed: cannot read 'b0=banana'")
     assert "Traceback" not in section.status.text() and not section.results
+
+
+def test_error_lines_wrap_at_the_docks_width_and_an_empty_list_is_hidden(make_napari_viewer,
+                                                                         qtbot):
+    """At 1600x1000 an error line is wider than the dock: it wraps, whole, instead of
+    scrolling sideways (it did), and the list shows its first lines whole."""
+    from qtpy.QtCore import QRect, Qt
+
+    viewer = make_napari_viewer(show=True)  # a shown window: real widths
+    viewer.window._qt_window.resize(1600, 1000)
+    viewer.open_sample("napari-medseg", "brats_like_case")
+    _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
+    dock.sections["Topology"].expand(animate=False)
+    section = dock.topology_section
+    errors = section.error_list
+    assert errors.isHidden()  # no errors yet: no empty frame
+    layer = viewer.layers["reference"]
+    for corner in range(6):  # spurious oedema specks far from the tumour
+        layer.data[3 + 6 * corner:6 + 6 * corner, 5:8, 5:8] = 2
+    assert section.run() is not None
+    qtbot.waitUntil(lambda: not section.runner.busy, timeout=60_000)
+    qtbot.wait(50)  # the list's second fitting, once laid out
+    assert errors.isVisible() and errors.count() >= errors.rows
+    assert errors.horizontalScrollBar().maximum() == 0
+    width, metrics = errors.viewport().width(), errors.fontMetrics()
+    wrapped = 0
+    for row in range(errors.rows):
+        rect = errors.visualItemRect(errors.item(row))
+        text = errors.item(row).text()
+        needed = metrics.boundingRect(QRect(0, 0, rect.width(), 10_000), Qt.TextWordWrap, text)
+        assert rect.right() < width and needed.height() <= rect.height(), text
+        assert rect.bottom() < errors.viewport().height()  # the first lines are seen whole
+        wrapped += metrics.horizontalAdvance(text) > width
+    assert wrapped  # the lines were long enough to need it
+    viewer.layers.remove("reference")  # its errors go, and so does the list's frame
+    assert errors.count() == 0 and errors.isHidden()

@@ -31,12 +31,14 @@ def test_uncertainty_section_end_to_end(sample_dock, qtbot, coarse_model_folder,
     assert section.result.method == "mc+tta" and section.result.n_samples == 2
     assert section.table.rowCount() == 5 and section.table.item(3, 0).text() == "WT"
     runs = len(built_in)
+    assert section.suggestion_list.isHidden()  # no suggestions yet: no empty frame
     with qtbot.waitSignal(section.runner.settled, timeout=60_000):
         assert section.suggest() is not None  # in a worker: the GUI stays live
     assert len(built_in) > runs and threading.main_thread() not in built_in
     suggestions = section.suggestions
     points = viewer.layers["suggested clicks"]
-    assert len(points.data) == len(suggestions) > 0
+    assert len(points.data) == len(suggestions) == section.suggestion_list.count() > 0
+    assert not section.suggestion_list.isHidden()
     section.suggestion_list.setCurrentRow(0)
     world = viewer.layers["uncertainty total"].data_to_world(suggestions[0]["point"])
     assert viewer.dims.point[0] == pytest.approx(world[0], abs=1.5)

@@ -4,11 +4,15 @@ Model and layer names can be long and unbroken (an nnU-Net folder is named
 ``Dataset991_Name__nnUNetTrainer__nnUNetPlans__3d_fullres``), and so can the
 paths in status lines; a widget sized to such a text pushed the whole dock
 wider than the window, so it scrolled sideways. Tables are exactly as high as
-their rows (`fit_rows`), so the dock has no empty frames.
+their rows (`fit_rows`), and lists as their lines up to a few (`WrappingList`), so
+the dock has no empty frames.
 """
 from __future__ import annotations
 
-from qtpy.QtWidgets import QComboBox, QLabel, QTableWidget, QWidget
+from collections.abc import Sequence
+
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import QComboBox, QLabel, QListWidget, QTableWidget, QWidget
 
 #: characters a combo box is sized for; its list still shows whole names
 COMBO_CHARACTERS = 14
@@ -68,3 +72,57 @@ def fit_rows(table: QTableWidget, rows: int) -> None:
                          + table.verticalHeader().defaultSectionSize() * rows
                          + 2 * table.frameWidth())
     table.setVisible(rows > 0)
+
+
+class WrappingList(QListWidget):
+    """A list whose long lines wrap at the dock's width (no sideways scrolling), as high
+    as its first few wrapped lines (more scroll), hidden while empty.
+
+    Parameters
+    ----------
+    rows : int
+        Lines shown without scrolling.
+    """
+
+    def __init__(self, rows: int = 5, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.rows = rows
+        self.setWordWrap(True)
+        self.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setResizeMode(QListWidget.ResizeMode.Adjust)  # lines re-wrap as the dock resizes
+        self.setSpacing(1)  # a gap tells one wrapped line from the next
+        self.setVisible(False)
+
+    def show_lines(self, lines: Sequence[str]) -> None:
+        """Replace the items with ``lines``; hidden when there are none.
+
+        Parameters
+        ----------
+        lines : sequence of str
+            One item each.
+        """
+        self.clear()
+        self.addItems(list(lines))
+        self.setVisible(bool(lines))
+        self._fit_height()
+        # again once laid out: shown, and with its scroll bar, its lines wrap differently
+        QTimer.singleShot(0, self._fit_height)
+
+    def _fit_height(self) -> None:
+        if not self.count() or not self.isVisible():
+            return
+        self.doItemsLayout()  # wrapped heights at the current width
+        first = self.visualItemRect(self.item(0))
+        last = self.visualItemRect(self.item(min(self.rows, self.count()) - 1))
+        height = last.bottom() - first.top() + 1 + 2 * self.spacing()
+        self.setFixedHeight(height + 2 * self.frameWidth())
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        self._fit_height()  # filled while its section was folded
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self._fit_height()  # a narrower dock wraps into more lines

@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
-    QComboBox, QFormLayout, QHBoxLayout, QLabel, QListWidget, QPlainTextEdit, QProgressBar,
+    QComboBox, QFormLayout, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar,
     QPushButton, QVBoxLayout, QWidget)
 
+from napari_medseg._qt.fit import WrappingList
 from napari_medseg._qt.layer_combo import new_model_layer
 from napari_medseg._qt.orientation import viewer_camera
 from napari_medseg._qt.worker import TaskRunner
@@ -25,6 +26,12 @@ def expectations_text(expected_topology: dict) -> str:
         parts += ["tubular"] if entry.get("tubular") else []
         lines.append(f"{name}:{','.join(parts)}")
     return "\n".join(lines)
+
+
+def _error_line(name: str, error) -> str:
+    """The error list's line: kind, structure, what, where (voxel) and its fix."""
+    z, y, x = (int(round(v)) for v in error.centroid_voxel)
+    return f"[{error.kind}] {name}: {error.detail} at z={z} y={y} x={x} \u2192 {error.fix}"
 
 
 STALE = "The errors listed were another mask's: press Check for this one"
@@ -54,8 +61,7 @@ class TopologySection(QWidget):
         self.fix_button.clicked.connect(self.fix_selected)
         self.betti_label = QLabel("")
         self.betti_label.setWordWrap(True)
-        self.error_list = QListWidget()
-        self.error_list.setFixedHeight(120)
+        self.error_list = WrappingList()
         self.error_list.currentRowChanged.connect(self.go_to)
         self.layer_combo.currentTextChanged.connect(lambda _: self._current_mask())
         form = QFormLayout()
@@ -153,7 +159,7 @@ class TopologySection(QWidget):
             return layer
         if self.errors or self.results:
             self.results, self.errors, self._checked = {}, [], ()
-            self.error_list.clear()
+            self.error_list.show_lines([])
             self.betti_label.setText("")
             self.fix_button.setEnabled(False)
             self.status.setText(STALE)
@@ -171,17 +177,14 @@ class TopologySection(QWidget):
                         if getattr(target.expected, k) is not None}
             met = all(getattr(target.betti, k) == v for k, v in expected.items())
             mark = "" if met else " \u26a0"
+            wanted = " ".join(f"{k}={v}" for k, v in expected.items())
             lines.append(f"<b>{name}</b>: b0={target.betti.b0} b1={target.betti.b1} "
-                         f"b2={target.betti.b2}" + (f" (expected {expected}){mark}"
+                         f"b2={target.betti.b2}" + (f" (expected {wanted}){mark}"
                                                     if expected else ""))
         self.betti_label.setText("<br>".join(lines) or "empty mask: nothing to check")
         self.errors = [(name, error) for name, target in self.results.items()
                        for error in target.errors]
-        self.error_list.clear()
-        for name, error in self.errors:
-            z, y, x = (int(round(v)) for v in error.centroid_voxel)
-            self.error_list.addItem(f"[{error.kind}] {name}: {error.detail} at z={z} y={y} "
-                                    f"x={x} \u2192 {error.fix}")
+        self.error_list.show_lines([_error_line(name, error) for name, error in self.errors])
         layer = self._current_mask()
         if layer is None:  # another mask chosen while it ran
             return STALE

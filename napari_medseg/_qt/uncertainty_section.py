@@ -6,10 +6,10 @@ from collections.abc import Generator
 import numpy as np
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
-    QAbstractItemView, QCheckBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QListWidget,
+    QAbstractItemView, QCheckBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
     QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from napari_medseg._qt.fit import fit_rows
+from napari_medseg._qt.fit import WrappingList, fit_rows
 from napari_medseg._qt.worker import TaskRunner
 from napari_medseg.layers import same_placement
 
@@ -45,8 +45,7 @@ class UncertaintySection(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         fit_rows(self.table, 0)  # hidden until there are figures to show
-        self.suggestion_list = QListWidget()
-        self.suggestion_list.setFixedHeight(90)
+        self.suggestion_list = WrappingList()
         self.suggestion_list.currentRowChanged.connect(self.go_to)
         self.suggest_button.setToolTip(
             "Where a click would fix the most: after a run of a model whose labels the click "
@@ -169,7 +168,7 @@ class UncertaintySection(QWidget):
             return
         self.result, self.suggestions = None, []
         fit_rows(self.table, 0)
-        self.suggestion_list.clear()
+        self.suggestion_list.show_lines([])
         self.status.setText(STALE)
 
     def _fill_table(self) -> None:
@@ -265,15 +264,15 @@ class UncertaintySection(QWidget):
             self._viewer.add_points(coordinates, name=SUGGESTIONS_NAME, size=4,
                                     face_color="cyan", symbol="cross",
                                     **same_placement(self._grid_layer()))
-        self.suggestion_list.clear()
         names = (layer.metadata.get("napari_medseg", {}).get("label_names", {})
                  if layer is not None else {})
+        lines = []
         for index, item in enumerate(self.suggestions, 1):
             z, y, x = item["point"]
             name = names.get(item["label"], names.get(str(item["label"]), item["label"]))
-            self.suggestion_list.addItem(
-                f"{index}. {'+' if item['positive'] else '-'} {name} at z={z} y={y} x={x}: "
-                f"~{item['score']:.0f} voxels likely wrong")
+            lines.append(f"{index}. {'+' if item['positive'] else '-'} {name} at z={z} y={y} "
+                         f"x={x}: ~{item['score']:.0f} voxels likely wrong")
+        self.suggestion_list.show_lines(lines)
 
     def go_to(self, row: int) -> None:
         """Move the view to suggestion ``row``."""
