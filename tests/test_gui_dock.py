@@ -326,12 +326,32 @@ def _clipped_cells(table) -> list[str]:
         header = table.horizontalHeaderItem(column)
         texts = [header.text()] if header is not None else []
         texts += [table.item(row, column).text() for row in range(table.rowCount())
-                  if table.item(row, column) is not None]
+                  if table.item(row, column) is not None  # a cut text whole in its tooltip
+                  and table.item(row, column).toolTip() != table.item(row, column).text()]
         clipped += [text for text in texts if metrics.horizontalAdvance(text) + 6 > width]
     return clipped
 
 
-def test_dock_matches_contrasts_fits_1600x1000_and_clips_no_text(make_napari_viewer, qtbot):
+def _triage_table(folder, cases: int = 8) -> None:
+    """A batch's ranked table (``triage.json``) of ``cases`` finished cases and one that
+    failed with a long message, written as ``napari-medseg batch`` writes it."""
+    from napari_medseg.cohort._priority import priority_rows, write_table
+
+    rng = np.random.default_rng(0)
+    summaries = [{"case_id": f"BraTS-GLI-{index:05d}-000",
+                  "epistemic_foreground": float(rng.uniform(1e-4, 1e-3)),
+                  "volumes_ml": {"NCR": float(rng.uniform(5, 30)), "ED": float(rng.uniform(50, 150)),
+                                 "ET": float(rng.uniform(5, 20))},
+                  "topology_errors": {"WT": int(rng.integers(0, 6))}, "topology_mismatch": []}
+                 for index in range(cases)]
+    failed = [{"case_id": "BraTS-GLI-99999-000", "error": "t1.nii.gz: has 2 dimensions (10, 10); "
+               "napari-medseg reads 3D volumes or 4D stacks of 3D contrasts"}]
+    folder.mkdir()
+    write_table(folder, priority_rows(summaries, failed), {})
+
+
+def test_dock_matches_contrasts_fits_1600x1000_and_clips_no_text(make_napari_viewer, qtbot,
+                                                                 tmp_path):
     from qtpy.QtWidgets import QScrollArea, QTableWidget
 
     viewer = make_napari_viewer(show=True)  # a shown window: real layout sizes
@@ -347,11 +367,14 @@ def test_dock_matches_contrasts_fits_1600x1000_and_clips_no_text(make_napari_vie
     assert scroll.horizontalScrollBar().maximum() == 0
     qtbot.wait(300)  # the settled layout: 100 ms after the resize hid a 2 px overflow
     assert scroll.verticalScrollBar().maximum() == 0  # Case, Model and Refine open: all seen
+    _triage_table(tmp_path / "batch")
+    assert dock.review_section.open_table(tmp_path / "batch")  # a cohort's table: it scrolls
     for section in dock.sections.values():
         section.expand(animate=False)
     qtbot.wait(100)
     assert scroll.horizontalScrollBar().maximum() == 0
     for table in dock.findChildren(QTableWidget):
+        assert table.horizontalScrollBar().maximum() == 0, table.horizontalHeaderItem(0).text()
         assert _clipped_cells(table) == [], table.horizontalHeaderItem(0).text()
     for section in dock.sections.values():
         section.collapse(animate=False)

@@ -33,7 +33,9 @@ def test_review_queue_opens_cases_by_priority(make_napari_viewer, qtbot, tmp_pat
     viewer = make_napari_viewer()
     _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
     section = dock.review_section
+    assert section.table.isHidden()  # no table loaded: no empty frame
     assert section.open_table(tmp_path / "out") and section.table.rowCount() == 2
+    assert not section.table.isHidden()
     inserted, delivered = insertion_turns(viewer)  # each insertion's event: before the next?
     assert section.open_next() is not None
     with qtbot.waitSignal(section.runner.settled, timeout=30_000):

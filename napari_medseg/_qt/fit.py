@@ -56,20 +56,24 @@ def wrappable(text: str) -> str:
     return text
 
 
-def fit_rows(table: QTableWidget, rows: int) -> None:
-    """Give ``table`` ``rows`` rows and exactly their height (header, rows, frame); an
-    empty table is hidden, not left as an empty frame.
+def fit_rows(table: QTableWidget, rows: int, most: int | None = None) -> None:
+    """Give ``table`` ``rows`` rows and exactly their height (header, rows, frame), or
+    the height of ``most`` rows when there are more (they scroll); an empty table is
+    hidden, not left as an empty frame.
 
     Parameters
     ----------
     table : QTableWidget
-        A table without a vertical scroll bar of its own.
+        The table.
     rows : int
-        How many rows it shows.
+        How many rows it holds.
+    most : int, optional
+        Rows shown without scrolling (default: all).
     """
     table.setRowCount(rows)
+    shown = rows if most is None else min(rows, most)
     table.setFixedHeight(table.horizontalHeader().sizeHint().height()
-                         + table.verticalHeader().defaultSectionSize() * rows
+                         + table.verticalHeader().defaultSectionSize() * shown
                          + 2 * table.frameWidth())
     table.setVisible(rows > 0)
 

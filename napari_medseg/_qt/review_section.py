@@ -5,14 +5,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from napari.utils.notifications import show_error
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar,
     QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from napari_medseg._qt.fit import fit_rows
 from napari_medseg._qt.worker import TaskRunner, add_layers_stepwise, remove_layers_stepwise
 from napari_medseg.errors import MedsegError
 
 _COLUMNS = ("#", "Case", "Priority", "Why", "Reviewed")
+_ROWS_SHOWN = 6  # a cohort's longer table scrolls
 
 
 class ReviewSection(QWidget):
@@ -40,10 +43,12 @@ class ReviewSection(QWidget):
         self.table = QTableWidget(0, len(_COLUMNS))
         self.table.setHorizontalHeaderLabels(_COLUMNS)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(_COLUMNS.index("Why"), QHeaderView.Stretch)  # the dock's rest
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.setFixedHeight(150)
+        fit_rows(self.table, 0)  # hidden until a table is loaded
         folder = QHBoxLayout()
         for widget in (self.folder_edit, self.browse_button, self.load_button):
             folder.addWidget(widget)
@@ -81,14 +86,17 @@ class ReviewSection(QWidget):
         return True
 
     def _fill(self) -> None:
-        self.table.setRowCount(len(self.rows))
+        fit_rows(self.table, len(self.rows), most=_ROWS_SHOWN)
         for index, row in enumerate(self.rows):
             priority = "" if row.get("priority") is None else f"{row['priority']:.3f}"
             cells = (str(row["rank"]), row["case_id"], priority,
                      row.get("reasons") or ("failed" if row["status"] == "failed" else ""),
                      "yes" if row["reviewed"] else "")
             for column, text in enumerate(cells):
-                self.table.setItem(index, column, QTableWidgetItem(text))
+                item = QTableWidgetItem(text)
+                if _COLUMNS[column] == "Why":  # a failure's message is cut at the dock's width
+                    item.setToolTip(text)
+                self.table.setItem(index, column, item)
 
     def open_next(self):
         """Load the highest-priority unreviewed case in a worker; returns it (or None)."""
