@@ -340,7 +340,8 @@ def _triage_table(folder, cases: int = 8) -> None:
     rng = np.random.default_rng(0)
     summaries = [{"case_id": f"BraTS-GLI-{index:05d}-000",
                   "epistemic_foreground": float(rng.uniform(1e-4, 1e-3)),
-                  "volumes_ml": {"NCR": float(rng.uniform(5, 30)), "ED": float(rng.uniform(50, 150)),
+                  "volumes_ml": {"NCR": float(rng.uniform(5, 30)),
+                                 "ED": float(rng.uniform(50, 150)),
                                  "ET": float(rng.uniform(5, 20))},
                   "topology_errors": {"WT": int(rng.integers(0, 6))}, "topology_mismatch": []}
                  for index in range(cases)]
