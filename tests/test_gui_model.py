@@ -57,6 +57,33 @@ def test_run_keeps_event_loop_alive_and_matches_cli(dock, qtbot, tmp_path, tiny_
     np.testing.assert_array_equal(layer.data, read_labels(out).data)
 
 
+def test_progress_repaints_the_dock_at_most_four_times_a_second(dock, qtbot, monkeypatch):
+    """Each shown report repaints the dock (and, on a software renderer, the whole window
+    through OpenGL, on the cores the model runs on): the worker's many reports are shown
+    at most every PROGRESS_MS, the first at once."""
+    import time
+
+    from napari_medseg._qt.worker import PROGRESS_MS
+
+    _, widget = dock
+    section = widget.model_section
+    runner = section.runner
+    shown, reports = [], []
+    runner.progress.valueChanged.connect(  # reports shown: not the task's start or end
+        lambda value: shown.append(time.perf_counter()) if runner.worker and reports else None)
+    received = runner._on_progress
+    monkeypatch.setattr(runner, "_on_progress", lambda progress: (
+        reports.append(time.perf_counter()), received(progress)))
+    assert section.run() is not None
+    with qtbot.waitSignal(runner.settled, timeout=120_000):
+        pass
+    assert len(reports) > len(shown) >= 1  # throttled: fewer repaints than reports
+    assert shown[0] - reports[0] < PROGRESS_MS / 1000  # the first at once
+    gaps = np.diff(shown)
+    assert (gaps >= 0.9 * PROGRESS_MS / 1000).all(), gaps
+    assert "done" in section.status.text()
+
+
 def test_cancel_stops_and_adds_nothing(dock, qtbot):
     viewer, widget = dock
     section = widget.model_section
