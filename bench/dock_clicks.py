@@ -50,6 +50,9 @@ def main() -> None:
     parser.add_argument("--engine", default="auto",
                         help="the Refine section's engine entry (default auto: the model-aware "
                              "engine after a model run); e.g. 'learned click model'")
+    parser.add_argument("--precision", default="auto",
+                        help="the Model section's precision: the model run's and the click "
+                             "network's arithmetic (default auto)")
     parser.add_argument("--json", default="bench/results/dock_clicks.json")
     args = parser.parse_args()
     import napari
@@ -63,6 +66,7 @@ def main() -> None:
     _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
     app = QApplication.instance()
     dock.model_section.device_combo.setCurrentText("cpu")
+    dock.model_section.precision_combo.setCurrentText(args.precision)
     worker = dock.model_section.run()
     _wait(app, lambda: not dock.model_section.runner.busy and worker is not None)
     section = dock.refine_section

@@ -110,9 +110,12 @@ def engine_for(name: str, case: dict, whole: bool):
     """The engine a user would have: the model engine sees the run's probabilities."""
     from napari_medseg.interactive import make_engine
 
-    if name == "learned":  # as in the dock after a model run: the run's probabilities too
-        return make_engine(name, case["volume"], device="cpu",
-                           probabilities=case["probabilities"])
+    if name in ("learned", "learned_float32"):  # as in the dock after a model run: the
+        # run's probabilities too; in auto precision (bf16 on a CPU with native bf16), as the
+        # dock runs it, or in float32
+        return make_engine("learned", case["volume"], device="cpu",
+                           probabilities=case["probabilities"],
+                           precision="float32" if name.endswith("float32") else "auto")
     if name == "learned_no_run":  # a mask with no model run kept (a review case, a file)
         return make_engine("learned", case["volume"], device="cpu")
     if name != "model":

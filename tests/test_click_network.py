@@ -99,6 +99,30 @@ def test_learned_clicks_fix_the_models_mask_and_leave_other_labels(sample_and_pr
     assert sum(gains) > 0, gains
 
 
+def test_the_click_network_in_bf16_edits_as_in_float32(sample_and_prediction):
+    """The dock runs the click network in the model run's precision (bf16 on a CPU with
+    native bf16, about 2.2x faster a click there): the same clicks on the model's mask
+    change the same voxels as in float32, up to a few at the edit's rim."""
+    from napari_medseg.interactive import robot_click
+
+    case, predicted = sample_and_prediction
+    reference = case.labels.data
+    engines = {precision: LearnedEngine(case.volume, device="cpu", precision=precision)
+               for precision in ("float32", "bfloat16")}
+    assert all(precision in engine.description for precision, engine in engines.items())
+    for value in LABELS:
+        click = robot_click(reference == value, predicted == value, case.volume.spacing)
+        masks = {}
+        for precision, engine in engines.items():
+            session = InteractiveSession(case.volume, predicted, label=value, engine=engine)
+            session.click(click.position, click.positive)
+            masks[precision] = session.mask
+        changed = (masks["float32"] != predicted) | (masks["bfloat16"] != predicted)
+        assert changed.sum() > 0, value
+        agree = float((masks["float32"] == masks["bfloat16"])[changed].mean())
+        assert agree >= 0.95, (value, agree, int(changed.sum()))
+
+
 def _at_one_mm(case, predicted):
     """The sample (1.5 mm, the network's spacing) at 1 mm as BraTS: its volume, the
     reference, and the prediction as a model run's labels come back."""

@@ -196,6 +196,17 @@ def test_start_clicking_builds_the_engine_so_the_first_click_does_not_wait(sampl
     assert section._worker is not None  # rebuilding
     _wait(qtbot, section)
     assert section.session.engine is not engine
+    # the click network runs in the Model section's precision; another choice, another engine
+    from napari_medseg.models.device import autocast_dtype
+
+    engine = section.session.engine
+    assert engine.autocast == autocast_dtype("auto", engine.device)
+    dock.model_section.precision_combo.setCurrentText("float32")
+    section.active_button.setChecked(False)
+    section.active_button.setChecked(True)
+    _wait(qtbot, section)
+    assert section.session.engine is not engine and section.session.engine.autocast is None
+    assert "float32" in section.engine_label.text()
 
 
 def test_a_layer_added_beside_the_target_does_not_recount_its_labels(

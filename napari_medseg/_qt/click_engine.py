@@ -41,7 +41,7 @@ class EngineKey:
 
 
 def session_factory(layer, images: dict, label: int, engine: str, device: str | None,
-                    protect: bool, segmentation_model) -> Callable:
+                    protect: bool, segmentation_model, precision: str = "auto") -> Callable:
     """The function a worker calls to build the click session on ``layer``'s array.
 
     Parameters
@@ -60,6 +60,8 @@ def session_factory(layer, images: dict, label: int, engine: str, device: str | 
         Positive clicks take only background voxels.
     segmentation_model : path or None
         The model that made the mask (its probabilities, its labels).
+    precision : str
+        The click network's arithmetic (the Model section's choice).
 
     Raises
     ------
@@ -76,7 +78,7 @@ def session_factory(layer, images: dict, label: int, engine: str, device: str | 
         volume = make_volume()
         engine_object = make_engine(ENGINES[engine], volume, device=device,
                                     probabilities=probabilities,
-                                    segmentation_model=segmentation_model)
+                                    segmentation_model=segmentation_model, precision=precision)
         return InteractiveSession(volume, data, label, engine_object, copy=False,
                                   protect=protect)
     return make

@@ -154,7 +154,7 @@ class RefineSection(QWidget):
             return
         if self._engine_fits(layer):
             return
-        key = EngineKey.of(layer, self.image_layers(), self.engine_combo.currentText())
+        key = EngineKey.of(layer, self.image_layers(), self._engine_choice())
         make = self._session_factory(layer, self.current_label())
         if make is None:
             return
@@ -168,7 +168,7 @@ class RefineSection(QWidget):
 
     def _engine_fits(self, layer) -> bool:
         return self.session is not None and self._engine_key is not None and \
-            self._engine_key.fits(layer, self.image_layers(), self.engine_combo.currentText())
+            self._engine_key.fits(layer, self.image_layers(), self._engine_choice())
 
     def _prepared(self, session, key) -> None:
         self._worker = None
@@ -252,10 +252,16 @@ class RefineSection(QWidget):
             return session_factory(
                 layer, self.image_layers(), label, self.engine_combo.currentText(),
                 self._device(), self.protect_box.isChecked(),
-                layer_model_folder(layer) or self._models.current_folder())
+                layer_model_folder(layer) or self._models.current_folder(),
+                self._models.precision_combo.currentText())
         except MedsegError as error:
             show_error(f"Refinement unavailable: {error}")
             return None
+
+    def _engine_choice(self) -> str:
+        """The engine, device and precision chosen: another choice builds another engine."""
+        return (f"{self.engine_combo.currentText()} on {self._models.device_combo.currentText()}"
+                f" in {self._models.precision_combo.currentText()}")
 
     def _device(self) -> str | None:
         choice = self._models.device_combo.currentText()

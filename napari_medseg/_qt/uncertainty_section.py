@@ -240,6 +240,7 @@ class UncertaintySection(QWidget):
         labels = np.array(layer.data) if layer is not None else None
         mean = None if self.result is None else self.result.mean
         clicked, device = self._clicked_points(), self._models.device_combo.currentText()
+        precision = self._models.precision_combo.currentText()
         source = "click network" if network else "uncertainty maps"
 
         def task():
@@ -249,7 +250,8 @@ class UncertaintySection(QWidget):
 
             volume = make_volume()
             mask = most_probable(mean) if labels is None else labels
-            error_map, _ = yield from suggestion_map(volume, mask, mean, folder, device)
+            error_map, _ = yield from suggestion_map(volume, mask, mean, folder, device,
+                                                     precision)
             return suggest_clicks(error_map, mask, clicked, spacing=volume.spacing)
 
         return self.runner.start(task, lambda found: self._show_suggestions(found, layer),

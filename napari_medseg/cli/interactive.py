@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from napari_medseg.cli.common import add_contrasts, add_device, add_overwrite, read_case
+from napari_medseg.cli.common import (
+    add_contrasts, add_device, add_overwrite, add_precision, read_case)
 from napari_medseg.errors import InputError
 from napari_medseg.interactive._session import ENGINES
 
@@ -20,7 +21,7 @@ def cmd_refine(args: argparse.Namespace) -> int:
     volume = read_case(args)
     mask = read_labels(args.mask).data if args.mask else None
     engine = make_engine(args.engine, volume, device=args.device,
-                         segmentation_model=args.model)
+                         segmentation_model=args.model, precision=args.precision)
     session = InteractiveSession(volume, mask, label=args.label, engine=engine)
     for number, click in enumerate(clicks, start=1):
         try:
@@ -58,7 +59,7 @@ def cmd_bench_clicks(args: argparse.Namespace) -> int:
         images, reference = case_files(folder, case_id)
         volume, labels = read_volume(images), read_labels(reference).data
         values = [int(v) for v in np.unique(labels) if v]
-        engine = make_engine(args.engine, volume, device=args.device)
+        engine = make_engine(args.engine, volume, device=args.device, precision=args.precision)
         limits = {"cap": max(20, args.clicks), "min_clicks": args.clicks}
         # each label edited as itself with every label's Dice tracked (harm), then the
         # whole object as one label
@@ -97,6 +98,7 @@ def add_interactive_commands(commands) -> None:
     refine.add_argument("--model", default=None,
                         help="segmentation model of the model engine (default: built-in)")
     add_device(refine, "the click engine")
+    add_precision(refine)
     refine.add_argument("-o", "--output", required=True, type=Path, help="output mask")
     add_overwrite(refine, "an existing output")
     refine.set_defaults(run=cmd_refine)
@@ -105,6 +107,7 @@ def add_interactive_commands(commands) -> None:
     bench.add_argument("--clicks", type=int, default=10, help="clicks per target (10)")
     bench.add_argument("--engine", default="random_walker", choices=ENGINES)
     add_device(bench, "the click engine")
+    add_precision(bench)
     bench.add_argument("--json", required=True, type=Path, help="output JSON")
     add_overwrite(bench, "an existing output")
     bench.set_defaults(run=cmd_bench_clicks)

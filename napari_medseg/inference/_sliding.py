@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from itertools import product
 
 import torch
 import torch.nn.functional as F
 
+from napari_medseg.models.device import autocast_context
 from napari_medseg.progress import Progress, ProgressGenerator
 
 
@@ -105,10 +105,6 @@ def _pad_to_patch(image: torch.Tensor, patch: Sequence[int]):
     return (F.pad(image, flat) if any(flat) else image), tuple(crop)
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
-
-
 def _split_blank(padded: torch.Tensor, windows: list) -> tuple[list, list]:
     """Windows with some non-zero input, and windows that are entirely zero."""
     busy, blank = [], []
@@ -187,7 +183,7 @@ def sliding_window(network: Callable[[torch.Tensor], torch.Tensor], image: torch
     with torch.inference_mode():
         for batch_index, batch_windows in enumerate(batches):
             batch = torch.stack([padded[(slice(None), *window)] for window in batch_windows])
-            with _autocast(device, autocast):
+            with autocast_context(device, autocast):
                 predicted = network(batch)
             predicted = predicted.float() * importance
             for window, values in zip(batch_windows, predicted):

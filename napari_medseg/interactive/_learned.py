@@ -102,14 +102,19 @@ class LearnedEngine:
     prior : ndarray of shape (C, Z, Y, X), optional
         The segmentation model's class probabilities on the case grid (background
         first), from its run: positive clicks do not take background it rules out.
+    precision : str
+        The network's arithmetic (`models.device.autocast_dtype`): ``auto`` (bf16 on a
+        CPU with native bf16, about 2.2x faster per click there) or ``float32``.
     """
 
     name = "learned"
 
     def __init__(self, volume: Volume, model=None, device: str | None = None,
-                 max_patch: int | None = None, prior: np.ndarray | None = None):
+                 max_patch: int | None = None, prior: np.ndarray | None = None,
+                 precision: str = "auto"):
         from napari_medseg.inference import prepare_input
         from napari_medseg.models import choose_device, load_model
+        from napari_medseg.models.device import autocast_dtype, place_network, precision_name
         from napari_medseg.models.loading import LoadedModel
         from napari_medseg.models.registry import DEFAULT_CLICK_MODEL
 
@@ -123,7 +128,9 @@ class LearnedEngine:
                              f"{spec.architecture['args'].get('in_channels')} inputs, a click "
                              f"network {expected}): pick a click model for the learned engine")
         self.device = choose_device(device or "auto")
-        self.network = self.model.networks[0].to(self.device)
+        self.autocast = autocast_dtype(precision, self.device)
+        self.network = self.model.networks[0]
+        place_network(self.network, self.device, self.autocast)
         self.volume = volume
         self.image = prepare_input(volume, spec).numpy()
         self.grid = _Grid(volume.shape, self.image.shape[1:])
@@ -136,13 +143,12 @@ class LearnedEngine:
         self._fallback = None
         self._network_labels: np.ndarray | None = None
         self.prior = prior if prior is not None and len(prior) > self.n_labels else None
-        self.description = f"learned ({spec.name} {spec.version}, {self.device.type})"
+        self.description = (f"learned ({spec.name} {spec.version}, {self.device.type}, "
+                            f"{precision_name(self.autocast)})")
 
     def _answer(self, labels: np.ndarray, label: int, clicks: Sequence[Click],
                 box: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray]:
         """The network's labels for network-grid ``box``, and the labels it was given there."""
-        import torch
-
         crop_shape = [s.stop - s.start for s in box]
         if self.grid.same:
             network_labels, moved = labels, list(clicks)
@@ -154,9 +160,7 @@ class LearnedEngine:
             moved = [Click(self.grid.to_network(c.position), c.positive, c.time) for c in clicks]
         x = network_input(self.image, network_labels, label, moved, box,
                           _round_up(crop_shape, self.divisor), self.n_labels)
-        with torch.inference_mode():
-            logits = self.network(torch.from_numpy(x)[None].to(self.device))[0]
-            log_p = torch.log_softmax(logits.float(), 0).cpu().numpy()
+        log_p = self._forward(x).log_softmax(0).cpu().numpy()
         log_p = log_p[(slice(None), *(slice(0, n) for n in crop_shape))]
         self.bump.push(log_p, label, moved[-1], box)  # only if the network ignored the click
         return log_p.argmax(0).astype(labels.dtype), network_labels[box].copy()
@@ -241,12 +245,18 @@ class LearnedEngine:
     def warm_up(self) -> None:
         """One forward pass on an empty patch, so the first click does not pay for the
         backend's first-call set-up (oneDNN builds its kernels for a shape on first use)."""
+        size = _round_up(np.minimum(self.patch, self.grid.network_shape), self.divisor)
+        self._forward(np.zeros((self.image.shape[0] + 3 * self.n_labels, *size), np.float32))
+
+    def _forward(self, x: np.ndarray):
+        """The network's float32 logits ``[C, Z, Y, X]`` for one input ``[C, Z, Y, X]``, in
+        the engine's arithmetic."""
         import torch
 
-        size = _round_up(np.minimum(self.patch, self.grid.network_shape), self.divisor)
-        with torch.inference_mode():
-            self.network(torch.zeros((1, self.image.shape[0] + 3 * self.n_labels, *size),
-                                     device=self.device))
+        from napari_medseg.models.device import autocast_context
+
+        with torch.inference_mode(), autocast_context(self.device, self.autocast):
+            return self.network(torch.from_numpy(x)[None].to(self.device))[0].float()
 
     def second_opinion(self, labels: np.ndarray, margin: int = 8
                        ) -> ProgressGenerator[np.ndarray]:
@@ -277,8 +287,6 @@ class LearnedEngine:
         ndarray of shape (n_labels + 1, Z, Y, X)
             float32 probabilities on the case grid (one-hot outside the box).
         """
-        import torch
-
         whole = tuple(slice(0, n) for n in self.grid.network_shape)
         on_grid = labels if self.grid.same else labels[self.grid.sampled(whole)]
         on_grid = np.where(on_grid <= self.n_labels, on_grid, 0)
@@ -298,9 +306,7 @@ class LearnedEngine:
                 box = tuple(slice(int(c), int(c + n)) for c, n in zip(corner, size))
                 x = network_input(self.image, on_grid, 1, [], box,
                                   _round_up(size, self.divisor), self.n_labels)
-                with torch.inference_mode():
-                    p = self.network(torch.from_numpy(x)[None].to(self.device))[0]
-                    p = p.float().softmax(0).cpu().numpy()
+                p = self._forward(x).softmax(0).cpu().numpy()
                 total[(slice(None), *box)] += p[(slice(None), *(slice(0, int(n)) for n in size))]
                 yield Progress(index + 1, len(corners), f"second opinion: patch {index + 1}/"
                                f"{len(corners)}")
@@ -348,7 +354,7 @@ def _kept_as_drawn(opinion: np.ndarray, given: np.ndarray, own: np.ndarray) -> n
 
 
 def suggestion_map(volume: Volume, labels: np.ndarray, probabilities: np.ndarray | None = None,
-                   segmentation_model=None, device: str | None = None
+                   segmentation_model=None, device: str | None = None, precision: str = "auto"
                    ) -> ProgressGenerator[tuple[np.ndarray, str]]:
     """The error map that click suggestions rank, and where it comes from.
 
@@ -369,6 +375,8 @@ def suggestion_map(volume: Volume, labels: np.ndarray, probabilities: np.ndarray
         The model that made the mask (default the built-in one).
     device : str, optional
         Torch device of the click network (default ``auto``).
+    precision : str
+        Its arithmetic (see `LearnedEngine`).
 
     Yields
     ------
@@ -384,7 +392,8 @@ def suggestion_map(volume: Volume, labels: np.ndarray, probabilities: np.ndarray
     from napari_medseg.interactive._session import click_network_fits
 
     if click_network_fits(volume.channel_names, segmentation_model):
-        opinion = yield from LearnedEngine(volume, device=device).second_opinion(labels)
+        opinion = yield from LearnedEngine(volume, device=device,
+                                           precision=precision).second_opinion(labels)
         return opinion, "click network"
     if probabilities is None:
         raise InputError("the click network does not know this model's labels: estimate "

@@ -47,7 +47,8 @@ ENGINES = ("auto", "model", "learned", "random_walker")
 
 
 def make_engine(engine: str, volume: Volume, model=None, device: str | None = None,
-                probabilities: np.ndarray | None = None, segmentation_model=None):
+                probabilities: np.ndarray | None = None, segmentation_model=None,
+                precision: str = "auto"):
     """Build a click engine by name: ``auto``, ``model``, ``learned`` or ``random_walker``.
 
     Parameters
@@ -75,6 +76,8 @@ def make_engine(engine: str, volume: Volume, model=None, device: str | None = No
         prior too: a positive click takes no background the model rules out).
     segmentation_model : str, Path or LoadedModel, optional
         Model that computes probabilities the run did not keep (default built-in).
+    precision : str
+        The click network's arithmetic (see `LearnedEngine`; ``auto`` by default).
 
     Raises
     ------
@@ -90,10 +93,9 @@ def make_engine(engine: str, volume: Volume, model=None, device: str | None = No
         raise InputError(f"unknown click engine {engine!r}; use {', '.join(map(repr, ENGINES))}")
     if engine == "random_walker":
         return RandomWalkerEngine(volume)
-    if engine == "learned":
-        return LearnedEngine(volume, model, device, prior=probabilities)
-    if engine == "auto" and click_network_fits(volume.channel_names, segmentation_model, model):
-        return LearnedEngine(volume, model, device, prior=probabilities)
+    if engine == "learned" or (engine == "auto" and click_network_fits(
+            volume.channel_names, segmentation_model, model)):
+        return LearnedEngine(volume, model, device, prior=probabilities, precision=precision)
     if engine == "auto" and probabilities is None:
         return RandomWalkerEngine(volume)
     if probabilities is None:

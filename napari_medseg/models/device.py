@@ -89,6 +89,25 @@ def autocast_dtype(precision: str, device):
     return torch.bfloat16 if cpu_has_native_bf16() else None
 
 
+def autocast_context(device, dtype):
+    """``torch.autocast`` on ``device``'s type with ``dtype`` (what `autocast_dtype`
+    returned), or a no-op context for None (float32).
+
+    Parameters
+    ----------
+    device : torch.device
+        Where the network runs.
+    dtype : torch.dtype or None
+        The reduced precision, or None.
+    """
+    from contextlib import nullcontext
+
+    import torch
+
+    return nullcontext() if dtype is None else torch.autocast(torch.device(device).type,
+                                                              dtype=dtype)
+
+
 def place_network(network, device, autocast=None) -> None:
     """Move ``network`` to ``device``, in the weight layout its arithmetic runs fastest in.
 
