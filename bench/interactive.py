@@ -231,7 +231,7 @@ def suggestion_trials(args) -> list[dict]:
         reference, values = case["reference"], list(LABELS.values())
         start = case["predicted"].astype(np.uint8)
         before = np.mean(label_dices(start, reference, values))
-        network = LearnedEngine(case["volume"], device="cpu")
+        network = LearnedEngine(case["volume"], device="cpu", precision=args.precision)
         sources = {"model": case["probabilities"],
                    "network": run_to_end(network.second_opinion(start))}
         engine = network if args.suggestion_engine == "learned" else \
@@ -313,6 +313,9 @@ def main() -> None:
     parser.add_argument("--baseline", help="git revision whose engines run as the baseline")
     parser.add_argument("--suggestion-engine", default="learned",
                         help="engine of the suggestion and robot clicks (default learned)")
+    parser.add_argument("--precision", default="auto",
+                        help="the click network's arithmetic in --suggestions (auto, as the "
+                        "dock; or float32)")
     parser.add_argument("--suggestions", action="store_true",
                         help="also measure the click suggestions against the robot user")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) /
