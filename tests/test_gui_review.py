@@ -34,14 +34,16 @@ def test_review_queue_opens_cases_by_priority(make_napari_viewer, qtbot, tmp_pat
     _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
     section = dock.review_section
     assert section.table.isHidden()  # no table loaded: no empty frame
+    assert not section.next_button.isEnabled() and not section.reviewed_button.isEnabled()
     assert section.open_table(tmp_path / "out") and section.table.rowCount() == 2
-    assert not section.table.isHidden()
+    assert not section.table.isHidden() and section.next_button.isEnabled()
+    assert not section.reviewed_button.isEnabled()  # no case of the queue open yet
     inserted, delivered = insertion_turns(viewer)  # each insertion's event: before the next?
     assert section.open_next() is not None
     with qtbot.waitSignal(section.runner.settled, timeout=30_000):
         pass
     QCoreApplication.processEvents()  # the last insertion's event
-    assert section.current == first
+    assert section.current == first and section.reviewed_button.isEnabled()
     assert built_in and threading.main_thread() not in built_in
     # each layer in its own event-loop turn: napari answered input and painted in between
     assert len(inserted) >= 6 and delivered == list(range(1, len(inserted) + 1)), inserted

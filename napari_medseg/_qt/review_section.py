@@ -40,6 +40,9 @@ class ReviewSection(QWidget):
         self.status.setWordWrap(True)
         self.runner = TaskRunner(self.progress, self.status, self.next_button, self.cancel_button)
         self.next_button.clicked.connect(self.open_next)
+        self.next_button.setEnabled(False)  # until a table is loaded
+        self.reviewed_button.setEnabled(False)  # until a case of the queue is open
+        self.next_button.setToolTip("Open the highest-priority case not reviewed yet")
         self.table = QTableWidget(0, len(_COLUMNS))
         self.table.setHorizontalHeaderLabels(_COLUMNS)
         self.table.verticalHeader().setVisible(False)
@@ -80,6 +83,7 @@ class ReviewSection(QWidget):
         self.output_dir = Path(folder)
         self.folder_edit.setText(str(folder))
         self._fill()
+        self.next_button.setEnabled(not self.runner.busy)
         done = sum(r["status"] == "done" for r in self.rows)
         self.status.setText(f"{done} case(s) ranked, {sum(r['reviewed'] for r in self.rows)} "
                             "reviewed")
@@ -147,6 +151,7 @@ class ReviewSection(QWidget):
                 **same_placement(added[-1]), size=6, face_color="magenta", symbol="ring",
                 features={"kind": case.error_kinds}))
         self.current = case.case_id
+        self.reviewed_button.setEnabled(True)
         priority = next(r["priority"] for r in self.rows if r["case_id"] == case.case_id)
         self.status.setText(f"{case.case_id}: priority {priority:.3f}, "
                             f"{len(case.error_points)} topology error(s). Refine, export, "
