@@ -7,7 +7,8 @@ from scipy import ndimage as ndi
 
 from napari_medseg.errors import InputError
 from napari_medseg.interactive import InteractiveSession, dice_score, robot_trial
-from napari_medseg.interactive._learned import LearnedEngine, _Grid
+from napari_medseg.interactive._geometry import NetworkGrid
+from napari_medseg.interactive._learned import LearnedEngine
 from napari_medseg.interactive._robot import HARM_DICE, harm_figures
 from napari_medseg.interactive._simulate import training_sample
 from napari_medseg.io import Volume
@@ -62,7 +63,8 @@ def test_training_samples_encode_the_mask_and_one_labels_clicks():
 def test_grid_maps_the_case_onto_the_network_spacing_and_back():
     from napari_medseg.inference import model_grid_shape
 
-    grid = _Grid((60, 90, 30), model_grid_shape((60, 90, 30), (1.0, 1.0, 3.0), (1.5, 1.5, 1.5)))
+    network_shape = model_grid_shape((60, 90, 30), (1.0, 1.0, 3.0), (1.5, 1.5, 1.5))
+    grid = NetworkGrid((60, 90, 30), network_shape)
     assert grid.network_shape == (40, 60, 60)
     box = (slice(10, 30), slice(0, 60), slice(5, 25))
     case_box, back = grid.case_box(box)
@@ -75,7 +77,7 @@ def test_grid_maps_the_case_onto_the_network_spacing_and_back():
     grids = np.ogrid[case_box]
     assert np.abs(z - grids[0]).max() <= 1 and np.abs(y - grids[1]).max() <= 1
     assert np.abs(x - grids[2]).max() == 0  # 3 mm -> 1.5 mm: two network voxels per case one
-    assert _Grid((10, 10, 10), (10, 10, 10)).same
+    assert NetworkGrid((10, 10, 10), (10, 10, 10)).same
 
 
 def test_learned_engine_refuses_a_model_that_is_not_a_click_network(small_case):

@@ -1,4 +1,5 @@
-"""Boxes and balls in voxel space, shared by the click engines and click simulation."""
+"""Boxes and balls in voxel space, shared by the click engines and click simulation,
+and the voxel correspondence between a case's grid and a network's (`NetworkGrid`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -82,3 +83,41 @@ def crop_box(centre: Sequence[int], size: Sequence[int], shape: Sequence[int]
         start = min(max(start, 0), max(n - int(s), 0))
         box.append(slice(start, min(start + int(s), n)))
     return tuple(box)
+
+
+class NetworkGrid:
+    """Nearest-voxel correspondence between the case grid and the network's grid.
+
+    The network's grid is the case resampled to the network's spacing (as
+    `prepare_input` resamples it): network voxel ``i`` samples case voxel
+    ``floor((i + 0.5) / zoom)``, ``zoom`` = network shape / case shape per axis.
+    """
+
+    def __init__(self, shape: Sequence[int], network_shape: Sequence[int]):
+        self.shape = tuple(int(s) for s in shape)
+        self.network_shape = tuple(int(s) for s in network_shape)
+        self.same = self.shape == self.network_shape
+        self.zoom = np.asarray(self.network_shape, float) / np.asarray(self.shape, float)
+
+    def to_network(self, position: Sequence[int]) -> tuple[int, ...]:
+        """The network voxel holding case voxel ``position``."""
+        return tuple(min(int((p + 0.5) * z), n - 1) for p, z, n in
+                     zip(position, self.zoom, self.network_shape))
+
+    def sampled(self, box: tuple[slice, ...]) -> tuple[np.ndarray, ...]:
+        """Case indices (open mesh) that the network voxels of ``box`` sample."""
+        axes = [np.minimum(((np.arange(s.start, s.stop) + 0.5) / z).astype(int), n - 1)
+                for s, z, n in zip(box, self.zoom, self.shape)]
+        return np.ix_(*axes)
+
+    def case_box(self, box: tuple[slice, ...]) -> tuple[tuple[slice, ...], tuple[np.ndarray, ...]]:
+        """The case voxels inside network ``box``, and, for each, its network voxel
+        (open mesh, relative to the box)."""
+        slices, axes = [], []
+        for s, z, n in zip(box, self.zoom, self.shape):
+            start, stop = int(np.ceil(s.start / z - 0.5)), int(np.ceil(s.stop / z - 0.5))
+            start, stop = max(start, 0), min(max(stop, start + 1), n)
+            slices.append(slice(start, stop))
+            axes.append(np.clip(((np.arange(start, stop) + 0.5) * z).astype(int) - s.start,
+                                0, s.stop - s.start - 1))
+        return tuple(slices), np.ix_(*axes)

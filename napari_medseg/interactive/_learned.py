@@ -34,7 +34,7 @@ from napari_medseg.errors import InputError
 from napari_medseg.interactive._bump import ClickBump
 from napari_medseg.interactive._clicks import Click, network_input
 from napari_medseg.interactive._edit import change_reaches_open_face
-from napari_medseg.interactive._geometry import crop_box
+from napari_medseg.interactive._geometry import NetworkGrid, crop_box
 from napari_medseg.io import Volume
 from napari_medseg.progress import Progress, ProgressGenerator
 
@@ -45,44 +45,6 @@ CLICK_SHARE = 0.5  # a click on a ruled-out voxel lowers the floor to this share
 
 def _round_up(values: Sequence[int], divisor: int) -> tuple[int, ...]:
     return tuple(int(-(-v // divisor) * divisor) for v in values)
-
-
-class _Grid:
-    """Nearest-voxel correspondence between the case grid and the network's grid.
-
-    The network's grid is the case resampled to the network's spacing (as
-    `prepare_input` resamples it): network voxel ``i`` samples case voxel
-    ``floor((i + 0.5) / zoom)``, ``zoom`` = network shape / case shape per axis.
-    """
-
-    def __init__(self, shape: Sequence[int], network_shape: Sequence[int]):
-        self.shape = tuple(int(s) for s in shape)
-        self.network_shape = tuple(int(s) for s in network_shape)
-        self.same = self.shape == self.network_shape
-        self.zoom = np.asarray(self.network_shape, float) / np.asarray(self.shape, float)
-
-    def to_network(self, position: Sequence[int]) -> tuple[int, ...]:
-        """The network voxel holding case voxel ``position``."""
-        return tuple(min(int((p + 0.5) * z), n - 1) for p, z, n in
-                     zip(position, self.zoom, self.network_shape))
-
-    def sampled(self, box: tuple[slice, ...]) -> tuple[np.ndarray, ...]:
-        """Case indices (open mesh) that the network voxels of ``box`` sample."""
-        axes = [np.minimum(((np.arange(s.start, s.stop) + 0.5) / z).astype(int), n - 1)
-                for s, z, n in zip(box, self.zoom, self.shape)]
-        return np.ix_(*axes)
-
-    def case_box(self, box: tuple[slice, ...]) -> tuple[tuple[slice, ...], tuple[np.ndarray, ...]]:
-        """The case voxels inside network ``box``, and, for each, its network voxel
-        (open mesh, relative to the box)."""
-        slices, axes = [], []
-        for s, z, n in zip(box, self.zoom, self.shape):
-            start, stop = int(np.ceil(s.start / z - 0.5)), int(np.ceil(s.stop / z - 0.5))
-            start, stop = max(start, 0), min(max(stop, start + 1), n)
-            slices.append(slice(start, stop))
-            axes.append(np.clip(((np.arange(start, stop) + 0.5) * z).astype(int) - s.start,
-                                0, s.stop - s.start - 1))
-        return tuple(slices), np.ix_(*axes)
 
 
 class LearnedEngine:
@@ -133,7 +95,7 @@ class LearnedEngine:
         place_network(self.network, self.device, self.autocast)
         self.volume = volume
         self.image = prepare_input(volume, spec).numpy()
-        self.grid = _Grid(volume.shape, self.image.shape[1:])
+        self.grid = NetworkGrid(volume.shape, self.image.shape[1:])
         #: the network's voxel in case voxels per axis on a grid it resamples (``_edit``)
         self.engine_voxel = None if self.grid.same else tuple(float(v) for v in 1 / self.grid.zoom)
         self.bump = ClickBump(self.image, np.asarray(volume.spacing, float) / self.grid.zoom)

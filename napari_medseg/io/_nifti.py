@@ -49,7 +49,7 @@ def read_nifti_array(path: Path, as_float: bool = True) -> tuple[np.ndarray, np.
             "The file may be truncated or corrupt; export it again from the source")) from error
     with memory_reserved(path, image):
         try:
-            if path.name.lower().endswith(".gz"):
+            if _gzipped(path):
                 image = _decompressed(path, image)
             data = (image.get_fdata(dtype=np.float32) if as_float
                     else np.asanyarray(image.dataobj))
@@ -59,6 +59,10 @@ def read_nifti_array(path: Path, as_float: bool = True) -> tuple[np.ndarray, np.
                 "The file may be truncated or corrupt; export it again from the source"
             )) from error
     return to_channels_first(np.asarray(data), path), np.asarray(image.affine, dtype=float)
+
+
+def _gzipped(path: Path) -> bool:
+    return path.name.lower().endswith(".gz")
 
 
 def _decompressed(path: Path, image):
@@ -93,7 +97,7 @@ def memory_reserved(path: Path, image) -> Iterator[None]:
     """
     voxels = int(np.prod(image.header.get_data_shape(), dtype=np.int64))
     share = voxels * 4 + (2 * voxels * image.header.get_data_dtype().itemsize
-                          if path.name.lower().endswith(".gz") else 0)  # + the inflated bytes
+                          if _gzipped(path) else 0)  # + the inflated bytes
     with _RESERVED_LOCK:
         check_header_size(path, image, reserved=_RESERVED["bytes"])
         _RESERVED["bytes"] += share
@@ -132,7 +136,7 @@ def check_header_size(path: Path, image, memory: bool = True, reserved: int = 0)
     stored = int(np.prod(shape, dtype=np.int64)) * image.header.get_data_dtype().itemsize
     size = path.stat().st_size
     offset = int(getattr(image.dataobj, "offset", 0))  # the header's copy says 0 once loaded
-    possible = size * _MAX_DEFLATE_RATIO if path.name.lower().endswith(".gz") else size - offset
+    possible = size * _MAX_DEFLATE_RATIO if _gzipped(path) else size - offset
     if stored > possible:
         raise InputError(describe(path, f"the header declares {' x '.join(map(str, shape))} "
                                   f"voxels ({stored / 2**20:.0f} MiB) but the file holds "
@@ -190,7 +194,7 @@ def write_nifti(path: Path, data_zyx: np.ndarray, affine: np.ndarray) -> None:
     image.set_sform(affine, code=1)
     image.set_qform(affine, code=1)
     image.header.set_xyzt_units("mm", "sec")
-    if not path.name.lower().endswith(".gz"):
+    if not _gzipped(path):
         nib.save(image, str(path))
         return
     from isal import igzip
