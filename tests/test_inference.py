@@ -7,7 +7,7 @@ import torch
 from monai.inferers import sliding_window_inference
 
 from napari_medseg.errors import InputError
-from napari_medseg.inference import predict, sliding_window, window_starts
+from napari_medseg.inference import inputs_per_pass, predict, sliding_window, window_starts
 from napari_medseg.io import Volume
 from napari_medseg.models import load_model
 from napari_medseg.models.loading import LoadedModel
@@ -286,3 +286,32 @@ def test_normalisation_matches_the_definition_in_place_or_not(small_case):
     assert np.array_equal(data, np.asarray(small_case.volume.data, dtype=np.float32))
     with pytest.raises(TypeError, match="float32"):
         normalise_image(data.astype(np.float64), methods, in_place=True)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_windows_per_pass_follow_the_precision_on_the_cpu(tiny_model_folder, small_case,
+                                                         precision):
+    """By default a CPU pass holds `inputs_per_pass` windows for the network's precision
+    (twice as many in bf16 as in float32), and the pass size does not change the result."""
+    model = load_model(tiny_model_folder, folds=[0])
+    network = model.networks[0]
+    sizes = []
+
+    def counted(x):
+        sizes.append(x.shape[0])
+        return network(x)
+
+    counted.to = network.to  # placed (channels-last under bf16) as a module is
+    chosen = run_to_end(predict(_model_with(counted, tiny_model_folder), small_case.volume,
+                                device="cpu", precision=precision))
+    dtype = None if precision == "float32" else torch.bfloat16
+    per_pass = inputs_per_pass(model.spec.patch_size, "cpu", dtype)
+    assert per_pass == (4 if dtype is None else 8)  # a 32^3 patch
+    assert max(sizes) == per_pass and sizes.count(per_pass) >= len(sizes) - 2
+    sizes.clear()
+    single = run_to_end(predict(_model_with(counted, tiny_model_folder), small_case.volume,
+                                device="cpu", precision=precision, batch_size=1))
+    assert set(sizes) == {1}
+    tolerance = 1e-5 if dtype is None else 2e-2
+    np.testing.assert_allclose(chosen.probabilities, single.probabilities, atol=tolerance)
+    assert (chosen.labels == single.labels).mean() > 0.999

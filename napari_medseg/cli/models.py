@@ -124,6 +124,7 @@ def add_model_commands(commands) -> None:
                          "(4D NIfTI)")
     add_precision(predict)
     add_overlap(predict, 0.5, "window overlap (0.5)")
-    predict.add_argument("--batch-size", type=int, default=4, help="windows per pass (4)")
+    predict.add_argument("--batch-size", type=int, default=None,
+                         help="windows per pass (default: sized for the device and precision)")
     add_overwrite(predict)
     predict.set_defaults(run=cmd_predict)

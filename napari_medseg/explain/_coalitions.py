@@ -96,8 +96,8 @@ def coalition_probabilities(network, image: torch.Tensor, baseline: torch.Tensor
     blank_output: list[torch.Tensor] = []  # the network's answer to an all-zero window
 
     def run(inputs: torch.Tensor) -> torch.Tensor:
-        return torch.cat([network(part).float().softmax(1)
-                          for part in inputs.split(inputs_per_pass(inputs.shape[2:]))])
+        per_pass = inputs_per_pass(inputs.shape[2:], device, autocast)
+        return torch.cat([network(part).float().softmax(1) for part in inputs.split(per_pass)])
 
     def distinct_coalitions(window: torch.Tensor) -> torch.Tensor:
         """``[S, K, ...]`` for one window, each distinct input run once."""

@@ -10,7 +10,7 @@ import numpy as np
 from napari_medseg.contrasts import guess_contrast
 from napari_medseg.errors import InputError
 from napari_medseg.inference._memory import available_memory_bytes, inference_memory_bytes
-from napari_medseg.inference._sliding import sliding_window
+from napari_medseg.inference._sliding import inputs_per_pass, sliding_window
 from napari_medseg.io import Volume, check_finite
 from napari_medseg.models.loading import LoadedModel
 from napari_medseg.models.normalise import normalise_image
@@ -154,7 +154,7 @@ class FoldPlacement:
     the folds after."""
 
     device: Any
-    batch_size: int
+    batch_size: int | None  # None: `inputs_per_pass` for the device and precision
     precision: str
 
 
@@ -172,18 +172,20 @@ def fold_pass(network, image, spec, placement: FoldPlacement, overlap, notes):
         arithmetic = autocast_dtype(placement.precision, placement.device)
         place_network(network, placement.device, arithmetic)
         softmax = lambda x: network(x).float().softmax(1)  # noqa: E731  float32 softmax
+        batch_size = placement.batch_size or inputs_per_pass(spec.patch_size, placement.device,
+                                                             arithmetic)
         try:
             result = yield from sliding_window(
                 softmax, image, spec.patch_size, spec.n_classes, overlap=overlap,
-                batch_size=placement.batch_size, device=placement.device, autocast=arithmetic)
+                batch_size=batch_size, device=placement.device, autocast=arithmetic)
             return result
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
-            if placement.batch_size > 1:
-                placement.batch_size //= 2
+            if batch_size > 1:
+                placement.batch_size = batch_size // 2
                 notes.append(f"GPU out of memory: retrying with batch size {placement.batch_size}")
                 continue
-            placement.device = torch.device("cpu")
+            placement.device, placement.batch_size = torch.device("cpu"), None
             note = "GPU out of memory at batch size 1: continuing on the CPU"
             if placement.precision == "float16":
                 placement.precision = "auto"
@@ -193,8 +195,8 @@ def fold_pass(network, image, spec, placement: FoldPlacement, overlap, notes):
 
 
 def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: float = 0.5,
-            batch_size: int = 4, precision: str = "auto", keep_probabilities: bool = True,
-            region: tuple[slice, ...] | None = None,
+            batch_size: int | None = None, precision: str = "auto",
+            keep_probabilities: bool = True, region: tuple[slice, ...] | None = None,
             mirroring: bool = True) -> ProgressGenerator[Prediction]:
     """Segment ``volume`` with every fold of ``model`` (probabilities averaged).
 
@@ -213,8 +215,10 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
         ``'auto'`` (CUDA, then MPS, then CPU), ``'cuda'``, ``'mps'`` or ``'cpu'``.
     overlap : float
         Window overlap.
-    batch_size : int
-        Windows per forward pass (halved automatically on CUDA out-of-memory).
+    batch_size : int, optional
+        Windows per forward pass (halved automatically on CUDA out-of-memory); by
+        default what `inference.inputs_per_pass` gives for the device and precision
+        (on a CPU, one 48^3 window in float32, two in bf16; on a GPU, four).
     precision : {"auto", "float32", "bfloat16", "float16"}
         The network's arithmetic (see `models.device.autocast_dtype`):
         ``auto`` is bfloat16 on CPUs with native bf16 and on CUDA, float16 on

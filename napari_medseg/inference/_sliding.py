@@ -24,21 +24,45 @@ from napari_medseg.models.device import autocast_context
 from napari_medseg.progress import Progress, ProgressGenerator
 
 
-#: inputs that go through a network in one pass, in voxels: four 48^3 windows. On a
-#: CPU a pass of 8 or 16 such windows costs 10-17 % more per window than passes of 4
-#: (BENCHMARKS.md, Explain and Uncertainty)
+#: inputs that go through a network in one pass on a GPU, in voxels: four 48^3 windows.
 VOXELS_PER_PASS = 2 ** 19
+#: on a CPU, a pass's input in bytes at the precision it runs in: one 48^3 window in
+#: float32, two in bf16, so that a pass's activations stay near the processor's caches.
+#: On a 2-core AVX-512 BF16 CPU (2 MiB L2 per core, 32 MiB L3) a full 240x240x155
+#: prediction's windows took 18 % less time in passes of one float32 window than of
+#: four, and 8 % less in passes of two bf16 windows than of four (BENCHMARKS.md,
+#: "Windows per pass").
+CPU_BYTES_PER_PASS = 2 ** 19
 
 
-def inputs_per_pass(window: Sequence[int]) -> int:
+def inputs_per_pass(window: Sequence[int], device: torch.device | str = "cpu",
+                    autocast: torch.dtype | None = None) -> int:
     """How many inputs of spatial shape ``window`` to run through a network together.
 
     Parameters
     ----------
     window : sequence of int
         Spatial shape of one input.
+    device : torch.device or str
+        Where the network runs: on a CPU the pass is sized in bytes at its
+        precision (`CPU_BYTES_PER_PASS`), elsewhere in voxels (`VOXELS_PER_PASS`).
+    autocast : torch.dtype, optional
+        The reduced precision the network runs in (`models.device.autocast_dtype`);
+        None: float32.
+
+    Examples
+    --------
+    >>> import torch
+    >>> inputs_per_pass((48, 48, 48)), inputs_per_pass((48, 48, 48), "cpu", torch.bfloat16)
+    (1, 2)
+    >>> inputs_per_pass((48, 48, 48), "cuda")
+    4
     """
-    return max(1, VOXELS_PER_PASS // math.prod(int(n) for n in window))
+    voxels = math.prod(int(n) for n in window)
+    if torch.device(device).type != "cpu":
+        return max(1, VOXELS_PER_PASS // voxels)
+    element = 4 if autocast is None else torch.finfo(autocast).bits // 8
+    return max(1, CPU_BYTES_PER_PASS // (voxels * element))
 
 
 def gaussian_importance(patch: Sequence[int], sigma_scale: float = 0.125,
@@ -115,7 +139,7 @@ def _split_blank(padded: torch.Tensor, windows: list) -> tuple[list, list]:
 
 def sliding_window(network: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor,
                    patch: Sequence[int], n_outputs: int, overlap: float = 0.5,
-                   batch_size: int = 4, device: torch.device | str = "cpu",
+                   batch_size: int | None = None, device: torch.device | str = "cpu",
                    autocast: torch.dtype | None = None,
                    reuse_blank: bool = True,
                    only: Callable[[tuple[slice, ...]], bool] | None = None
@@ -135,8 +159,9 @@ def sliding_window(network: Callable[[torch.Tensor], torch.Tensor], image: torch
         Output channels of the network.
     overlap : float
         Fraction of a window shared with its neighbour, in ``[0, 1)``.
-    batch_size : int
-        Windows per forward pass.
+    batch_size : int, optional
+        Windows per forward pass; by default what `inputs_per_pass` gives for
+        ``device`` and ``autocast``.
     device : torch.device or str
         Where the network runs and the output accumulates.
     autocast : torch.dtype, optional
@@ -177,6 +202,7 @@ def sliding_window(network: Callable[[torch.Tensor], torch.Tensor], image: torch
         windows = [window for window in windows if only(tuple(
             slice(w.start - c.start, w.stop - c.start) for w, c in zip(window, crop)))]
     busy, blank = _split_blank(padded, windows) if reuse_blank else (windows, [])
+    batch_size = batch_size or inputs_per_pass(patch, device, autocast)
     batches = [busy[i:i + batch_size] for i in range(0, len(busy), batch_size)]
     if blank:
         batches.append(blank[:1])

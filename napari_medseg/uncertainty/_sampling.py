@@ -149,13 +149,15 @@ def check_methods(methods: tuple[str, ...], samples: int, model) -> None:
                          "or combine with mc")
 
 
-def _sampler(network, flips: list[tuple[int, ...]], n_samples: int, n_classes: int):
-    """A window function returning ``n_samples`` probability maps per window."""
+def _sampler(network, flips: list[tuple[int, ...]], n_samples: int, n_classes: int,
+             autocast: torch.dtype | None = None):
+    """A window function returning ``n_samples`` probability maps per window, the
+    network running in ``autocast`` (None: float32)."""
 
     shares_encoder = flips == [()] and hasattr(network, "forward_samples")
 
     def run(batch: torch.Tensor) -> torch.Tensor:
-        per_pass = inputs_per_pass(batch.shape[2:])
+        per_pass = inputs_per_pass(batch.shape[2:], batch.device, autocast)
         if shares_encoder:  # MC dropout alone: the dropout-free encoder runs once
             probabilities = network.forward_samples(
                 batch, n_samples, max(1, per_pass // batch.shape[0])).float().softmax(1)
@@ -213,12 +215,13 @@ def draw_samples(model, image: torch.Tensor, methods: tuple[str, ...], samples: 
     flips = flip_sets(8) if "tta" in methods else [()]
     k = model.spec.n_classes
     collected = []
+    windows_per_pass = max(1, inputs_per_pass(model.spec.patch_size, device, autocast) // per_fold)
     for fold, network in enumerate(networks):
         place_network(network, device, autocast)
         with dropout_active(network, "mc" in methods):
-            runs = sliding_window(_sampler(network, flips, per_fold, k), image,
+            runs = sliding_window(_sampler(network, flips, per_fold, k, autocast), image,
                                   model.spec.patch_size, per_fold * k, overlap=overlap,
-                                  batch_size=max(1, 4 // per_fold), device=device,
+                                  batch_size=windows_per_pass, device=device,
                                   reuse_blank="mc" not in methods, autocast=autocast)
             samples = yield from rescaled(runs, fold, len(networks),
                                           f"{'+'.join(methods)}: fold {fold + 1}/{len(networks)}")
