@@ -261,8 +261,8 @@ def main() -> None:
     agreed = agreement(labels["end to end, ours float32"], labels["end to end, ours auto"],
                        brain)
     difference = float(np.abs(engines["ours float32"] - engines[MONAI_BEST]).max())
-    print_table(rows, ["run", "windows_per_pass", "seconds", "voxels_per_second", "speed_vs_monai_float32",
-                       "gflop_per_s", "share_of_matmul_peak", "run_memory_mib"])
+    print_table(rows, ["run", "windows_per_pass", "seconds", "voxels_per_second",
+                       "speed_vs_monai_float32", "gflop_per_s", "share_of_matmul_peak", "run_memory_mib"])
     print(f"\nauto is {auto} here; matrix-product peak GFLOP/s: "
           + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
     print(f"speed against {MONAI_BEST}; max |ours float32 - MONAI float32| (engine): "
