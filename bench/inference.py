@@ -262,7 +262,8 @@ def main() -> None:
                        brain)
     difference = float(np.abs(engines["ours float32"] - engines[MONAI_BEST]).max())
     print_table(rows, ["run", "windows_per_pass", "seconds", "voxels_per_second",
-                       "speed_vs_monai_float32", "gflop_per_s", "share_of_matmul_peak", "run_memory_mib"])
+                       "speed_vs_monai_float32", "gflop_per_s", "share_of_matmul_peak",
+                       "run_memory_mib"])
     print(f"\nauto is {auto} here; matrix-product peak GFLOP/s: "
           + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
     print(f"speed against {MONAI_BEST}; max |ours float32 - MONAI float32| (engine): "
