@@ -27,11 +27,10 @@ from napari_medseg.progress import Progress, ProgressGenerator
 #: inputs that go through a network in one pass on a GPU, in voxels: four 48^3 windows.
 VOXELS_PER_PASS = 2 ** 19
 #: on a CPU, a pass's input in bytes at the precision it runs in: one 48^3 window in
-#: float32, two in bf16, so that a pass's activations stay near the processor's caches.
-#: On a 2-core AVX-512 BF16 CPU (2 MiB L2 per core, 32 MiB L3) a full 240x240x155
-#: prediction's windows took 18 % less time in passes of one float32 window than of
-#: four, and 8 % less in passes of two bf16 windows than of four (BENCHMARKS.md,
-#: "Windows per pass").
+#: float32, two in bf16. On a 2-core AVX-512 BF16 CPU (2 MiB L2 per core, 32 MiB L3) a
+#: 240x240x155 prediction's windows took 18-25 % less time in passes of one float32
+#: window than of four; in bf16 passes of two and of four took the same time, at half
+#: the memory (BENCHMARKS.md, "Windows per pass").
 CPU_BYTES_PER_PASS = 2 ** 19
 
 

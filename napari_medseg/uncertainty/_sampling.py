@@ -159,8 +159,10 @@ def _sampler(network, flips: list[tuple[int, ...]], n_samples: int, n_classes: i
     def run(batch: torch.Tensor) -> torch.Tensor:
         per_pass = inputs_per_pass(batch.shape[2:], batch.device, autocast)
         if shares_encoder:  # MC dropout alone: the dropout-free encoder runs once
+            # a sample pass runs only the levels after the first dropout layer, fastest
+            # with twice a whole network's pass (BENCHMARKS.md, "Windows per pass")
             probabilities = network.forward_samples(
-                batch, n_samples, max(1, per_pass // batch.shape[0])).float().softmax(1)
+                batch, n_samples, max(1, 2 * per_pass // batch.shape[0])).float().softmax(1)
         else:
             outputs = []
             for index in range(n_samples):
