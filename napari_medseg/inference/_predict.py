@@ -218,7 +218,7 @@ def predict(model: LoadedModel, volume: Volume, device: str = "auto", overlap: f
     batch_size : int, optional
         Windows per forward pass (halved automatically on CUDA out-of-memory); by
         default what `inference.inputs_per_pass` gives for the device and precision
-        (on a CPU, one 48^3 window in float32, two in bf16; on a GPU, four).
+        (one 48^3 window on a CPU in float32, else four).
     precision : {"auto", "float32", "bfloat16", "float16"}
         The network's arithmetic (see `models.device.autocast_dtype`):
         ``auto`` is bfloat16 on CPUs with native bf16 and on CUDA, float16 on

@@ -24,14 +24,13 @@ from napari_medseg.models.device import autocast_context
 from napari_medseg.progress import Progress, ProgressGenerator
 
 
-#: inputs that go through a network in one pass on a GPU, in voxels: four 48^3 windows.
+#: inputs that go through a network in one pass, in voxels: four 48^3 windows.
 VOXELS_PER_PASS = 2 ** 19
-#: on a CPU, a pass's input in bytes at the precision it runs in: one 48^3 window in
-#: float32, two in bf16. On a 2-core AVX-512 BF16 CPU (2 MiB L2 per core, 32 MiB L3) a
-#: 240x240x155 prediction's windows took 18-25 % less time in passes of one float32
-#: window than of four; in bf16 passes of two and of four took the same time, at half
-#: the memory (BENCHMARKS.md, "Windows per pass").
-CPU_BYTES_PER_PASS = 2 ** 19
+#: the same on a CPU in float32: one 48^3 window. On a 2-core AVX-512 BF16 CPU (2 MiB
+#: L2 per core, 32 MiB L3) a float32 window took 21 % less time in passes of one than of
+#: four (63 against 80 ms), while bf16 windows took about the same time in passes of
+#: one to eight, four being fastest by 0-5 % (BENCHMARKS.md, "Windows per pass").
+CPU_FLOAT32_VOXELS_PER_PASS = 2 ** 17
 
 
 def inputs_per_pass(window: Sequence[int], device: torch.device | str = "cpu",
@@ -43,25 +42,22 @@ def inputs_per_pass(window: Sequence[int], device: torch.device | str = "cpu",
     window : sequence of int
         Spatial shape of one input.
     device : torch.device or str
-        Where the network runs: on a CPU the pass is sized in bytes at its
-        precision (`CPU_BYTES_PER_PASS`), elsewhere in voxels (`VOXELS_PER_PASS`).
+        Where the network runs.
     autocast : torch.dtype, optional
         The reduced precision the network runs in (`models.device.autocast_dtype`);
-        None: float32.
+        None: float32, whose passes on a CPU are smaller (`CPU_FLOAT32_VOXELS_PER_PASS`).
 
     Examples
     --------
     >>> import torch
     >>> inputs_per_pass((48, 48, 48)), inputs_per_pass((48, 48, 48), "cpu", torch.bfloat16)
-    (1, 2)
+    (1, 4)
     >>> inputs_per_pass((48, 48, 48), "cuda")
     4
     """
     voxels = math.prod(int(n) for n in window)
-    if torch.device(device).type != "cpu":
-        return max(1, VOXELS_PER_PASS // voxels)
-    element = 4 if autocast is None else torch.finfo(autocast).bits // 8
-    return max(1, CPU_BYTES_PER_PASS // (voxels * element))
+    float32_cpu = torch.device(device).type == "cpu" and autocast is None
+    return max(1, (CPU_FLOAT32_VOXELS_PER_PASS if float32_cpu else VOXELS_PER_PASS) // voxels)
 
 
 def gaussian_importance(patch: Sequence[int], sigma_scale: float = 0.125,
