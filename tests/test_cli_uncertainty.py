@@ -55,3 +55,21 @@ def test_an_overlap_outside_zero_to_one_is_refused_in_one_line(tmp_path, small_c
                               "up to (not including) 1, for example 0.5")
     assert "Traceback" not in "\n".join(error)
     assert not list(tmp_path.glob("out*")) and not (tmp_path / "u.json").exists()
+
+
+@pytest.mark.parametrize("option", ["--batch-size", "--samples"])
+@pytest.mark.parametrize("count", ["0", "-1", "four"])
+def test_a_count_below_one_is_refused_in_one_line(tmp_path, small_case, option, count, capsys):
+    """``--batch-size -1`` used to run no window at all and write an empty mask."""
+    write_case(small_case, tmp_path, "c")
+    images, _ = case_files(tmp_path, "c")
+    command = "predict" if option == "--batch-size" else "uncertainty"
+    outputs = ["--json", str(tmp_path / "u.json")] if command == "uncertainty" else []
+    with pytest.raises(SystemExit) as stopped:
+        main([command, *map(str, images), "-o", str(tmp_path / "out.nii.gz"), *outputs,
+              option, count])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].endswith(f"'{count}' is not a count: give a whole number of 1 or more, "
+                              "for example 4")
+    assert not list(tmp_path.glob("out*")) and not (tmp_path / "u.json").exists()

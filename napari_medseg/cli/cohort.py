@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from napari_medseg.cli.common import add_device, add_precision
+from napari_medseg.cli.common import add_device, add_precision, positive_int
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
@@ -39,12 +39,12 @@ def add_cohort_commands(commands) -> None:
     batch.add_argument("output_dir", help="results: one folder per case, triage.csv/json")
     batch.add_argument("--scheduler", help="Dask scheduler address (tcp://HOST:PORT); "
                                            "'serial' for no Dask; default a local cluster")
-    batch.add_argument("--workers", type=int, default=2, help="local cluster workers (2)")
+    batch.add_argument("--workers", type=positive_int, default=2, help="local cluster workers (2)")
     batch.add_argument("--model", default="brats_unet", help="model name or folder")
     batch.add_argument("--method", default="auto",
                        help="uncertainty: mc, tta, ensemble; auto (default): mc when the "
                             "network has dropout, else the folds, else flip TTA")
-    batch.add_argument("--samples", type=int, default=4, help="samples per fold (4)")
+    batch.add_argument("--samples", type=positive_int, default=4, help="samples per fold (4)")
     add_device(batch, "the model in each worker")
     add_precision(batch)
     batch.set_defaults(run=cmd_batch)

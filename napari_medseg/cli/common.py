@@ -120,3 +120,27 @@ def _overlap_fraction(text: str) -> float:
             f"{text!r} is not a window overlap: give a fraction from 0 up to (not including) "
             "1, for example 0.5")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (anything else is refused by
+    argparse with one line and exit status 2, before any file is read).
+
+    Parameters
+    ----------
+    text : str
+        The option's value as typed.
+
+    Examples
+    --------
+    >>> positive_int("4")
+    4
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count: give a whole number of 1 "
+                                         "or more, for example 4")
+    return value

@@ -5,7 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from napari_medseg.cli.common import add_contrasts, add_device, add_overwrite, read_case
+from napari_medseg.cli.common import (
+    add_contrasts, add_device, add_overwrite, positive_int, read_case)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -71,8 +72,10 @@ def add_export_commands(commands) -> None:
     tune.add_argument("dataset_dir", help="nnU-Net v2 raw dataset folder")
     tune.add_argument("--model", default="brats_unet", help="model name or folder")
     tune.add_argument("-o", "--output", required=True, type=Path, help="new model folder")
-    tune.add_argument("--epochs", type=int, default=20, help="epochs (8 patches/case each)")
-    tune.add_argument("--steps", type=int, help="optimiser steps per fold (overrides epochs)")
+    tune.add_argument("--epochs", type=positive_int, default=20,
+                      help="epochs (8 patches/case each)")
+    tune.add_argument("--steps", type=positive_int,
+                      help="optimiser steps per fold (overrides epochs)")
     tune.add_argument("--folds", type=int, nargs="+", help="folds to fine-tune (default all)")
     tune.add_argument("--learning-rate", type=float, default=5e-4)
     tune.add_argument("--seed", type=int, default=0)

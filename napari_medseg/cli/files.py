@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from napari_medseg.cli.common import add_overwrite
+from napari_medseg.cli.common import add_overwrite, positive_int
 from napari_medseg.errors import MedsegError
 from napari_medseg.io._header import describe_file
 
@@ -69,7 +69,8 @@ def add_file_commands(commands) -> None:
     """Add ``sample`` and ``info`` to the subcommand parsers."""
     sample = commands.add_parser("sample", help="write synthetic BraTS-like cases as NIfTI")
     sample.add_argument("outdir", help="output folder (created if missing)")
-    sample.add_argument("--cases", type=int, default=1, help="number of cases (default 1)")
+    sample.add_argument("--cases", type=positive_int, default=1,
+                        help="number of cases (default 1)")
     sample.add_argument("--seed", type=int, default=0, help="seed of the first case (default 0)")
     sample.add_argument("--spacing", type=float, default=1.5, help="voxel size in mm (1.5)")
     add_overwrite(sample, "existing files")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from napari_medseg.cli.common import (
-    add_contrasts, add_device, add_overwrite, add_precision, read_case)
+    add_contrasts, add_device, add_overwrite, add_precision, positive_int, read_case)
 from napari_medseg.errors import InputError
 from napari_medseg.interactive._session import ENGINES
 
@@ -104,7 +104,7 @@ def add_interactive_commands(commands) -> None:
     refine.set_defaults(run=cmd_refine)
     bench = commands.add_parser("bench-clicks", help="robot-user benchmark over a case folder")
     bench.add_argument("cases_dir", help="folder of cases as `napari-medseg sample` writes")
-    bench.add_argument("--clicks", type=int, default=10, help="clicks per target (10)")
+    bench.add_argument("--clicks", type=positive_int, default=10, help="clicks per target (10)")
     bench.add_argument("--engine", default="random_walker", choices=ENGINES)
     add_device(bench, "the click engine")
     add_precision(bench)

@@ -7,7 +7,7 @@ import sys
 
 from napari_medseg.cli.common import (
     add_contrasts, add_device, add_mirroring, add_overlap, add_overwrite, add_precision,
-    progress_printer, read_case)
+    positive_int, progress_printer, read_case)
 
 
 def spec_summary(name: str, folder) -> dict:
@@ -124,7 +124,7 @@ def add_model_commands(commands) -> None:
                          "(4D NIfTI)")
     add_precision(predict)
     add_overlap(predict, 0.5, "window overlap (0.5)")
-    predict.add_argument("--batch-size", type=int, default=None,
+    predict.add_argument("--batch-size", type=positive_int, default=None,
                          help="windows per pass (default: sized for the device and precision)")
     add_overwrite(predict)
     predict.set_defaults(run=cmd_predict)

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from napari_medseg.cli.common import (
-    add_contrasts, add_device, add_overlap, add_overwrite, add_precision, read_case)
+    add_contrasts, add_device, add_overlap, add_overwrite, add_precision, positive_int,
+    read_case)
 
 
 def _suggestions(volume, mean, model) -> dict:
@@ -78,7 +79,7 @@ def add_uncertainty_commands(commands) -> None:
     parser.add_argument("--method", default="auto", help="mc, tta, ensemble, a combination "
                         "like mc,ensemble, or auto (default: mc when the network has dropout, "
                         "else the folds, else flip TTA)")
-    parser.add_argument("--samples", type=int, default=8, help="samples T per fold (8)")
+    parser.add_argument("--samples", type=positive_int, default=8, help="samples T per fold (8)")
     add_overlap(parser, None, "window overlap (default: 0.25 for mc and tta, whose samples' "
                 "average smooths the windows' seams; 0.5 for the folds alone)")
     parser.add_argument("-o", "--output", required=True, help="prefix of the map files "
