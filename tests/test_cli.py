@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from napari_medseg.cli import main
 from napari_medseg.io import read_labels, read_volume
@@ -69,3 +70,41 @@ def test_readme_command_reference_names_every_option_of_every_command():
         if absent or f"napari-medseg {name}" not in reference:
             missing[name] = absent
     assert not missing, missing
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["sample", "{out}", "--spacing", "0"],
+     "'0' is not a number above 0: give a finite number such as 1.5"),
+    (["sample", "{out}", "--spacing", "nan"],
+     "'nan' is not a number above 0: give a finite number such as 1.5"),
+    (["sample", "{out}", "--seed", "-5"],
+     "'-5' is not a whole number of 0 or more: give 0, 1, 2, ..."),
+    (["topology", "{out}/seg.nii.gz", "--json", "{out}/t.json", "--max-gap", "-1"],
+     "'-1' is not a number of 0 or more: give a finite number such as 8"),
+    (["finetune", "{out}", "-o", "{out}/model", "--learning-rate", "-0.1"],
+     "'-0.1' is not a number above 0: give a finite number such as 1.5"),
+])
+def test_an_out_of_range_number_is_refused_in_one_line(tmp_path, arguments, message, capsys):
+    """These ran into a traceback (a voxel size of 0 or below, a negative seed) or were
+    taken silently (a negative gap, a negative learning rate)."""
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stopped:
+        main([argument.format(out=out) for argument in arguments])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].endswith(message) and "Traceback" not in "\n".join(error)
+    assert not out.exists()
+
+
+def test_a_fold_given_twice_is_refused(tmp_path, small_case, tiny_model_folder, capsys):
+    """``--folds 0 0`` ran fold 0 twice, counting it double in the ensemble."""
+    from napari_medseg.sample import case_files, write_case
+
+    write_case(small_case, tmp_path, "c")
+    images, _ = case_files(tmp_path, "c")
+    output = tmp_path / "seg.nii.gz"
+    assert main(["predict", *map(str, images), "-o", str(output), "--model",
+                 str(tiny_model_folder), "--folds", "0", "1", "0"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "fold 0 is given twice: give each fold once (for example --folds 0 1)")
+    assert not output.exists()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from napari_medseg.progress import Progress
@@ -122,25 +123,48 @@ def _overlap_fraction(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (anything else is refused by
-    argparse with one line and exit status 2, before any file is read).
+def bounded(convert, least: float, above: bool, what: str, hint: str):
+    """An argparse type: ``convert`` (int or float) of a value, refused unless finite and at
+    least ``least`` (above it when ``above``), in one line naming the value and the fix
+    (argparse exits with status 2 before any file is read).
 
     Parameters
     ----------
-    text : str
-        The option's value as typed.
+    convert : type
+        ``int`` or ``float``.
+    least : float
+        The smallest value allowed (or the bound, with ``above``).
+    above : bool
+        The value must be greater than ``least``.
+    what : str
+        What the value must be, for the message ("a count").
+    hint : str
+        What to give instead ("a whole number of 1 or more, for example 4").
 
     Examples
     --------
-    >>> positive_int("4")
-    4
+    >>> bounded(float, 0, True, "a number above 0", "one such as 1.5")("2")
+    2.0
     """
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a count: give a whole number of 1 "
-                                         "or more, for example 4")
-    return value
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < least or (above and value == least):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}: give {hint}")
+        return value
+
+    parse.__name__ = what  # argparse names the type by it
+    return parse
+
+
+#: a whole number of 1 or more (windows per pass, samples, cases, epochs...)
+positive_int = bounded(int, 1, False, "a count", "a whole number of 1 or more, for example 4")
+#: a whole number of 0 or more (a seed, a thread count where 0 means the default)
+non_negative_int = bounded(int, 0, False, "a whole number of 0 or more", "0, 1, 2, ...")
+#: a finite number above 0 (a voxel size, a learning rate)
+positive_number = bounded(float, 0, True, "a number above 0", "a finite number such as 1.5")
+#: a finite number of 0 or more (a distance in mm)
+non_negative_number = bounded(float, 0, False, "a number of 0 or more",
+                              "a finite number such as 8")

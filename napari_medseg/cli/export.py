@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from napari_medseg.cli.common import (
-    add_contrasts, add_device, add_overwrite, positive_int, read_case)
+    add_contrasts, add_device, add_overwrite, non_negative_int, positive_int, positive_number,
+    read_case)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -77,9 +78,10 @@ def add_export_commands(commands) -> None:
     tune.add_argument("--steps", type=positive_int,
                       help="optimiser steps per fold (overrides epochs)")
     tune.add_argument("--folds", type=int, nargs="+", help="folds to fine-tune (default all)")
-    tune.add_argument("--learning-rate", type=float, default=5e-4)
-    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--learning-rate", type=positive_number, default=5e-4)
+    tune.add_argument("--seed", type=non_negative_int, default=0)
     add_device(tune, "the training")
-    tune.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    tune.add_argument("--threads", type=non_negative_int, default=0,
+                      help="CPU threads (0: torch default)")
     add_overwrite(tune, "a non-empty output folder")
     tune.set_defaults(run=cmd_finetune)

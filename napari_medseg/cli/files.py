@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from napari_medseg.cli.common import add_overwrite, positive_int
+from napari_medseg.cli.common import (
+    add_overwrite, non_negative_int, positive_int, positive_number)
 from napari_medseg.errors import MedsegError
 from napari_medseg.io._header import describe_file
 
@@ -71,8 +72,10 @@ def add_file_commands(commands) -> None:
     sample.add_argument("outdir", help="output folder (created if missing)")
     sample.add_argument("--cases", type=positive_int, default=1,
                         help="number of cases (default 1)")
-    sample.add_argument("--seed", type=int, default=0, help="seed of the first case (default 0)")
-    sample.add_argument("--spacing", type=float, default=1.5, help="voxel size in mm (1.5)")
+    sample.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed of the first case (default 0)")
+    sample.add_argument("--spacing", type=positive_number, default=1.5,
+                        help="voxel size in mm (1.5)")
     add_overwrite(sample, "existing files")
     sample.add_argument("--vessels", action="store_true",
                         help="write vessel-tree phantoms (image + mask) instead of brain cases")

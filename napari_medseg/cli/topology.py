@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from napari_medseg.cli.common import add_overwrite
+from napari_medseg.cli.common import add_overwrite, non_negative_number
 
 
 def cmd_topology(args: argparse.Namespace) -> int:
@@ -58,7 +58,8 @@ def add_topology_commands(commands) -> None:
                              "model's expected topology")
     parser.add_argument("--connectivity", type=int, default=26, choices=(26, 6),
                         help="foreground connectivity (background takes the other); 26")
-    parser.add_argument("--max-gap", type=float, default=8.0, help="largest tube gap, mm (8)")
+    parser.add_argument("--max-gap", type=non_negative_number, default=8.0,
+                        help="largest tube gap, mm (8)")
     parser.add_argument("--json", required=True, type=Path, help="output JSON")
     parser.add_argument("--overlay", type=Path, help="write the error overlay (label mask)")
     add_overwrite(parser)

@@ -150,6 +150,10 @@ def load_model(name_or_folder: str | Path | None = None,
         fit the architecture.
     """
     folder = resolve_model(name_or_folder)
+    repeated = [index for position, index in enumerate(folds or []) if index in folds[:position]]
+    if repeated:  # a fold taken twice would count double in the ensemble
+        raise InputError(f"fold {repeated[0]} is given twice: give each fold once "
+                         "(for example --folds 0 1)")
     if is_nnunet_folder(folder):
         from napari_medseg.models.nnunet import load_nnunet
 
