@@ -103,6 +103,16 @@ def test_unknown_precision_is_refused_before_any_case(cohort, model, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_folder_without_cases_is_refused(model, tmp_path):
+    """A wrong folder wrote an empty triage table and exited 0."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not a case", encoding="utf-8")
+    with pytest.raises(InputError, match="no cases in this folder"):
+        run_to_end(run_batch(tmp_path / "empty", tmp_path / "out", model=model,
+                             scheduler="serial"))
+    assert not (tmp_path / "out").exists()
+
+
 def test_interrupted_batch_reruns_only_missing_cases(cohort, model, tmp_path):
     out = tmp_path / "out"
     batch = run_batch(cohort, out, model=model, scheduler="serial", samples=2)

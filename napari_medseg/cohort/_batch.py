@@ -144,6 +144,10 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, model: str = "brats
     method = ",".join(resolve_methods(method, read_spec(resolve_model(model))))  # before any case
     check_precision(precision)  # before any case, as the method
     cases, skipped = discover_cases(input_dir)
+    if not cases and not skipped:
+        raise InputError(f"{input_dir}: no cases in this folder. Give the folder that holds "
+                         "one folder of contrast files per case, or files named like "
+                         "CASE_0000.nii.gz ... CASE_0003.nii.gz")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     resumed = tuple(c.case_id for c in cases if is_done(output_dir, c.case_id))
