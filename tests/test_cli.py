@@ -108,3 +108,35 @@ def test_a_fold_given_twice_is_refused(tmp_path, small_case, tiny_model_folder, 
     assert capsys.readouterr().err.strip().endswith(
         "fold 0 is given twice: give each fold once (for example --folds 0 1)")
     assert not output.exists()
+
+
+@pytest.mark.parametrize("command, name, message", [
+    ("predict", "seg.txt", "unknown output format. Use .nii.gz, .nii, .nrrd, .mha or .zarr"),
+    ("probabilities", "probabilities.nrrd",
+     "multi-channel images are written as NIfTI only. Use a .nii.gz file name"),
+    ("refine", "seg.txt", "unknown output format. Use .nii.gz, .nii, .nrrd, .mha or .zarr"),
+    ("topology", "overlay.png", "unknown output format. Use .nii.gz, .nii, .nrrd, .mha or .zarr"),
+])
+def test_an_output_name_no_writer_takes_is_refused_before_the_work(
+        tmp_path, small_case, tiny_model_folder, command, name, message, capsys, monkeypatch):
+    """``predict -o seg.txt`` ran the whole prediction, then named its temporary file."""
+    from napari_medseg.inference import _predict
+    from napari_medseg.sample import case_files, write_case
+
+    write_case(small_case, tmp_path, "c")
+    images, reference = case_files(tmp_path, "c")
+    images, target = [str(p) for p in images], tmp_path / name
+    monkeypatch.setattr(_predict, "prepare_input", lambda *a, **k: pytest.fail("it ran"))
+    clicks = tmp_path / "clicks.json"
+    clicks.write_text('[{"position": [5, 5, 5], "positive": true}]', encoding="utf-8")
+    arguments = {
+        "predict": ["predict", *images, "-o", str(target), "--model", str(tiny_model_folder)],
+        "probabilities": ["predict", *images, "-o", str(tmp_path / "seg.nii.gz"),
+                          "--probabilities", str(target), "--model", str(tiny_model_folder)],
+        "refine": ["refine", *images, "--clicks", str(clicks), "-o", str(target)],
+        "topology": ["topology", str(reference), "--json", str(tmp_path / "t.json"),
+                     "--overlay", str(target)]}[command]
+    assert main(arguments) == 2
+    assert capsys.readouterr().err.strip() == f"napari-medseg: error: {target}: {message}"
+    assert not target.exists() and not list(tmp_path.glob(".*partial*"))
+    assert not (tmp_path / "t.json").exists() and not (tmp_path / "seg.nii.gz").exists()

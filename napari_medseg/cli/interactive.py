@@ -14,9 +14,10 @@ from napari_medseg.interactive._session import ENGINES
 
 def cmd_refine(args: argparse.Namespace) -> int:
     from napari_medseg.interactive import InteractiveSession, make_engine, read_clicks
-    from napari_medseg.io import check_writable, read_labels, write_labels
+    from napari_medseg.io import check_output_format, check_writable, read_labels, write_labels
 
     check_writable(args.output, args.overwrite)
+    check_output_format(args.output)
     clicks = read_clicks(args.clicks)
     volume = read_case(args)
     mask = read_labels(args.mask).data if args.mask else None

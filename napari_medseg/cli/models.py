@@ -66,6 +66,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from napari_medseg.inference import predict
     from napari_medseg.io import (
         atomic_files,
+        check_output_format,
         check_writable,
         write_image,
         write_labels,
@@ -74,8 +75,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from napari_medseg.progress import run_to_end
 
     check_writable(args.output, args.overwrite)
+    check_output_format(args.output)
     if args.probabilities:
         check_writable(args.probabilities, args.overwrite)
+        check_output_format(args.probabilities, channels=2)
     volume = read_case(args)
     model = load_model(args.model, folds=args.folds, trust_code=args.trust_code)
     prediction = run_to_end(

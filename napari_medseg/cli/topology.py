@@ -10,11 +10,15 @@ from napari_medseg.cli.common import add_overwrite, non_negative_number
 
 
 def cmd_topology(args: argparse.Namespace) -> int:
-    from napari_medseg.io import atomic_path, check_writable, read_labels, write_labels
+    from napari_medseg.io import (
+        atomic_path, check_output_format, check_writable, read_labels, write_labels)
     from napari_medseg.labels import present_labels
     from napari_medseg.topology import check_setup, check_topology, overlay, report_dict
 
     check_writable(args.json, args.overwrite)
+    if args.overlay:
+        check_writable(args.overlay, args.overwrite)
+        check_output_format(args.overlay)
     mask = read_labels(args.mask)
     reference = read_labels(args.reference).data if args.reference else None
     setup = check_setup(mask.label_names, expect=args.expect, brats=args.brats,

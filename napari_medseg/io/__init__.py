@@ -11,7 +11,7 @@ from napari_medseg.io._read import (
     check_finite, detect_format, each_path, read_labels, read_volume)
 from napari_medseg.io._volume import (
     LabelMap, Volume, orientation_code, same_grid, spacing_from_affine)
-from napari_medseg.io._write import write_image, write_labels
+from napari_medseg.io._write import check_output_format, write_image, write_labels
 
 __all__ = [
     "LabelMap",
@@ -19,6 +19,7 @@ __all__ = [
     "as_label_mask",
     "atomic_files",
     "atomic_path",
+    "check_output_format",
     "check_writable",
     "check_finite",
     "detect_format",

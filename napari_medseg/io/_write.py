@@ -22,6 +22,38 @@ def _geometry(reference: Volume | LabelMap | np.ndarray) -> tuple[np.ndarray, tu
     return np.asarray(reference, dtype=float), None
 
 
+def check_output_format(path: str | os.PathLike, channels: int = 0) -> None:
+    """Refuse, before any work, a file name that no writer takes (naming the path).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The file about to be written.
+    channels : int
+        0: a label mask (NIfTI, NRRD, MHA or zarr); 1: an image (NIfTI, NRRD or MHA);
+        more: a multi-channel image (NIfTI only).
+
+    Raises
+    ------
+    InputError
+        Naming the path and the formats to use.
+
+    Examples
+    --------
+    >>> check_output_format("seg.nii.gz"), check_output_format("maps.nrrd", channels=1)
+    (None, None)
+    """
+    path = Path(path)
+    if channels > 1 and not is_nifti(path):
+        raise InputError(describe(path, "multi-channel images are written as NIfTI only",
+                                  "Use a .nii.gz file name"))
+    if not (is_nifti(path) or is_itk_file(path)
+            or (channels == 0 and path.name.lower().endswith(".zarr"))):
+        raise InputError(describe(path, "unknown output format",
+                                  "Use .nii.gz, .nii, .nrrd, .mha or .zarr" if channels == 0
+                                  else "Use .nii.gz, .nrrd or .mha"))
+
+
 def write_labels(path: str | os.PathLike, mask: np.ndarray,
                  reference: Volume | LabelMap | np.ndarray,
                  label_names: dict[int, str] | None = None, overwrite: bool = False,
@@ -56,6 +88,7 @@ def write_labels(path: str | os.PathLike, mask: np.ndarray,
         The written path.
     """
     path = Path(path)
+    check_output_format(path)
     affine, shape = _geometry(reference)
     mask = as_label_mask(mask, path, shape)
     with atomic_path(path, overwrite=overwrite, needed=int(mask.nbytes)) as temporary:
@@ -63,14 +96,11 @@ def write_labels(path: str | os.PathLike, mask: np.ndarray,
             write_nifti(temporary, mask, affine)
         elif is_itk_file(path):
             write_itk(temporary, mask, affine)
-        elif path.name.lower().endswith(".zarr"):
+        else:
             metadata = {"label_names": {str(k): v for k, v in (label_names or {}).items()},
                         "source_paths": list(getattr(reference, "source_paths", ()) or ()),
                         **(attrs or {})}
             write_zarr_labels(temporary, mask, affine, metadata)
-        else:
-            raise InputError(describe(path, "unknown output format",
-                                      "Use .nii.gz, .nii, .nrrd, .mha or .zarr"))
     return path
 
 
@@ -102,15 +132,11 @@ def write_image(path: str | os.PathLike, data_zyx: np.ndarray, reference: Volume
         without ``overwrite``, or a full disk.
     """
     path = Path(path)
-    if np.ndim(data_zyx) == 4 and not is_nifti(path):
-        raise InputError(describe(path, "multi-channel images are written as NIfTI only",
-                                  "Use a .nii.gz file name"))
+    check_output_format(path, channels=2 if np.ndim(data_zyx) == 4 else 1)
     data_zyx = np.asarray(data_zyx)
     with atomic_path(path, overwrite=overwrite, needed=int(data_zyx.nbytes)) as temporary:
         if is_nifti(path):
             write_nifti(temporary, data_zyx, reference.affine)
-        elif is_itk_file(path):
-            write_itk(temporary, data_zyx, reference.affine)
         else:
-            raise InputError(describe(path, "unknown image format", "Use .nii.gz, .nrrd or .mha"))
+            write_itk(temporary, data_zyx, reference.affine)
     return path
