@@ -256,3 +256,14 @@ def test_export_makes_a_missing_folder_and_names_contrast_only_files_by_their_fo
     assert ids == ["patient_07", "patient_08"]
     two = tuple(str(tmp_path / f"c1_{c}.nii.gz") for c in ("t1", "t1ce"))  # not "c1_t1"
     assert default_case_id(Volume(volume.data[:2], volume.affine, ("T1", "T1ce"), two)) == "c1"
+
+
+@pytest.mark.parametrize("dataset_id", [-3, 0, 1000])
+def test_a_dataset_id_outside_nnunets_range_is_refused(written_cases, tmp_path, dataset_id):
+    """Ids outside 1-999 ended in an AttributeError after the folder name failed to parse."""
+    volume, mask = written_cases["case_a"]
+    with pytest.raises(InputError, match=f"dataset id {dataset_id}: nnU-Net's ids run from 1 "
+                                         "to 999"):
+        export_case(volume, mask, "nnunet", tmp_path, case_id="case_a", dataset_name="Foo",
+                    dataset_id=dataset_id)
+    assert not list(tmp_path.glob("Dataset*"))

@@ -69,6 +69,9 @@ def dataset_folder(out: str | Path, name: str | None, dataset_id: int | None = N
             return path
     if dataset_id is None:
         dataset_id = next(i for i in range(501, 1000) if i not in existing)
+    if not 1 <= dataset_id <= 999:  # nnU-Net's ids have three digits
+        raise InputError(f"dataset id {dataset_id}: nnU-Net's ids run from 1 to 999; give one "
+                         "of them (501 and up are free for your own datasets)")
     if dataset_id in existing:
         raise InputError(f"{out}: dataset id {dataset_id} is taken by "
                          f"{existing[dataset_id][1].name}; choose another id")
