@@ -440,6 +440,36 @@ def test_dock_warms_first_use_costs_off_the_gui_thread(make_napari_viewer, qtbot
     assert _make_pattern.cache_info().misses == before.misses
 
 
+def test_a_task_starts_its_work_after_the_warm_up_imports(qtbot, monkeypatch, tmp_path):
+    """Explain pressed while the warm-up imported SciPy failed on a fresh install with
+    "cannot import name 'euclidean' from partially initialized module
+    'scipy.spatial.distance'": two threads importing one package's circle of modules."""
+    from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton
+
+    from napari_medseg._qt import warmup
+    from napari_medseg._qt.worker import TaskRunner
+
+    (tmp_path / "medseg_slow_import.py").write_text("import time\ntime.sleep(1.0)\n",
+                                                     encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(warmup, "_state", {"done": False, "callbacks": []})
+    monkeypatch.setattr(warmup, "MODULES", ("medseg_slow_import",))
+    for step in ("_build_registry", "_dash_patterns", "_load_torch_library"):
+        monkeypatch.setattr(warmup, step, lambda: None)
+    warmup.warm_up()
+    thread, started, finished = warmup._state["thread"], [], []
+
+    def work():
+        started.append(thread.is_alive())
+        yield from ()
+        return "done"
+
+    runner = TaskRunner(QProgressBar(), QLabel(), QPushButton())
+    assert runner.start(work, finished.append, "A task") is not None
+    qtbot.waitUntil(lambda: bool(finished) and warmup._state["done"], timeout=20_000)
+    assert started == [False] and finished == ["done"]
+
+
 _OPEN_THE_DOCK = """
 import sys
 import napari

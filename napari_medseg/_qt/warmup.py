@@ -6,10 +6,10 @@ line-dash patterns; the first
 Labels layer the dock watches imports the export package (autosave); the first
 model run imports torch and SciPy. On a 2-core CPU that is over a second on
 the GUI thread, inside whichever action comes first. The dock starts this
-warm-up once per process: the imports run in a daemon thread (Python's
-import locks make that safe), and the unit registry, built in the thread,
-is installed as pint's application registry on the GUI thread, only if
-nothing has used the lazy one yet. Callbacks passed to `warm_up` run on the
+warm-up once per process: the imports run in a daemon thread (the dock's
+tasks wait for it before their own imports: `wait_for_imports`), and the unit
+registry, built in the thread, is installed as pint's application registry on
+the GUI thread, only if nothing has used the lazy one yet. Callbacks passed to `warm_up` run on the
 GUI thread once the imports are done (the dock lists torch's devices and
 freezes the session's objects then, see ``gc_freeze``).
 
@@ -156,6 +156,25 @@ def _poll(thread: threading.Thread) -> None:
         finally:
             if _state.pop("collecting", False):
                 gc.enable()
+
+
+def wait_for_imports(timeout: float = _EXIT_WAIT_S) -> None:
+    """In a worker thread: wait until the warm-up's imports are done (at once if none runs).
+
+    Python's import locks serialise one module's import, not a package's circle of
+    them: a task importing SciPy's statistics while the warm-up imported its spatial
+    package found ``scipy.spatial.distance`` half-initialised (``ImportError: cannot
+    import name 'euclidean' from partially initialized module``). Tasks therefore
+    start their work after the warm-up, which takes 1-3 s after the dock opens.
+
+    Parameters
+    ----------
+    timeout : float
+        The longest wait, in seconds.
+    """
+    thread = _state.get("thread")
+    if thread is not None and thread is not threading.current_thread():
+        thread.join(timeout)
 
 
 def warm_up(then: Callable[[], None] | None = None) -> None:

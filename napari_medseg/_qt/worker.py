@@ -24,6 +24,7 @@ from qtpy.QtCore import QObject, QTimer, Signal
 from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton
 
 from napari_medseg._qt.canvas import PaintHold
+from napari_medseg._qt.warmup import wait_for_imports
 from napari_medseg.errors import MedsegError
 from napari_medseg.progress import Progress
 
@@ -36,6 +37,7 @@ class _Failure:
 
 
 def _guarded(make_generator: Callable[[], Generator]) -> Generator:
+    wait_for_imports()  # in the worker: importing beside the warm-up is not safe
     try:
         result = yield from make_generator()
     except MedsegError as error:
