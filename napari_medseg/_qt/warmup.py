@@ -9,9 +9,9 @@ the GUI thread, inside whichever action comes first. The dock starts this
 warm-up once per process: the imports run in a daemon thread (the dock's
 tasks wait for it before their own imports: `wait_for_imports`), and the unit
 registry, built in the thread, is installed as pint's application registry on
-the GUI thread, only if nothing has used the lazy one yet. Callbacks passed to `warm_up` run on the
-GUI thread once the imports are done (the dock lists torch's devices and
-freezes the session's objects then, see ``gc_freeze``).
+the GUI thread, only if nothing has used the lazy one yet. Callbacks passed to
+`warm_up` run on the GUI thread once the imports are done (the dock lists
+torch's devices and freezes the session's objects then, see ``gc_freeze``).
 
 A thread's import holds the GIL while a C library loads: torch's C++ library
 (``libtorch_cpu``, 0.2 s to map and initialise) held the GUI thread that long.

@@ -108,25 +108,14 @@ def add_overlap(parser: argparse.ArgumentParser, default: float | None, help_tex
     help_text : str
         The help line.
     """
-    parser.add_argument("--overlap", type=_overlap_fraction, default=default, help=help_text)
+    parser.add_argument("--overlap", type=_OVERLAP_FRACTION, default=default, help=help_text)
 
 
-def _overlap_fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a window overlap: give a fraction from 0 up to (not including) "
-            "1, for example 0.5")
-    return value
-
-
-def bounded(convert, least: float, above: bool, what: str, hint: str):
-    """An argparse type: ``convert`` (int or float) of a value, refused unless finite and at
-    least ``least`` (above it when ``above``), in one line naming the value and the fix
-    (argparse exits with status 2 before any file is read).
+def bounded(convert, least: float, above: bool, what: str, hint: str,
+            below: float = math.inf):
+    """An argparse type: ``convert`` (int or float) of a value, refused unless finite, at
+    least ``least`` (above it when ``above``) and under ``below``, in one line naming the
+    value and the fix (argparse exits with status 2 before any file is read).
 
     Parameters
     ----------
@@ -140,6 +129,8 @@ def bounded(convert, least: float, above: bool, what: str, hint: str):
         What the value must be, for the message ("a count").
     hint : str
         What to give instead ("a whole number of 1 or more, for example 4").
+    below : float
+        The value must be less than this (default: no upper bound).
 
     Examples
     --------
@@ -151,7 +142,8 @@ def bounded(convert, least: float, above: bool, what: str, hint: str):
             value = convert(text)
         except ValueError:
             value = math.nan
-        if not math.isfinite(value) or value < least or (above and value == least):
+        if (not math.isfinite(value) or value < least or (above and value == least)
+                or value >= below):
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}: give {hint}")
         return value
 
@@ -168,3 +160,5 @@ positive_number = bounded(float, 0, True, "a number above 0", "a finite number s
 #: a finite number of 0 or more (a distance in mm)
 non_negative_number = bounded(float, 0, False, "a number of 0 or more",
                               "a finite number such as 8")
+_OVERLAP_FRACTION = bounded(float, 0, False, "a window overlap",
+                            "a fraction from 0 up to (not including) 1, for example 0.5", below=1)
