@@ -256,3 +256,41 @@ def test_unet_convolutions_take_onednn_at_batch_one_with_the_same_output():
         reference.load_state_dict(network.encoders[0][0].state_dict())
         assert torch.allclose(network.encoders[0][0](x), reference(x), atol=1e-5)
     assert ours.shape == (1, 4, 32, 32, 32)
+
+
+def _forward_with_plain_concatenation(network: UNet3D, x: torch.Tensor) -> torch.Tensor:
+    """The U-Net's forward as it was written before `unet.joined`: ``torch.cat``."""
+    skips = []
+    for encoder, down in zip(network.encoders, network.downs):
+        x = encoder(x)
+        skips.append(x)
+        x = down(x)
+    skips.pop()
+    for up, decoder in zip(network.ups, network.decoders):
+        x = decoder(torch.cat([up(x), skips.pop()], dim=1))
+    return network.head(x)
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float32"])
+def test_decoder_reads_its_joined_input_channels_last_under_bf16_only(precision):
+    from contextlib import nullcontext
+
+    from napari_medseg.models.device import place_network
+
+    torch.manual_seed(0)
+    network = UNet3D(4, 4, widths=(12, 24, 48)).eval()
+    arithmetic = torch.bfloat16 if precision == "bfloat16" else None
+    place_network(network, torch.device("cpu"), arithmetic)
+    channels_last = []
+    for decoder in network.decoders:
+        decoder[0].register_forward_pre_hook(lambda _, args: channels_last.append(
+            args[0].is_contiguous(memory_format=torch.channels_last_3d)
+            and not args[0].is_contiguous()))
+    x = torch.randn(2, 4, 16, 16, 16)
+    context = torch.autocast("cpu", dtype=torch.bfloat16) if arithmetic else nullcontext()
+    with torch.inference_mode(), context:
+        out = network(x)
+        # no reorder of the full-resolution concatenation under bf16; float32 as it was
+        assert channels_last == [arithmetic is not None] * len(network.decoders)
+        reference = _forward_with_plain_concatenation(network, x)
+    assert torch.equal(out, reference)  # the same values, bit for bit
