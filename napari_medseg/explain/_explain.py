@@ -187,7 +187,7 @@ def explain_case(model: LoadedModel, volume: Volume, reference: np.ndarray | Non
 def _ordinary_predictions(model: LoadedModel, image_t: torch.Tensor, overlap: float,
                           device, precision: str) -> ProgressGenerator[list[torch.Tensor]]:
     """Each fold's softmax over the whole model grid, every contrast present."""
-    out, placement = [], FoldPlacement(device, 4, precision)
+    out, placement = [], FoldPlacement(device, None, precision)  # passes as predict sizes them
     for fold, network in enumerate(model.networks):
         runs = fold_pass(network, image_t.float(), model.spec, placement, overlap, [])
         probabilities = yield from rescaled(runs, fold, len(model.networks),
