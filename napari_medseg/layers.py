@@ -150,7 +150,8 @@ def volume_from_layers(layers: dict[str, Any]) -> Volume:
     return volume_builder(layers)()
 
 
-def volume_builder(layers: dict[str, Any]) -> Callable[[], Volume]:
+def volume_builder(layers: dict[str, Any], stored_types: bool = False
+                   ) -> Callable[[], Volume]:
     """`volume_from_layers` in two steps: the layers are read now (their arrays by
     reference, their geometry), the volume is built when the returned function is
     called. The dock reads on the GUI thread and builds in its worker: stacking a
@@ -160,6 +161,12 @@ def volume_builder(layers: dict[str, Any]) -> Callable[[], Volume]:
     ----------
     layers : dict of str to napari Image layer
         Contrast name to layer, all on one voxel grid.
+    stored_types : bool
+        Stack the layers' arrays in their own types (a case opened through
+        napari-medseg keeps the files' 16-bit integers: half the memory of
+        float32, no conversion) instead of float32. For work that reads the
+        volume only through `inference.prepare_input`, which casts one contrast
+        at a time: a model run, uncertainty, Explain.
     """
     names = list(layers)
     first = layers[names[0]]
@@ -168,7 +175,8 @@ def volume_builder(layers: dict[str, Any]) -> Callable[[], Volume]:
     arrays = [layers[name].data for name in names]
 
     def build() -> Volume:
-        data = np.stack([np.asarray(array, dtype=np.float32) for array in arrays])
+        data = np.stack([np.asarray(array, dtype=None if stored_types else np.float32)
+                         for array in arrays])
         return Volume(data=data, affine=affine, channel_names=tuple(names),
                       source_paths=sources)
 

@@ -83,10 +83,11 @@ def test_one_place_strips_extensions_and_contrast_tokens(name, stem, case):
 
 
 def test_a_volume_read_from_layers_now_is_built_later_as_the_layers_were_read(tmp_path):
-    """The dock reads a case's layers on the GUI thread and builds the float32 volume in
-    its worker: the builder holds the layers' arrays and geometry, the volume it builds is
-    the one `volume_from_layers` builds, and a layer given new data afterwards (napari
-    replaces arrays, it does not write into them) does not change it."""
+    """The dock reads a case's layers on the GUI thread and builds the volume in its
+    worker (float32, or the layers' own types): the builder holds the layers' arrays and
+    geometry, the volume it builds is the one `volume_from_layers` builds, and a layer
+    given new data afterwards (napari replaces arrays, it does not write into them) does
+    not change it."""
     import numpy as np
     from napari.layers import Image
 
@@ -101,6 +102,7 @@ def test_a_volume_read_from_layers_now_is_built_later_as_the_layers_were_read(tm
         [(data, kwargs, _)] = read_layers(str(path))
         layers[contrast] = Image(data, **kwargs)
     build = volume_builder(layers)
+    stored = volume_builder(layers, stored_types=True)
     expected = volume_from_layers(layers)
     first = np.asarray(layers["T1"].data).copy()
     layers["T1"].data = np.zeros_like(first)  # after the read: not in the built volume
@@ -110,6 +112,9 @@ def test_a_volume_read_from_layers_now_is_built_later_as_the_layers_were_read(tm
     np.testing.assert_array_equal(volume.data[0], first)
     np.testing.assert_allclose(volume.affine, expected.affine)
     assert volume.source_paths == source_paths(layers.values()) == tuple(map(str, images))
+    in_stored_types = stored()  # the files' 16-bit integers, the same values
+    assert in_stored_types.data.dtype == np.int16 and first.dtype == np.int16
+    np.testing.assert_array_equal(in_stored_types.data, volume.data)
 
 
 def test_kept_probabilities_are_numpys_float16_bit_for_bit():

@@ -15,9 +15,9 @@ def test_uncertainty_section_end_to_end(sample_dock, qtbot, coarse_model_folder,
 
     built_in = []  # the threads that stack the case (a 240x240x155 case: 40-460 ms)
     original = layer_module.volume_builder
-    monkeypatch.setattr(layer_module, "volume_builder", lambda images: (
+    monkeypatch.setattr(layer_module, "volume_builder", lambda images, **options: (
         lambda build: lambda: (built_in.append(threading.current_thread()), build())[1])(
-            original(images)))
+            original(images, **options)))
     viewer, dock = sample_dock(coarse_model_folder)
     section = dock.uncertainty_section
     section.method_boxes["tta"].setChecked(True)

@@ -288,6 +288,42 @@ def test_normalisation_matches_the_definition_in_place_or_not(small_case):
         normalise_image(data.astype(np.float64), methods, in_place=True)
 
 
+@pytest.mark.parametrize("model_spacing", [3.0, 4.5])  # the case's own grid, and resampled
+def test_input_is_the_stacked_case_normalised_cropped_and_resampled(tiny_model_folder,
+                                                                  small_case, model_spacing):
+    """`prepare_input` reads one contrast at a time into a reused buffer; the result is
+    what normalising the stacked float32 case, cropping it and resampling it gives, for a
+    case kept in its stored integers, and the stacked case is never held (numpy's peak
+    stays under its size)."""
+    import dataclasses
+    import tracemalloc
+
+    import torch.nn.functional as F
+
+    from napari_medseg.inference import prepare_input
+
+    stored = np.round(np.asarray(small_case.volume.data) * 100).astype(np.int16)
+    volume = Volume(stored[[2, 0, 3, 1]], small_case.volume.affine,
+                    tuple(small_case.volume.channel_names[i] for i in (2, 0, 3, 1)))
+    spec = load_model(tiny_model_folder).spec
+    methods = ["zscore_nonzero", "zscore", "none", "zscore_nonzero"]
+    spec = dataclasses.replace(spec, spacing=(model_spacing,) * 3, inputs=tuple(
+        dataclasses.replace(item, normalization=method)
+        for item, method in zip(spec.inputs, methods)))
+    region = (slice(3, 40), slice(5, None), slice(None, 50))
+    tracemalloc.start()
+    ours = prepare_input(volume, spec, region)
+    numpy_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    in_model_order = stored.astype(np.float32)  # small_case's own order is the model's
+    box = torch.from_numpy(normalise_image(in_model_order, methods)[(slice(None), *region)])
+    grid = [round(n * 3.0 / model_spacing) for n in box.shape[1:]]
+    expected = box if grid == list(box.shape[1:]) else F.interpolate(
+        box[None], size=grid, mode="trilinear", align_corners=False)[0]
+    assert ours.dtype == torch.float32 and torch.equal(ours, expected)
+    assert numpy_peak < in_model_order.nbytes
+
+
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_windows_per_pass_follow_the_precision_on_the_cpu(tiny_model_folder, small_case,
                                                          precision):

@@ -171,7 +171,7 @@ class ExplainSection(QWidget):
         if self._models.current_folder() is None:
             show_error("Cannot explain: choose a model in the Model section first")
             return None
-        make_volume = volume_builder(self._case.assigned_layers())  # built in the worker
+        make_volume = volume_builder(self._case.assigned_layers(), stored_types=True)
         case = case_token(self._case.assigned_layers())
         name = self.reference_combo.currentText()
         reference = None if name == NO_REFERENCE else self._viewer.layers[name].data.copy()

@@ -248,7 +248,7 @@ class ModelSection(QWidget):
         if warnings:
             show_error("Cannot run the model: " + warnings[0])
             return None
-        make_volume = volume_builder(self._case.assigned_layers())  # built in the worker
+        make_volume = volume_builder(self._case.assigned_layers(), stored_types=True)
         device = self.device_combo.currentText()
         precision = self.precision_combo.currentText()
         folder, folds = self.current_folder(), self.chosen_folds()

@@ -105,7 +105,7 @@ class UncertaintySection(QWidget):
         if not self.methods():
             show_error("Tick at least one method (MC dropout, flip TTA or folds)")
             return None
-        make_volume = volume_builder(self._case.assigned_layers())  # built in the worker
+        make_volume = volume_builder(self._case.assigned_layers(), stored_types=True)
         case = case_token(self._case.assigned_layers())
         methods, samples = self.methods(), self.samples.value()
         device = self._models.device_combo.currentText()

@@ -17,7 +17,8 @@ def inference_memory_bytes(case_shape, model_shape, n_channels: int, n_classes: 
                            keep_probabilities: bool) -> int:
     """Peak host memory of one prediction at full (float32) precision.
 
-    Input on both grids, the accumulators (output and weights) and the fold
+    One input channel on the case grid (`prepare_input` reads the contrasts one
+    at a time), the input on the model grid, the accumulators (output and weights) and the fold
     mean on the model grid, the probabilities (or just the labels) on the case grid.
 
     Parameters
@@ -32,6 +33,6 @@ def inference_memory_bytes(case_shape, model_shape, n_channels: int, n_classes: 
     case_voxels = int(np.prod(case_shape))
     model_voxels = int(np.prod(model_shape))
     model_grid = model_voxels * _FLOAT * (n_channels + 2 * n_classes + 1)
-    case_grid = case_voxels * _FLOAT * n_channels
+    case_grid = case_voxels * _FLOAT  # one contrast at a time
     case_grid += case_voxels * (_FLOAT * n_classes if keep_probabilities else _FLOAT + 1)
     return model_grid + case_grid

@@ -140,10 +140,11 @@ def _spec_of(model):
 
 
 def _check_model_reads(segmentation_model, volume: Volume) -> None:
-    """Refuse, with the missing contrasts named, a case the segmentation model cannot read."""
-    from napari_medseg.inference import channels_for_model
+    """Refuse, with the missing contrasts named, a case the segmentation model cannot read
+    (by the channels' names: no voxel is read)."""
+    from napari_medseg.inference._predict import channel_indices
 
-    channels_for_model(volume, _spec_of(segmentation_model))
+    channel_indices(volume.channel_names, _spec_of(segmentation_model))
 
 
 def check_label(label, dtype) -> int:

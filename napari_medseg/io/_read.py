@@ -141,7 +141,8 @@ def read_volume(paths: PathLike | Sequence[PathLike],
     keep_integers : bool
         Keep voxels stored as 8- or 16-bit integers (unscaled) in their own type,
         for display: half the memory of float32 and no conversion, values exact.
-        A model's input is built as float32 from them (`layers.volume_builder`).
+        A model's input is cast to float32 one contrast at a time
+        (`inference.prepare_input`).
 
     Returns
     -------

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_medseg.inference._predict import channels_for_model, prepare_input, resample
+from napari_medseg.inference._predict import channel_indices, prepare_input, resample
 from napari_medseg.io import Volume
 from napari_medseg.labels import most_probable
 from napari_medseg.progress import ProgressGenerator
@@ -80,6 +80,15 @@ def _structure_figures(acc: _Accumulator, mean_labels, total_map, voxel_mm3) -> 
                          "uncertainty_boundary": float(total_map[boundary].mean())
                          if boundary.any() else 0.0}
     return figures
+
+
+def _brain_mask(volume: Volume, spec) -> np.ndarray:
+    """Voxels where any contrast the model reads is non-zero (one contrast at a time)."""
+    by_contrast = channel_indices(volume.channel_names, spec)
+    brain = np.zeros(volume.shape, bool)
+    for name in spec.input_names:
+        brain |= np.asarray(volume.data[by_contrast[name]]) != 0
+    return brain
 
 
 def calibration_figures(mean: np.ndarray, maps: dict[str, np.ndarray], reference: np.ndarray,
@@ -181,7 +190,7 @@ def estimate_uncertainty(model, volume: Volume, methods: str | tuple[str, ...] =
     voxel_mm3 = float(np.prod(spacing_from_affine(volume.affine)))
     calibration = None
     if reference is not None:
-        brain = np.any(channels_for_model(volume, spec) != 0, axis=0)
+        brain = _brain_mask(volume, spec)
         calibration = calibration_figures(mean, maps, np.asarray(reference), brain)
     return UncertaintyResult(method="+".join(chosen), n_samples=acc.count, mean=mean,
                              labels=labels, maps=maps, spread=spread.astype(np.float32),
