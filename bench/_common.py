@@ -43,6 +43,17 @@ def write_json(path: str | Path, payload: dict) -> None:
     print(f"\nwrote {path}")
 
 
+def abba_times(names: list[str], seconds, rounds: int) -> dict[str, list[float]]:
+    """Time each of ``names`` once per round, in order, then reversed (ABBA), within one
+    process: this machine's speed drifts, and alternating cancels a steady drift.
+    ``seconds(name)`` runs one and returns its time."""
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            times[name].append(seconds(name))
+    return times
+
+
 def brats_sized_case(seed: int, shape_zyx=(155, 240, 240), with_labels: bool = False):
     """A generated case at 1 mm, zero-padded/cropped to BraTS' 240x240x155 grid."""
     from napari_medseg.io import Volume

@@ -30,7 +30,7 @@ import tracemalloc
 import numpy as np
 import torch
 
-from _common import brats_sized_case, print_table, write_json
+from _common import abba_times, brats_sized_case, print_table, write_json
 
 from napari_medseg.inference import _predict  # noqa: E402
 from napari_medseg.inference._predict import channels_for_model, model_grid_shape, resample
@@ -58,7 +58,6 @@ class _Layer:  # what `layers.volume_builder` reads of a napari Image layer
 
 
 def main() -> None:
-    from napari_medseg.io import Volume
     from napari_medseg.layers import volume_builder
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
@@ -98,11 +97,7 @@ def main() -> None:
         peaks[name] = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
     seconds(list(variants)[1])  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for round_ in range(args.rounds):
-        order = list(variants) if round_ % 2 == 0 else list(variants)[::-1]
-        for name in order:
-            times[name].append(seconds(name))
+    times = abba_times(list(variants), seconds, args.rounds)
     _predict.prepare_input = PER_CONTRAST
     rows = [{"run": name, "seconds (median)": statistics.median(values),
              "numpy peak: volume and input (MiB)": peaks[name],

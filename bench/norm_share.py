@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _common import brats_sized_case, print_table, write_json
+from _common import abba_times, brats_sized_case, print_table, write_json
 
 from napari_medseg.models import unet  # noqa: E402
 
@@ -80,11 +80,7 @@ def main() -> None:
         return time.perf_counter() - start
 
     seconds("instance norm (the product)")  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    for round_ in range(args.rounds):
-        order = list(VARIANTS) if round_ % 2 == 0 else list(VARIANTS)[::-1]
-        for name in order:
-            times[name].append(seconds(name))
+    times = abba_times(list(VARIANTS), seconds, args.rounds)
     nn.InstanceNorm3d.forward, unet.joined = AS_IS, JOINED
     product = statistics.median(times["instance norm (the product)"])
     rows = [{"network": name, "seconds (median)": statistics.median(values),

@@ -69,11 +69,13 @@ def add_contrasts(parser: argparse.ArgumentParser) -> None:
                              "for a 4D file stored so); default: from the file names")
 
 
-def read_case(args: argparse.Namespace):
-    """The command's images as one `Volume`, channels named by ``--contrasts`` if given."""
+def read_case(args: argparse.Namespace, stored_types: bool = False):
+    """The command's images as one `Volume`, channels named by ``--contrasts`` if given;
+    with ``stored_types``, 8- and 16-bit files keep their integers (for commands that
+    read the voxels only through `inference.prepare_input`: half the memory)."""
     from napari_medseg.io import read_volume
 
-    return read_volume(args.images, args.contrasts)
+    return read_volume(args.images, args.contrasts, keep_integers=stored_types)
 
 
 def add_mirroring(parser: argparse.ArgumentParser) -> None:

@@ -36,7 +36,7 @@ def cmd_shapley(args: argparse.Namespace) -> int:
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
 
-    volume = read_case(args)
+    volume = read_case(args, stored_types=True)
     reference = read_labels(args.reference).data if args.reference else None
     rankings, ranking_source = load_rankings(args.ranking)
     model = load_model(args.model, trust_code=args.trust_code)

@@ -79,7 +79,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.probabilities:
         check_writable(args.probabilities, args.overwrite)
         check_output_format(args.probabilities, channels=2)
-    volume = read_case(args)
+    volume = read_case(args, stored_types=True)
     model = load_model(args.model, folds=args.folds, trust_code=args.trust_code)
     prediction = run_to_end(
         predict(model, volume, device=args.device, overlap=args.overlap,
