@@ -162,11 +162,11 @@ def volume_builder(layers: dict[str, Any], stored_types: bool = False
     layers : dict of str to napari Image layer
         Contrast name to layer, all on one voxel grid.
     stored_types : bool
-        Stack the layers' arrays in their own types (a case opened through
-        napari-medseg keeps the files' 16-bit integers: half the memory of
-        float32, no conversion) instead of float32. For work that reads the
-        volume only through `inference.prepare_input`, which casts one contrast
-        at a time: a model run, uncertainty, Explain.
+        Stack the layers' 8- and 16-bit arrays in their own types (a case
+        opened through napari-medseg keeps the files' integers: half the memory
+        of float32, no conversion); wider types become float32 as without it.
+        For work that reads the volume only through `inference.prepare_input`,
+        which casts one contrast at a time: a model run, uncertainty, Explain.
     """
     names = list(layers)
     first = layers[names[0]]
@@ -175,8 +175,8 @@ def volume_builder(layers: dict[str, Any], stored_types: bool = False
     arrays = [layers[name].data for name in names]
 
     def build() -> Volume:
-        data = np.stack([np.asarray(array, dtype=None if stored_types else np.float32)
-                         for array in arrays])
+        data = np.stack([np.asarray(array, dtype=None if stored_types and np.dtype(
+            array.dtype).itemsize <= 2 else np.float32) for array in arrays])
         return Volume(data=data, affine=affine, channel_names=tuple(names),
                       source_paths=sources)
 

@@ -115,6 +115,8 @@ def test_a_volume_read_from_layers_now_is_built_later_as_the_layers_were_read(tm
     in_stored_types = stored()  # the files' 16-bit integers, the same values
     assert in_stored_types.data.dtype == np.int16 and first.dtype == np.int16
     np.testing.assert_array_equal(in_stored_types.data, volume.data)
+    layers["T2"].data = np.asarray(layers["T2"].data, np.float64)  # wider: float32 as before
+    assert volume_builder(layers, stored_types=True)().data.dtype == np.float32
 
 
 def test_kept_probabilities_are_numpys_float16_bit_for_bit():

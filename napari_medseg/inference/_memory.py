@@ -18,7 +18,7 @@ def inference_memory_bytes(case_shape, model_shape, n_channels: int, n_classes: 
     """Peak host memory of one prediction at full (float32) precision.
 
     One input channel on the case grid (`prepare_input` reads the contrasts one
-    at a time), the input on the model grid, the accumulators (output and weights) and the fold
+    at a time), the input, the accumulators (output and weights) and the fold
     mean on the model grid, the probabilities (or just the labels) on the case grid.
 
     Parameters
