@@ -174,9 +174,12 @@ def volume_builder(layers: dict[str, Any], stored_types: bool = False
     sources = source_paths(layers.values())
     arrays = [layers[name].data for name in names]
 
+    def stacked(array):
+        narrow = stored_types and np.dtype(array.dtype).itemsize <= 2
+        return np.asarray(array, dtype=None if narrow else np.float32)
+
     def build() -> Volume:
-        data = np.stack([np.asarray(array, dtype=None if stored_types and np.dtype(
-            array.dtype).itemsize <= 2 else np.float32) for array in arrays])
+        data = np.stack([stacked(array) for array in arrays])
         return Volume(data=data, affine=affine, channel_names=tuple(names),
                       source_paths=sources)
 

@@ -43,11 +43,25 @@ def channels_for_model(volume: Volume, spec: ModelSpec) -> np.ndarray:
     spec : ModelSpec
         The model's inputs.
     """
-    by_contrast = channel_indices(volume.channel_names, spec)
-    image = np.stack([np.asarray(volume.data[by_contrast[name]], dtype=np.float32)
-                      for name in spec.input_names])
+    image = np.stack([np.asarray(channel, dtype=np.float32)
+                      for channel in model_channels(volume, spec)])
     check_finite(image, ", ".join(volume.source_paths) or "the case")
     return image
+
+
+def model_channels(volume: Volume, spec: ModelSpec) -> list:
+    """The volume's channels as stored (not cast, not copied), in the model's input order,
+    matched by contrast name as `channel_indices` matches them.
+
+    Parameters
+    ----------
+    volume : Volume
+        The case.
+    spec : ModelSpec
+        The model's inputs.
+    """
+    by_contrast = channel_indices(volume.channel_names, spec)
+    return [volume.data[by_contrast[name]] for name in spec.input_names]
 
 
 def channel_indices(channel_names: Sequence[str], spec: ModelSpec) -> dict[str, int]:
@@ -146,18 +160,16 @@ def prepare_input(volume: Volume, spec: ModelSpec, region: tuple[slice, ...] | N
     """
     import torch
 
-    by_contrast = channel_indices(volume.channel_names, spec)
+    channels = model_channels(volume, spec)
     region = region or tuple(slice(None) for _ in volume.shape)
     buffer = np.empty(volume.shape, np.float32)
-    model_input = None
-    for index, item in enumerate(spec.inputs):
-        np.copyto(buffer, volume.data[by_contrast[item.name]], casting="same_kind")
+    grid = model_grid_shape(buffer[region].shape, volume.spacing, spec.spacing)
+    model_input = torch.empty((len(channels), *grid), dtype=torch.float32)
+    for index, (channel, item) in enumerate(zip(channels, spec.inputs)):
+        np.copyto(buffer, channel, casting="same_kind")
         check_finite(buffer, ", ".join(volume.source_paths) or "the case")
         normalise_channel(buffer, item.normalization, out=buffer)
         box = torch.from_numpy(np.ascontiguousarray(buffer[region]))[None]
-        grid = model_grid_shape(box.shape[1:], volume.spacing, spec.spacing)
-        if model_input is None:
-            model_input = torch.empty((len(spec.inputs), *grid), dtype=torch.float32)
         model_input[index] = resample(box, grid)[0]  # a copy: the buffer is reused
     return model_input
 

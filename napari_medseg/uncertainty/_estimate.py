@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_medseg.inference._predict import channel_indices, prepare_input, resample
+from napari_medseg.inference._predict import model_channels, prepare_input, resample
 from napari_medseg.io import Volume
 from napari_medseg.labels import most_probable
 from napari_medseg.progress import ProgressGenerator
@@ -84,10 +84,9 @@ def _structure_figures(acc: _Accumulator, mean_labels, total_map, voxel_mm3) -> 
 
 def _brain_mask(volume: Volume, spec) -> np.ndarray:
     """Voxels where any contrast the model reads is non-zero (one contrast at a time)."""
-    by_contrast = channel_indices(volume.channel_names, spec)
     brain = np.zeros(volume.shape, bool)
-    for name in spec.input_names:
-        brain |= np.asarray(volume.data[by_contrast[name]]) != 0
+    for channel in model_channels(volume, spec):
+        brain |= np.asarray(channel) != 0
     return brain
 
 
