@@ -9,6 +9,9 @@ import argparse
 
 
 def cmd_view(args: argparse.Namespace) -> int:
+    from napari_medseg._allocator import keep_freed_memory
+
+    keep_freed_memory()  # this process is ours: tune malloc before Qt starts any thread
     from napari_medseg._qt.launch import open_viewer  # Qt only for this subcommand
 
     return open_viewer(args.files, sample=args.sample, screenshot=args.screenshot)
