@@ -9,7 +9,10 @@ falls on all alike. Each process opens a napari viewer with the dock, opens a
 240x240x155 case's four files with the dock's Open, runs the built-in model once to
 warm up and then ``--runs`` times (all folds, the CPU, auto precision), and reports
 per run the seconds from the button to the section's idle, the prediction's own
-seconds in the worker, the minor page faults, and the process's peak resident memory.
+seconds in the worker, the minor page faults, the GUI thread's worst stall (the
+stall bench's timer probe) and the process's peak resident memory; then it opens
+the sample case and runs the model on it as often, for the worst stall of each run
+(with one arena, every thread's allocations share one lock).
 Run under Xvfb:
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python bench/dock_malloc.py \
@@ -24,6 +27,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +51,7 @@ def _child(files: list[str], runs: int) -> None:
         keep_freed_memory()
     import napari
     from dock_explain import _timed_in_dock
+    from stalls import StallProbe
     from qtpy.QtWidgets import QApplication
 
     viewer = napari.Viewer(show=True)
@@ -58,14 +63,20 @@ def _child(files: list[str], runs: int) -> None:
                             lambda: opener.runner.busy)
     models.device_combo.setCurrentText("cpu")
     _timed_in_dock(app, models.run, lambda: models.runner.busy)  # warm-up
-    rows = []
+    probe, rows = StallProbe(), []
     for _ in range(runs):
-        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        seconds = _timed_in_dock(app, models.run, lambda: models.runner.busy)
-        rows.append({"open_s": open_s, "model_run_s": seconds,
+        faults, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
+        stall_ms = probe.measure(app, models.run, lambda: not models.runner.busy, settle=0.0)
+        rows.append({"open_s": open_s, "model_run_s": time.perf_counter() - start,
                      "prediction_in_worker_s": models.last_run.seconds,
                      "minor_page_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-                     - faults})
+                     - faults, "worst_stall_ms": stall_ms})
+    opener.open_sample(replace=True)  # the small case: its runs are short, their stalls a larger share
+    while opener.runner.busy:
+        app.processEvents()
+    for row in rows:
+        row["sample_run_worst_stall_ms"] = probe.measure(
+            app, models.run, lambda: not models.runner.busy, settle=0.0)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     viewer.close()
     print("RESULT " + json.dumps({"runs": rows, "peak_rss_mib": peak_mib}))
@@ -104,7 +115,7 @@ def main() -> None:
                              "peak_rss_mib": result["peak_rss_mib"]})
                 print(rows[-1], flush=True)
     columns = ["model_run_s", "prediction_in_worker_s", "minor_page_faults", "peak_rss_mib",
-               "open_s"]
+               "open_s", "worst_stall_ms", "sample_run_worst_stall_ms"]
     medians = [{"setting": name, **{c: float(np.median([r[c] for r in rows
                                                          if r["setting"] == name]))
                                     for c in columns}} for name in names]

@@ -236,16 +236,17 @@ def source_paths(layers) -> tuple[str, ...]:
 def shapley_colormap():
     """A diverging colormap for signed attributions, transparent at zero.
 
-    Pink for negative, green for positive (PiYG's colours); with symmetric
-    contrast limits ``(-m, m)`` zero falls on the clear middle, so the anatomy
-    below shows wherever a contrast does not matter.
+    Blue for negative, magenta for positive: neither is near a label's colour
+    (BraTS's red, green and yellow), so a map drawn over a segmentation is not
+    read as one. With symmetric contrast limits ``(-m, m)`` zero falls on the
+    clear middle, so the anatomy below shows wherever a contrast does not matter.
     """
     from napari.utils.colormaps import Colormap
 
-    colors = [(0.56, 0.0, 0.32, 1.0), (0.87, 0.47, 0.68, 0.7), (1.0, 1.0, 1.0, 0.0),
-              (0.5, 0.74, 0.25, 0.7), (0.15, 0.39, 0.1, 1.0)]
+    colors = [(0.05, 0.25, 0.75, 1.0), (0.40, 0.65, 0.95, 0.7), (1.0, 1.0, 1.0, 0.0),
+              (0.90, 0.35, 0.85, 0.7), (0.60, 0.0, 0.55, 1.0)]
     return Colormap(colors=colors, controls=[0.0, 0.25, 0.5, 0.75, 1.0],
-                    name="shapley: PiYG, clear at 0")
+                    name="shapley: blue-magenta, clear at 0")
 
 
 def is_model_output(layer) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_medseg.labels import BRATS_LABELS
+
 pytestmark = pytest.mark.gui
 
 
@@ -61,6 +63,10 @@ def test_explain_section_end_to_end(sample_dock, qtbot, coarse_model_folder, ins
     assert low == pytest.approx(-high) and high == pytest.approx(np.abs(target.maps).max())
     assert layers[0].data.shape == viewer.layers["T1"].data.shape
     # diverging and clear at zero: the anatomy shows wherever a contrast does not matter
-    colours = layers[0].colormap.map(np.array([0.0, 0.5, 1.0]))
-    assert colours[1, 3] == 0 and colours[0, 3] == colours[2, 3] == 1
-    assert colours[0, 0] > colours[0, 1] and colours[2, 1] > colours[2, 0]  # pink -, green +
+    colours = layers[0].colormap.map(np.array([0.0, 0.25, 0.5, 0.75, 1.0]))
+    assert colours[2, 3] == 0 and colours[0, 3] == colours[4, 3] == 1
+    assert colours[0, 2] > colours[0, 0] and colours[4, 0] > colours[4, 1]  # blue -, magenta +
+    # no end of the map looks like a label drawn over the same anatomy
+    labels = np.array([info.color[:3] for info in BRATS_LABELS])
+    for colour in colours[[0, 1, 3, 4], :3]:
+        assert np.linalg.norm(labels - colour, axis=1).min() > 0.4

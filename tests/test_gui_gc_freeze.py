@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from napari_medseg._qt import gc_freeze
+from napari_medseg.layers import is_model_output
 
 
 @pytest.fixture
@@ -61,21 +62,27 @@ def test_closing_the_dock_thaws(make_napari_viewer, qtbot, freeze_allowed):
     qtbot.waitUntil(lambda: not gc_freeze.is_frozen(), timeout=5000)
 
 
-def test_no_freeze_while_a_section_runs_or_when_switched_off(make_napari_viewer, qtbot,
-                                                             monkeypatch):
+def test_no_freeze_when_switched_off(make_napari_viewer, monkeypatch):
     monkeypatch.setenv(gc_freeze.SWITCH, "0")
     viewer = make_napari_viewer()
     _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
-    gc_freeze.freeze_when_idle(dock)
+    gc_freeze.freeze_after_warm_up(dock)
     assert not gc_freeze.is_frozen()
-    monkeypatch.setenv(gc_freeze.SWITCH, "1")
-    busy = {"now": True}
-    monkeypatch.setattr(dock, "idle", lambda: not busy["now"])
-    try:
-        gc_freeze.freeze_when_idle(dock)
-        qtbot.wait(300)
-        assert not gc_freeze.is_frozen()  # a running task's objects are not frozen
-        busy["now"] = False
-        qtbot.waitUntil(gc_freeze.is_frozen, timeout=5000)  # the retry finds it idle
-    finally:
-        gc_freeze.thaw(collect=True)
+
+
+def test_a_running_section_does_not_delay_the_freeze_and_its_result_is_freed(
+        sample_dock, qtbot, coarse_model_folder, freeze_allowed):
+    viewer, dock = sample_dock(coarse_model_folder)
+    models = dock.model_section
+    gc_freeze.thaw()  # as at the warm-up's end in a fresh process: not frozen yet
+    models.run()
+    assert models.runner.busy
+    gc_freeze.freeze_after_warm_up(dock)  # the warm-up ends while the model runs
+    assert gc_freeze.is_frozen() and gc.get_count()[0] < 1000  # nothing young left to walk
+    qtbot.waitUntil(lambda: not models.runner.busy, timeout=60000)
+    output = next(layer for layer in viewer.layers if is_model_output(layer))
+    output_ref = weakref.ref(output)
+    del output
+    viewer.layers.remove(output_ref().name)  # its metadata holds the probabilities
+    _layer_gone(qtbot, output_ref)  # made after the freeze: collected, still frozen
+    assert gc_freeze.is_frozen()

@@ -17,7 +17,7 @@ from napari_medseg._qt.case_section import CaseSection
 from napari_medseg._qt.explain_section import ExplainSection
 from napari_medseg._qt.export_section import ExportSection
 from napari_medseg._qt.fit import CHARACTERS_PROPERTY, fit_width
-from napari_medseg._qt.gc_freeze import freeze_when_idle
+from napari_medseg._qt.gc_freeze import freeze_after_warm_up
 from napari_medseg._qt.model_section import ModelSection
 from napari_medseg._qt.orientation import AnatomicalView
 from napari_medseg._qt.refine_section import RefineSection
@@ -137,15 +137,15 @@ class MedSegDock(QWidget):
 
 
 def _start_warm_up(dock: MedSegDock) -> Callable[[], None]:
-    """Start the warm-up; when it is done, list the devices and freeze when the dock is
-    idle. Holds the dock weakly (a dock closed before the warm-up ends is freed)."""
+    """Start the warm-up; when it is done, list the devices and freeze the session's
+    objects (`gc_freeze`). Holds the dock weakly (a dock closed before the warm-up ends is freed)."""
     dock_ref = weakref.ref(dock)
 
     def finish_if_open() -> None:
         alive = dock_ref()
         if alive is not None and not _deleted(alive):
             alive.model_section.list_devices()
-            freeze_when_idle(alive)
+            freeze_after_warm_up(alive)
 
     return lambda: warm_up(then=finish_if_open)
 

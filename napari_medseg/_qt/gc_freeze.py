@@ -6,8 +6,8 @@ collection walks about 390,000 container objects: 200-300 ms on the GUI
 thread of a 2-core CPU for each removed layer, and the review queue replaces
 five or six layers per case. Those objects are modules, classes and
 functions that live as long as the process. Once the dock's warm-up has
-imported them, and no section is running, they are moved to the permanent
-generation (`gc.freeze`), which collections skip. Everything created later
+imported them, they are moved to the permanent generation (`gc.freeze`),
+which collections skip (`freeze_after_warm_up`). Everything created later
 is collected as before.
 
 An object alive at the freeze that later becomes garbage inside a reference
@@ -25,10 +25,7 @@ import os
 import weakref
 from collections.abc import Iterable
 
-from qtpy.QtCore import QTimer
-
 SWITCH = "NAPARI_MEDSEG_GC_FREEZE"
-_RETRY_MS = 1000
 _alive_at_freeze: weakref.WeakSet = weakref.WeakSet()
 _state = {"frozen": False}
 
@@ -72,30 +69,23 @@ def _on_dock_destroyed(*_) -> None:
     thaw(collect=True)
 
 
-def freeze_when_idle(dock) -> None:
-    """Freeze once ``dock.idle()`` holds (retrying every second), and watch the dock
-    viewer's removals and the dock's end as the module docstring says.
+def freeze_after_warm_up(dock) -> None:
+    """Freeze now (called when the warm-up's imports are done), and watch the dock viewer's
+    removals and the dock's end as the module docstring says.
+
+    The freeze does not wait for the dock to be idle. A task started during the warm-up
+    waits for it before its own work (`warmup.wait_for_imports`), so at this moment it
+    holds only its start; and while the freeze waited, the collector, off during the
+    warm-up, walked its 400,000 young objects and then the whole session, unfrozen:
+    stalls of 170-350 ms in the first model run of a user who opened a case at once.
 
     Parameters
     ----------
     dock : MedSegDock
-        The dock: its ``viewer``, its ``idle()`` (True when no section is running: a
-        running task's objects would be frozen with it), and its destruction, which
-        unfreezes. Held by a weak reference only, so a closed dock is freed.
+        The dock: its ``viewer``, and its destruction, which unfreezes.
     """
     if not enabled():
         return
     dock.viewer.layers.events.removing.connect(_on_removing)
     dock.destroyed.connect(_on_dock_destroyed)
-    dock_ref = weakref.ref(dock)
-
-    def attempt() -> None:
-        alive = dock_ref()
-        if alive is None or _state["frozen"]:
-            return
-        if alive.idle():
-            freeze(alive.viewer.layers)
-        else:
-            QTimer.singleShot(_RETRY_MS, attempt)
-
-    attempt()
+    freeze(dock.viewer.layers)
