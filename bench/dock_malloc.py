@@ -71,7 +71,7 @@ def _child(files: list[str], runs: int) -> None:
                      "prediction_in_worker_s": models.last_run.seconds,
                      "minor_page_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                      - faults, "worst_stall_ms": stall_ms})
-    opener.open_sample(replace=True)  # the small case: its runs are short, their stalls a larger share
+    opener.open_sample(replace=True)  # the small case: short runs, stalls a larger share
     while opener.runner.busy:
         app.processEvents()
     for row in rows:

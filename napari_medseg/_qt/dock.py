@@ -138,7 +138,8 @@ class MedSegDock(QWidget):
 
 def _start_warm_up(dock: MedSegDock) -> Callable[[], None]:
     """Start the warm-up; when it is done, list the devices and freeze the session's
-    objects (`gc_freeze`). Holds the dock weakly (a dock closed before the warm-up ends is freed)."""
+    objects (`gc_freeze`). Holds the dock weakly (a dock closed before the warm-up ends
+    is freed)."""
     dock_ref = weakref.ref(dock)
 
     def finish_if_open() -> None:
