@@ -110,7 +110,7 @@ def add_overlap(parser: argparse.ArgumentParser, default: float | None, help_tex
     help_text : str
         The help line.
     """
-    parser.add_argument("--overlap", type=_OVERLAP_FRACTION, default=default, help=help_text)
+    parser.add_argument("--overlap", type=_overlap_fraction, default=default, help=help_text)
 
 
 def bounded(convert, least: float, above: bool, what: str, hint: str,
@@ -162,5 +162,5 @@ positive_number = bounded(float, 0, True, "a number above 0", "a finite number s
 #: a finite number of 0 or more (a distance in mm)
 non_negative_number = bounded(float, 0, False, "a number of 0 or more",
                               "a finite number such as 8")
-_OVERLAP_FRACTION = bounded(float, 0, False, "a window overlap",
+_overlap_fraction = bounded(float, 0, False, "a window overlap",
                             "a fraction from 0 up to (not including) 1, for example 0.5", below=1)

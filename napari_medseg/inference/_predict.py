@@ -165,9 +165,10 @@ def prepare_input(volume: Volume, spec: ModelSpec, region: tuple[slice, ...] | N
     buffer = np.empty(volume.shape, np.float32)
     grid = model_grid_shape(buffer[region].shape, volume.spacing, spec.spacing)
     model_input = torch.empty((len(channels), *grid), dtype=torch.float32)
+    source = ", ".join(volume.source_paths) or "the case"
     for index, (channel, item) in enumerate(zip(channels, spec.inputs)):
         np.copyto(buffer, channel, casting="same_kind")
-        check_finite(buffer, ", ".join(volume.source_paths) or "the case")
+        check_finite(buffer, source)
         normalise_channel(buffer, item.normalization, out=buffer)
         box = torch.from_numpy(np.ascontiguousarray(buffer[region]))[None]
         model_input[index] = resample(box, grid)[0]  # a copy: the buffer is reused
