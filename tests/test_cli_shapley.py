@@ -54,3 +54,30 @@ def test_ranking_file_that_is_not_text_gets_one_line(tmp_path, small_case, coars
                  str(tmp_path / "o.json"), "--ranking", str(ranking)]) == 2
     error = capsys.readouterr().err
     assert "cannot read the ranking file" in error and "Traceback" not in error
+
+
+def test_shapley_of_one_fold_is_that_fold_of_the_ensemble(tmp_path, small_case,
+                                                          coarse_model_folder, capsys):
+    """``--folds 1`` explains fold 1 alone: its values are that fold's in a run of every
+    fold, and the JSON stays strict JSON (no NaN for the rank variance of one fold)."""
+    write_case(small_case, tmp_path, "c")
+    images, reference = case_files(tmp_path, "c")
+    common = [*map(str, images), "--reference", str(reference), "--model",
+              str(coarse_model_folder), "--device", "cpu", "--ranking", "none"]
+    assert main(["shapley", *common, "--json", str(tmp_path / "all.json")]) == 0
+    assert main(["shapley", *common, "--folds", "1", "--json", str(tmp_path / "one.json")]) == 0
+    assert "(one fold)" in capsys.readouterr().out
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+
+    every, one = (strict((tmp_path / f"{n}.json").read_text()) for n in ("all", "one"))
+    assert every["model"]["folds"] == 2 and one["model"]["folds"] == 1
+    moved = 0.0
+    for name, target in one["targets"].items():
+        assert target["rank_variance"] is None and len(target["per_fold_phi"]) == 1
+        fold_1 = every["targets"][name]["per_fold_phi"][1]
+        assert target["phi"] == pytest.approx(fold_1, abs=1e-9)
+        moved = max(moved, *(abs(target["phi"][c] - every["targets"][name]["phi"][c])
+                             for c in fold_1))
+    assert moved > 1e-3  # the ensemble's values are not fold 1's: the choice mattered

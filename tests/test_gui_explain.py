@@ -70,3 +70,40 @@ def test_explain_section_end_to_end(sample_dock, qtbot, coarse_model_folder, ins
     labels = np.array([info.color[:3] for info in BRATS_LABELS])
     for colour in colours[[0, 1, 3, 4], :3]:
         assert np.linalg.norm(labels - colour, axis=1).min() > 0.4
+
+
+@pytest.mark.slow
+def test_explain_explains_the_folds_the_model_ran(sample_dock, qtbot, coarse_model_folder):
+    """With one fold chosen in the Model section, Explain explains that fold's prediction
+    (the layer on screen), says so before it runs, and has no rank variance to show."""
+    viewer, dock = sample_dock(coarse_model_folder)
+    models, section = dock.model_section, dock.explain_section
+    models.folds_combo.setCurrentIndex(2)  # the second fold alone
+    fold_name = models.folds_combo.currentText()
+    assert f"Explains {fold_name} alone" in section.estimate.text()
+    assert models.run() is not None
+    with qtbot.waitSignal(models.runner.settled, timeout=180_000):
+        pass
+    shown = [layer.name for layer in viewer.layers if layer.name.endswith("segmentation")][-1]
+    section.reference_combo.setCurrentText(shown)  # values: Dice against the fold's output
+
+    def explain():
+        worker = section.run()
+        with qtbot.waitSignal(worker.finished, timeout=180_000):
+            pass
+        return section.result
+
+    result = explain()
+    assert result.model["folds"] == 1
+    assert f"{models.last_run.seconds:.1f} s" in section.estimate.text()  # not scaled
+    present = set(np.unique(viewer.layers[shown].data)) - {0}
+    explained = [t for t in result.targets.values() if set(t.labels) & present]
+    assert explained and all(t.value_all == pytest.approx(1.0) for t in explained)
+    section.target_combo.setCurrentText(explained[0].name)
+    assert "one fold: no rank variance" in section.summary.text()
+    models.folds_combo.setCurrentIndex(0)  # every fold: a different prediction is explained
+    assert "scaled to 2" in section.estimate.text()
+    ensemble = explain()
+    assert ensemble.model["folds"] == 2
+    assert min(ensemble.targets[t.name].value_all for t in explained) < 0.999
+    assert "rank variance across 2 folds" in section.summary.text()

@@ -213,8 +213,10 @@ def test_dock_runs_a_chosen_fold_like_nnunet_and_lists_the_folder_after_a_restar
         pass
     layer = viewer.layers[f"{folder.parent.name} segmentation"]
     estimate = dock.explain_section.show_estimate()  # nnU-Net runs all 16 subsets itself,
-    assert "16 subsets" in estimate or "16 \u00d7" in estimate, estimate  # with every fold:
-    assert "for 1 of 2 folds" in estimate, estimate  # the run of one fold is scaled up
+    assert "16 subsets" in estimate or "16 \u00d7" in estimate, estimate
+    assert "Explains fold_1 alone" in estimate and "scaled" not in estimate, estimate
+    section.folds_combo.setCurrentIndex(0)  # every fold: the run of one fold is scaled up
+    assert "for 1 fold, scaled to 2" in dock.explain_section.estimate.text()
     images = [str(path) for path in sample_files(SAMPLE_DIR, SAMPLE_CASE_ID)[0]]
     labels, _ = nnunet_reference(folder, images, False, folds=(1,))
     np.testing.assert_array_equal(layer.data, labels)

@@ -58,6 +58,7 @@ class ExplainSection(QWidget):
         model_section.model_combo.currentTextChanged.connect(self.show_estimate)
         model_section.device_combo.currentTextChanged.connect(self.show_estimate)
         model_section.precision_combo.currentTextChanged.connect(self.show_estimate)
+        model_section.folds_combo.currentTextChanged.connect(self.show_estimate)
         viewer.layers.events.removed.connect(self._refresh_references)
         case_section.assignment_changed.connect(self._forget_other_case)
         self._refresh_references()
@@ -117,10 +118,11 @@ class ExplainSection(QWidget):
     def show_estimate(self, *_) -> str:
         """Say before a run how long it takes: one model run per non-empty subset of contrasts
         (the empty one, all baseline, runs once; an nnU-Net model runs every subset through
-        its own pipeline, the empty one included), with every fold (a run of fewer folds
-        is scaled up). Once this model has explained a case here, its measured ratio to the
-        model run replaces the subset count (on the 240x240x155 bench case, 14.6 runs' time
-        against 15 subsets; other cases and machines differ)."""
+        its own pipeline, the empty one included), with the folds chosen in the Model
+        section (a model run of other folds is scaled to them). Once this model has
+        explained a case here, its measured ratio to the model run replaces the subset
+        count (on the 240x240x155 bench case, 14.6 runs' time against 15 subsets; other
+        cases and machines differ)."""
         spec = self._models.shown_spec
         nnunet = spec is not None and spec.architecture.get("name") == "nnunet"
         subsets = 2 ** len(self._case.contrasts) - (0 if nnunet else 1)
@@ -131,8 +133,10 @@ class ExplainSection(QWidget):
             text = (f"Takes about {subsets} model runs ({subsets} subsets of the contrasts); "
                     "run the model once for a time estimate.")
         else:
-            folds, per_run = self._per_run(run)
-            scaled = f" for {run.folds} of {folds} folds" if run.folds < folds else ""
+            folds = self._explained_folds(run)
+            per_run = run.seconds * folds / run.folds
+            scaled = (f" for {run.folds} fold{'s' if run.folds > 1 else ''}, scaled to "
+                      f"{folds}" if run.folds != folds else "")
             measured = self._measured_ratio.get(choice)
             times = f"{measured:.1f}" if measured else f"{subsets}"
             source = ", as the last Explain of this model measured" if measured else ""
@@ -144,21 +148,26 @@ class ExplainSection(QWidget):
             else:
                 text = (f"Takes under a minute here ({times} \u00d7 the last model run, "
                         f"{run.seconds:.1f} s{scaled}{source}).")
+        if self._models.chosen_folds() is not None:
+            text += (f" Explains {self._models.folds_combo.currentText()} alone, as chosen in "
+                     "the Model section; all folds add the rank variance across folds.")
         self.estimate.setText(text)
         return text
 
-    def _per_run(self, run) -> tuple[int, float]:
-        """The chosen model's folds, and the seconds a model run of all of them takes."""
+    def _explained_folds(self, run) -> int:
+        """How many folds an Explain started now runs: the Model section's choice."""
+        if self._models.chosen_folds() is not None:
+            return 1
         spec = self._models.shown_spec
-        folds = len(spec.folds) if spec is not None else run.folds
-        return folds, run.seconds * folds / run.folds
+        return len(spec.folds) if spec is not None else run.folds
 
-    def _measure(self, choice: tuple, seconds: float) -> None:
-        """Keep how many model runs an Explain with ``choice`` (folder, device, precision)
-        took, when the last model run was made with the same choice."""
+    def _measure(self, choice: tuple, seconds: float, folds: int) -> None:
+        """Keep how many model runs an Explain with ``choice`` (folder, device, precision) of
+        ``folds`` folds took, when the last model run was made with the same choice (that
+        run scaled to as many folds)."""
         run = self._models.last_run
         if run is not None and (run.folder, run.device, run.precision) == choice:
-            self._measured_ratio[choice] = seconds / self._per_run(run)[1]
+            self._measured_ratio[choice] = seconds / (run.seconds * folds / run.folds)
 
     def run(self):
         """Compute attributions in a worker; returns it (None when refused)."""
@@ -178,7 +187,7 @@ class ExplainSection(QWidget):
         baseline = self.baseline_combo.currentText()
         device = self._models.device_combo.currentText()
         precision = self._models.precision_combo.currentText()  # as in the model's run
-        folder = self._models.current_folder()
+        folder, folds = self._models.current_folder(), self._models.chosen_folds()
         mirroring = self._models.mirroring_box.isChecked()  # nnU-Net models, as in their run
         rankings = {t: dict(r) for t, r in self.rankings.items()}
 
@@ -187,7 +196,7 @@ class ExplainSection(QWidget):
 
             volume = make_volume()
             started = time.perf_counter()  # as a model run is timed: loading, then running
-            model = self._models.loaded_model(folder)
+            model = self._models.loaded_model(folder, folds)  # the Folds choice, as a model run
             result = yield from explain_case(model, volume, reference, baseline=baseline,
                                              clinician=rankings, device=device,
                                              precision=precision, mirroring=mirroring)
@@ -201,7 +210,7 @@ class ExplainSection(QWidget):
         """Show the figures; None (the status says done), or why they were dropped."""
         self.result, self._volume, seconds = outcome
         self._result_case = case
-        self._measure(choice, seconds)
+        self._measure(choice, seconds, self.result.model["folds"])
         self.show_estimate()
         self.target_combo.blockSignals(True)
         self.target_combo.clear()
@@ -259,9 +268,10 @@ class ExplainSection(QWidget):
         from napari_medseg.explain import normalised_footrule_similarity, validate_ranking
 
         target = self.result.targets[name]
+        folds = len(target.fold_ranks)
         text = (f"v(all) = {target.value_all:.3f}, v(none) = {target.value_empty:.3f}; "
-                f"rank variance across {len(target.fold_ranks)} folds = "
-                f"{target.rank_variance:.2f}")
+                + (f"rank variance across {folds} folds = {target.rank_variance:.2f}"
+                   if folds > 1 else "one fold: no rank variance across folds"))
         ranking = self.rankings.get(name)
         if ranking:
             try:

@@ -84,6 +84,13 @@ def add_mirroring(parser: argparse.ArgumentParser) -> None:
                         help="nnU-Net models: skip nnU-Net's mirroring test-time augmentation")
 
 
+def add_folds(parser: argparse.ArgumentParser) -> None:
+    """``--folds``: run only these folds of the model (positions in its fold list)."""
+    parser.add_argument("--folds", type=int, nargs="+", default=None,
+                        help="use only these folds (positions in the model's fold list; "
+                             "default all)")
+
+
 def add_overwrite(parser: argparse.ArgumentParser, what: str = "existing outputs") -> None:
     """``--overwrite``: replace ``what`` (without it, an existing output is refused).
 

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from napari_medseg.cli.common import (
-    add_contrasts, add_device, add_mirroring, add_overwrite, add_precision, read_case)
+    add_contrasts, add_device, add_folds, add_mirroring, add_overwrite, add_precision,
+    read_case)
 
 PROTOCOL = "protocol"
 
@@ -39,7 +40,7 @@ def cmd_shapley(args: argparse.Namespace) -> int:
     volume = read_case(args, stored_types=True)
     reference = read_labels(args.reference).data if args.reference else None
     rankings, ranking_source = load_rankings(args.ranking)
-    model = load_model(args.model, trust_code=args.trust_code)
+    model = load_model(args.model, folds=args.folds, trust_code=args.trust_code)
     result = run_to_end(explain_case(model, volume, reference, baseline=args.baseline,
                                      clinician=rankings, maps=bool(args.maps),
                                      device=args.device, precision=args.precision,
@@ -60,10 +61,11 @@ def cmd_shapley(args: argparse.Namespace) -> int:
         temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     for name, target in result.targets.items():
         order = sorted(result.contrasts, key=lambda c: target.ranks[result.contrasts.index(c)])
-        extra = f"  NSF {target.nsf:.2f}" if target.nsf is not None else ""
+        extra = (f"  rank variance {target.rank_variance:.2f}"
+                 if len(target.fold_ranks) > 1 else "  (one fold)")
+        extra += f"  NSF {target.nsf:.2f}" if target.nsf is not None else ""
         print(f"{name:4s} " + "  ".join(f"{c} {target.phi[result.contrasts.index(c)]:+.3f}"
-                                        for c in order)
-              + f"  rank variance {target.rank_variance:.2f}{extra}")
+                                        for c in order) + extra)
     print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
@@ -76,6 +78,7 @@ def add_explain_commands(commands) -> None:
     parser.add_argument("--reference", help="reference labels (values: Dice against them; "
                         "default: against the prediction from all contrasts)")
     parser.add_argument("--model", default=None, help="built-in name or model folder")
+    add_folds(parser)
     parser.add_argument("--trust-code", action="store_true",
                         help="allow TorchScript weights (their code runs when loaded)")
     parser.add_argument("--baseline", default="zero", choices=("zero", "mean", "blur"))

@@ -6,8 +6,8 @@ import json
 import sys
 
 from napari_medseg.cli.common import (
-    add_contrasts, add_device, add_mirroring, add_overlap, add_overwrite, add_precision,
-    positive_int, progress_printer, read_case)
+    add_contrasts, add_device, add_folds, add_mirroring, add_overlap, add_overwrite,
+    add_precision, positive_int, progress_printer, read_case)
 
 
 def spec_summary(name: str, folder) -> dict:
@@ -117,8 +117,7 @@ def add_model_commands(commands) -> None:
     predict.add_argument("-o", "--output", required=True, type=Path, help="label file to write")
     predict.add_argument("--model", default=None, help="built-in name, model folder, or "
                          "nnU-Net v2 trained-model folder (default brats_unet)")
-    predict.add_argument("--folds", type=int, nargs="+", default=None,
-                         help="use only these folds (positions in the model's fold list)")
+    add_folds(predict)
     add_mirroring(predict)
     predict.add_argument("--trust-code", action="store_true",
                         help="allow TorchScript weights (their code runs when loaded)")
