@@ -31,6 +31,31 @@ def test_uncertainty_maps_and_json(tmp_path, small_case, tiny_model_folder, caps
     assert "ECE" in capsys.readouterr().out
 
 
+def test_flips_sample_the_fold_given(tmp_path, small_case, tiny_model_folder):
+    """``--folds 1 --method tta`` samples fold 1 (what the library gives for that fold
+    alone), not the first fold."""
+    from napari_medseg.io import read_volume
+    from napari_medseg.models import load_model
+    from napari_medseg.progress import run_to_end
+    from napari_medseg.uncertainty import estimate_uncertainty
+
+    write_case(small_case, tmp_path, "c")
+    images, _ = case_files(tmp_path, "c")
+    totals = {}
+    for fold in ("0", "1"):
+        prefix = tmp_path / f"fold{fold}"
+        assert main(["uncertainty", *map(str, images), "--method", "tta", "--samples", "2",
+                     "-o", str(prefix), "--json", str(prefix) + ".json", "--model",
+                     str(tiny_model_folder), "--device", "cpu", "--folds", fold]) == 0
+        assert json.loads(open(str(prefix) + ".json").read())["model"]["folds"] == 1
+        totals[fold] = np.asarray(nib.load(f"{prefix}_total.nii.gz").dataobj).T
+    expected = run_to_end(estimate_uncertainty(
+        load_model(tiny_model_folder, folds=[1]), read_volume(images), "tta", 2,
+        device="cpu")).maps["total"]
+    np.testing.assert_allclose(totals["1"], expected, atol=1e-6)
+    assert np.abs(totals["0"] - expected).max() > 1e-3  # fold 0's flips differ
+
+
 def test_t_below_two_is_refused(tmp_path, small_case, tiny_model_folder, capsys):
     write_case(small_case, tmp_path, "c")
     images, _ = case_files(tmp_path, "c")

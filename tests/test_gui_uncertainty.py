@@ -117,3 +117,28 @@ def test_one_cases_figures_are_dropped_when_another_case_opens(
     assert explain.result is not None and not explain.chart.hint.isVisibleTo(explain)
     assert explain.table.isVisibleTo(explain) and explain.table.rowCount() == 4
     assert len(explain.chart.axes.patches) == len(explain.result.contrasts)
+
+
+def test_flips_sample_the_fold_the_model_section_runs(sample_dock, qtbot, coarse_model_folder):
+    """With one fold chosen in the Model section, flip TTA samples that fold (the model
+    whose prediction is on screen), as the library does for that fold alone."""
+    from napari_medseg.layers import volume_builder
+    from napari_medseg.models import load_model
+    from napari_medseg.progress import run_to_end
+    from napari_medseg.uncertainty import estimate_uncertainty
+
+    viewer, dock = sample_dock(coarse_model_folder)
+    dock.model_section.folds_combo.setCurrentIndex(2)  # the second fold alone
+    section = dock.uncertainty_section
+    section.method_boxes["mc"].setChecked(False)
+    section.method_boxes["tta"].setChecked(True)
+    section.samples.setValue(2)
+    assert section.run() is not None
+    with qtbot.waitSignal(section.runner.settled, timeout=180_000):
+        pass
+    volume = volume_builder(dock.case_section.assigned_layers(), stored_types=True)()
+    shown = np.asarray(viewer.layers["uncertainty total"].data)
+    for fold, same in ((1, True), (0, False)):
+        total = run_to_end(estimate_uncertainty(load_model(coarse_model_folder, folds=[fold]),
+                                                volume, "tta", 2, device="cpu")).maps["total"]
+        assert np.allclose(shown, total, atol=1e-6) == same, fold

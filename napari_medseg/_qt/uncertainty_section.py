@@ -76,8 +76,9 @@ class UncertaintySection(QWidget):
             methods.addWidget(box)
         form = QFormLayout()
         form.addRow("Method", methods)
-        self.samples.setToolTip("MC dropout: passes with dropout on (one fold); flip TTA: "
-                                "flips per fold; folds: every fold once")
+        self.samples.setToolTip("MC dropout: passes with dropout on; flip TTA: flips, of the "
+                                "fold chosen in the Model section (else the first); with "
+                                "folds ticked: per fold, every fold")
         form.addRow("Samples", self.samples)
         buttons = QHBoxLayout()
         for button in (self.run_button, self.cancel_button, self.suggest_button):
@@ -111,12 +112,15 @@ class UncertaintySection(QWidget):
         device = self._models.device_combo.currentText()
         precision = self._models.precision_combo.currentText()
         folder = self._models.current_folder()
+        # dropout and flips sample the fold the Model section runs (its prediction is the
+        # one on screen); the folds method needs every fold
+        folds = None if "ensemble" in methods else self._models.chosen_folds()
 
         def task():
             from napari_medseg.uncertainty import estimate_uncertainty
 
             volume = make_volume()
-            model = self._models.loaded_model(folder)
+            model = self._models.loaded_model(folder, folds)
             result = yield from estimate_uncertainty(model, volume, methods, samples,
                                                      device=device, precision=precision)
             tops = {name: max(float(values.max()), 1e-3)  # colour ranges, not read on the GUI

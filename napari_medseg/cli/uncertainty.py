@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from napari_medseg.cli.common import (
-    add_contrasts, add_device, add_overlap, add_overwrite, add_precision, positive_int,
-    read_case)
+    add_contrasts, add_device, add_folds, add_overlap, add_overwrite, add_precision,
+    positive_int, read_case)
 
 
 def _suggestions(volume, mean, model) -> dict:
@@ -37,14 +37,15 @@ def cmd_uncertainty(args: argparse.Namespace) -> int:
         check_writable(Path(path), args.overwrite)
     volume = read_case(args)
     reference = read_labels(args.reference).data if args.reference else None
-    model = load_model(args.model, trust_code=args.trust_code)
+    model = load_model(args.model, folds=args.folds, trust_code=args.trust_code)
     result = run_to_end(_estimate(model, volume, args, reference),
                         progress_printer("uncertainty"))
     for name in ("total", "aleatoric", "epistemic"):
         write_image(outputs[name], result.maps[name], volume, overwrite=args.overwrite)
     write_image(outputs["spread"], result.spread, volume, overwrite=args.overwrite)
     payload = {**result.to_dict(), "model": {"name": model.spec.name,
-                                             "version": model.spec.version},
+                                             "version": model.spec.version,
+                                             "folds": model.n_folds},
                "maps": {k: str(v) for k, v in outputs.items()},
                "map_normalisation": "divided by log K (K classes), so each lies in [0, 1]",
                **_suggestions(volume, result.mean, model)}
@@ -87,6 +88,7 @@ def add_uncertainty_commands(commands) -> None:
     parser.add_argument("--json", required=True, type=Path, help="figures JSON")
     parser.add_argument("--reference", help="reference labels: ECE, reliability, AUROC")
     parser.add_argument("--model", default=None, help="built-in name or model folder")
+    add_folds(parser)  # mc and tta sample the first of them
     parser.add_argument("--trust-code", action="store_true",
                         help="allow TorchScript weights (their code runs when loaded)")
     add_precision(parser)
