@@ -56,6 +56,23 @@ def test_flips_sample_the_fold_given(tmp_path, small_case, tiny_model_folder):
     assert np.abs(totals["0"] - expected).max() > 1e-3  # fold 0's flips differ
 
 
+def test_a_reference_with_no_wrong_voxel_still_writes_standard_json(tmp_path, small_case,
+                                                                   tiny_model_folder, capsys):
+    """The model's own labels as the reference: no voxel is wrong, so the error-detection
+    AUROCs are undefined; the JSON says null (not NaN, which JSON readers refuse)."""
+    write_case(small_case, tmp_path, "c")
+    images, _ = case_files(tmp_path, "c")
+    common = [*map(str, images), "--model", str(tiny_model_folder), "--device", "cpu"]
+    assert main(["predict", *common, "-o", str(tmp_path / "own.nii.gz")]) == 0
+    out = tmp_path / "u.json"
+    assert main(["uncertainty", *common, "--method", "ensemble", "-o", str(tmp_path / "u"),
+                 "--json", str(out), "--reference", str(tmp_path / "own.nii.gz")]) == 0
+    data = json.loads(out.read_text(), parse_constant=lambda name: pytest.fail(name))
+    assert data["calibration"]["error_rate"] == 0.0
+    assert set(data["calibration"]["error_detection_auroc"].values()) == {None}
+    assert "AUROC n/a" in capsys.readouterr().out
+
+
 def test_t_below_two_is_refused(tmp_path, small_case, tiny_model_folder, capsys):
     write_case(small_case, tmp_path, "c")
     images, _ = case_files(tmp_path, "c")

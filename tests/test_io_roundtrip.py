@@ -292,3 +292,18 @@ def test_gzip_writes_stream_without_an_uncompressed_copy(tmp_path):
     assert (tmp_path / "a.nii.gz").read_bytes() == (tmp_path / "b.nii.gz").read_bytes()
     np.testing.assert_array_equal(
         nib.load(str(tmp_path / "a.nii.gz")).get_fdata(dtype=np.float32).transpose(2, 1, 0), data)
+
+
+def test_json_text_is_standard_json():
+    """NaN and infinities become null at any depth; what json reads back is the rest."""
+    import json
+
+    from napari_medseg.io import json_text
+
+    payload = {"a": float("nan"), "b": [1.5, float("inf"), {"c": -float("inf")}],
+               "d": (np.float64("nan"), 2), "e": "NaN", "f": None, "g": True}
+    text = json_text(payload)
+    assert text.endswith("\n") and "NaN" not in text.replace('"NaN"', "")
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(name)) == {
+        "a": None, "b": [1.5, None, {"c": None}], "d": [None, 2], "e": "NaN", "f": None,
+        "g": True}

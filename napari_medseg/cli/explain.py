@@ -33,7 +33,7 @@ def load_rankings(source: str | None) -> tuple[dict, str]:
 def cmd_shapley(args: argparse.Namespace) -> int:
     from napari_medseg.cli.common import progress_printer
     from napari_medseg.explain import explain_case
-    from napari_medseg.io import atomic_path, read_labels, write_image
+    from napari_medseg.io import atomic_path, json_text, read_labels, write_image
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
 
@@ -58,7 +58,7 @@ def cmd_shapley(args: argparse.Namespace) -> int:
                                overwrite=args.overwrite)
             payload["maps"][name] = {"file": str(path), "volumes": list(result.contrasts)}
     with atomic_path(args.json, overwrite=args.overwrite) as temporary:
-        temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        temporary.write_text(json_text(payload), encoding="utf-8")
     for name, target in result.targets.items():
         order = sorted(result.contrasts, key=lambda c: target.ranks[result.contrasts.index(c)])
         extra = (f"  rank variance {target.rank_variance:.2f}"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -50,7 +49,8 @@ def cmd_bench_clicks(args: argparse.Namespace) -> int:
 
     from napari_medseg.interactive import make_engine
     from napari_medseg.interactive._evaluate import evaluate_targets, summarise
-    from napari_medseg.io import atomic_path, check_writable, read_labels, read_volume
+    from napari_medseg.io import (
+        atomic_path, check_writable, json_text, read_labels, read_volume)
     from napari_medseg.sample import case_files
 
     check_writable(args.json, args.overwrite)
@@ -76,9 +76,9 @@ def cmd_bench_clicks(args: argparse.Namespace) -> int:
                   f"NoC@90 {trial['noc90']} harmful clicks {trial['harmful_clicks']}")
     summary = summarise(trials)
     with atomic_path(args.json, overwrite=args.overwrite) as temporary:
-        temporary.write_text(json.dumps({"summary": summary, "trials": trials}, indent=1) + "\n",
+        temporary.write_text(json_text({"summary": summary, "trials": trials}, indent=1),
                              encoding="utf-8")
-    print(json.dumps(summary))
+    print(json_text(summary, indent=None), end="")
     print(f"wrote {args.json}", file=sys.stderr)
     return 0
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -11,7 +10,8 @@ from napari_medseg.cli.common import add_overwrite, non_negative_number
 
 def cmd_topology(args: argparse.Namespace) -> int:
     from napari_medseg.io import (
-        atomic_path, check_output_format, check_writable, read_labels, write_labels)
+        atomic_path, check_output_format, check_writable, json_text, read_labels,
+        write_labels)
     from napari_medseg.labels import present_labels
     from napari_medseg.topology import check_setup, check_topology, overlay, report_dict
 
@@ -32,7 +32,7 @@ def cmd_topology(args: argparse.Namespace) -> int:
         write_labels(args.overlay, overlay(mask.shape, results), mask, overwrite=args.overwrite)
         payload["overlay"] = str(args.overlay)
     with atomic_path(args.json, overwrite=args.overwrite) as temporary:
-        temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        temporary.write_text(json_text(payload), encoding="utf-8")
     for name, entry in payload["targets"].items():
         kinds = [error["kind"] for error in entry["errors"]]
         flag = "ok" if entry["matches_expected"] and not kinds else "CHECK"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
 from pathlib import Path
 
@@ -26,7 +26,8 @@ def _suggestions(volume, mean, model) -> dict:
 
 def cmd_uncertainty(args: argparse.Namespace) -> int:
     from napari_medseg.cli.common import progress_printer
-    from napari_medseg.io import atomic_path, check_writable, read_labels, write_image
+    from napari_medseg.io import (
+        atomic_path, check_writable, json_text, read_labels, write_image)
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
 
@@ -50,7 +51,7 @@ def cmd_uncertainty(args: argparse.Namespace) -> int:
                "map_normalisation": "divided by log K (K classes), so each lies in [0, 1]",
                **_suggestions(volume, result.mean, model)}
     with atomic_path(args.json, overwrite=args.overwrite) as temporary:
-        temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        temporary.write_text(json_text(payload), encoding="utf-8")
     for name, figures in result.structures.items():
         print(f"{name:4s} volume {figures['volume_mean_mm3']:9.1f} mm3 "
               f"(cv {figures['volume_cv']:.3f})  uncertainty inside "
@@ -59,7 +60,9 @@ def cmd_uncertainty(args: argparse.Namespace) -> int:
     if result.calibration:
         aurocs = result.calibration["error_detection_auroc"]
         print(f"ECE {result.calibration['ece']:.4f}; error-detection AUROC "
-              + ", ".join(f"{k} {v:.3f}" for k, v in aurocs.items()))
+              + (", ".join(f"{k} {v:.3f}" for k, v in aurocs.items())
+                 if all(map(math.isfinite, aurocs.values()))
+                 else "n/a (the labels are all right or all wrong against the reference)"))
     print(f"wrote {args.json}", file=sys.stderr)
     return 0
 

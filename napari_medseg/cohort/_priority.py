@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from napari_medseg.io import atomic_path
+from napari_medseg.io import atomic_path, json_text
 
 WEIGHTS = {"epistemic": 0.5, "topology": 0.3, "volume": 0.2}
 COLUMNS = ("rank", "case_id", "priority", "epistemic_rank", "topology", "volume",
@@ -99,6 +98,6 @@ def write_table(output_dir: str | Path, rows: list[dict], extra: dict) -> tuple[
     with atomic_path(csv_path, overwrite=True) as temporary:
         temporary.write_text(text.getvalue(), encoding="utf-8")
     with atomic_path(json_path, overwrite=True) as temporary:
-        temporary.write_text(json.dumps({"weights": WEIGHTS, **extra, "cases": rows},
-                                        indent=1) + "\n", encoding="utf-8")
+        temporary.write_text(json_text({"weights": WEIGHTS, **extra, "cases": rows},
+                                       indent=1), encoding="utf-8")
     return csv_path, json_path

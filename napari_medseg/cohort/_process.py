@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from napari_medseg.cohort._discover import CaseInput
-from napari_medseg.io import atomic_path
+from napari_medseg.io import atomic_path, json_text
 
 SUMMARY = "summary.json"
 _MODELS: dict[str, object] = {}
@@ -117,7 +117,7 @@ def process_case(case: CaseInput, output_dir: str | Path, model_name: str = "bra
                 overwrite=True)
     topology = _topology_summary(result.labels, volume.affine, model.spec)
     with atomic_path(folder / "topology.json", overwrite=True) as temporary:
-        temporary.write_text(json.dumps(topology, indent=1) + "\n", encoding="utf-8")
+        temporary.write_text(json_text(topology, indent=1), encoding="utf-8")
     foreground = ndi.binary_dilation(result.labels > 0, iterations=2)
     voxel_ml = float(np.prod(volume.spacing)) / 1000.0
     summary = {
@@ -134,5 +134,5 @@ def process_case(case: CaseInput, output_dir: str | Path, model_name: str = "bra
                                     if v["expected"] and not v["matches_expected"]),
         "seconds": round(time.perf_counter() - started, 2), "worker_pid": os.getpid()}
     with atomic_path(folder / SUMMARY, overwrite=True) as temporary:
-        temporary.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+        temporary.write_text(json_text(summary, indent=1), encoding="utf-8")
     return summary

@@ -10,7 +10,7 @@ import numpy as np
 
 from napari_medseg.errors import InputError
 from napari_medseg.io import LabelMap, Volume
-from napari_medseg.io import atomic_path
+from napari_medseg.io import atomic_path, json_text
 
 REVIEW_FILE = "review.json"
 
@@ -46,7 +46,7 @@ def mark_reviewed(output_dir: str | Path, case_id: str) -> None:
     records = reviewed_cases(output_dir)
     records[case_id] = {"reviewed_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     with atomic_path(Path(output_dir) / REVIEW_FILE, overwrite=True) as temporary:
-        temporary.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+        temporary.write_text(json_text(records, indent=1), encoding="utf-8")
 
 
 def next_case(rows: list[dict]) -> dict | None:

@@ -83,8 +83,7 @@ class ShapleyResult:
                                       for row in t.fold_phi],
                      "per_fold_ranking": [dict(zip(self.contrasts, map(float, row)))
                                           for row in t.fold_ranks],
-                     # null with one fold (NaN is not JSON)
-                     "rank_variance": None if np.isnan(t.rank_variance) else t.rank_variance}
+                     "rank_variance": t.rank_variance}  # NaN (JSON: null) for one fold
             if t.standard_error is not None:
                 entry["phi_standard_error"] = dict(zip(self.contrasts,
                                                        map(float, t.standard_error)))

@@ -6,6 +6,7 @@ they open aligned in ITK-SNAP and 3D Slicer.
 """
 from napari_medseg.io._atomic import (
     atomic_files, atomic_path, check_writable, finish_interrupted, make_folder)
+from napari_medseg.io._json import json_text
 from napari_medseg.io._mask import as_label_mask
 from napari_medseg.io._read import (
     check_finite, detect_format, each_path, read_labels, read_volume)
@@ -25,6 +26,7 @@ __all__ = [
     "detect_format",
     "each_path",
     "finish_interrupted",
+    "json_text",
     "make_folder",
     "orientation_code",
     "read_labels",
