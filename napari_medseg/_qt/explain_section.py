@@ -134,7 +134,7 @@ class ExplainSection(QWidget):
                     "run the model once for a time estimate.")
         else:
             folds = self._explained_folds(run)
-            per_run = run.seconds * folds / run.folds
+            per_run = _run_seconds(run, folds)
             scaled = (f" for {run.folds} fold{'s' if run.folds > 1 else ''}, scaled to "
                       f"{folds}" if run.folds != folds else "")
             measured = self._measured_ratio.get(choice)
@@ -167,7 +167,7 @@ class ExplainSection(QWidget):
         run scaled to as many folds)."""
         run = self._models.last_run
         if run is not None and (run.folder, run.device, run.precision) == choice:
-            self._measured_ratio[choice] = seconds / (run.seconds * folds / run.folds)
+            self._measured_ratio[choice] = seconds / _run_seconds(run, folds)
 
     def run(self):
         """Compute attributions in a worker; returns it (None when refused)."""
@@ -344,3 +344,8 @@ class ExplainSection(QWidget):
 
         return steps()
 
+
+def _run_seconds(run, folds: int) -> float:
+    """The seconds a model run of ``folds`` folds takes, from ``run`` (a `RunTime` of
+    ``run.folds`` folds), the time scaling with the folds."""
+    return run.seconds * folds / run.folds
