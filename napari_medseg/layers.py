@@ -212,6 +212,23 @@ def is_case(token: tuple, images: dict[str, Any]) -> bool:
     return len(arrays) == len(token) and all(ref() is data for ref, data in zip(token, arrays))
 
 
+def case_open(token: tuple, layers) -> bool:
+    """Whether any image array of `case_token` is still the data of one of ``layers``:
+    the case is open, shown in the Case section or beside another (a token without
+    images counts as open).
+
+    Parameters
+    ----------
+    token : tuple
+        What `case_token` gave when the run started.
+    layers : iterable of napari layers
+        The viewer's layers now.
+    """
+    arrays = [ref() for ref in token]
+    held = {id(layer.data) for layer in layers}
+    return not token or any(array is not None and id(array) in held for array in arrays)
+
+
 def _weak(array) -> Callable[[], Any]:
     try:
         return weakref.ref(array)

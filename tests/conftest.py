@@ -106,6 +106,33 @@ def coarse_model_folder(tmp_path):
 
 
 @pytest.fixture
+def hold_after_last_report(monkeypatch):
+    """A factory: ``hold(module, name)`` replaces the core generator ``module.name`` with
+    one that, after its last progress report, waits until the returned event is set: a
+    task whose result is on its way but has not reached the GUI yet (a cancel then comes
+    too late). ``hold.reported`` is set once that point is reached."""
+    import threading
+
+    release, reported = threading.Event(), threading.Event()
+
+    def hold(module, name: str) -> threading.Event:
+        real = getattr(module, name)
+
+        def held(*args, **kwargs):
+            result = yield from real(*args, **kwargs)
+            reported.set()
+            release.wait(120)
+            return result
+
+        monkeypatch.setattr(module, name, held)
+        return release
+
+    hold.reported = reported
+    yield hold
+    release.set()  # a test that failed midway leaves no thread waiting
+
+
+@pytest.fixture
 def sample_dock(make_napari_viewer):
     """A factory: a real viewer with the sample case and the dock, optionally a model (CPU)."""
 

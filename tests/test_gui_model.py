@@ -169,3 +169,63 @@ def test_torchscript_folder_asks_before_its_code_runs(sample_dock, tmp_path, mon
     else:
         with pytest.raises(InputError, match="TorchScript runs the code"):
             section.loaded_model(folder)
+
+
+def test_a_cancel_after_the_last_report_still_ends_the_run(dock, qtbot, hold_after_last_report):
+    """Cancel pressed while the run finishes its work (after its last progress report):
+    napari's worker then emits neither ``returned`` nor ``aborted``. The section must
+    still end the task (it stayed "Cancelling..." with Run disabled for good)."""
+    from napari_medseg import inference
+
+    viewer, widget = dock
+    section = widget.model_section
+    before = [layer.name for layer in viewer.layers]
+    release = hold_after_last_report(inference, "predict")
+    assert section.run() is not None
+    qtbot.waitUntil(hold_after_last_report.reported.is_set, timeout=120_000)
+    section.cancel_button.click()
+    with qtbot.waitSignal(section.runner.settled, timeout=60_000):
+        release.set()
+    assert section.status.text() == "Model run: cancelled, nothing changed"
+    assert [layer.name for layer in viewer.layers] == before and not section.runner.busy
+    assert section.run_button.isEnabled() and not section.cancel_button.isEnabled()
+
+
+@pytest.mark.parametrize("when", ["reporting", "after its last report", "too late to stop"])
+def test_a_run_whose_case_is_replaced_adds_nothing_to_the_next_case(
+        dock, qtbot, small_case, tmp_path, hold_after_last_report, monkeypatch, when):
+    """A case replaced while its model run works (the dock's Open, the review queue's
+    next case): the run stops; a run whose result was already on its way when the case
+    closed has it dropped. Its labels must not land on the case opened in its place,
+    whose sections would take them as the model's output (BraTS cases share one grid,
+    so nothing would look wrong)."""
+    from napari.layers import Labels
+
+    from napari_medseg import inference
+    from napari_medseg._qt import model_section
+    from napari_medseg.sample import write_case
+
+    viewer, widget = dock
+    section, opener = widget.model_section, widget.case_section.opener
+    release = hold_after_last_report(inference, "predict") if when != "reporting" else None
+    if when == "too late to stop":  # as if the result had been sent as the case closed
+        monkeypatch.setattr(model_section, "stop_when_case_closes", lambda *args: None)
+    write_case(small_case, tmp_path, "c1")
+    images, _ = case_files(tmp_path, "c1")
+    assert section.run() is not None
+    if release is not None:
+        qtbot.waitUntil(hold_after_last_report.reported.is_set, timeout=120_000)
+    with qtbot.waitSignal(opener.runner.settled, timeout=60_000):
+        opener.open_paths([str(path) for path in images], replace=True)
+    if release is not None:
+        release.set()
+    qtbot.waitUntil(lambda: not section.runner.busy, timeout=120_000)
+    assert [layer.name for layer in viewer.layers] == ["T1", "T1ce", "T2", "FLAIR"]
+    assert viewer.layers["T1"].data.shape == small_case.volume.shape
+    expected = {"too late to stop": "its case was closed while it ran, nothing added"}.get(
+        when, "Model run: stopped, its case was closed while it ran, nothing changed")
+    assert section.status.text().endswith(expected)
+    with qtbot.waitSignal(section.runner.settled, timeout=120_000):
+        assert section.run() is not None  # the case now open: its own labels
+    added = [layer for layer in viewer.layers if isinstance(layer, Labels)]
+    assert len(added) == 1 and added[0].data.shape == small_case.volume.shape

@@ -14,7 +14,7 @@ from qtpy.QtWidgets import (
 
 from napari_medseg.errors import MedsegError
 from napari_medseg._qt.fit import CHARACTERS_PROPERTY, wrappable
-from napari_medseg._qt.worker import TaskRunner
+from napari_medseg._qt.worker import CASE_CLOSED, TaskRunner, stop_when_case_closes
 
 OPEN_FOLDER = "Open model folder..."
 MIRRORING_TIP = ("nnU-Net models: nnU-Net's mirroring test-time augmentation (on by default, "
@@ -239,7 +239,7 @@ class ModelSection(QWidget):
 
     def run(self):
         """Start the prediction in a worker; returns it (None when refused)."""
-        from napari_medseg.layers import volume_builder
+        from napari_medseg.layers import case_token, volume_builder
 
         if self.current_folder() is None:
             show_error("No model chosen: open a model folder first")
@@ -249,6 +249,7 @@ class ModelSection(QWidget):
             show_error("Cannot run the model: " + warnings[0])
             return None
         make_volume = volume_builder(self._case.assigned_layers(), stored_types=True)
+        case = case_token(self._case.assigned_layers())
         device = self.device_combo.currentText()
         precision = self.precision_combo.currentText()
         folder, folds = self.current_folder(), self.chosen_folds()
@@ -270,12 +271,20 @@ class ModelSection(QWidget):
             content = content_fingerprint(prediction.labels)  # autosave's key, hashed here
             return model, volume, prediction, kept, run_time, content
 
-        return self.runner.start(task, self._add_result, "Model run")
+        worker = self.runner.start(task, lambda result: self._add_result(result, case),
+                                   "Model run")
+        if worker is not None:
+            stop_when_case_closes(self.runner, self._viewer, case)
+        return worker
 
-    def _add_result(self, result) -> Iterator[None]:
-        """The segmentation, then each probability layer, one per event-loop turn."""
-        from napari_medseg.layers import PROBABILITIES_KEY, labels_layer, probability_layers
+    def _add_result(self, result, case: tuple) -> Iterator[None] | str:
+        """The segmentation, then each probability layer, one per event-loop turn; nothing
+        when the images it read are no longer in the viewer (another case replaced them)."""
+        from napari_medseg.layers import (
+            PROBABILITIES_KEY, case_open, labels_layer, probability_layers)
 
+        if not case_open(case, self._viewer.layers):
+            return f"Model run: {CASE_CLOSED}, nothing added"
         model, volume, prediction, kept, self.last_run, content = result
         spec = model.spec
         data, kwargs, _ = labels_layer(prediction.labels, volume.affine,

@@ -10,7 +10,7 @@ from qtpy.QtWidgets import (
     QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from napari_medseg._qt.fit import WrappingList, fit_rows
-from napari_medseg._qt.worker import TaskRunner
+from napari_medseg._qt.worker import CASE_CLOSED, TaskRunner, stop_when_case_closes
 from napari_medseg.layers import same_placement
 
 MAP_COLORMAPS = {"total": "inferno", "aleatoric": "viridis", "epistemic": "magma"}
@@ -127,15 +127,22 @@ class UncertaintySection(QWidget):
                     for name, values in result.maps.items()}
             return result, volume, tops
 
-        return self.runner.start(task, lambda outcome: self._show(outcome, case), "Uncertainty")
+        worker = self.runner.start(task, lambda outcome: self._show(outcome, case),
+                                   "Uncertainty")
+        if worker is not None:
+            stop_when_case_closes(self.runner, self._viewer, case)
+        return worker
 
     def _show(self, outcome, case: tuple) -> Generator[None, None, str]:
         """Each map as a layer, one per event-loop turn, then the table (none when another
-        case opened while it ran). A map layer left from an earlier run takes the new
-        values when it lies on this case's grid, else the new one replaces it."""
-        from napari_medseg.layers import geometry_metadata
+        case opened while it ran; no layer either once its images are closed). A map layer
+        left from an earlier run takes the new values when it lies on this case's grid,
+        else the new one replaces it."""
+        from napari_medseg.layers import case_open, geometry_metadata
         from napari_medseg.orientation import placement
 
+        if not case_open(case, self._viewer.layers):  # its maps would lie on another case
+            return f"Uncertainty: {CASE_CLOSED}, nothing added"
         self.result, volume, tops = outcome
         self._result_case = case
         for name, values in self.result.maps.items():

@@ -113,12 +113,13 @@ class TaskRunner(QObject):
         self._showing: Generator | None = None  # an on_done adding layers turn by turn
         self.failed = False  # the last task failed (its status line says why)
         self._pending: Progress | None = None  # a report not shown yet (`PROGRESS_MS`)
+        self._cancelled_why = "cancelled"  # for the status line once the task stops
         self._progress_timer = QTimer(self)
         self._progress_timer.setSingleShot(True)
         self._progress_timer.setInterval(PROGRESS_MS)
         self._progress_timer.timeout.connect(self._show_pending)
         if cancel_button is not None:  # short tasks (reading a file) have none
-            cancel_button.clicked.connect(self.cancel)
+            cancel_button.clicked.connect(lambda: self.cancel())  # not with ``checked``
         self._set_running(False)
 
     @property
@@ -149,7 +150,9 @@ class TaskRunner(QObject):
         worker.returned.connect(lambda result: self._finish(on_done, result, label))
         worker.errored.connect(lambda error: self._fail(error, label, notify=False))
         worker.aborted.connect(lambda: self._aborted(label))
+        worker.finished.connect(lambda: self._ended(worker, label))
         self.worker, self.failed, self._pending = worker, False, None
+        self._cancelled_why = "cancelled"
         self.progress.setMaximum(1)
         self.progress.setValue(0)  # not the last run's full bar
         self._set_running(True)
@@ -157,9 +160,11 @@ class TaskRunner(QObject):
         worker.start()
         return worker
 
-    def cancel(self) -> None:
-        """Ask the running task to stop at its next progress report."""
+    def cancel(self, why: str = "cancelled") -> None:
+        """Ask the running task to stop at its next progress report; its status line then
+        says ``why`` ("<label>: cancelled, nothing changed")."""
         if self.worker is not None:
+            self._cancelled_why = why
             self.status.setText("Cancelling...")
             self.worker.quit()
 
@@ -249,14 +254,57 @@ class TaskRunner(QObject):
         self.worker = None
         self._set_running(False)
         self.progress.setValue(0)
-        self.status.setText(f"{label}: cancelled, nothing changed")
+        self.status.setText(f"{label}: {self._cancelled_why}, nothing changed")
         self.settled.emit()
+
+    def _ended(self, worker: GeneratorWorker, label: str) -> None:
+        """The worker's last signal. A stop asked for after the task's last progress
+        report (while it finished its work) gets neither ``returned`` nor ``aborted`` from
+        napari's worker, only this: the task is over, stopped, and nothing is added."""
+        if self.worker is worker:
+            self._aborted(label)
 
     def _set_running(self, running: bool) -> None:
         self.progress.setVisible(running)  # idle bars only took room in the dock
         self.run_button.setEnabled(not running)
         if self.cancel_button is not None:
             self.cancel_button.setEnabled(running)
+
+
+#: a task's status line ends so when its case closed before its result could be shown
+CASE_CLOSED = "its case was closed while it ran"
+
+
+def stop_when_case_closes(runner: TaskRunner, viewer, case: tuple) -> None:
+    """Cancel ``runner``'s task once none of ``case``'s images (`layers.case_token`) is
+    left in ``viewer`` (the case was replaced or closed): its result could only land on
+    another case, and it would hold the CPU the next case's work needs. Lets go of the
+    viewer when the task settles.
+
+    Parameters
+    ----------
+    runner : TaskRunner
+        Running the task (call right after its `TaskRunner.start` succeeded).
+    viewer : napari.Viewer
+        Whose layer removals are watched.
+    case : tuple
+        `layers.case_token` of the images the task reads.
+    """
+    from napari_medseg.layers import case_open
+
+    worker = runner.worker
+
+    def check(_event=None) -> None:
+        if runner.worker is worker and not worker.abort_requested \
+                and not case_open(case, viewer.layers):
+            runner.cancel(f"stopped, {CASE_CLOSED}")
+
+    def release() -> None:
+        viewer.layers.events.removed.disconnect(check)
+        runner.settled.disconnect(release)
+
+    viewer.layers.events.removed.connect(check)
+    runner.settled.connect(release)
 
 
 def add_layers_stepwise(viewer, layer_data: Iterable[tuple]) -> Iterator:
