@@ -113,3 +113,45 @@ def test_error_lines_wrap_at_the_docks_width_and_an_empty_list_is_hidden(make_na
     assert wrapped  # the lines were long enough to need it
     viewer.layers.remove("reference")  # its errors go, and so does the list's frame
     assert errors.count() == 0 and errors.isHidden()
+
+
+def test_a_fix_listed_before_the_mask_was_edited_rechecks_instead(make_napari_viewer, qtbot,
+                                                                  monkeypatch):
+    """The user edits the mask after the check (a click, the brush, an undo): the listed
+    fixes were computed on the mask as it was, and applied now they would change the
+    user's new voxels (here: a fragment the user relabelled as enhancing tumour would be
+    erased). Fix then checks the mask again and changes nothing."""
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-medseg", "brats_like_case")
+    _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
+    from napari_medseg._qt import topology_section
+
+    told = []
+    monkeypatch.setattr(topology_section, "show_info", told.append)
+    section = dock.topology_section
+    layer = viewer.layers["reference"]
+    layer.data[3:8, 8:13, 8:13] = 2  # a spurious oedema fragment far from the tumour
+    assert section.run() is not None
+    qtbot.waitUntil(lambda: not section.runner.busy, timeout=60_000)
+    rows = [i for i, (name, e) in enumerate(section.errors)
+            if name == "WT" and e.kind == "fragment" and e.size_voxels == 125]
+    assert rows
+    section.error_list.setCurrentRow(rows[0])
+    for undone in (False, True):  # an edit through napari's history, then its undo
+        if not undone:
+            layer.data_setitem(np.nonzero(layer.data[:9, :14, :14] == 2), 3)
+        else:
+            layer.undo()  # napari's undo sends no paint event: the data are compared
+        edited = layer.data.copy()
+        assert section.errors and section.fix_button.isEnabled()
+        section.fix_selected()
+        np.testing.assert_array_equal(layer.data, edited)  # nothing changed
+        assert "edited since the check" in told.pop()
+        qtbot.waitUntil(lambda: not section.runner.busy, timeout=60_000)
+        row = [i for i, (name, e) in enumerate(section.errors)
+               if e.kind == "fragment" and e.size_voxels == 125]
+        assert row  # the same fragment, checked again on the edited mask
+        section.error_list.setCurrentRow(row[0])
+    section.fix_selected()  # now up to date: fixed
+    qtbot.waitUntil(lambda: not section.runner.busy, timeout=60_000)
+    assert (layer.data[3:8, 8:13, 8:13] == 0).all()

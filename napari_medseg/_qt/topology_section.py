@@ -46,6 +46,7 @@ class TopologySection(QWidget):
         self.results: dict = {}
         self.errors: list = []
         self._checked: tuple = ()  # `case_token` of the mask the errors were found in
+        self._checked_data: np.ndarray | None = None  # its voxels then, for `fix_selected`
         self.layer_combo = QComboBox()
         self.expectations = QPlainTextEdit(self._spec_expectations(model_section))
         self.expectations.setFixedHeight(56)
@@ -144,7 +145,7 @@ class TopologySection(QWidget):
                                      setup.expectations)
             return results, overlay(data.shape, results)  # the overlay layer's voxels too
 
-        return self.runner.start(task, lambda outcome: self._show(outcome, checked),
+        return self.runner.start(task, lambda outcome: self._show(outcome, checked, data),
                                  "Topology check")
 
     def _current_mask(self):
@@ -158,19 +159,19 @@ class TopologySection(QWidget):
         if layer is not None and is_case(self._checked, {"mask": layer}):
             return layer
         if self.errors or self.results:
-            self.results, self.errors, self._checked = {}, [], ()
+            self.results, self.errors, self._checked, self._checked_data = {}, [], (), None
             self.error_list.show_lines([])
             self.betti_label.setText("")
             self.fix_button.setEnabled(False)
             self.status.setText(STALE)
         return None
 
-    def _show(self, outcome, checked: tuple) -> str | None:
+    def _show(self, outcome, checked: tuple, data: np.ndarray) -> str | None:
         from napari_medseg.layers import on_same_grid
         from napari_medseg.topology import OVERLAY_COLORS
 
         self.results, codes = outcome
-        self._checked = checked
+        self._checked, self._checked_data = checked, data
         lines = []
         for name, target in self.results.items():
             expected = {k: getattr(target.expected, k) for k in ("b0", "b1", "b2")
@@ -224,6 +225,11 @@ class TopologySection(QWidget):
             return
         layer = self._current_mask()
         if layer is None:
+            return
+        if not np.array_equal(layer.data, self._checked_data):  # napari's undo sends no event
+            show_info("The mask was edited since the check: checking it again, then choose "
+                      "the error again (the old fix would change the new voxels)")
+            self.run()
             return
         indices, values = fix_changes(np.asarray(layer.data), error)
         if len(values) == 0:
