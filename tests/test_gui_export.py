@@ -103,6 +103,27 @@ def test_autosave_and_restore_after_reopening(sample_dock):
     assert not np.array_equal(layer.data, edited)
 
 
+def test_an_undo_after_the_autosave_is_saved_too(sample_dock):
+    """napari's undo and redo change a mask without a paint event: the recovery file kept
+    the undone edit, and reopening offered it back as the user's unsaved work."""
+    from napari_medseg.export import find_recovery
+
+    viewer, dock = sample_dock()
+    bar, layer = dock.export_section.autosave, viewer.layers["reference"]
+    original = np.asarray(layer.data).copy()
+    edited = _correct(layer)
+    identity = bar._identity(layer)
+    assert bar.save_dirty() == ["reference"]  # the timer's save
+    np.testing.assert_array_equal(find_recovery(*identity).load(), edited)
+    assert bar.save_dirty() == []  # nothing new
+    layer.undo()
+    assert bar.save_dirty() == ["reference"]
+    np.testing.assert_array_equal(find_recovery(*identity).load(), original)
+    layer.redo()
+    viewer.layers.remove("reference")  # closing the mask saves it as it is
+    np.testing.assert_array_equal(find_recovery(*identity).load(), edited)
+
+
 def test_edits_are_offered_back_when_the_case_was_closed_images_first(sample_dock):
     viewer, dock = sample_dock()
     edited = _correct(viewer.layers["reference"])

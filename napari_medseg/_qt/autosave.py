@@ -1,6 +1,7 @@
 """Autosave of Labels layers and the offer to restore unsaved edits on reopen.
 
-Every edit (a paint event: clicks, brush, fixes) marks the layer dirty; a
+Every edit (a paint event: clicks, brush, fixes) marks the layer dirty, as does
+an undo or redo (napari sends no event for those: its history's length tells); a
 timer saves dirty layers to their recovery file
 (`napari_medseg.export.autosave`), as does closing the dock, removing
 the layer, or removing any image (the recovery key reads the mask's case's
@@ -64,6 +65,18 @@ def layer_identity(layer, images: dict) -> tuple[list[str], str, str]:
     return layer_sources(layer, images), layer.name, content
 
 
+def history_state(layer) -> tuple[int, int]:
+    """How many steps napari's undo and redo stacks of a Labels layer hold: an undo or a
+    redo changes the data without a paint event, but changes this.
+
+    Parameters
+    ----------
+    layer : napari Labels layer
+        A watched layer.
+    """
+    return (len(getattr(layer, "_undo_history", ())), len(getattr(layer, "_redo_history", ())))
+
+
 class AutosaveBar(QWidget):
     """A Restore/Discard bar plus the timer that keeps recovery files current.
 
@@ -80,6 +93,7 @@ class AutosaveBar(QWidget):
         super().__init__(parent)
         self._viewer, self._images_for = viewer, images_for
         self._dirty: set[str] = set()
+        self._history: dict[str, tuple[int, int]] = {}  # `history_state` at the last save
         self._warned: set[str] = set()
         self._offer = None
         self.message = QLabel("")
@@ -106,6 +120,7 @@ class AutosaveBar(QWidget):
 
         if isinstance(layer, Labels) and layer.ndim == 3:
             _fingerprint(layer)  # before any edit
+            self._history[layer.name] = history_state(layer)
             layer.events.paint.connect(lambda *_: self._dirty.add(layer.name))
             self.check_recovery(layer)
 
@@ -118,11 +133,20 @@ class AutosaveBar(QWidget):
         layer = self._viewer.layers[event.index]
         if isinstance(layer, Image):
             self.save_dirty()  # edits are keyed by their case's images: save while all are in
-        elif layer.name in self._dirty:
+        elif layer.name in self._dirty or self._undone(layer):
             self._save(layer)
 
+    def _undone(self, layer) -> bool:
+        """Whether an undo or redo changed the layer since its last save."""
+        recorded = self._history.get(layer.name)
+        return recorded is not None and recorded != history_state(layer)
+
     def save_dirty(self) -> list[str]:
-        """Save every layer edited since its last save; returns their names."""
+        """Save every layer edited (or undone) since its last save; returns their names."""
+        from napari.layers import Labels
+
+        self._dirty.update(layer.name for layer in self._viewer.layers
+                           if isinstance(layer, Labels) and self._undone(layer))
         saved = []
         for name in list(self._dirty):
             if name in self._viewer.layers:
@@ -142,6 +166,7 @@ class AutosaveBar(QWidget):
             self._warn_once(f"Autosave failed, edits are not backed up: {error}")
             return
         self._dirty.discard(layer.name)
+        self._history[layer.name] = history_state(layer)
 
     def _identity(self, layer) -> tuple[list[str], str, str]:
         return layer_identity(layer, self._images_for(layer))
