@@ -180,3 +180,34 @@ def test_a_run_whose_case_is_replaced_leaves_no_maps_on_the_next_case(
     qtbot.waitUntil(lambda: not section.runner.busy, timeout=120_000)
     assert [layer.name for layer in viewer.layers] == ["T1", "T1ce", "T2", "FLAIR"]
     assert section.status.text() == expected and section.result is None
+
+
+def test_suggestions_found_for_a_case_replaced_meanwhile_are_not_shown(
+        sample_dock, qtbot, coarse_model_folder, small_case, tmp_path, monkeypatch,
+        hold_after_last_report):
+    """Suggested clicks arriving after the next case opened in their case's place (too late
+    to stop them) are dropped: their points would sit on the new case's grid."""
+    import napari_medseg.interactive
+    from napari_medseg._qt import uncertainty_section as module
+    from napari_medseg.sample import case_files, write_case
+
+    viewer, dock = sample_dock(coarse_model_folder)
+    section = dock.uncertainty_section
+    section.method_boxes["tta"].setChecked(True)
+    section.method_boxes["mc"].setChecked(False)
+    section.samples.setValue(2)
+    with qtbot.waitSignal(section.runner.settled, timeout=180_000):
+        assert section.run() is not None
+    release = hold_after_last_report(napari_medseg.interactive, "suggestion_map")
+    monkeypatch.setattr(module, "stop_when_case_closes", lambda *args: None)
+    assert section.suggest() is not None
+    qtbot.waitUntil(hold_after_last_report.reported.is_set, timeout=120_000)
+    write_case(small_case, tmp_path, "c1")
+    images, _ = case_files(tmp_path, "c1")
+    opener = dock.case_section.opener
+    with qtbot.waitSignal(opener.runner.settled, timeout=60_000):
+        opener.open_paths([str(path) for path in images], replace=True)
+    with qtbot.waitSignal(section.runner.settled, timeout=60_000):
+        release.set()
+    assert section.status.text() == module.STALE_SUGGESTIONS and section.suggestions == []
+    assert module.SUGGESTIONS_NAME not in viewer.layers

@@ -17,6 +17,7 @@ MAP_COLORMAPS = {"total": "inferno", "aleatoric": "viridis", "epistemic": "magma
 SUGGESTIONS_NAME = "suggested clicks"
 _COLUMNS = ("Structure", "Volume (ml)", "CV", "Unc. in", "Unc. edge")
 STALE = "The maps were another case's: Run again for this one"
+STALE_SUGGESTIONS = "The suggestions were another case's: Suggest again for this one"
 
 
 class UncertaintySection(QWidget):
@@ -236,7 +237,7 @@ class UncertaintySection(QWidget):
         worker is done.
         """
         from napari_medseg.interactive._session import click_network_fits
-        from napari_medseg.layers import volume_builder
+        from napari_medseg.layers import case_token, volume_builder
 
         layer = self.target_labels()  # copied: the user may paint on while the worker runs
         images = self._case.assigned_layers()
@@ -265,10 +266,20 @@ class UncertaintySection(QWidget):
                                                      precision)
             return suggest_clicks(error_map, mask, clicked, spacing=volume.spacing)
 
-        return self.runner.start(task, lambda found: self._show_suggestions(found, layer),
-                                 f"Suggestions ({source})")
+        case = case_token(images)
+        worker = self.runner.start(task, lambda found: self._show_suggestions(found, layer, case),
+                                   f"Suggestions ({source})")
+        if worker is not None:
+            stop_when_case_closes(self.runner, self._viewer, case)
+        return worker
 
-    def _show_suggestions(self, suggestions: list[dict], layer) -> None:
+    def _show_suggestions(self, suggestions: list[dict], layer, case: tuple) -> str | None:
+        """The points and the list; nothing when the Case section shows another case now
+        (the points would be placed on its grid)."""
+        from napari_medseg.layers import is_case
+
+        if not is_case(case, self._case.assigned_layers()):
+            return STALE_SUGGESTIONS
         self.suggestions = suggestions
         coordinates = np.array([s["point"] for s in self.suggestions], float).reshape(-1, 3)
         if SUGGESTIONS_NAME in self._viewer.layers:
@@ -286,6 +297,7 @@ class UncertaintySection(QWidget):
             lines.append(f"{index}. {'+' if item['positive'] else '-'} {name} at z={z} y={y} "
                          f"x={x}: ~{item['score']:.0f} voxels likely wrong")
         self.suggestion_list.show_lines(lines)
+        return None
 
     def go_to(self, row: int) -> None:
         """Move the view to suggestion ``row``."""
