@@ -225,7 +225,9 @@ def test_a_run_whose_case_is_replaced_adds_nothing_to_the_next_case(
     expected = {"too late to stop": "its case was closed while it ran, nothing added"}.get(
         when, "Model run: stopped, its case was closed while it ran, nothing changed")
     assert section.status.text().endswith(expected)
+    if when != "after its last report":
+        return
     with qtbot.waitSignal(section.runner.settled, timeout=120_000):
-        assert section.run() is not None  # the case now open: its own labels
+        assert section.run() is not None  # the section works on: the case now open's labels
     added = [layer for layer in viewer.layers if isinstance(layer, Labels)]
     assert len(added) == 1 and added[0].data.shape == small_case.volume.shape
