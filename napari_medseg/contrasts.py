@@ -18,17 +18,23 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "FLAIR": ("flair", "t2f", "t2flair", "t2wflair"),
 }
 _ALIAS_TO_CONTRAST = {alias: name for name, aliases in _ALIASES.items() for alias in aliases}
+#: BIDS's contrast-agent entity (``sub-01_ce-gadolinium_T1w``): a T1w file with it is post-contrast
+_BIDS_AGENT = re.compile(r"(?:^|_)ce-[A-Za-z0-9]+(?=_|$)")
+
+
+def _stem(name: str) -> str:
+    from napari_medseg.io._names import image_stem
+
+    return image_stem(name)
 
 
 def _tokens(name: str) -> list[str]:
-    from napari_medseg.io._names import image_stem
-
-    stem = image_stem(name).lower()
-    return [token for token in re.split(r"[^a-z0-9]+", stem) if token]
+    return [token for token in re.split(r"[^a-z0-9]+", _stem(name).lower()) if token]
 
 
 def without_contrast(stem: str) -> str:
-    """``stem`` without a trailing contrast token (``case_001_t1c`` -> ``case_001``).
+    """``stem`` without a trailing contrast token (``case_001_t1c`` -> ``case_001``), and
+    without BIDS's contrast-agent entity then (``sub-01_ce-gd_T1w`` -> ``sub-01``).
 
     Parameters
     ----------
@@ -37,7 +43,7 @@ def without_contrast(stem: str) -> str:
     """
     match = re.search(r"[_\-]([A-Za-z0-9]+)$", stem)
     if match and match.group(1).lower() in _ALIAS_TO_CONTRAST:
-        return stem[:match.start()]
+        return _BIDS_AGENT.sub("", stem[:match.start()])
     return stem
 
 
@@ -72,8 +78,16 @@ def guess_contrast(name: str) -> str | None:
     'T1ce'
     >>> guess_contrast("case_t2_flair") , guess_contrast("brain")
     ('FLAIR', None)
+    >>> guess_contrast("sub-01_T1w.nii.gz"), guess_contrast("sub-01_ce-gadolinium_T1w.nii.gz")
+    ('T1', 'T1ce')
     """
-    tokens = _tokens(name)
+    contrast = _named_contrast(_tokens(name))
+    if contrast == "T1" and _BIDS_AGENT.search(_stem(name)):
+        return "T1ce"
+    return contrast
+
+
+def _named_contrast(tokens: list[str]) -> str | None:
     for end in range(len(tokens), 0, -1):
         if end >= 2 and (tokens[end - 2] + tokens[end - 1]) in _ALIAS_TO_CONTRAST:
             return _ALIAS_TO_CONTRAST[tokens[end - 2] + tokens[end - 1]]

@@ -13,9 +13,32 @@ from napari_medseg.contrasts import guess_contrast, match_contrasts
     ("BraTS20_Training_001_t1ce.nii.gz", "T1ce"), ("patient_T2_FLAIR", "FLAIR"),
     ("T1", "T1"), ("flair", "FLAIR"), ("case_t2.mha", "T2"), ("brain", None),
     ("t1ce_copy", "T1ce"), ("seg", None), ("t1_t1ce_mix", "T1ce"),
+    # BIDS: the contrast agent is an entity, the suffix stays T1w
+    ("sub-01_T1w.nii.gz", "T1"), ("sub-01_ce-gadolinium_T1w.nii.gz", "T1ce"),
+    ("sub-01_ses-1_ce-Gd_run-1_T1w", "T1ce"), ("sub-01_T2w", "T2"),
+    ("sub-01_acq-3d_FLAIR.nii.gz", "FLAIR"), ("sub-01_ce-gd_T2w", "T2"),
 ])
 def test_guess_contrast(name, contrast):
     assert guess_contrast(name) == contrast
+
+
+def test_a_bids_subjects_files_make_one_case_with_its_post_contrast_t1(tmp_path):
+    """BIDS names the contrast agent in an entity (``ce-``) and keeps the suffix ``T1w``:
+    read as T1, the post-contrast scan took T1's place (or left T1ce missing), and a
+    cohort folder split the subject into two incomplete cases."""
+    from napari_medseg.cohort import discover_cases
+    from napari_medseg.io._names import case_id_from_paths
+
+    files = ["sub-07_ce-gadolinium_T1w.nii.gz", "sub-07_T1w.nii.gz", "sub-07_T2w.nii.gz",
+             "sub-07_FLAIR.nii.gz"]
+    assert match_contrasts(files) == {"T1": files[1], "T1ce": files[0], "T2": files[2],
+                                      "FLAIR": files[3]}
+    assert case_id_from_paths(files) == "sub-07"
+    for name in files:  # a flat cohort folder (names only are read to find the cases)
+        (tmp_path / name).touch()
+    cases, skipped = discover_cases(tmp_path)
+    assert skipped == [] and [case.case_id for case in cases] == ["sub-07"]
+    assert [path.name for path in cases[0].images] == [files[1], files[0], files[2], files[3]]
 
 
 def test_match_uses_each_name_once_in_order():
@@ -74,7 +97,8 @@ def test_present_labels_equals_numpy_unique(dtype):
     ("BraTS-GLI-00000-000-t1c.nii.gz", "BraTS-GLI-00000-000-t1c", "BraTS-GLI-00000-000"),
     ("case_7_FLAIR.NRRD", "case_7_FLAIR", "case_7"), ("sub-01_T2w.mha", "sub-01_T2w", "sub-01"),
     ("mask.zarr", "mask", "mask"), ("T1ce", "T1ce", "T1ce"), ("case_0003.nii", "case_0003",
-                                                           "case_0003")])
+                                                           "case_0003"),
+    ("sub-01_ce-gd_T1w.nii.gz", "sub-01_ce-gd_T1w", "sub-01")])
 def test_one_place_strips_extensions_and_contrast_tokens(name, stem, case):
     from napari_medseg.contrasts import without_contrast
     from napari_medseg.io._names import image_stem
