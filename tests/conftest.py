@@ -127,9 +127,32 @@ def hold_after_last_report(monkeypatch):
         monkeypatch.setattr(module, name, held)
         return release
 
-    hold.reported = reported
+    hold.reported, hold.release = reported, release
     yield hold
     release.set()  # a test that failed midway leaves no thread waiting
+
+
+@pytest.fixture
+def replace_case_while(qtbot, small_case, tmp_path, hold_after_last_report):
+    """A factory: ``replace_case_while(dock, runner, start, held)`` starts a dock task with
+    ``start()``, waits (when ``held``) until it has made its last report
+    (`hold_after_last_report`), replaces the case with `small_case` through the dock's
+    Open, lets the task go on, and waits until ``runner`` is idle."""
+    from napari_medseg.sample import case_files, write_case
+
+    def replace(dock, runner, start, held: bool) -> None:
+        write_case(small_case, tmp_path, "c1")
+        images, _ = case_files(tmp_path, "c1")
+        assert start() is not None
+        if held:
+            qtbot.waitUntil(hold_after_last_report.reported.is_set, timeout=120_000)
+        opener = dock.case_section.opener
+        with qtbot.waitSignal(opener.runner.settled, timeout=60_000):
+            opener.open_paths([str(path) for path in images], replace=True)
+        hold_after_last_report.release.set()
+        qtbot.waitUntil(lambda: not runner.busy, timeout=120_000)
+
+    return replace
 
 
 @pytest.fixture

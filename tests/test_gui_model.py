@@ -193,7 +193,7 @@ def test_a_cancel_after_the_last_report_still_ends_the_run(dock, qtbot, hold_aft
 
 @pytest.mark.parametrize("when", ["reporting", "after its last report", "too late to stop"])
 def test_a_run_whose_case_is_replaced_adds_nothing_to_the_next_case(
-        dock, qtbot, small_case, tmp_path, hold_after_last_report, monkeypatch, when):
+        dock, qtbot, small_case, hold_after_last_report, replace_case_while, monkeypatch, when):
     """A case replaced while its model run works (the dock's Open, the review queue's
     next case): the run stops; a run whose result was already on its way when the case
     closed has it dropped. Its labels must not land on the case opened in its place,
@@ -203,23 +203,14 @@ def test_a_run_whose_case_is_replaced_adds_nothing_to_the_next_case(
 
     from napari_medseg import inference
     from napari_medseg._qt import model_section
-    from napari_medseg.sample import write_case
 
     viewer, widget = dock
-    section, opener = widget.model_section, widget.case_section.opener
-    release = hold_after_last_report(inference, "predict") if when != "reporting" else None
+    section = widget.model_section
+    if when != "reporting":
+        hold_after_last_report(inference, "predict")
     if when == "too late to stop":  # as if the result had been sent as the case closed
         monkeypatch.setattr(model_section, "stop_when_case_closes", lambda *args: None)
-    write_case(small_case, tmp_path, "c1")
-    images, _ = case_files(tmp_path, "c1")
-    assert section.run() is not None
-    if release is not None:
-        qtbot.waitUntil(hold_after_last_report.reported.is_set, timeout=120_000)
-    with qtbot.waitSignal(opener.runner.settled, timeout=60_000):
-        opener.open_paths([str(path) for path in images], replace=True)
-    if release is not None:
-        release.set()
-    qtbot.waitUntil(lambda: not section.runner.busy, timeout=120_000)
+    replace_case_while(widget, section.runner, section.run, held=when != "reporting")
     assert [layer.name for layer in viewer.layers] == ["T1", "T1ce", "T2", "FLAIR"]
     assert viewer.layers["T1"].data.shape == small_case.volume.shape
     expected = {"too late to stop": "its case was closed while it ran, nothing added"}.get(

@@ -146,50 +146,38 @@ def test_flips_sample_the_fold_the_model_section_runs(sample_dock, qtbot, coarse
 
 @pytest.mark.parametrize("name", ["uncertainty", "explain"])
 def test_a_run_whose_case_is_replaced_leaves_no_maps_on_the_next_case(
-        sample_dock, qtbot, coarse_model_folder, small_case, tmp_path, monkeypatch,
-        hold_after_last_report, name):
+        sample_dock, coarse_model_folder, monkeypatch, hold_after_last_report,
+        replace_case_while, name):
     """The case replaced while its uncertainty or Explain run works: the run stops (Explain
     would hold both cores for minutes), and maps already on their way are not added over
     the case opened in its place (they lay there in the old case's place, looking like
     its own)."""
     import napari_medseg.uncertainty
     from napari_medseg._qt import uncertainty_section as module
-    from napari_medseg.sample import case_files, write_case
 
     viewer, dock = sample_dock(coarse_model_folder)
     section = getattr(dock, f"{name}_section")
-    if name == "uncertainty":  # its result already sent as the case closes: dropped
+    held = name == "uncertainty"
+    if held:  # its result already sent as the case closes: dropped
         section.method_boxes["tta"].setChecked(True)
         section.samples.setValue(2)
-        release = hold_after_last_report(napari_medseg.uncertainty, "estimate_uncertainty")
+        hold_after_last_report(napari_medseg.uncertainty, "estimate_uncertainty")
         monkeypatch.setattr(module, "stop_when_case_closes", lambda *args: None)
         expected = "Uncertainty: its case was closed while it ran, nothing added"
     else:  # stopped at its next report
-        release = None
         expected = "Explain: stopped, its case was closed while it ran, nothing changed"
-    write_case(small_case, tmp_path, "c1")
-    images, _ = case_files(tmp_path, "c1")
-    assert section.run() is not None
-    if release is not None:
-        qtbot.waitUntil(hold_after_last_report.reported.is_set, timeout=120_000)
-    opener = dock.case_section.opener
-    with qtbot.waitSignal(opener.runner.settled, timeout=60_000):
-        opener.open_paths([str(path) for path in images], replace=True)
-    if release is not None:
-        release.set()
-    qtbot.waitUntil(lambda: not section.runner.busy, timeout=120_000)
+    replace_case_while(dock, section.runner, section.run, held)
     assert [layer.name for layer in viewer.layers] == ["T1", "T1ce", "T2", "FLAIR"]
     assert section.status.text() == expected and section.result is None
 
 
 def test_suggestions_found_for_a_case_replaced_meanwhile_are_not_shown(
-        sample_dock, qtbot, coarse_model_folder, small_case, tmp_path, monkeypatch,
-        hold_after_last_report):
+        sample_dock, qtbot, coarse_model_folder, monkeypatch, hold_after_last_report,
+        replace_case_while):
     """Suggested clicks arriving after the next case opened in their case's place (too late
     to stop them) are dropped: their points would sit on the new case's grid."""
     import napari_medseg.interactive
     from napari_medseg._qt import uncertainty_section as module
-    from napari_medseg.sample import case_files, write_case
 
     viewer, dock = sample_dock(coarse_model_folder)
     section = dock.uncertainty_section
@@ -198,16 +186,8 @@ def test_suggestions_found_for_a_case_replaced_meanwhile_are_not_shown(
     section.samples.setValue(2)
     with qtbot.waitSignal(section.runner.settled, timeout=180_000):
         assert section.run() is not None
-    release = hold_after_last_report(napari_medseg.interactive, "suggestion_map")
+    hold_after_last_report(napari_medseg.interactive, "suggestion_map")
     monkeypatch.setattr(module, "stop_when_case_closes", lambda *args: None)
-    assert section.suggest() is not None
-    qtbot.waitUntil(hold_after_last_report.reported.is_set, timeout=120_000)
-    write_case(small_case, tmp_path, "c1")
-    images, _ = case_files(tmp_path, "c1")
-    opener = dock.case_section.opener
-    with qtbot.waitSignal(opener.runner.settled, timeout=60_000):
-        opener.open_paths([str(path) for path in images], replace=True)
-    with qtbot.waitSignal(section.runner.settled, timeout=60_000):
-        release.set()
+    replace_case_while(dock, section.runner, section.suggest, held=True)
     assert section.status.text() == module.STALE_SUGGESTIONS and section.suggestions == []
     assert module.SUGGESTIONS_NAME not in viewer.layers
