@@ -126,3 +126,46 @@ def test_a_legacy_dataset_gets_a_listing_before_new_files(small_case, tmp_path):
     meta = json.loads((folder / "dataset.json").read_bytes())
     assert sorted(meta["dataset"]) == ["a", "b"] and meta["numTraining"] == 2
     verify_dataset_integrity(str(folder), 1)
+
+
+_KILLED_BETWEEN_RENAMES = """
+import os, signal, sys
+import numpy as np
+from napari_medseg.io import Volume, atomic_files, write_labels
+from napari_medseg.io import _atomic
+
+moves = []
+real = _atomic._replace
+def replace_then_die(source, target):
+    real(source, target)
+    if ".partial" not in target.name:  # a rename of the set, not one inside a file's write
+        moves.append(target)
+    if len(moves) == 1:  # the set is committed; killed before its second rename
+        os.kill(os.getpid(), signal.SIGKILL)
+out, value, killed = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "killed"
+if killed:
+    _atomic._replace = replace_then_die
+volume = Volume(np.zeros((1, 6, 7, 8), np.float32), np.eye(4), ("T1",))
+with atomic_files([out + "/a_seg.nii.gz", out + "/b_seg.nii.gz"], True) as paths:
+    for path in paths:
+        write_labels(path, np.full((6, 7, 8), value, np.uint8), volume, overwrite=True)
+"""
+
+
+def test_a_read_after_a_kill_between_a_sets_renames_sees_the_whole_new_set(tmp_path):
+    """A writer killed after committing a set (CLI predict's segmentation and
+    probabilities) but between its renames: a read before the next write saw the new
+    first file beside the old second one. Reading completes the set first."""
+    from napari_medseg.io import read_labels
+
+    def write(value: int, how: str) -> int:
+        return subprocess.run([sys.executable, "-c", _KILLED_BETWEEN_RENAMES, str(tmp_path),
+                               str(value), how], capture_output=True).returncode
+
+    assert write(1, "whole") == 0  # the old set
+    assert write(2, "killed") < 0  # the new one: its first rename done, the journal left
+    assert list(tmp_path.glob(".commit-*")), "no journal left"
+    assert len(list(tmp_path.glob(".b_seg.partial-*"))) == 1
+    assert (read_labels(tmp_path / "b_seg.nii.gz").data == 2).all()  # completed, not 1
+    assert (read_labels(tmp_path / "a_seg.nii.gz").data == 2).all()
+    assert not list(tmp_path.glob(".commit-*")) and not list(tmp_path.glob(".*partial*"))

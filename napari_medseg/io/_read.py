@@ -52,6 +52,7 @@ def _unsupported(path: Path) -> InputError:
 
 
 def _read_raw(path: Path, as_float: bool):
+    _complete_interrupted_writes(path.parent)
     if not path.exists():
         raise InputError(describe(path, "no such file or folder", "Check the path"))
     if path.is_file() and not os.access(path, os.R_OK):
@@ -69,6 +70,19 @@ def _read_raw(path: Path, as_float: bool):
         data, affine = read_dicom_series(path if path.is_dir() else path.parent, as_float)
         return data, affine, {}
     raise _unsupported(path)
+
+
+def _complete_interrupted_writes(folder: Path) -> None:
+    """Finish the renames of a file set (segmentation and probabilities, a mask and its
+    provenance) whose writer was killed after committing it (`io.atomic_files`), so that
+    a read never sees half of the new set beside half of the old. A folder that cannot be
+    written is read as it is."""
+    from napari_medseg.io._atomic import finish_interrupted
+
+    try:
+        finish_interrupted(folder)
+    except OSError:
+        pass
 
 
 def check_finite(data: np.ndarray, path: PathLike) -> None:
