@@ -202,14 +202,14 @@ def test_a_run_whose_case_is_replaced_adds_nothing_to_the_next_case(
     from napari.layers import Labels
 
     from napari_medseg import inference
-    from napari_medseg._qt import model_section
+    from napari_medseg._qt import worker
 
     viewer, widget = dock
     section = widget.model_section
     if when != "reporting":
         hold_after_last_report(inference, "predict")
     if when == "too late to stop":  # as if the result had been sent as the case closed
-        monkeypatch.setattr(model_section, "stop_when_case_closes", lambda *args: None)
+        monkeypatch.setattr(worker, "stop_when_case_closes", lambda *args: None)
     replace_case_while(widget, section.runner, section.run, held=when != "reporting")
     assert [layer.name for layer in viewer.layers] == ["T1", "T1ce", "T2", "FLAIR"]
     assert viewer.layers["T1"].data.shape == small_case.volume.shape

@@ -153,7 +153,7 @@ def test_a_run_whose_case_is_replaced_leaves_no_maps_on_the_next_case(
     the case opened in its place (they lay there in the old case's place, looking like
     its own)."""
     import napari_medseg.uncertainty
-    from napari_medseg._qt import uncertainty_section as module
+    from napari_medseg._qt import worker
 
     viewer, dock = sample_dock(coarse_model_folder)
     section = getattr(dock, f"{name}_section")
@@ -162,7 +162,7 @@ def test_a_run_whose_case_is_replaced_leaves_no_maps_on_the_next_case(
         section.method_boxes["tta"].setChecked(True)
         section.samples.setValue(2)
         hold_after_last_report(napari_medseg.uncertainty, "estimate_uncertainty")
-        monkeypatch.setattr(module, "stop_when_case_closes", lambda *args: None)
+        monkeypatch.setattr(worker, "stop_when_case_closes", lambda *args: None)
         expected = "Uncertainty: its case was closed while it ran, nothing added"
     else:  # stopped at its next report
         expected = "Explain: stopped, its case was closed while it ran, nothing changed"
@@ -178,6 +178,7 @@ def test_suggestions_found_for_a_case_replaced_meanwhile_are_not_shown(
     to stop them) are dropped: their points would sit on the new case's grid."""
     import napari_medseg.interactive
     from napari_medseg._qt import uncertainty_section as module
+    from napari_medseg._qt import worker
 
     viewer, dock = sample_dock(coarse_model_folder)
     section = dock.uncertainty_section
@@ -187,7 +188,7 @@ def test_suggestions_found_for_a_case_replaced_meanwhile_are_not_shown(
     with qtbot.waitSignal(section.runner.settled, timeout=180_000):
         assert section.run() is not None
     hold_after_last_report(napari_medseg.interactive, "suggestion_map")
-    monkeypatch.setattr(module, "stop_when_case_closes", lambda *args: None)
+    monkeypatch.setattr(worker, "stop_when_case_closes", lambda *args: None)
     replace_case_while(dock, section.runner, section.suggest, held=True)
     assert section.status.text() == module.STALE_SUGGESTIONS and section.suggestions == []
     assert module.SUGGESTIONS_NAME not in viewer.layers

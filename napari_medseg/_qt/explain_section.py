@@ -12,8 +12,7 @@ from qtpy.QtWidgets import (
 
 from napari_medseg._qt.fit import fit_rows
 from napari_medseg._qt.plot import BarChart
-from napari_medseg._qt.worker import (
-    TaskRunner, add_layers_stepwise, remove_layers_stepwise, stop_when_case_closes)
+from napari_medseg._qt.worker import TaskRunner, add_layers_stepwise, remove_layers_stepwise
 from napari_medseg.errors import MedsegError
 
 NO_REFERENCE = "(none: agreement with all contrasts)"
@@ -204,11 +203,9 @@ class ExplainSection(QWidget):
             return result, volume, time.perf_counter() - started
 
         choice = (folder, device, precision)
-        worker = self.runner.start(task, lambda outcome: self._on_result(choice, case, outcome),
-                                   "Explain")
-        if worker is not None:
-            stop_when_case_closes(self.runner, self._viewer, case)
-        return worker
+        return self.runner.start_on_case(
+            self._viewer, case, task, lambda outcome: self._on_result(choice, case, outcome),
+            "Explain")
 
     def _on_result(self, choice: tuple, case: tuple, outcome) -> str | None:
         """Show the figures; None (the status says done), or why they were dropped."""

@@ -14,7 +14,7 @@ from qtpy.QtWidgets import (
 
 from napari_medseg.errors import MedsegError
 from napari_medseg._qt.fit import CHARACTERS_PROPERTY, wrappable
-from napari_medseg._qt.worker import CASE_CLOSED, TaskRunner, stop_when_case_closes
+from napari_medseg._qt.worker import CASE_CLOSED, TaskRunner
 
 OPEN_FOLDER = "Open model folder..."
 MIRRORING_TIP = ("nnU-Net models: nnU-Net's mirroring test-time augmentation (on by default, "
@@ -271,11 +271,9 @@ class ModelSection(QWidget):
             content = content_fingerprint(prediction.labels)  # autosave's key, hashed here
             return model, volume, prediction, kept, run_time, content
 
-        worker = self.runner.start(task, lambda result: self._add_result(result, case),
-                                   "Model run")
-        if worker is not None:
-            stop_when_case_closes(self.runner, self._viewer, case)
-        return worker
+        return self.runner.start_on_case(self._viewer, case, task,
+                                         lambda result: self._add_result(result, case),
+                                         "Model run")
 
     def _add_result(self, result, case: tuple) -> Iterator[None] | str:
         """The segmentation, then each probability layer, one per event-loop turn; nothing

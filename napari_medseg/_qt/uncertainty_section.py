@@ -10,7 +10,7 @@ from qtpy.QtWidgets import (
     QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from napari_medseg._qt.fit import WrappingList, fit_rows
-from napari_medseg._qt.worker import CASE_CLOSED, TaskRunner, stop_when_case_closes
+from napari_medseg._qt.worker import CASE_CLOSED, TaskRunner
 from napari_medseg.layers import same_placement
 
 MAP_COLORMAPS = {"total": "inferno", "aleatoric": "viridis", "epistemic": "magma"}
@@ -128,11 +128,8 @@ class UncertaintySection(QWidget):
                     for name, values in result.maps.items()}
             return result, volume, tops
 
-        worker = self.runner.start(task, lambda outcome: self._show(outcome, case),
-                                   "Uncertainty")
-        if worker is not None:
-            stop_when_case_closes(self.runner, self._viewer, case)
-        return worker
+        return self.runner.start_on_case(self._viewer, case, task,
+                                         lambda outcome: self._show(outcome, case), "Uncertainty")
 
     def _show(self, outcome, case: tuple) -> Generator[None, None, str]:
         """Each map as a layer, one per event-loop turn, then the table (none when another
@@ -267,11 +264,9 @@ class UncertaintySection(QWidget):
             return suggest_clicks(error_map, mask, clicked, spacing=volume.spacing)
 
         case = case_token(images)
-        worker = self.runner.start(task, lambda found: self._show_suggestions(found, layer, case),
-                                   f"Suggestions ({source})")
-        if worker is not None:
-            stop_when_case_closes(self.runner, self._viewer, case)
-        return worker
+        return self.runner.start_on_case(
+            self._viewer, case, task, lambda found: self._show_suggestions(found, layer, case),
+            f"Suggestions ({source})")
 
     def _show_suggestions(self, suggestions: list[dict], layer, case: tuple) -> str | None:
         """The points and the list; nothing when the Case section shows another case now

@@ -160,6 +160,25 @@ class TaskRunner(QObject):
         worker.start()
         return worker
 
+    def start_on_case(self, viewer, case: tuple, make_generator: Callable[[], Generator],
+                      on_done: Callable, label: str) -> GeneratorWorker | None:
+        """`start` for a task that reads one case, stopped once that case closes
+        (`stop_when_case_closes`).
+
+        Parameters
+        ----------
+        viewer : napari.Viewer
+            Whose layers hold the case.
+        case : tuple
+            `layers.case_token` of the images the task reads.
+        make_generator, on_done, label
+            As for `start`.
+        """
+        worker = self.start(make_generator, on_done, label)
+        if worker is not None:
+            stop_when_case_closes(self, viewer, case)
+        return worker
+
     def cancel(self, why: str = "cancelled") -> None:
         """Ask the running task to stop at its next progress report; its status line then
         says ``why`` ("<label>: cancelled, nothing changed")."""
@@ -284,7 +303,7 @@ def stop_when_case_closes(runner: TaskRunner, viewer, case: tuple) -> None:
     Parameters
     ----------
     runner : TaskRunner
-        Running the task (call right after its `TaskRunner.start` succeeded).
+        Running the task (`TaskRunner.start_on_case` calls this as it starts).
     viewer : napari.Viewer
         Whose layer removals are watched.
     case : tuple
