@@ -50,6 +50,40 @@ def test_discovery_layouts_and_skips(cohort, tmp_path):
     assert [c.case_id for c in found] == ["brain7"] and skipped[0][0] == "brain8"
 
 
+def _write_bids_scans(case_folder, anat, prefix, seed):
+    """A generated case's four scans under BIDS names in ``anat``."""
+    write_case(generate_case(seed, spacing=4.0), case_folder, "c")
+    anat.mkdir(parents=True, exist_ok=True)
+    for ours, bids in (("t1", "T1w"), ("t1ce", "ce-gadolinium_T1w"), ("t2", "T2w"),
+                       ("flair", "FLAIR")):
+        (case_folder / f"c_{ours}.nii.gz").rename(anat / f"{prefix}_{bids}.nii.gz")
+    (case_folder / "c_seg.nii.gz").unlink()
+
+
+def test_a_bids_dataset_is_a_cohort_of_subjects_and_sessions(model, tmp_path):
+    """`batch` found no case in a BIDS dataset: its scans lie in sub-XX/[ses-YY/]anat/."""
+    root = tmp_path / "bids"
+    root.mkdir()
+    (root / "dataset_description.json").write_text('{"Name": "t", "BIDSVersion": "1.9.0"}')
+    _write_bids_scans(root / "sub-01", root / "sub-01" / "anat", "sub-01", 61)
+    (root / "sub-01" / "anat" / "sub-01_T1w_defacemask.nii.gz").write_bytes(b"")
+    _write_bids_scans(root / "sub-02" / "ses-01", root / "sub-02" / "ses-01" / "anat",
+                      "sub-02_ses-01", 62)
+    (root / "sub-02" / "ses-02" / "anat").mkdir(parents=True)
+    (root / "sub-02" / "ses-02" / "anat" / "sub-02_ses-02_T1w.nii.gz").write_bytes(b"")
+    (root / "derivatives" / "seg" / "sub-01").mkdir(parents=True)
+    cases, skipped = discover_cases(root)
+    assert [c.case_id for c in cases] == ["sub-01", "sub-02_ses-01"]
+    assert [p.name for p in cases[0].images] == [
+        "sub-01_T1w.nii.gz", "sub-01_ce-gadolinium_T1w.nii.gz", "sub-01_T2w.nii.gz",
+        "sub-01_FLAIR.nii.gz"]
+    assert skipped == [("sub-02_ses-02", "missing contrast(s) T1ce, T2, FLAIR")]
+    report = run_to_end(run_batch(root, tmp_path / "out", model=model, scheduler="serial",
+                                  samples=2))
+    assert sorted(report.computed) == ["sub-01", "sub-02_ses-01"]
+    assert (tmp_path / "out" / "sub-02_ses-01" / "summary.json").is_file()
+
+
 def test_priority_combines_uncertainty_topology_and_volume():
     def summary(name, epistemic, volume, errors=0):
         return {"case_id": name, "epistemic_foreground": epistemic,

@@ -35,7 +35,8 @@ def add_cohort_commands(commands) -> None:
     """Register ``batch``."""
     batch = commands.add_parser("batch", help="segment, estimate uncertainty and check "
                                               "topology over a cohort; rank cases for review")
-    batch.add_argument("input_dir", help="cases: one folder each, or nnU-Net style files")
+    batch.add_argument("input_dir",
+                       help="cases: one folder each, nnU-Net style files or a BIDS dataset")
     batch.add_argument("output_dir", help="results: one folder per case, triage.csv/json")
     batch.add_argument("--scheduler", help="Dask scheduler address (tcp://HOST:PORT); "
                                            "'serial' for no Dask; default a local cluster")
