@@ -1,18 +1,23 @@
-"""The loaded case: which layers are the input contrasts, and are they consistent.
+"""The loaded case: which layers are the input contrasts, are they consistent, and
+their layers resampled onto one grid when they are not.
 
-Pure logic over layer descriptions (name, shape, spacing): the dock shows
-the result, tests call it directly.
+Pure logic over layer descriptions (name, shape, spacing, affine) and arrays:
+the dock shows the result, tests call it directly.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from napari_medseg.contrasts import BRATS_CONTRASTS, match_contrasts
+from napari_medseg.layers import METADATA_KEY, LayerDataTuple
+from napari_medseg.progress import Progress, ProgressGenerator
 
 SPACING_TOLERANCE_MM = 1e-3
+RESAMPLE_HINT = "press 'Resample onto one grid' below"
 
 
 @dataclass(frozen=True)
@@ -22,16 +27,17 @@ class ImageDescription:
     name: str
     shape: tuple[int, ...]
     spacing: tuple[float, ...]
+    affine: np.ndarray | None = None  # voxel (x, y, z) to RAS+ mm; None: not known
 
     @property
     def shape_text(self) -> str:
         """``'106 x 127 x 102'``."""
-        return " \u00d7 ".join(str(n) for n in self.shape)
+        return "\u2009\u00d7\u2009".join(str(n) for n in self.shape)
 
     @property
     def spacing_text(self) -> str:
         """``'1.5 x 1.5 x 1.5'`` (mm)."""
-        return " \u00d7 ".join(f"{s:.3g}" for s in self.spacing)
+        return "\u2009\u00d7\u2009".join(f"{s:.3g}" for s in self.spacing)
 
 
 def auto_assign(layer_names: Sequence[str], contrasts: Sequence[str] = BRATS_CONTRASTS,
@@ -64,7 +70,8 @@ def check_case(assignment: Mapping[str, ImageDescription | None]) -> list[str]:
     """Warnings about an assignment of layers to contrasts; empty when usable.
 
     Checks that every contrast has a layer, each layer is used once, is 3D,
-    and that all share shape and spacing.
+    and that all share one voxel grid: shape, spacing and placement (two
+    files of one shape and spacing stored RAS and LPS hold mirrored voxels).
 
     Parameters
     ----------
@@ -85,10 +92,110 @@ def check_case(assignment: Mapping[str, ImageDescription | None]) -> list[str]:
     volumes = {c: layer for c, layer in chosen.items() if len(layer.shape) == 3}
     if len({layer.shape for layer in volumes.values()}) > 1:
         detail = ", ".join(f"{c} {layer.shape_text}" for c, layer in volumes.items())
-        warnings.append(f"Contrasts disagree in shape ({detail}): resample them to one grid")
+        warnings.append(f"Contrasts disagree in shape ({detail}): {RESAMPLE_HINT}")
     spacings = [np.asarray(layer.spacing[-3:], dtype=float) for layer in volumes.values()]
     if spacings and any(not np.allclose(s, spacings[0], atol=SPACING_TOLERANCE_MM, rtol=0)
                         for s in spacings):
         detail = ", ".join(f"{c} {layer.spacing_text} mm" for c, layer in volumes.items())
-        warnings.append(f"Contrasts disagree in spacing ({detail}): resample them to one grid")
+        warnings.append(f"Contrasts disagree in spacing ({detail}): {RESAMPLE_HINT}")
+    elif len({layer.shape for layer in volumes.values()}) == 1:
+        warnings += _placement_warnings(volumes)
     return warnings
+
+
+def _placement_warnings(volumes: Mapping[str, ImageDescription]) -> list[str]:
+    """One warning when layers of one shape and spacing are placed differently."""
+    from napari_medseg.io import orientation_code
+
+    known = {c: layer.affine for c, layer in volumes.items() if layer.affine is not None}
+    first = next(iter(known.values()), None)
+    if first is None or all(np.allclose(a, first, atol=SPACING_TOLERANCE_MM, rtol=0)
+                            for a in known.values()):
+        return []
+    groups: list[tuple[list[str], np.ndarray]] = []  # contrasts sharing one placement
+    for contrast, affine in known.items():
+        group = next((g for g in groups if np.allclose(g[1], affine, atol=SPACING_TOLERANCE_MM,
+                                                       rtol=0)), None)
+        if group is None:
+            groups.append(([contrast], affine))
+        else:
+            group[0].append(contrast)
+    detail = "; ".join(f"{', '.join(names)} {orientation_code(a)} at ("
+                       + ", ".join(f"{v:.1f}" for v in np.asarray(a)[:3, 3]) + ") mm"
+                       for names, a in groups)
+    return [f"Contrasts lie on different grids ({detail}): {RESAMPLE_HINT}"]
+
+
+def grids_disagree(assignment: Mapping[str, ImageDescription | None]) -> bool:
+    """Whether every contrast has its own 3D layer and only their grids disagree (what
+    resampling them onto one grid fixes; see `napari_medseg.io.on_one_grid`).
+
+    Parameters
+    ----------
+    assignment : mapping of str to ImageDescription or None
+        As for `check_case`.
+    """
+    chosen = list(assignment.values())
+    if any(layer is None or len(layer.shape) != 3 or layer.affine is None for layer in chosen):
+        return False
+    if len({layer.name for layer in chosen}) != len(chosen):
+        return False
+    from napari_medseg.io import same_grid
+
+    first = chosen[0]
+    return not all(same_grid(first.affine, first.shape, layer.affine, layer.shape)
+                   for layer in chosen)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One contrast's voxels and geometry, read from its layer on the GUI thread."""
+
+    data: Any
+    affine: np.ndarray
+    name: str
+    source_paths: tuple[str, ...] = ()
+    visible: bool = True
+
+
+def resampled_layers(scans: Mapping[str, Scan]) -> ProgressGenerator[dict[str, LayerDataTuple]]:
+    """Image layers for the contrasts not on the finest grid among ``scans``, resampled
+    onto it (`napari_medseg.io.onto_grid`), each named ``'<layer> resampled'``.
+
+    Parameters
+    ----------
+    scans : mapping of str to Scan
+        The case's contrasts.
+
+    Yields
+    ------
+    Progress
+        One report per contrast resampled.
+
+    Returns
+    -------
+    dict
+        ``{contrast: napari layer-data tuple}`` for the contrasts resampled.
+    """
+    from napari_medseg.io import Volume, finest_grid, onto_grid, same_grid
+    from napari_medseg.layers import volume_layers
+
+    names = list(scans)
+    target = scans[names[finest_grid([scans[c].affine for c in names])]]
+    shape = tuple(int(n) for n in np.shape(target.data))
+    moved = [c for c in names if not same_grid(scans[c].affine, np.shape(scans[c].data),
+                                               target.affine, shape)]
+    layers: dict[str, LayerDataTuple] = {}
+    for done, contrast in enumerate(moved):
+        scan = scans[contrast]
+        yield Progress(done, len(moved), f"Resampling {scan.name} onto {target.name}'s grid")
+        voxels = onto_grid(scan.data, scan.affine, target.affine, shape)
+        volume = Volume(data=voxels[None], affine=target.affine,
+                        channel_names=(f"{scan.name} resampled",),
+                        source_paths=scan.source_paths)
+        data, kwargs, kind = volume_layers(volume)[0]
+        kwargs["visible"] = scan.visible
+        kwargs["metadata"][METADATA_KEY]["contrast"] = contrast
+        kwargs["metadata"][METADATA_KEY]["resampled_from"] = scan.name
+        layers[contrast] = (data, kwargs, kind)
+    return layers

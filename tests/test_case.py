@@ -64,7 +64,7 @@ def test_check_case_ok_and_each_problem():
     missing = {**good, "T2": None}
     assert any("No layer for T2" in w for w in check_case(missing))
     shapes = {**good, "FLAIR": _layer("FLAIR", shape=(10, 12, 15))}
-    assert any("disagree in shape" in w and "FLAIR 10 \u00d7 12 \u00d7 15" in w
+    assert any("disagree in shape" in w and "FLAIR 10\u2009\u00d7\u200912\u2009\u00d7\u200915" in w
                for w in check_case(shapes))
     spacing = {**good, "T1": _layer("T1", spacing=(3.0, 1.0, 1.0))}
     assert any("disagree in spacing" in w for w in check_case(spacing))

@@ -605,3 +605,37 @@ def test_closing_napari_while_a_task_runs_exits_cleanly():
     assert result.stdout.split() == ["running", "at", "close:", "True"]
     assert "RuntimeError" not in result.stderr and "Traceback" not in result.stderr, \
         result.stderr[-2000:]
+
+
+def test_contrasts_stored_lps_and_ras_are_refused_until_resampled_onto_one_grid(
+        make_napari_viewer, qtbot, small_case, tmp_path):
+    """A FLAIR stored LPS beside RAS scans of one shape and spacing showed as ready: the
+    model would have read mirrored voxels. Now the table says so, and the button puts
+    it on the others' grid (exactly: the grids share voxels)."""
+    import nibabel as nib
+
+    from tests.test_regrid import _stored_lps
+
+    write_case(small_case, tmp_path, "c")
+    images, _ = case_files(tmp_path, "c")
+    mixed = [*images[:3], _stored_lps(images[3], tmp_path / "c_flair_lps.nii.gz")]
+    viewer = make_napari_viewer()
+    section = _dock(viewer).case_section
+    with qtbot.waitSignal(section.opener.runner.settled, timeout=30_000):
+        section.opener.open_paths([str(p) for p in mixed])
+    warnings = section.warnings()
+    assert len(warnings) == 1 and "lie on different grids" in warnings[0]
+    assert "T1, T1ce, T2 RAS at" in warnings[0] and "; FLAIR LPS at" in warnings[0]
+    assert section.resample_button.isVisibleTo(section)
+    original = viewer.layers[section.assignment()["FLAIR"]]
+    with qtbot.waitSignal(section.opener.runner.settled, timeout=30_000):
+        section.resample_button.click()
+    assert section.warnings() == [] and not section.resample_button.isVisibleTo(section)
+    resampled = viewer.layers[section.assignment()["FLAIR"]]
+    assert resampled.name == f"{original.name} resampled" and not original.visible
+    row = section.contrasts.index("FLAIR")
+    assert section._table.cellWidget(row, 1).toolTip() == resampled.name  # if it is elided
+    ras_flair = np.asarray(nib.load(str(images[3])).dataobj).transpose(2, 1, 0)
+    np.testing.assert_array_equal(resampled.data, ras_flair)
+    t1 = viewer.layers[section.assignment()["T1"]]
+    np.testing.assert_allclose(resampled.affine.affine_matrix, t1.affine.affine_matrix)

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from napari.utils.notifications import show_info
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
-    QAbstractItemView, QComboBox, QHeaderView, QLabel, QTableWidget, QTableWidgetItem,
-    QVBoxLayout, QWidget)
+    QAbstractItemView, QHeaderView, QLabel, QPushButton, QTableWidget,
+    QTableWidgetItem, QVBoxLayout, QWidget)
 
 from napari_medseg._qt.case_open import CaseOpener
-from napari_medseg._qt.fit import fit_rows
-from napari_medseg.case import ImageDescription, auto_assign, check_case
+from napari_medseg._qt.fit import ElidingComboBox, fit_rows
+from napari_medseg.case import ImageDescription, auto_assign, check_case, grids_disagree
 from napari_medseg.contrasts import BRATS_CONTRASTS, match_contrasts
 from napari_medseg.io import spacing_from_affine
 from napari_medseg.layers import affine_of_layer
@@ -21,10 +22,10 @@ _ROW_HEIGHT = 27
 
 
 def describe_layer(layer) -> ImageDescription:
-    """Name, shape and spacing of a napari Image layer."""
+    """Name, shape, spacing and affine of a napari Image layer."""
     affine = affine_of_layer(layer.metadata, tuple(layer.scale))
     return ImageDescription(layer.name, tuple(int(n) for n in layer.data.shape),
-                            spacing_from_affine(affine))
+                            spacing_from_affine(affine), affine)
 
 
 class CaseSection(QWidget):
@@ -32,8 +33,9 @@ class CaseSection(QWidget):
 
     Layers are matched by name when they appear (``*_t1ce*`` -> T1ce); a
     layer the user picks for a contrast stays picked while it exists.
-    Warnings say when a contrast is missing or the contrasts disagree in
-    shape or spacing.
+    Warnings say when a contrast is missing or the contrasts lie on different
+    grids; then *Resample onto one grid* adds them resampled onto the finest
+    grid among them (the originals stay, hidden) and picks those.
     """
 
     assignment_changed = Signal()
@@ -56,10 +58,17 @@ class CaseSection(QWidget):
         self._table.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self._status = QLabel()
         self._status.setWordWrap(True)
+        self.resample_button = QPushButton("Resample onto one grid")
+        self.resample_button.setToolTip(
+            "Put the contrasts on the finest grid among them, through each file's affine "
+            "(exact when only axis order or flips differ, else linear): new layers, the "
+            "originals kept, hidden")
+        self.resample_button.clicked.connect(lambda: self.resample_onto_one_grid())
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._table)
         layout.addWidget(self._status)
+        layout.addWidget(self.resample_button)
         self.opener = CaseOpener(viewer, self._image_layers)
         self.opener.images_added.connect(self.show_case)
         layout.addWidget(self.opener)
@@ -111,9 +120,49 @@ class CaseSection(QWidget):
 
     def warnings(self) -> list[str]:
         """What is wrong with the current assignment (empty when usable)."""
+        return check_case(self._descriptions())
+
+    def resample_onto_one_grid(self):
+        """Resample the contrasts not on the finest grid among them in a worker, add them
+        as layers and pick them (`napari_medseg.case.resampled_layers`); returns the
+        worker (None when the grids agree or a task runs)."""
+        from napari_medseg.case import Scan, resampled_layers
+        from napari_medseg.layers import METADATA_KEY, affine_of_layer, case_token
+
+        if not grids_disagree(self._descriptions()):
+            return None
         layers = self.assigned_layers()
-        return check_case({c: describe_layer(layer) if layer is not None else None
-                           for c, layer in layers.items()})
+        scans = {c: Scan(layer.data, affine_of_layer(layer.metadata, tuple(layer.scale)),
+                         layer.name, tuple(layer.metadata.get(METADATA_KEY, {}).get(
+                             "source_paths", ())), layer.visible)
+                 for c, layer in layers.items()}
+        case = case_token(layers)
+        worker = self.opener.runner.start_on_case(
+            self._viewer, case, lambda: resampled_layers(scans),
+            lambda new: self._add_resampled(new, layers, case), "Resampling onto one grid")
+        self.opener.refresh()
+        return worker
+
+    def _add_resampled(self, new: dict, originals: dict, case: tuple):
+        """Add each resampled layer, one per turn, pick it for its contrast and hide its
+        original (nothing when the case was closed meanwhile)."""
+        from napari_medseg._qt.worker import CASE_CLOSED, add_layers_stepwise
+        from napari_medseg.layers import case_open
+
+        if not case_open(case, self._viewer.layers):
+            return f"Resampling: {CASE_CLOSED}, nothing added"
+        for contrast, layer in zip(new, add_layers_stepwise(self._viewer, new.values())):
+            self._manual[contrast] = layer.name
+            originals[contrast].visible = False
+            yield layer
+        self.refresh()
+        message = f"Resampled {', '.join(new)} onto one grid (the originals are kept, hidden)"
+        show_info(message)
+        return message
+
+    def _descriptions(self) -> dict[str, ImageDescription | None]:
+        return {c: describe_layer(layer) if layer is not None else None
+                for c, layer in self.assigned_layers().items()}
 
     def set_layer_for(self, contrast: str, layer_name: str | None) -> None:
         """Pick a layer for a contrast, as the user does in the table.
@@ -180,7 +229,7 @@ class CaseSection(QWidget):
         self._table.setItem(row, 0, QTableWidgetItem(contrast))
         combo = self._table.cellWidget(row, 1)
         if combo is None:  # one combo per row, reused: replacing them left stale widgets
-            combo = QComboBox()
+            combo = ElidingComboBox()
             combo.currentTextChanged.connect(lambda text, r=row: self._on_pick(
                 self._contrasts[r], text))
             self._table.setCellWidget(row, 1, combo)
@@ -188,6 +237,7 @@ class CaseSection(QWidget):
         combo.clear()
         combo.addItems([NO_LAYER, *names])
         combo.setCurrentText(layer.name if layer is not None else NO_LAYER)
+        combo.setToolTip(combo.currentText())
         combo.blockSignals(False)
         description = describe_layer(layer) if layer is not None else None
         shape, spacing = (description.shape_text, description.spacing_text) if description \
@@ -200,6 +250,7 @@ class CaseSection(QWidget):
         self.refresh()
 
     def _show_status(self) -> None:
+        self.resample_button.setVisible(grids_disagree(self._descriptions()))
         warnings = self.warnings()
         if warnings:
             self._status.setStyleSheet("color: #ff8a65;")

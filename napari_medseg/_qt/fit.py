@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import QComboBox, QLabel, QListWidget, QTableWidget, QWidget
+from qtpy.QtWidgets import (
+    QComboBox, QLabel, QListWidget, QStyle, QStyleOptionComboBox, QStylePainter, QTableWidget,
+    QWidget)
 
 #: characters a combo box is sized for; its list still shows whole names
 COMBO_CHARACTERS = 14
@@ -130,3 +132,26 @@ class WrappingList(QListWidget):
         super().resizeEvent(event)
         if event.size().width() != event.oldSize().width():
             self._fit_height()  # a narrower dock wraps into more lines
+
+
+class ElidingComboBox(QComboBox):
+    """A combo box that shows a name too long for it with an ellipsis in the middle
+    (``T1 (Bra…-002)``: its start and end, which tell cases apart) instead of
+    cutting its end off unmarked; the whole name is its tooltip and in its list."""
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        option.currentText = self.shown_text()
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+
+    def shown_text(self) -> str:
+        """The text as painted (elided when the box is too narrow for it)."""
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        field = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                            QStyle.SubControl.SC_ComboBoxEditField, self)
+        return self.fontMetrics().elidedText(self.currentText(), Qt.TextElideMode.ElideMiddle,
+                                             field.width())

@@ -15,7 +15,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     report = run_to_end(run_batch(args.input_dir, args.output_dir, model=args.model,
                                   scheduler=args.scheduler, workers=args.workers,
                                   method=args.method, samples=args.samples, device=args.device,
-                                  precision=args.precision),
+                                  precision=args.precision, resample=args.resample),
                         progress_printer("batch"))
     for name, reason in report.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)
@@ -48,4 +48,7 @@ def add_cohort_commands(commands) -> None:
     batch.add_argument("--samples", type=positive_int, default=4, help="samples per fold (4)")
     add_device(batch, "the model in each worker")
     add_precision(batch)
+    batch.add_argument("--resample", action="store_true",
+                       help="a case's contrasts on different grids: resample them onto its "
+                            "finest one (default: the case fails, with the reason)")
     batch.set_defaults(run=cmd_batch)

@@ -57,7 +57,8 @@ def add_precision(parser: argparse.ArgumentParser) -> None:
 
 def add_contrasts(parser: argparse.ArgumentParser) -> None:
     """``--contrasts``: name the channels of the images (a 4D file's are otherwise
-    numbered) for `read_case`.
+    numbered), and ``--resample``: put files on other grids onto the finest one; both
+    for `read_case`.
 
     Parameters
     ----------
@@ -67,6 +68,9 @@ def add_contrasts(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--contrasts", nargs="+", metavar="NAME",
                         help="contrast of each channel, in order (for example FLAIR T1 T1ce T2 "
                              "for a 4D file stored so); default: from the file names")
+    parser.add_argument("--resample", action="store_true",
+                        help="contrasts on different grids (shape, spacing, orientation): "
+                             "resample them onto the finest one (default: refuse them)")
 
 
 def read_case(args: argparse.Namespace, stored_types: bool = False):
@@ -75,7 +79,8 @@ def read_case(args: argparse.Namespace, stored_types: bool = False):
     read the voxels only through `inference.prepare_input`: half the memory)."""
     from napari_medseg.io import read_volume
 
-    return read_volume(args.images, args.contrasts, keep_integers=stored_types)
+    return read_volume(args.images, args.contrasts, keep_integers=stored_types,
+                       resample=args.resample)
 
 
 def add_mirroring(parser: argparse.ArgumentParser) -> None:

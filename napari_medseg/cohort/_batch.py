@@ -119,8 +119,8 @@ def _run_dask(todo, task_args, scheduler, workers):
 
 def run_batch(input_dir: str | Path, output_dir: str | Path, model: str = "brats_unet",
               scheduler: str | None = None, workers: int = 2, method: str = "auto",
-              samples: int = 4, device: str = "auto", precision: str = "auto"
-              ) -> Generator[Progress, None, BatchReport]:
+              samples: int = 4, device: str = "auto", precision: str = "auto",
+              resample: bool = False) -> Generator[Progress, None, BatchReport]:
     """Process every case of ``input_dir`` not yet done; yields progress, returns the report.
 
     Parameters
@@ -134,6 +134,9 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, model: str = "brats
         else the address of a running Dask scheduler.
     method, samples, device, precision :
         Uncertainty settings (see `process_case`).
+    resample : bool
+        Put a case's contrasts on different grids onto its finest one (else the case
+        fails with the reason).
     """
     from napari_medseg.models import read_spec
     from napari_medseg.models.device import check_precision
@@ -153,7 +156,7 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, model: str = "brats
     resumed = tuple(c.case_id for c in cases if is_done(output_dir, c.case_id))
     todo = [c for c in cases if c.case_id not in resumed]
     threads = 1 if scheduler != "serial" else None
-    task_args = (str(output_dir), model, method, samples, device, threads, precision)
+    task_args = (str(output_dir), model, method, samples, device, threads, precision, resample)
     runner = _run_serial(todo, task_args) if scheduler == "serial" else \
         _run_dask(todo, task_args, scheduler, workers)
     computed, failed = [], []

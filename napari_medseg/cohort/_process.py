@@ -75,7 +75,8 @@ def _topology_summary(labels: np.ndarray, affine: np.ndarray, spec) -> dict:
 
 def process_case(case: CaseInput, output_dir: str | Path, model_name: str = "brats_unet",
                  method: str = "auto", samples: int = 4, device: str = "auto",
-                 threads: int | None = None, precision: str = "auto") -> dict:
+                 threads: int | None = None, precision: str = "auto",
+                 resample: bool = False) -> dict:
     """Segment ``case``, estimate uncertainty, check topology; write outputs; return the summary.
 
     Parameters
@@ -94,6 +95,8 @@ def process_case(case: CaseInput, output_dir: str | Path, model_name: str = "bra
         Torch CPU threads in this worker.
     precision : str
         The network's arithmetic (see `inference.predict`; ``auto`` by default).
+    resample : bool
+        Contrasts on different grids go onto the finest one (`io.on_one_grid`).
     """
     import torch
 
@@ -105,7 +108,7 @@ def process_case(case: CaseInput, output_dir: str | Path, model_name: str = "bra
         torch.set_num_threads(threads)
     started = time.perf_counter()
     model = worker_model(model_name)
-    volume = read_volume(list(case.images))
+    volume = read_volume(list(case.images), resample=resample)
     result = run_to_end(estimate_uncertainty(model, volume, method, samples, device=device,
                                              precision=precision))
     folder = case_folder(output_dir, case.case_id)

@@ -81,7 +81,7 @@ def load_review_case(output_dir: str | Path, case_id: str) -> ReviewCase:
 
     folder = Path(output_dir) / case_id
     summary = json.loads((folder / "summary.json").read_bytes())
-    volume = read_volume(summary["images"])
+    volume = read_volume(summary["images"], resample=True)  # as batch --resample read them
     segmentation = read_labels(folder / "seg.nii.gz")
     epistemic = read_volume(folder / "epistemic.nii.gz").data[0]
     topology = json.loads((folder / "topology.json").read_bytes())

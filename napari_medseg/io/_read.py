@@ -14,6 +14,7 @@ from napari_medseg.errors import InputError, describe
 from napari_medseg.io._names import image_stem
 from napari_medseg.io._itk import is_itk_file, read_dicom_series, read_itk_file
 from napari_medseg.io._nifti import is_nifti, read_nifti_array
+from napari_medseg.io._regrid import on_one_grid
 from napari_medseg.io._volume import LabelMap, Volume, orientation_code, same_grid
 from napari_medseg.io._zarr import is_zarr, read_zarr_lazy
 
@@ -140,7 +141,7 @@ def _read_one(path: Path, keep_integers: bool = False) -> Volume:
 
 def read_volume(paths: PathLike | Sequence[PathLike],
                 channel_names: Sequence[str] | None = None,
-                keep_integers: bool = False) -> Volume:
+                keep_integers: bool = False, resample: bool = False) -> Volume:
     """Read one or several files into one multi-contrast `Volume`.
 
     Parameters
@@ -148,7 +149,7 @@ def read_volume(paths: PathLike | Sequence[PathLike],
     paths : path-like or sequence of path-like
         NIfTI (3D or 4D), NRRD, MHA/MHD, zarr stores or DICOM series folders.
         Several files become channels, in the given order; they must share
-        shape and geometry.
+        shape and geometry (or see ``resample``).
     channel_names : sequence of str, optional
         Names for the channels; by default guessed from the file names
         (``*_t1ce.nii.gz`` becomes ``T1ce``).
@@ -157,6 +158,9 @@ def read_volume(paths: PathLike | Sequence[PathLike],
         for display: half the memory of float32 and no conversion, values exact.
         A model's input is cast to float32 one contrast at a time
         (`inference.prepare_input`).
+    resample : bool
+        Put files on other grids onto the finest one (`io.on_one_grid`) instead of
+        refusing them; the volume then has that file's geometry.
 
     Returns
     -------
@@ -180,6 +184,8 @@ def read_volume(paths: PathLike | Sequence[PathLike],
     if not path_list:
         raise InputError("no input files given: pass one file per contrast")
     volumes = each_path(functools.partial(_read_one, keep_integers=keep_integers), path_list)
+    if resample and len(volumes) > 1:
+        volumes = on_one_grid(volumes)
     first = volumes[0]
     for other in volumes[1:]:
         if not same_grid(first.affine, first.shape, other.affine, other.shape):
@@ -187,7 +193,8 @@ def read_volume(paths: PathLike | Sequence[PathLike],
                 other.source_paths[0],
                 f"{_grid_difference(other, first)} does not match {first.source_paths[0]} "
                 f"({_grid_difference(first, other)})",
-                "All contrasts of a case must share one voxel grid; resample them first"))
+                "All contrasts of a case must share one voxel grid: pass --resample to put "
+                "them on the finest one, or resample them first"))
     data = _stack([volume.data for volume in volumes])
     names = tuple(name for volume in volumes for name in volume.channel_names)
     if channel_names is not None:
@@ -233,10 +240,10 @@ def _stack(arrays: list) -> object:
 
 
 def _grid_difference(volume: Volume, other: Volume) -> str:
-    """What differs between two grids, in words: shape, spacing, else origin or axes."""
+    """What differs between two grids, in words: shape, spacing, else axes or origin."""
     if volume.shape != other.shape or not np.allclose(volume.spacing, other.spacing, atol=1e-3):
         return f"shape {volume.shape} spacing {_fmt(volume.spacing)}"
-    if not np.allclose(volume.affine[:3, 3], other.affine[:3, 3], atol=1e-3):
+    if np.allclose(volume.affine[:3, :3], other.affine[:3, :3], atol=1e-3):
         return f"origin {_fmt(volume.affine[:3, 3])} mm"
     axes = _fmt(volume.affine[:3, :3].ravel())
     return f"axis directions {orientation_code(volume.affine)} {axes}"
