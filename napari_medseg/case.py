@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from napari_medseg.contrasts import BRATS_CONTRASTS, match_contrasts
-from napari_medseg.layers import METADATA_KEY, LayerDataTuple
+from napari_medseg.io import Volume, finest_grid, onto_grid, orientation_code, same_grid
+from napari_medseg.layers import METADATA_KEY, LayerDataTuple, volume_layers
 from napari_medseg.progress import Progress, ProgressGenerator
 
 SPACING_TOLERANCE_MM = 1e-3
@@ -105,21 +106,16 @@ def check_case(assignment: Mapping[str, ImageDescription | None]) -> list[str]:
 
 def _placement_warnings(volumes: Mapping[str, ImageDescription]) -> list[str]:
     """One warning when layers of one shape and spacing are placed differently."""
-    from napari_medseg.io import orientation_code
-
-    known = {c: layer.affine for c, layer in volumes.items() if layer.affine is not None}
-    first = next(iter(known.values()), None)
-    if first is None or all(np.allclose(a, first, atol=SPACING_TOLERANCE_MM, rtol=0)
-                            for a in known.values()):
-        return []
     groups: list[tuple[list[str], np.ndarray]] = []  # contrasts sharing one placement
-    for contrast, affine in known.items():
+    for contrast, affine in ((c, v.affine) for c, v in volumes.items() if v.affine is not None):
         group = next((g for g in groups if np.allclose(g[1], affine, atol=SPACING_TOLERANCE_MM,
                                                        rtol=0)), None)
         if group is None:
             groups.append(([contrast], affine))
         else:
             group[0].append(contrast)
+    if len(groups) < 2:
+        return []
     detail = "; ".join(f"{', '.join(names)} {orientation_code(a)} at ("
                        + ", ".join(f"{v:.1f}" for v in np.asarray(a)[:3, 3]) + ") mm"
                        for names, a in groups)
@@ -140,8 +136,6 @@ def grids_disagree(assignment: Mapping[str, ImageDescription | None]) -> bool:
         return False
     if len({layer.name for layer in chosen}) != len(chosen):
         return False
-    from napari_medseg.io import same_grid
-
     first = chosen[0]
     return not all(same_grid(first.affine, first.shape, layer.affine, layer.shape)
                    for layer in chosen)
@@ -177,9 +171,6 @@ def resampled_layers(scans: Mapping[str, Scan]) -> ProgressGenerator[dict[str, L
     dict
         ``{contrast: napari layer-data tuple}`` for the contrasts resampled.
     """
-    from napari_medseg.io import Volume, finest_grid, onto_grid, same_grid
-    from napari_medseg.layers import volume_layers
-
     names = list(scans)
     target = scans[names[finest_grid([scans[c].affine for c in names])]]
     shape = tuple(int(n) for n in np.shape(target.data))
