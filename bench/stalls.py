@@ -11,7 +11,8 @@ exports, and
 the review queue's "Open next" on a two-case batch output, twice (the second
 replaces the first case's layers), and a 240x240x155 case's four files opened
 with the dock's Open menu (replacing the open case, as for the next case to
-annotate), its model run, clicks and suggested clicks, then with napari's File > Open
+annotate), its model run, clicks and suggested clicks, the case again with its
+FLAIR stored LPS and *Resample onto one grid*, then with napari's File > Open
 (one call, beside them). First of
 all, the dock itself opens (Plugins > MedSeg), measured until its letters are
 in and its warm-up (imports in a thread) is done. The
@@ -93,6 +94,19 @@ def _brats_sized_files(folder: Path) -> list[str]:
     return paths
 
 
+def _stored_lps(path: str) -> str:
+    """The same scan with its voxels stored LPS (x and y reversed): one world, another grid."""
+    import nibabel as nib
+
+    image = nib.load(path)
+    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
+    flip[:2, 3] = np.array(image.shape[:2]) - 1
+    out = path.replace("_flair.nii.gz", "_lps_flair.nii.gz")
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[::-1, ::-1], image.affine @ flip,
+                             image.header), out)
+    return out
+
+
 def _batch_output(folder: Path) -> Path:
     from napari_medseg.cohort import run_batch
     from napari_medseg.progress import run_to_end
@@ -136,6 +150,7 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp())
     queue = _batch_output(scratch)  # before the viewer: not part of any measured action
     case_files = _brats_sized_files(scratch / "brats_sized")
+    mixed_files = [*case_files[:3], _stored_lps(case_files[3])]
     from napari_medseg._qt import warmup
 
     viewer = napari.Viewer(show=True)
@@ -228,6 +243,12 @@ def main() -> None:
     export.case_edit.setText("case9100")
     stalls["export the 240x240x155 case (nnU-Net v2 dataset: its 4 images and mask)"] = \
         probe.measure(app, export.export, lambda: not export.runner.busy)
+    stalls["open the case with its FLAIR stored LPS (the dock's Open, replacing)"] = \
+        probe.measure(app, lambda: opener.open_paths(mixed_files, replace=True),
+                      lambda: not opener.runner.busy)
+    stalls["resample onto one grid (the FLAIR stored LPS)"] = probe.measure(
+        app, dock.case_section.resample_onto_one_grid, lambda: not opener.runner.busy)
+    assert not dock.case_section.warnings(), dock.case_section.warnings()
     stalls["the same files: napari's File > Open"] = probe.measure(
         app, lambda: viewer.open(case_files, plugin="napari-medseg"), lambda: True)
     rows = [{"action": action, "worst stall (ms)": round(ms),
