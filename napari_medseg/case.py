@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from napari_medseg.contrasts import BRATS_CONTRASTS, match_contrasts
-from napari_medseg.io import Volume, finest_grid, onto_grid, orientation_code, same_grid
+from napari_medseg.io import Volume, grids_to_move, onto_grid, orientation_code, same_grid
 from napari_medseg.layers import METADATA_KEY, LayerDataTuple, volume_layers
 from napari_medseg.progress import Progress, ProgressGenerator
 
@@ -172,12 +172,11 @@ def resampled_layers(scans: Mapping[str, Scan]) -> ProgressGenerator[dict[str, L
         ``{contrast: napari layer-data tuple}`` for the contrasts resampled.
     """
     names = list(scans)
-    target = scans[names[finest_grid([scans[c].affine for c in names])]]
-    shape = tuple(int(n) for n in np.shape(target.data))
-    moved = [c for c in names if not same_grid(scans[c].affine, np.shape(scans[c].data),
-                                               target.affine, shape)]
+    shapes = [tuple(int(n) for n in np.shape(scans[c].data)) for c in names]
+    index, moved = grids_to_move([scans[c].affine for c in names], shapes)
+    target, shape = scans[names[index]], shapes[index]
     layers: dict[str, LayerDataTuple] = {}
-    for done, contrast in enumerate(moved):
+    for done, contrast in enumerate(names[i] for i in moved):
         scan = scans[contrast]
         yield Progress(done, len(moved), f"Resampling {scan.name} onto {target.name}'s grid")
         voxels = onto_grid(scan.data, scan.affine, target.affine, shape)

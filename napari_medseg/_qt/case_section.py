@@ -127,14 +127,15 @@ class CaseSection(QWidget):
         as layers and pick them (`napari_medseg.case.resampled_layers`); returns the
         worker (None when the grids agree or a task runs)."""
         from napari_medseg.case import Scan, resampled_layers
-        from napari_medseg.layers import METADATA_KEY, affine_of_layer, case_token
+        from napari_medseg.layers import METADATA_KEY, case_token
 
-        if not grids_disagree(self._descriptions()):
+        descriptions = self._descriptions()
+        if not grids_disagree(descriptions):
             return None
         layers = self.assigned_layers()
-        scans = {c: Scan(layer.data, affine_of_layer(layer.metadata, tuple(layer.scale)),
-                         layer.name, tuple(layer.metadata.get(METADATA_KEY, {}).get(
-                             "source_paths", ())), layer.visible)
+        scans = {c: Scan(layer.data, descriptions[c].affine, layer.name,
+                         tuple(layer.metadata.get(METADATA_KEY, {}).get("source_paths", ())),
+                         layer.visible)
                  for c, layer in layers.items()}
         case = case_token(layers)
         worker = self.opener.runner.start_on_case(
@@ -250,8 +251,9 @@ class CaseSection(QWidget):
         self.refresh()
 
     def _show_status(self) -> None:
-        self.resample_button.setVisible(grids_disagree(self._descriptions()))
-        warnings = self.warnings()
+        descriptions = self._descriptions()
+        self.resample_button.setVisible(grids_disagree(descriptions))
+        warnings = check_case(descriptions)
         if warnings:
             self._status.setStyleSheet("color: #ff8a65;")
             self._status.setText("\n".join(f"\u26a0 {w}" for w in warnings))

@@ -248,8 +248,8 @@ class ModelSection(QWidget):
         if warnings:
             show_error("Cannot run the model: " + warnings[0])
             return None
-        make_volume = volume_builder(self._case.assigned_layers(), stored_types=True)
-        case = case_token(self._case.assigned_layers())
+        images = self._case.assigned_layers()
+        make_volume, case = volume_builder(images, stored_types=True), case_token(images)
         device = self.device_combo.currentText()
         precision = self.precision_combo.currentText()
         folder, folds = self.current_folder(), self.chosen_folds()

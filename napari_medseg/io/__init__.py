@@ -8,7 +8,8 @@ from napari_medseg.io._atomic import (
     atomic_files, atomic_path, check_writable, finish_interrupted, make_folder)
 from napari_medseg.io._json import json_text
 from napari_medseg.io._mask import as_label_mask
-from napari_medseg.io._regrid import finest_grid, is_exact_copy, on_one_grid, onto_grid
+from napari_medseg.io._regrid import (
+    finest_grid, grids_to_move, is_exact_copy, on_one_grid, onto_grid)
 from napari_medseg.io._read import (
     check_finite, detect_format, each_path, read_labels, read_volume)
 from napari_medseg.io._volume import (
@@ -28,6 +29,7 @@ __all__ = [
     "each_path",
     "finest_grid",
     "finish_interrupted",
+    "grids_to_move",
     "is_exact_copy",
     "json_text",
     "make_folder",

@@ -36,6 +36,28 @@ def finest_grid(affines: Sequence[np.ndarray]) -> int:
     return next(i for i, v in enumerate(volumes) if v <= smallest * (1 + 1e-6))
 
 
+def grids_to_move(affines: Sequence[np.ndarray], shapes: Sequence[tuple[int, ...]]
+                  ) -> tuple[int, list[int]]:
+    """The finest grid (`finest_grid`) and the grids that are not it: what `on_one_grid`
+    resamples.
+
+    Parameters
+    ----------
+    affines : sequence of ndarray of shape (4, 4)
+        Voxel ``(x, y, z)`` to RAS+ mm affines.
+    shapes : sequence of tuple of int
+        The grids' ``(Z, Y, X)``, in the same order.
+
+    Returns
+    -------
+    tuple
+        The target's index, and the indices of the others not on its grid.
+    """
+    target = finest_grid(affines)
+    return target, [i for i, (affine, shape) in enumerate(zip(affines, shapes))
+                    if not same_grid(affine, shape, affines[target], shapes[target])]
+
+
 def _voxel_mapping(affine: np.ndarray, target_affine: np.ndarray) -> np.ndarray:
     """Target ``[z, y, x]`` voxel to source ``[z, y, x]`` voxel, homogeneous 4x4."""
     source_from_world = np.linalg.inv(np.asarray(affine, float))
@@ -102,11 +124,11 @@ def on_one_grid(volumes: Sequence[Volume]) -> tuple[Volume, ...]:
     volumes : sequence of Volume
         One case's contrasts, each file read alone.
     """
-    target = volumes[finest_grid([v.affine for v in volumes])]
+    index, moved = grids_to_move([v.affine for v in volumes], [v.shape for v in volumes])
+    target = volumes[index]
     return tuple(
-        volume if same_grid(volume.affine, volume.shape, target.affine, target.shape) else
         Volume(data=np.stack([onto_grid(channel, volume.affine, target.affine, target.shape)
                               for channel in volume.data]),
                affine=target.affine, channel_names=volume.channel_names,
-               source_paths=volume.source_paths)
-        for volume in volumes)
+               source_paths=volume.source_paths) if i in moved else volume
+        for i, volume in enumerate(volumes))
