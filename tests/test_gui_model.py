@@ -222,3 +222,33 @@ def test_a_run_whose_case_is_replaced_adds_nothing_to_the_next_case(
         assert section.run() is not None  # the section works on: the case now open's labels
     added = [layer for layer in viewer.layers if isinstance(layer, Labels)]
     assert len(added) == 1 and added[0].data.shape == small_case.volume.shape
+
+
+def test_a_rerun_replaces_only_an_unedited_result_under_its_name(dock, qtbot):
+    """Re-running the model does not pile up copies of its result, each holding its
+    probabilities; an edited or renamed result is the user's and stays."""
+    viewer, widget = dock
+    section = widget.model_section
+    section.probabilities_box.setChecked(True)
+
+    def run():
+        assert section.run() is not None
+        with qtbot.waitSignal(section.runner.settled, timeout=120_000):
+            pass
+        return [layer.name for layer in viewer.layers if layer.name.startswith(("tiny", "p("))]
+
+    first = run()
+    first_layer = viewer.layers["tiny segmentation"]
+    assert run() == first  # the same names: the earlier run's layers were removed
+    assert viewer.layers["tiny segmentation"] is not first_layer
+    edited = viewer.layers["tiny segmentation"]
+    edited.data_setitem((np.array([1]), np.array([3]), np.array([5])),  # one odd voxel
+                        np.array([(int(edited.data[1, 3, 5]) + 1) % 4], edited.data.dtype))
+    names = run()
+    assert edited in viewer.layers and "tiny segmentation [1]" in names
+    assert sum(name.startswith("p(") for name in names) == 2 * sum(
+        name.startswith("p(") for name in first)  # the edited result's probabilities stay
+    viewer.layers["tiny segmentation [1]"].name = "kept by the user"
+    run()
+    assert "kept by the user" in viewer.layers and edited in viewer.layers
+    assert "tiny segmentation [1]" in viewer.layers  # the new run's, beside the edited one

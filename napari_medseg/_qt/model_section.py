@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -13,6 +14,8 @@ from qtpy.QtWidgets import (
     QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from napari_medseg.errors import MedsegError
+from napari_medseg.layers import METADATA_KEY
+from napari_medseg._qt.autosave import voxels_checksum
 from napari_medseg._qt.fit import CHARACTERS_PROPERTY, wrappable
 from napari_medseg._qt.worker import CASE_CLOSED, TaskRunner
 
@@ -31,6 +34,36 @@ class RunTime(NamedTuple):
     precision: str = "auto"  # the dock's choice it ran with
 
 
+class RunLayers(NamedTuple):
+    """What one model run added, to replace it when the next run gives the same. The
+    layers are found by the ``run`` key of their metadata: the dock's viewer hands out
+    proxies of them, not the layers themselves."""
+
+    case: tuple  # `case_token` of the images it read
+    name: str  # its segmentation layer's, as napari named it
+    folder: str  # of the model
+    predicted: int  # `voxels_checksum` of the segmentation as the run gave it
+
+    def same_case(self, case: tuple) -> bool:
+        """Whether ``case`` (a `case_token`) holds the images this run read."""
+        return len(case) == len(self.case) and all(
+            old() is not None and old() is new() for old, new in zip(self.case, case))
+
+    def layers(self, viewer, run: str) -> list:
+        """The run's segmentation when unedited under its name, and its probability
+        layers; empty when the segmentation was edited, renamed or removed."""
+        from napari.layers import Labels
+
+        mine = [layer for layer in viewer.layers
+                if layer.metadata.get(METADATA_KEY, {}).get("run") == run]
+        segmentation = [layer for layer in mine if isinstance(layer, Labels)
+                        and layer.name == self.name]
+        if len(segmentation) != 1 or voxels_checksum(segmentation[0]) != self.predicted:
+            return []
+        return segmentation + [layer for layer in mine if layer.name.startswith("p(")
+                               and layer.metadata[METADATA_KEY].get("probability_of")]
+
+
 class ModelSection(QWidget):
     """Model and device pickers, Run/Cancel, progress; results become layers."""
 
@@ -47,6 +80,7 @@ class ModelSection(QWidget):
         self._loaded: dict[tuple, object] = {}  # (folder, folds) -> loaded model
         self._trusted: set[Path] = set()  # folders whose TorchScript the user allowed
         self.last_run: RunTime | None = None
+        self._runs: dict[str, RunLayers] = {}  # what each model run added, by run id
         self.shown_spec = None  # the chosen model's ModelSpec (None: none or unreadable)
         self.model_combo = QComboBox()
         self.model_combo.addItems([*self._folders, OPEN_FOLDER])
@@ -293,9 +327,32 @@ class ModelSection(QWidget):
         kwargs["metadata"][PROBABILITIES_KEY] = kept
         for note in prediction.notes:
             show_info(note)
-        self._viewer.add_labels(data, **kwargs)
+        self._replace_earlier(str(model.folder), case)
+        run = uuid.uuid4().hex
+        kwargs["metadata"][METADATA_KEY]["run"] = run
+        segmentation = self._viewer.add_labels(data, **kwargs)
+        self._runs[run] = RunLayers(case, segmentation.name, str(model.folder),
+                                    voxels_checksum(segmentation))
         if self.probabilities_box.isChecked():
             for array, layer_kwargs, _ in probability_layers(prediction.probabilities,
                                                              volume.affine, spec.labels):
                 yield
+                layer_kwargs["metadata"][METADATA_KEY]["run"] = run
                 self._viewer.add_image(array, **layer_kwargs)
+
+    def _replace_earlier(self, folder: str, case: tuple) -> None:
+        """Remove the results of earlier runs of the same model on the same case that are
+        unedited and still under the name napari gave them, with their probability
+        layers: re-runs do not pile up copies, each holding its probabilities (edit or
+        rename a result to keep it beside the next)."""
+        for run, made in list(self._runs.items()):
+            if made.folder != folder or not made.same_case(case):
+                continue
+            earlier = made.layers(self._viewer, run)
+            if not earlier:
+                continue
+            del self._runs[run]
+            for layer in earlier:
+                self._viewer.layers.remove(layer)
+            show_info(f"Replaced the earlier, unedited '{made.name}' by this run's; edit "
+                      "or rename a result to keep it beside the next run")
