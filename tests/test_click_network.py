@@ -23,14 +23,15 @@ def _ball(shape, centre, radius):
 
 @pytest.fixture(scope="module")
 def sample_and_prediction():
-    """The sample case and the built-in segmentation model's prediction of it."""
+    """The sample case and the built-in segmentation model's prediction of it (its first
+    fold: a third of the ensemble's time, errors of the same kind)."""
     from napari_medseg.inference import predict
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
     from napari_medseg.sample import load_sample_case
 
     case = load_sample_case()
-    prediction = run_to_end(predict(load_model(), case.volume, device="cpu",
+    prediction = run_to_end(predict(load_model(folds=[0]), case.volume, device="cpu",
                                     keep_probabilities=False))
     return case, prediction.labels.astype(np.uint8)
 
@@ -106,13 +107,16 @@ def test_the_click_network_in_bf16_edits_as_in_float32(sample_and_prediction):
     native bf16, about 2.2x faster a click there): the same clicks on the model's mask
     change the same voxels as in float32, up to a few at the edit's rim."""
     from napari_medseg.interactive import robot_click
+    from napari_medseg.models.device import cpu_has_native_bf16
 
     case, predicted = sample_and_prediction
     reference = case.labels.data
     engines = {precision: LearnedEngine(case.volume, device="cpu", precision=precision)
                for precision in ("float32", "bfloat16")}
     assert all(precision in engine.description for precision, engine in engines.items())
-    for value in LABELS:
+    # a CPU without native bf16 emulates it, about 30x slower than float32 (the product's
+    # auto never picks it there): one label's click keeps the suite's time
+    for value in LABELS if cpu_has_native_bf16() else LABELS[:1]:
         click = robot_click(reference == value, predicted == value, case.volume.spacing)
         masks = {}
         for precision, engine in engines.items():
