@@ -61,8 +61,9 @@ def small_case():
 
 
 def make_model_folder(folder, widths=(4, 8), patch=(32, 32, 32), spacing=(3.0, 3.0, 3.0),
-                      n_folds=2, suffix=".safetensors", seed=0):
-    """A real (untrained, tiny) UNet3D model folder with spec and checksums."""
+                      n_folds=2, suffix=".safetensors", seed=0, labels=None):
+    """A real (untrained, tiny) UNet3D model folder with spec and checksums (BraTS's
+    labels unless ``labels`` is given)."""
     import torch
 
     from napari_medseg.labels import BRATS_LABELS, BRATS_REGIONS
@@ -77,7 +78,8 @@ def make_model_folder(folder, widths=(4, 8), patch=(32, 32, 32), spacing=(3.0, 3
         networks.append(UNet3D(**arch))
     spec = ModelSpec(name="tiny", version="0.0.1", architecture={"name": "unet3d", "args": arch},
                      inputs=tuple(InputSpec(c) for c in ("T1", "T1ce", "T2", "FLAIR")),
-                     labels=BRATS_LABELS, regions=BRATS_REGIONS, patch_size=tuple(patch),
+                     labels=labels or BRATS_LABELS, regions=BRATS_REGIONS,
+                     patch_size=tuple(patch),
                      spacing=tuple(spacing), folds=())
     if suffix == ".safetensors":
         save_model(folder, spec, networks, half=False)
@@ -103,6 +105,31 @@ def coarse_model_folder(tmp_path):
     """A tiny model working at 6 mm: few windows, for the coalition-heavy tests."""
     return make_model_folder(tmp_path / "coarse_model", patch=(16, 16, 16),
                              spacing=(6.0, 6.0, 6.0))
+
+
+def _labels_the_click_network_lacks():
+    from dataclasses import replace
+
+    from napari_medseg.labels import BRATS_LABELS
+
+    return tuple(replace(info, name=f"{info.name}*") for info in BRATS_LABELS)
+
+
+@pytest.fixture
+def coarse_model_of_other_labels(tmp_path):
+    """`coarse_model_folder` with labels named otherwise than BraTS's: the click network
+    does not know them, so suggested clicks come from the uncertainty maps (in a second,
+    where the click network's second opinion on the sample takes 8 s on one thread)."""
+    return make_model_folder(tmp_path / "other_labels_model", patch=(16, 16, 16),
+                             spacing=(6.0, 6.0, 6.0), labels=_labels_the_click_network_lacks())
+
+
+@pytest.fixture
+def tiny_model_of_other_labels(tmp_path):
+    """`tiny_model_folder` with labels the click network does not know (see above): the
+    CLI's uncertainty suggestions come from the maps, not a second opinion at 1.5 mm."""
+    return make_model_folder(tmp_path / "other_labels_model",
+                             labels=_labels_the_click_network_lacks())
 
 
 @pytest.fixture

@@ -31,9 +31,10 @@ def test_uncertainty_maps_and_json(tmp_path, small_case, tiny_model_folder, caps
     assert "ECE" in capsys.readouterr().out
 
 
-def test_flips_sample_the_fold_given(tmp_path, small_case, tiny_model_folder):
+def test_flips_sample_the_fold_given(tmp_path, small_case, tiny_model_of_other_labels):
     """``--folds 1 --method tta`` samples fold 1 (what the library gives for that fold
-    alone), not the first fold."""
+    alone), not the first fold. (A model whose labels the click network lacks: the
+    suggestions come from the maps, not a second opinion, which is not the subject.)"""
     from napari_medseg.io import read_volume
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
@@ -46,23 +47,24 @@ def test_flips_sample_the_fold_given(tmp_path, small_case, tiny_model_folder):
         prefix = tmp_path / f"fold{fold}"
         assert main(["uncertainty", *map(str, images), "--method", "tta", "--samples", "2",
                      "-o", str(prefix), "--json", str(prefix) + ".json", "--model",
-                     str(tiny_model_folder), "--device", "cpu", "--folds", fold]) == 0
+                     str(tiny_model_of_other_labels), "--device", "cpu", "--folds", fold]) == 0
         assert json.loads(open(str(prefix) + ".json").read())["model"]["folds"] == 1
         totals[fold] = np.asarray(nib.load(f"{prefix}_total.nii.gz").dataobj).T
     expected = run_to_end(estimate_uncertainty(
-        load_model(tiny_model_folder, folds=[1]), read_volume(images), "tta", 2,
+        load_model(tiny_model_of_other_labels, folds=[1]), read_volume(images), "tta", 2,
         device="cpu")).maps["total"]
     np.testing.assert_allclose(totals["1"], expected, atol=1e-6)
     assert np.abs(totals["0"] - expected).max() > 1e-3  # fold 0's flips differ
 
 
-def test_a_reference_with_no_wrong_voxel_still_writes_standard_json(tmp_path, small_case,
-                                                                   tiny_model_folder, capsys):
+def test_a_reference_with_no_wrong_voxel_still_writes_standard_json(
+        tmp_path, small_case, tiny_model_of_other_labels, capsys):
     """The model's own labels as the reference: no voxel is wrong, so the error-detection
     AUROCs are undefined; the JSON says null (not NaN, which JSON readers refuse)."""
     write_case(small_case, tmp_path, "c")
     images, _ = case_files(tmp_path, "c")
-    common = [*map(str, images), "--model", str(tiny_model_folder), "--device", "cpu"]
+    common = [*map(str, images), "--model", str(tiny_model_of_other_labels),
+              "--device", "cpu"]
     assert main(["predict", *common, "-o", str(tmp_path / "own.nii.gz")]) == 0
     out = tmp_path / "u.json"
     assert main(["uncertainty", *common, "--method", "ensemble", "-o", str(tmp_path / "u"),

@@ -7,7 +7,7 @@ import pytest
 pytestmark = pytest.mark.gui
 
 
-def test_uncertainty_section_end_to_end(sample_dock, qtbot, coarse_model_folder,
+def test_uncertainty_section_end_to_end(sample_dock, qtbot, coarse_model_of_other_labels,
                                        monkeypatch):
     import threading
 
@@ -18,7 +18,7 @@ def test_uncertainty_section_end_to_end(sample_dock, qtbot, coarse_model_folder,
     monkeypatch.setattr(layer_module, "volume_builder", lambda images, **options: (
         lambda build: lambda: (built_in.append(threading.current_thread()), build())[1])(
             original(images, **options)))
-    viewer, dock = sample_dock(coarse_model_folder)
+    viewer, dock = sample_dock(coarse_model_of_other_labels)
     section = dock.uncertainty_section
     section.method_boxes["tta"].setChecked(True)
     section.samples.setValue(2)
@@ -35,6 +35,7 @@ def test_uncertainty_section_end_to_end(sample_dock, qtbot, coarse_model_folder,
     with qtbot.waitSignal(section.runner.settled, timeout=60_000):
         assert section.suggest() is not None  # in a worker: the GUI stays live
     assert len(built_in) > runs and threading.main_thread() not in built_in
+    assert "(uncertainty maps)" in section.status.text()  # labels the click network lacks
     suggestions = section.suggestions
     points = viewer.layers["suggested clicks"]
     assert len(points.data) == len(suggestions) == section.suggestion_list.count() > 0
@@ -85,6 +86,7 @@ def test_one_cases_figures_are_dropped_when_another_case_opens(
     from napari_medseg.sample import case_files, write_case
 
     viewer, dock = sample_dock(coarse_model_folder)
+    dock.model_section.folds_combo.setCurrentIndex(1)  # one fold: half the coalition runs
     uncertainty, explain = dock.uncertainty_section, dock.explain_section
     uncertainty.method_boxes["tta"].setChecked(True)
     uncertainty.method_boxes["mc"].setChecked(False)
@@ -173,7 +175,7 @@ def test_a_run_whose_case_is_replaced_leaves_no_maps_on_the_next_case(
 
 
 def test_suggestions_found_for_a_case_replaced_meanwhile_are_not_shown(
-        sample_dock, qtbot, coarse_model_folder, monkeypatch, hold_after_last_report,
+        sample_dock, qtbot, coarse_model_of_other_labels, monkeypatch, hold_after_last_report,
         replace_case_while):
     """Suggested clicks arriving after the next case opened in their case's place (too late
     to stop them) are dropped: their points would sit on the new case's grid."""
@@ -181,7 +183,7 @@ def test_suggestions_found_for_a_case_replaced_meanwhile_are_not_shown(
     from napari_medseg._qt import uncertainty_section as module
     from napari_medseg._qt import worker
 
-    viewer, dock = sample_dock(coarse_model_folder)
+    viewer, dock = sample_dock(coarse_model_of_other_labels)
     section = dock.uncertainty_section
     section.method_boxes["tta"].setChecked(True)
     section.method_boxes["mc"].setChecked(False)
