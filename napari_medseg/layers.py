@@ -208,8 +208,19 @@ def is_case(token: tuple, images: dict[str, Any]) -> bool:
     images : dict of str to napari Image layer or None
         The case now.
     """
-    arrays = [layer.data for layer in images.values() if layer is not None]
-    return len(arrays) == len(token) and all(ref() is data for ref, data in zip(token, arrays))
+    return same_case(token, case_token(images))
+
+
+def same_case(token: tuple, other: tuple) -> bool:
+    """Whether two `case_token` answers name the same image arrays, in the same order.
+
+    Parameters
+    ----------
+    token, other : tuple
+        What `case_token` gave for each.
+    """
+    return len(token) == len(other) and all(
+        ref() is not None and ref() is later() for ref, later in zip(token, other))
 
 
 def case_open(token: tuple, layers) -> bool:

@@ -44,24 +44,18 @@ class RunLayers(NamedTuple):
     folder: str  # of the model
     predicted: int  # `voxels_checksum` of the segmentation as the run gave it
 
-    def same_case(self, case: tuple) -> bool:
-        """Whether ``case`` (a `case_token`) holds the images this run read."""
-        return len(case) == len(self.case) and all(
-            old() is not None and old() is new() for old, new in zip(self.case, case))
-
-    def layers(self, viewer, run: str) -> list:
-        """The run's segmentation when unedited under its name, and its probability
-        layers; empty when the segmentation was edited, renamed or removed."""
+    def unedited(self, layers: list) -> list:
+        """This run's segmentation and probability layers among ``layers`` (those carrying
+        its run id; a napari duplicate of the segmentation does too) when the segmentation
+        is unedited under its name; else none (edited, renamed or closed: the user's)."""
         from napari.layers import Labels
 
-        mine = [layer for layer in viewer.layers
-                if layer.metadata.get(METADATA_KEY, {}).get("run") == run]
-        segmentation = [layer for layer in mine if isinstance(layer, Labels)
+        segmentation = [layer for layer in layers if isinstance(layer, Labels)
                         and layer.name == self.name]
         if len(segmentation) != 1 or voxels_checksum(segmentation[0]) != self.predicted:
             return []
-        return segmentation + [layer for layer in mine if layer.name.startswith("p(")
-                               and layer.metadata[METADATA_KEY].get("probability_of")]
+        return segmentation + [layer for layer in layers
+                               if layer.metadata[METADATA_KEY].get("probability_of")]
 
 
 class ModelSection(QWidget):
@@ -345,14 +339,18 @@ class ModelSection(QWidget):
         unedited and still under the name napari gave them, with their probability
         layers: re-runs do not pile up copies, each holding its probabilities (edit or
         rename a result to keep it beside the next)."""
+        from napari_medseg.layers import same_case
+
+        by_run: dict[str, list] = {}
+        for layer in self._viewer.layers:
+            by_run.setdefault(layer.metadata.get(METADATA_KEY, {}).get("run"), []).append(layer)
+        self._runs = {run: made for run, made in self._runs.items() if run in by_run}
         for run, made in list(self._runs.items()):
-            if made.folder != folder or not made.same_case(case):
-                continue
-            earlier = made.layers(self._viewer, run)
-            if not earlier:
-                continue
-            del self._runs[run]
-            for layer in earlier:
-                self._viewer.layers.remove(layer)
-            show_info(f"Replaced the earlier, unedited '{made.name}' by this run's; edit "
-                      "or rename a result to keep it beside the next run")
+            earlier = made.unedited(by_run[run]) if made.folder == folder \
+                and same_case(made.case, case) else []
+            if earlier:
+                del self._runs[run]
+                for layer in earlier:
+                    self._viewer.layers.remove(layer)
+                show_info(f"Replaced the earlier, unedited '{made.name}' by this run's; "
+                          "edit or rename a result to keep it beside the next run")
