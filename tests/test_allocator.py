@@ -19,7 +19,7 @@ from napari_medseg.models import load_model
 from napari_medseg.progress import run_to_end
 from napari_medseg.sample import load_sample_case
 case = load_sample_case().volume
-volume = Volume(case.data[:, :64, :64, :64].copy(), case.affine, case.channel_names)
+volume = Volume(case.data[:, :96, :96, :96].copy(), case.affine, case.channel_names)
 model, faults = load_model("brats_unet", folds=[0]), []
 def predict_twice():
     for _ in range(2):
