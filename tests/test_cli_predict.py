@@ -36,6 +36,24 @@ def test_predict_writes_labels_and_probabilities(tmp_path, small_case, tiny_mode
                  str(tiny_model_folder)]) == 2
 
 
+def test_bfloat16_on_a_cpu_that_emulates_it_is_warned_of_before_the_run(
+        tmp_path, small_case, tiny_model_folder, capsys, monkeypatch):
+    from napari_medseg.models import device
+
+    write_case(small_case, tmp_path, "c")
+    images, _ = case_files(tmp_path, "c")
+    arguments = ["predict", *map(str, images), "-o", str(tmp_path / "seg.nii.gz"), "--model",
+                 str(tmp_path / "no model here"), "--device", "cpu", "--precision", "bfloat16"]
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda *a: False)
+    assert main(arguments) == 2  # the missing model still ends it, with one line
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and "warning: bfloat16 is emulated on this CPU" in lines[0]
+    assert "error:" in lines[1]
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda *a: True)
+    assert main(arguments) == 2
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_predict_names_missing_contrast(tmp_path, small_case, tiny_model_folder, capsys):
     write_case(small_case, tmp_path, "c")
     images, _ = case_files(tmp_path, "c")

@@ -113,6 +113,30 @@ def test_missing_contrast_refused_with_message_and_layers_untouched(dock):
     np.testing.assert_array_equal(viewer.layers["reference"].data, data)
 
 
+def test_bfloat16_on_a_cpu_that_emulates_it_is_warned_of_when_chosen(
+        make_napari_viewer, monkeypatch):
+    from napari.utils.notifications import notification_manager
+
+    from napari_medseg.models import device
+
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda *a: False)
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
+    section = widget.model_section
+    section.device_combo.setCurrentText("cpu")
+    section.precision_combo.setCurrentText("float32")
+    assert "emulated" not in section.status.text()
+    section.precision_combo.setCurrentText("bfloat16")
+    assert "bfloat16 is emulated on this CPU" in section.status.text()
+    assert "bfloat16 is emulated" in notification_manager.records[-1].message
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda *a: True)
+    records = len(notification_manager.records)
+    section.precision_combo.setCurrentText("auto")
+    assert section.status.text() == "Ready"  # the choice it warned of is gone
+    section.precision_combo.setCurrentText("bfloat16")
+    assert len(notification_manager.records) == records  # native here: nothing to say
+
+
 def test_added_and_fine_tuned_models_are_listed_after_a_restart(
         sample_dock, tiny_model_folder, tmp_path):
     import shutil

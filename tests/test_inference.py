@@ -231,6 +231,18 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, monkeypatch):
         device.autocast_dtype("float16", "cpu")
 
 
+def test_bfloat16_chosen_on_a_cpu_that_emulates_it_is_warned_of(monkeypatch):
+    from napari_medseg.models import device
+
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda *a: False)
+    warning = device.emulated_bf16_warning("bfloat16", "cpu")
+    assert "emulated on this CPU" in warning and "choose auto or float32" in warning
+    assert device.emulated_bf16_warning("auto", "cpu") is None  # auto takes float32 there
+    assert device.emulated_bf16_warning("bfloat16", "cuda") is None
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda *a: True)
+    assert device.emulated_bf16_warning("bfloat16", "cpu") is None
+
+
 def test_bfloat16_prediction_agrees_with_float32_where_float32_is_decisive(coarse_model_folder):
     from napari_medseg.sample import generate_case
 

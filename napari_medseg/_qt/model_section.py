@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMessageBox,
@@ -98,6 +98,8 @@ class ModelSection(QWidget):
         self.status.setWordWrap(True)
         self.runner = TaskRunner(self.progress, self.status, self.run_button, self.cancel_button)
         self.run_button.clicked.connect(self.run)
+        for combo in (self.device_combo, self.precision_combo):
+            combo.currentTextChanged.connect(self._warn_of_emulated_bf16)
         form = QFormLayout()
         form.addRow("Model", self.model_combo)
         for short, choices in ((self.device_combo, DEVICE_CHOICES),
@@ -136,6 +138,23 @@ class ModelSection(QWidget):
         for position, device in enumerate(available_devices(), start=1):
             if device not in listed:
                 self.device_combo.insertItem(position, device)
+
+    def _warn_of_emulated_bf16(self) -> None:
+        """Say so at once when the choice is bfloat16 on a CPU that only emulates it.
+        ``auto`` runs on the first device listed after it: an accelerator, else the CPU."""
+        from napari_medseg.models.device import emulated_bf16_warning
+
+        device = self.device_combo.currentText()
+        if device == "auto":
+            device = self.device_combo.itemText(1)
+        warning = emulated_bf16_warning(self.precision_combo.currentText(), device)
+        if warning is None:
+            if self.status.text().startswith("\u26a0 bfloat16 is emulated"):
+                self.status.setText("Ready")  # the choice it warned of is gone
+            return
+        show_warning(warning)
+        if not self.runner.busy:
+            self.status.setText(f"\u26a0 {warning}")
 
     # -- model choice -----------------------------------------------------
     def current_folder(self) -> Path | None:

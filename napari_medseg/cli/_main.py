@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from napari_medseg import __version__
 from napari_medseg.cli.cohort import add_cohort_commands
+from napari_medseg.cli.common import warn_of_emulated_bf16
 from napari_medseg.cli.explain import add_explain_commands
 from napari_medseg.cli.export import add_export_commands
 from napari_medseg.cli.files import add_file_commands
@@ -52,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
+        warn_of_emulated_bf16(args)
         return int(args.run(args) or 0)
     except MedsegError as error:
         print(f"napari-medseg: error: {error}", file=sys.stderr)

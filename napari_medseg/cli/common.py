@@ -55,6 +55,30 @@ def add_precision(parser: argparse.ArgumentParser) -> None:
                              "(AVX-512 BF16, AMX) and CUDA, float16 on MPS, else float32")
 
 
+def warn_of_emulated_bf16(args: argparse.Namespace) -> None:
+    """Print a warning line when the command asked for ``--precision bfloat16`` on a CPU
+    that only emulates it (see `napari_medseg.models.device.emulated_bf16_warning`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments of any subcommand (those without ``--precision`` pass).
+
+    Raises
+    ------
+    InputError
+        When ``--device`` names a device this machine lacks.
+    """
+    if getattr(args, "precision", None) != "bfloat16":
+        return
+    from napari_medseg.models.device import choose_device, emulated_bf16_warning
+
+    device = choose_device(getattr(args, "device", "auto"))
+    warning = emulated_bf16_warning(args.precision, device.type)
+    if warning:
+        print(f"napari-medseg: warning: {warning}", file=sys.stderr)
+
+
 def add_contrasts(parser: argparse.ArgumentParser) -> None:
     """``--contrasts``: name the channels of the images (a 4D file's are otherwise
     numbered), and ``--resample``: put files on other grids onto the finest one; both

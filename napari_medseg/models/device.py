@@ -50,6 +50,23 @@ def check_precision(precision: str) -> None:
         raise InputError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
 
 
+def emulated_bf16_warning(precision: str, device_type: str) -> str | None:
+    """One line for the user when ``precision`` asks for bfloat16 on a CPU that only
+    emulates it (many times slower than float32 there), else None.
+
+    Parameters
+    ----------
+    precision : str
+        The precision the user chose.
+    device_type : str
+        The type of the device the network will run on (``'cpu'``, ``'cuda'``, ``'mps'``).
+    """
+    if precision != "bfloat16" or device_type != "cpu" or cpu_has_native_bf16():
+        return None
+    return ("bfloat16 is emulated on this CPU (it has no AVX-512 BF16 or AMX) and runs "
+            "many times slower than float32: choose auto or float32")
+
+
 def autocast_dtype(precision: str, device):
     """The autocast dtype for ``precision`` on ``device`` (None: plain float32).
 
