@@ -6,7 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.medseg-installed
-# The suite runs on two pytest-xdist workers, one compute thread each (2-core CI).
+# The suite runs on two pytest-xdist workers, one compute thread each (2-core CI);
+# work stealing evens out their ends (a few tests take 10-20 s).
 PYTEST_ARGS ?=
 
 .PHONY: setup system-deps run test screenshot lint clean
@@ -31,7 +32,7 @@ screenshot: setup
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) scripts/readme_screenshot.py docs/screenshot.png
 
 test: setup
-	OMP_NUM_THREADS=1 xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check napari_medseg tests scripts bench

@@ -10,13 +10,16 @@ import pytest
 
 from napari_medseg._qt import gc_freeze
 from napari_medseg.layers import is_model_output
+from tests.conftest import freeze_long_lived_objects
 
 
 @pytest.fixture
 def freeze_allowed(monkeypatch):
     monkeypatch.setenv(gc_freeze.SWITCH, "1")
+    gc.unfreeze()  # as in a process the dock has not frozen yet (conftest froze the worker)
     yield
-    gc_freeze.thaw(collect=True)  # never leave the process frozen for the next test
+    gc_freeze.thaw(collect=True)  # nothing the test made stays frozen for the next test
+    freeze_long_lived_objects()
 
 
 def _layer_gone(qtbot, ref) -> None:
