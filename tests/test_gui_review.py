@@ -1,6 +1,7 @@
 """GUI: the review queue opens batch results by priority and records reviews."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from qtpy.QtCore import QCoreApplication
 
@@ -31,6 +32,7 @@ def test_review_queue_opens_cases_by_priority(make_napari_viewer, qtbot, tmp_pat
                                   model=str(coarse_model_folder), scheduler="serial", samples=2))
     first, second = (row["case_id"] for row in report.rows)
     viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((4, 4, 4)), name="open before the queue")  # stays throughout
     _, dock = viewer.window.add_plugin_dock_widget("napari-medseg", "MedSeg")
     section = dock.review_section
     assert section.table.isHidden()  # no table loaded: no empty frame
@@ -55,6 +57,15 @@ def test_review_queue_opens_cases_by_priority(make_napari_viewer, qtbot, tmp_pat
     assert session.engine_name.startswith("learned")
     segmentation.paint((1, 1, 1), 3)  # an edit the timer has not saved yet
     identity = dock.export_section.autosave._identity(segmentation)
+    # what the review of this case made goes with it: a model run's output, click points
+    before_run = {layer.name for layer in viewer.layers}
+    dock.model_section.add_model_folder(coarse_model_folder)
+    dock.model_section.device_combo.setCurrentText("cpu")
+    with qtbot.waitSignal(dock.model_section.runner.settled, timeout=60_000):
+        assert dock.model_section.run() is not None
+    made = {layer.name for layer in viewer.layers} - before_run
+    assert any("segmentation" in name for name in made), made
+    made.add(viewer.add_points(np.zeros((1, 3)), name="clicks").name)
     section.mark_current_reviewed()
     assert section.table.item(0, 4).text() == "yes"
     # the old case's layers go one per turn too (napari collects garbage on each removal)
@@ -64,6 +75,8 @@ def test_review_queue_opens_cases_by_priority(make_napari_viewer, qtbot, tmp_pat
         pass
     QCoreApplication.processEvents()
     assert section.current == second and f"{first} segmentation" not in viewer.layers
+    assert not made & {layer.name for layer in viewer.layers}  # nothing of the first case
+    assert "open before the queue" in viewer.layers
     assert len(removed) >= 6 and removals_seen == list(range(1, len(removed) + 1)), removed
     recovered = find_recovery(*identity)  # offered again when that case reopens
     assert recovered is not None and recovered.load()[1, 1, 1] == 3

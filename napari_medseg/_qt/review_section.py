@@ -27,7 +27,7 @@ class ReviewSection(QWidget):
         self.output_dir: Path | None = None
         self.rows: list[dict] = []
         self.current: str | None = None
-        self._case_layers: list = []
+        self._kept: set = set()  # unique ids of the layers open before the current case
         self.folder_edit = QLineEdit()
         self.folder_edit.setPlaceholderText("batch output folder (triage.json)")
         self.browse_button, self.load_button = QPushButton("..."), QPushButton("Load table")
@@ -42,7 +42,8 @@ class ReviewSection(QWidget):
         self.next_button.clicked.connect(self.open_next)
         self.next_button.setEnabled(False)  # until a table is loaded
         self.reviewed_button.setEnabled(False)  # until a case of the queue is open
-        self.next_button.setToolTip("Open the highest-priority case not reviewed yet")
+        self.next_button.setToolTip("Open the highest-priority case not reviewed yet, in "
+                                    "place of the open one and what was made on it")
         self.table = QTableWidget(0, len(_COLUMNS))
         self.table.setHorizontalHeaderLabels(_COLUMNS)
         self.table.verticalHeader().setVisible(False)
@@ -125,14 +126,22 @@ class ReviewSection(QWidget):
         return self.runner.start(task, lambda loaded: self._show_case(*loaded),
                                  f"Opening {case_id}")
 
+    def _layers_of_open_case(self) -> list:
+        """The layers the queue's open case brought and every layer added while it was
+        open (a model run's output, click points, maps): all but those open before it."""
+        if self.current is None:
+            return []
+        return [layer for layer in self._viewer.layers if layer.unique_id not in self._kept]
+
     def _show_case(self, case, images: list, segmentation: tuple) -> Iterator[None]:
-        """Replace the previous case's layers with this one's, one layer removed or added
-        per event-loop turn."""
+        """Replace the previous case's layers, and what was made on it, with this one's,
+        one layer removed or added per event-loop turn (edited masks are autosaved)."""
         from napari_medseg.layers import same_placement
         from napari_medseg.orientation import placement
 
-        yield from remove_layers_stepwise(self._viewer, self._case_layers)
-        added = self._case_layers = []
+        yield from remove_layers_stepwise(self._viewer, self._layers_of_open_case())
+        self._kept = {layer.unique_id for layer in self._viewer.layers}
+        added = []
         for layer in add_layers_stepwise(self._viewer, images):
             if layer is not None:
                 added.append(layer)
