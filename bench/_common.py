@@ -79,6 +79,22 @@ def brats_sized_case(seed: int, shape_zyx=(155, 240, 240), with_labels: bool = F
     return (volume, labels) if with_labels else volume
 
 
+def stored_lps(image):
+    """The same scan with its voxels stored LPS (nibabel's reorientation; x and y reversed
+    for a RAS file): one world, another grid.
+
+    Parameters
+    ----------
+    image : nibabel.spatialimages.SpatialImage
+        A scan.
+    """
+    import nibabel as nib
+
+    to_lps = nib.orientations.ornt_transform(nib.io_orientation(image.affine),
+                                             nib.orientations.axcodes2ornt("LPS"))
+    return image.as_reoriented(to_lps)
+
+
 def current_rss_mib() -> float:
     """Resident memory of this process now (MiB, Linux /proc)."""
     import os

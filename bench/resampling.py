@@ -25,10 +25,11 @@ import argparse
 import statistics
 import time
 
+import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from _common import abba_times, brats_sized_case, print_table, write_json
+from _common import abba_times, brats_sized_case, print_table, stored_lps, write_json
 
 from napari_medseg.case import Scan, resampled_layers
 from napari_medseg.io import onto_grid
@@ -36,11 +37,9 @@ from napari_medseg.progress import run_to_end
 
 
 def _flipped_xy(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The same voxels stored with x and y reversed (as an LPS file holds a RAS scan)."""
-    shape_xyz = data.shape[::-1]
-    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
-    flip[0, 3], flip[1, 3] = shape_xyz[0] - 1, shape_xyz[1] - 1
-    return np.ascontiguousarray(data[:, ::-1, ::-1]), affine @ flip
+    """The same voxels stored LPS (`_common.stored_lps`) as ``[Z, Y, X]`` and affine."""
+    image = stored_lps(nib.Nifti1Image(data.T, affine))
+    return np.ascontiguousarray(np.asarray(image.dataobj).T), image.affine
 
 
 def _turned(data: np.ndarray, affine: np.ndarray, degrees: float) -> tuple[np.ndarray,

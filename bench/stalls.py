@@ -38,7 +38,7 @@ sys.dont_write_bytecode = False
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import print_table, write_json  # noqa: E402
+from _common import print_table, stored_lps, write_json  # noqa: E402
 
 GOAL_MS = 200.0
 
@@ -95,15 +95,11 @@ def _brats_sized_files(folder: Path) -> list[str]:
 
 
 def _stored_lps(path: str) -> str:
-    """The same scan with its voxels stored LPS (x and y reversed): one world, another grid."""
+    """The file of the same scan with its voxels stored LPS (`_common.stored_lps`)."""
     import nibabel as nib
 
-    image = nib.load(path)
-    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
-    flip[:2, 3] = np.array(image.shape[:2]) - 1
     out = path.replace("_flair.nii.gz", "_lps_flair.nii.gz")
-    nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[::-1, ::-1], image.affine @ flip,
-                             image.header), out)
+    nib.save(stored_lps(nib.load(path)), out)
     return out
 
 

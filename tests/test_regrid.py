@@ -12,12 +12,11 @@ from tests.conftest import rotation
 
 
 def _stored_lps(path, out):
-    """The same scan, its voxels stored with x and y reversed (as LPS): one world."""
+    """The same scan, its voxels stored LPS by nibabel's reorientation: one world."""
     image = nib.load(str(path))
-    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
-    flip[:2, 3] = np.array(image.shape[:2]) - 1
-    nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[::-1, ::-1], image.affine @ flip,
-                             image.header), str(out))
+    to_lps = nib.orientations.ornt_transform(nib.io_orientation(image.affine),
+                                             nib.orientations.axcodes2ornt("LPS"))
+    nib.save(image.as_reoriented(to_lps), str(out))
     return out
 
 

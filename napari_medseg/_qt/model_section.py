@@ -75,6 +75,7 @@ class ModelSection(QWidget):
         self._trusted: set[Path] = set()  # folders whose TorchScript the user allowed
         self.last_run: RunTime | None = None
         self._runs: dict[str, RunLayers] = {}  # what each model run added, by run id
+        self._bf16_warning = ""  # the status line last shown for an emulated bf16 choice
         self.shown_spec = None  # the chosen model's ModelSpec (None: none or unreadable)
         self.model_combo = QComboBox()
         self.model_combo.addItems([*self._folders, OPEN_FOLDER])
@@ -149,12 +150,13 @@ class ModelSection(QWidget):
             device = self.device_combo.itemText(1)
         warning = emulated_bf16_warning(self.precision_combo.currentText(), device)
         if warning is None:
-            if self.status.text().startswith("\u26a0 bfloat16 is emulated"):
+            if self.status.text() == self._bf16_warning:
                 self.status.setText("Ready")  # the choice it warned of is gone
             return
         show_warning(warning)
+        self._bf16_warning = f"\u26a0 {warning}"
         if not self.runner.busy:
-            self.status.setText(f"\u26a0 {warning}")
+            self.status.setText(self._bf16_warning)
 
     # -- model choice -----------------------------------------------------
     def current_folder(self) -> Path | None:

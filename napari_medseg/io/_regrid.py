@@ -73,9 +73,13 @@ def is_exact_copy(affine: np.ndarray, target_affine: np.ndarray) -> bool:
     affine, target_affine : ndarray of shape (4, 4)
         The source and target geometries.
     """
-    mapping = _voxel_mapping(affine, target_affine)[:3]
-    rounded = np.round(mapping)
-    if not np.allclose(mapping, rounded, atol=_WHOLE_VOXEL, rtol=0):
+    return _copies_voxels(_voxel_mapping(affine, target_affine))
+
+
+def _copies_voxels(mapping: np.ndarray) -> bool:
+    """Whether a `_voxel_mapping` is a signed axis permutation with a whole-voxel shift."""
+    rounded = np.round(mapping[:3])
+    if not np.allclose(mapping[:3], rounded, atol=_WHOLE_VOXEL, rtol=0):
         return False
     linear = np.abs(rounded[:, :3])
     return bool((linear.sum(axis=0) == 1).all() and (linear.sum(axis=1) == 1).all())
@@ -106,7 +110,7 @@ def onto_grid(data: np.ndarray, affine: np.ndarray, target_affine: np.ndarray,
 
     data = np.asarray(data)
     mapping = _voxel_mapping(affine, target_affine)
-    exact = is_exact_copy(affine, target_affine)
+    exact = _copies_voxels(mapping)
     if exact:
         mapping = np.round(mapping)
     return ndimage.affine_transform(
