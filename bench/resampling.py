@@ -11,8 +11,8 @@ Timed, in ABBA rounds within one process (medians in seconds):
 
 - ``worker``: what the dock's worker runs (`case.resampled_layers`: the resampling and
   the layer's display limits);
-- ``onto_grid``: the resampling alone (`io.onto_grid`, SciPy's ``affine_transform``,
-  one thread);
+- ``onto_grid``: the resampling alone (`io.onto_grid`: an exact copy by slicing, else
+  SciPy's ``affine_transform`` in slabs, one thread per core);
 - ``SimpleITK``: the same resampling by SimpleITK's ``Resample`` (linear or nearest, all
   cores) as the reference, with the largest difference from ours inside the field of
   view (in the scan's own units; the FLAIR's range is given).

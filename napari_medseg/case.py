@@ -1,5 +1,5 @@
 """The loaded case: which layers are the input contrasts, are they consistent, and
-their layers resampled onto one grid when they are not.
+their layers (and the masks drawn on them) resampled onto one grid when they are not.
 
 Pure logic over layer descriptions (name, shape, spacing, affine) and arrays:
 the dock shows the result, tests call it directly.
@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from napari_medseg.contrasts import BRATS_CONTRASTS, match_contrasts
 from napari_medseg.io import Volume, grids_to_move, onto_grid, orientation_code, same_grid
 from napari_medseg.layers import METADATA_KEY, LayerDataTuple, volume_layers
+from napari_medseg.orientation import placement
 from napari_medseg.progress import Progress, ProgressGenerator
 
 SPACING_TOLERANCE_MM = 1e-3
@@ -143,49 +144,91 @@ def grids_disagree(assignment: Mapping[str, ImageDescription | None]) -> bool:
 
 @dataclass(frozen=True)
 class Scan:
-    """One contrast's voxels and geometry, read from its layer on the GUI thread."""
+    """One contrast's or mask's voxels and geometry, read from its layer on the GUI thread.
+
+    A mask also brings its layer's ``look``: ``colormap``, ``features``, ``opacity`` and
+    its napari-medseg ``metadata`` entries, which its resampled copy keeps.
+    """
 
     data: Any
     affine: np.ndarray
     name: str
     source_paths: tuple[str, ...] = ()
     visible: bool = True
+    look: Mapping[str, Any] | None = None
 
 
-def resampled_layers(scans: Mapping[str, Scan]) -> ProgressGenerator[dict[str, LayerDataTuple]]:
+class Resampled(NamedTuple):
+    """What `resampled_layers` made: layer-data tuples of the contrasts moved, by contrast,
+    and of the masks that lay on a moved contrast's grid, by the mask layer's name."""
+
+    images: dict[str, LayerDataTuple]
+    masks: dict[str, LayerDataTuple]
+
+
+def resampled_layers(scans: Mapping[str, Scan], masks: Sequence[Scan] = ()
+                     ) -> ProgressGenerator[Resampled]:
     """Image layers for the contrasts not on the finest grid among ``scans``, resampled
-    onto it (`napari_medseg.io.onto_grid`), each named ``'<layer> resampled'``.
+    onto it (`napari_medseg.io.onto_grid`), each named ``'<layer> resampled'``; the masks
+    that lie on one of those contrasts' grids go with them (nearest neighbour).
 
     Parameters
     ----------
     scans : mapping of str to Scan
         The case's contrasts.
+    masks : sequence of Scan
+        Label layers, each with its ``look``; only those on a moved contrast's grid move.
 
     Yields
     ------
     Progress
-        One report per contrast resampled.
+        One report per layer resampled.
 
     Returns
     -------
-    dict
-        ``{contrast: napari layer-data tuple}`` for the contrasts resampled.
+    Resampled
+        The new layers' data tuples.
     """
     names = list(scans)
-    shapes = [tuple(int(n) for n in np.shape(scans[c].data)) for c in names]
+    shapes = [_shape(scans[c].data) for c in names]
     index, moved = grids_to_move([scans[c].affine for c in names], shapes)
     target, shape = scans[names[index]], shapes[index]
-    layers: dict[str, LayerDataTuple] = {}
+    moved_grids = [(scans[names[i]].affine, shapes[i]) for i in moved]
+    masks = [mask for mask in masks if any(same_grid(mask.affine, _shape(mask.data), *grid)
+                                           for grid in moved_grids)]
+    total = len(moved) + len(masks)
+    images: dict[str, LayerDataTuple] = {}
     for done, contrast in enumerate(names[i] for i in moved):
         scan = scans[contrast]
-        yield Progress(done, len(moved), f"Resampling {scan.name} onto {target.name}'s grid")
-        voxels = onto_grid(scan.data, scan.affine, target.affine, shape)
-        volume = Volume(data=voxels[None], affine=target.affine,
-                        channel_names=(f"{scan.name} resampled",),
-                        source_paths=scan.source_paths)
-        data, kwargs, kind = volume_layers(volume)[0]
-        kwargs["visible"] = scan.visible
-        kwargs["metadata"][METADATA_KEY]["contrast"] = contrast
-        kwargs["metadata"][METADATA_KEY]["resampled_from"] = scan.name
-        layers[contrast] = (data, kwargs, kind)
-    return layers
+        yield Progress(done, total, f"Resampling {scan.name} onto {target.name}'s grid")
+        images[contrast] = _resampled_image(scan, contrast, target.affine, shape)
+    resampled_masks: dict[str, LayerDataTuple] = {}
+    for done, mask in enumerate(masks, start=len(moved)):
+        yield Progress(done, total, f"Resampling {mask.name} onto {target.name}'s grid")
+        resampled_masks[mask.name] = _resampled_mask(mask, target.affine, shape)
+    return Resampled(images, resampled_masks)
+
+
+def _shape(data: Any) -> tuple[int, ...]:
+    return tuple(int(n) for n in np.shape(data))
+
+
+def _resampled_image(scan: Scan, contrast: str, affine: np.ndarray, shape: tuple[int, ...]
+                     ) -> LayerDataTuple:
+    voxels = onto_grid(scan.data, scan.affine, affine, shape)
+    volume = Volume(data=voxels[None], affine=affine, channel_names=(f"{scan.name} resampled",),
+                    source_paths=scan.source_paths)
+    data, kwargs, kind = volume_layers(volume)[0]
+    kwargs["visible"] = scan.visible
+    kwargs["metadata"][METADATA_KEY]["contrast"] = contrast
+    kwargs["metadata"][METADATA_KEY]["resampled_from"] = scan.name
+    return data, kwargs, kind
+
+
+def _resampled_mask(mask: Scan, affine: np.ndarray, shape: tuple[int, ...]) -> LayerDataTuple:
+    look = dict(mask.look or {})
+    entries = dict(look.pop("metadata", {}))
+    entries.update(affine=np.asarray(affine, float).tolist(), resampled_from=mask.name)
+    kwargs = {**look, "name": f"{mask.name} resampled", **placement(affine, shape),
+              "visible": mask.visible, "metadata": {METADATA_KEY: entries}}
+    return onto_grid(mask.data, mask.affine, affine, shape, labels=True), kwargs, "labels"

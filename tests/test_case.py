@@ -162,3 +162,39 @@ def test_kept_probabilities_are_numpys_float16_bit_for_bit():
     assert kept.dtype == np.float16 and kept.shape == probabilities.shape
     np.testing.assert_array_equal(kept.view(np.uint16),
                                   probabilities.astype(np.float16).view(np.uint16))
+
+
+def test_resampling_moves_the_masks_on_a_moved_contrasts_grid_and_keeps_their_look():
+    """The T1 and a mask drawn on it lie on a grid stored LPS beside RAS contrasts: both
+    move onto the others' grid (an exact copy, the mask in its type, its look and
+    entries kept, the new affine); a mask already on that grid stays; progress counts
+    every layer moved."""
+    import numpy as np
+
+    from napari_medseg.case import Scan, resampled_layers
+    from napari_medseg.layers import METADATA_KEY
+    from napari_medseg.progress import run_to_end
+
+    rng = np.random.default_rng(0)
+    ras = np.diag([1.0, 1.0, 2.0, 1.0])
+    lps = ras @ np.array([[-1, 0, 0, 9], [0, -1, 0, 7], [0, 0, 1, 0], [0, 0, 0, 1]], float)
+    t1_ras = rng.random((4, 8, 10)).astype(np.float32)  # z, y, x
+    mask_ras = (rng.random((4, 8, 10)) > 0.7).astype(np.uint8) * 2
+    flip_xy = (slice(None), slice(None, None, -1), slice(None, None, -1))
+    scans = {"T2": Scan(rng.random((4, 8, 10)), ras, "t2"),  # the first of equal grids
+             "T1": Scan(t1_ras[flip_xy], lps, "t1 (LPS)")}
+    look = {"opacity": 0.4, "metadata": {"label_names": {2: "ED"}, "source_paths": ["m"]}}
+    masks = [Scan(mask_ras[flip_xy], lps, "drawn on t1", look=look),
+             Scan(mask_ras, ras, "drawn on t2", look=look)]
+    steps = []
+    result = run_to_end(resampled_layers(scans, masks), steps.append)
+    assert list(result.images) == ["T1"] and list(result.masks) == ["drawn on t1"]
+    np.testing.assert_array_equal(result.images["T1"][0], t1_ras)
+    data, kwargs, kind = result.masks["drawn on t1"]
+    assert kind == "labels" and data.dtype == np.uint8
+    np.testing.assert_array_equal(data, mask_ras)
+    assert kwargs["name"] == "drawn on t1 resampled" and kwargs["opacity"] == 0.4
+    entries = kwargs["metadata"][METADATA_KEY]
+    assert entries["label_names"] == {2: "ED"} and entries["resampled_from"] == "drawn on t1"
+    np.testing.assert_allclose(entries["affine"], ras)
+    assert [(s.done, s.total) for s in steps] == [(0, 2), (1, 2)]

@@ -608,6 +608,51 @@ def test_closing_napari_while_a_task_runs_exits_cleanly():
         result.stderr[-2000:]
 
 
+def test_a_mask_on_a_moved_contrasts_grid_is_resampled_with_it_and_targeted(
+        make_napari_viewer, qtbot, small_case, tmp_path):
+    """A reference drawn on a coarser T1 beside finer T1ce, T2 and FLAIR: *Resample onto
+    one grid* put the T1 on the T1ce's grid but left the mask on the old one, where
+    clicks, topology and export could not use it with the case. Now the mask goes
+    with it (nearest neighbour, as nibabel resamples labels), its original hidden, and
+    every section that edits, exports or explains against it targets the copy."""
+    import nibabel as nib
+    from nibabel.processing import resample_from_to
+
+    from napari_medseg.layers import on_same_grid
+
+    write_case(small_case, tmp_path, "c")
+    images, seg = case_files(tmp_path, "c")
+    for path in (images[0], seg):  # the T1 and its mask at twice the voxel size
+        image = nib.load(str(path))
+        coarse = nib.Nifti1Image(np.asarray(image.dataobj)[::2, ::2, ::2],
+                                 image.affine @ np.diag([2.0, 2.0, 2.0, 1.0]), image.header)
+        nib.save(coarse, str(path))
+    viewer = make_napari_viewer()
+    dock = _dock(viewer)
+    section = dock.case_section
+    with qtbot.waitSignal(section.opener.runner.settled, timeout=30_000):
+        section.opener.open_paths([str(p) for p in [*images, seg]])
+    mask = next(layer for layer in viewer.layers if layer.__class__.__name__ == "Labels")
+    combos = (dock.refine_section.layer_combo, dock.topology_section.layer_combo,
+              dock.export_section.layer_combo, dock.explain_section.reference_combo)
+    for combo in combos:
+        combo.setCurrentText(mask.name)  # the user picks the reference to correct
+    with qtbot.waitSignal(section.opener.runner.settled, timeout=30_000):
+        section.resample_button.click()
+    moved = viewer.layers[f"{mask.name} resampled"]
+    t1ce = viewer.layers[section.assignment()["T1ce"]]
+    assert on_same_grid(moved, t1ce) and not mask.visible and moved.visible
+    target = nib.load(str(images[1]))
+    expected = resample_from_to(nib.load(str(seg)), target, order=0)
+    np.testing.assert_array_equal(moved.data, np.asarray(expected.dataobj).transpose(2, 1, 0))
+    assert set(np.unique(moved.data)) == set(np.unique(small_case.labels.data))
+    assert moved.metadata["napari_medseg"]["resampled_from"] == mask.name
+    np.testing.assert_allclose(moved.metadata["napari_medseg"]["affine"], target.affine)
+    assert [combo.currentText() for combo in combos] == [moved.name] * 4
+    assert list(dock.export_section._case.images_for(moved).values()) == \
+        [viewer.layers[name] for name in section.assignment().values()]
+
+
 def test_contrasts_stored_lps_and_ras_are_refused_until_resampled_onto_one_grid(
         make_napari_viewer, qtbot, small_case, tmp_path):
     """A FLAIR stored LPS beside RAS scans of one shape and spacing showed as ready: the

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import nibabel as nib
 import numpy as np
+import pytest
 from nibabel.processing import resample_from_to
 
 from napari_medseg.cli import main
@@ -31,6 +32,55 @@ def test_a_flipped_or_transposed_grid_is_copied_exactly(tmp_path, small_case):
     swap = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], float)
     stored_zyx = onto_grid(ras.data[0], ras.affine, ras.affine @ swap, ras.shape[::-1])
     assert np.array_equal(stored_zyx, ras.data[0].transpose(2, 1, 0))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_copy_takes_each_voxel_where_nearest_neighbour_does(seed):
+    """Any signed axis order and whole-voxel shift, the grids overlapping only in part:
+    the sliced copy equals SciPy's nearest-neighbour resampling through the same mapping,
+    voxel for voxel, 0 where the target reaches past the scan, in the stored type."""
+    from scipy import ndimage
+
+    from napari_medseg.io._regrid import _voxel_mapping
+
+    rng = np.random.default_rng(seed)
+    data = rng.integers(1, 1000, size=(7, 9, 11)).astype(np.int16)  # z, y, x
+    source_affine = np.diag([*rng.uniform(0.5, 2.0, 3), 1.0])
+    source_affine[:3, 3] = rng.uniform(-20, 20, 3)
+    turn = np.eye(4)
+    turn[:3, :3] = np.eye(3)[rng.permutation(3)] * rng.choice([-1, 1], 3)
+    target_voxels = turn.copy()  # target voxel -> source voxel (x, y, z): the first target
+    # voxel reads near the scan's first voxel along a kept axis, its last along a flipped one
+    flipped_end = np.where(turn[:3, :3].sum(axis=1) < 0, np.array([11, 9, 7]) - 1, 0)
+    target_voxels[:3, 3] = flipped_end + rng.integers(-3, 4, 3)
+    target_affine = source_affine @ target_voxels
+    target_shape = tuple(int(n) for n in rng.integers(4, 14, 3))
+    mapping = _voxel_mapping(source_affine, target_affine)
+    assert is_exact_copy(source_affine, target_affine)
+    expected = ndimage.affine_transform(data, np.round(mapping[:3, :3]),
+                                        offset=np.round(mapping[:3, 3]), order=0,
+                                        output_shape=target_shape, mode="constant", cval=0)
+    copied = onto_grid(data, source_affine, target_affine, target_shape)
+    assert copied.dtype == np.int16 and copied.shape == target_shape
+    assert 0 < (expected == 0).mean() < 1  # the grids overlap in part
+    np.testing.assert_array_equal(copied, expected)
+    assert onto_grid(data, source_affine, target_affine, target_shape, labels=True).dtype == \
+        np.int16
+
+
+def test_labels_onto_an_oblique_grid_take_the_nearest_voxel_as_nibabel_does():
+    target_affine = np.eye(4)
+    source_affine = np.eye(4)
+    source_affine[:3, :3] = rotation(12.0, 5.0) @ np.diag([2.0, 2.0, 4.0])
+    source_affine[:3, 3] = [-3.0, -2.0, -6.0]
+    labels = np.zeros((20, 22, 10), np.uint8)  # x, y, z
+    labels[4:12, 5:15, 2:7], labels[8:16, 10:18, 4:9] = 1, 3
+    expected = np.asarray(resample_from_to(nib.Nifti1Image(labels, source_affine),
+                                           ((36, 40, 34), target_affine), order=0).dataobj)
+    ours = onto_grid(labels.transpose(2, 1, 0), source_affine, target_affine, (34, 40, 36),
+                     labels=True)
+    assert ours.dtype == np.uint8 and set(np.unique(ours)) == {0, 1, 3}
+    np.testing.assert_array_equal(ours, expected.transpose(2, 1, 0))
 
 
 def test_an_oblique_coarser_grid_is_interpolated_as_nibabel_does(tmp_path):

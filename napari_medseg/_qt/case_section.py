@@ -35,7 +35,8 @@ class CaseSection(QWidget):
     layer the user picks for a contrast stays picked while it exists.
     Warnings say when a contrast is missing or the contrasts lie on different
     grids; then *Resample onto one grid* adds them resampled onto the finest
-    grid among them (the originals stay, hidden) and picks those.
+    grid among them (the originals stay, hidden) and picks those; masks drawn on a
+    moved contrast's grid go with it.
     """
 
     assignment_changed = Signal()
@@ -61,7 +62,8 @@ class CaseSection(QWidget):
         self.resample_button = QPushButton("Resample onto one grid")
         self.resample_button.setToolTip(
             "Put the contrasts on the finest grid among them, through each file's affine "
-            "(exact when only axis order or flips differ, else linear): new layers, the "
+            "(exact when only axis order or flips differ, else linear; a mask drawn on a "
+            "moved contrast goes with it, by nearest neighbour): new layers, the "
             "originals kept, hidden")
         self.resample_button.clicked.connect(lambda: self.resample_onto_one_grid())
         layout = QVBoxLayout(self)
@@ -123,41 +125,55 @@ class CaseSection(QWidget):
         return check_case(self._descriptions())
 
     def resample_onto_one_grid(self):
-        """Resample the contrasts not on the finest grid among them in a worker, add them
-        as layers and pick them (`napari_medseg.case.resampled_layers`); returns the
-        worker (None when the grids agree or a task runs)."""
+        """Resample the contrasts not on the finest grid among them in a worker, with the
+        masks drawn on their grids, add them as layers and pick them
+        (`napari_medseg.case.resampled_layers`); returns the worker (None when the grids
+        agree or a task runs)."""
         from napari_medseg.case import Scan, resampled_layers
-        from napari_medseg.layers import METADATA_KEY, case_token
+        from napari_medseg.layers import case_token
 
         descriptions = self._descriptions()
         if not grids_disagree(descriptions):
             return None
         layers = self.assigned_layers()
         scans = {c: Scan(layer.data, descriptions[c].affine, layer.name,
-                         tuple(layer.metadata.get(METADATA_KEY, {}).get("source_paths", ())),
-                         layer.visible)
-                 for c, layer in layers.items()}
+                         _source_paths(layer), layer.visible) for c, layer in layers.items()}
+        masks = {layer.name: layer for layer in self._mask_layers()}
+        mask_scans = [_mask_scan(layer) for layer in masks.values()]
         case = case_token(layers)
         worker = self.opener.runner.start_on_case(
-            self._viewer, case, lambda: resampled_layers(scans),
-            lambda new: self._add_resampled(new, layers, case), "Resampling onto one grid")
+            self._viewer, case, lambda: resampled_layers(scans, mask_scans),
+            lambda new: self._add_resampled(new, layers, masks, case),
+            "Resampling onto one grid")
         self.opener.refresh()
         return worker
 
-    def _add_resampled(self, new: dict, originals: dict, case: tuple):
-        """Add each resampled layer, one per turn, pick it for its contrast and hide its
-        original (nothing when the case was closed meanwhile)."""
+    def _mask_layers(self) -> list:
+        from napari.layers import Labels
+
+        return [layer for layer in self._viewer.layers
+                if isinstance(layer, Labels) and layer.ndim == 3]
+
+    def _add_resampled(self, new, images: dict, masks: dict, case: tuple):
+        """Add each resampled layer (`napari_medseg.case.Resampled`), one per turn, pick
+        each contrast's and hide the originals (nothing when the case was closed
+        meanwhile)."""
         from napari_medseg._qt.worker import CASE_CLOSED, add_layers_stepwise
         from napari_medseg.layers import case_open
 
         if not case_open(case, self._viewer.layers):
             return f"Resampling: {CASE_CLOSED}, nothing added"
-        for contrast, layer in zip(new, add_layers_stepwise(self._viewer, new.values())):
-            self._manual[contrast] = layer.name
-            originals[contrast].visible = False
+        contrasts = [*new.images, *(None for _ in new.masks)]  # a mask has no contrast
+        originals = [*(images[c] for c in new.images), *(masks[n] for n in new.masks)]
+        added = add_layers_stepwise(self._viewer, [*new.images.values(), *new.masks.values()])
+        for contrast, original, layer in zip(contrasts, originals, added):
+            if contrast is not None:
+                self._manual[contrast] = layer.name
+            original.visible = False
             yield layer
         self.refresh()
-        message = f"Resampled {', '.join(new)} onto one grid (the originals are kept, hidden)"
+        message = (f"Resampled {', '.join([*new.images, *new.masks])} onto one grid "
+                   "(the originals are kept, hidden)")
         show_info(message)
         return message
 
@@ -260,3 +276,21 @@ class CaseSection(QWidget):
         else:
             self._status.setStyleSheet("color: #81c784;")
             self._status.setText(f"\u2713 {len(self._contrasts)} contrasts on one grid: ready")
+
+
+def _source_paths(layer) -> tuple[str, ...]:
+    from napari_medseg.layers import METADATA_KEY
+
+    return tuple(layer.metadata.get(METADATA_KEY, {}).get("source_paths", ()))
+
+
+def _mask_scan(layer):
+    """A Labels layer as a `napari_medseg.case.Scan` that keeps its look."""
+    from napari_medseg.case import Scan
+    from napari_medseg.layers import METADATA_KEY, affine_of_layer
+
+    look = {"colormap": layer.colormap, "features": layer.features.copy(),
+            "opacity": layer.opacity,
+            "metadata": dict(layer.metadata.get(METADATA_KEY, {}))}
+    return Scan(layer.data, affine_of_layer(layer.metadata, layer.scale), layer.name,
+                _source_paths(layer), layer.visible, look)

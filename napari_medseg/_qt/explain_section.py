@@ -97,10 +97,13 @@ class ExplainSection(QWidget):
         layout.addWidget(self.summary)
         layout.addWidget(self.maps_button)
 
-    def _refresh_references(self, *_) -> None:
+    def _refresh_references(self, event=None) -> None:
         from napari.layers import Labels
 
+        from napari_medseg._qt.layer_combo import resampled_copy
+
         current = self.reference_combo.currentText()
+        current = resampled_copy(event, current) or current  # a reference moved to the grid
         names = [layer.name for layer in self._viewer.layers if isinstance(layer, Labels)]
         self.reference_combo.blockSignals(True)
         self.reference_combo.clear()

@@ -11,7 +11,7 @@ from qtpy.QtWidgets import (
     QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from napari_medseg._qt.autosave import AutosaveBar, layer_identity
-from napari_medseg._qt.layer_combo import fill_labels_combo, new_model_layer
+from napari_medseg._qt.layer_combo import fill_labels_combo, new_target_layer
 from napari_medseg._qt.worker import TaskRunner
 from napari_medseg.errors import MedsegError
 
@@ -81,9 +81,10 @@ class ExportSection(QWidget):
 
     def refresh(self, event=None) -> None:
         """List the viewer's 3D Labels layers; a model run's new output becomes the
-        choice (a loaded reference is exported only when picked)."""
+        choice (a loaded reference is exported only when picked), and so does the chosen
+        mask's copy resampled onto the case's grid."""
         fill_labels_combo(self.layer_combo, self._viewer, prefer_last=True,
-                          select=new_model_layer(event))
+                          select=new_target_layer(event, self.layer_combo.currentText()))
 
     def _on_inserted(self, event) -> None:
         self._remember_original(event.value)

@@ -36,12 +36,50 @@ def fill_labels_combo(combo, viewer, prefer_last: bool = False, select: str | No
     return names
 
 
-def new_model_layer(event) -> str | None:
-    """The name of a model's output layer just inserted (a layers ``inserted`` event)."""
+def new_target_layer(event, current: str | None) -> str | None:
+    """The name of a layer just inserted (a layers ``inserted`` event) that a section
+    which edits or exports should now target: a model's output, or the `resampled_copy`
+    of the ``current`` choice.
+
+    Parameters
+    ----------
+    event : napari event or None
+        The layers' ``inserted`` event, if any.
+    current : str or None
+        The section's current choice.
+    """
     from napari_medseg.layers import is_model_output
 
-    layer = getattr(event, "value", None)
-    return layer.name if layer is not None and is_model_output(layer) else None
+    layer = _inserted(event)
+    if layer is not None and is_model_output(layer):
+        return layer.name
+    return resampled_copy(event, current)
+
+
+def _inserted(event):
+    """The layer an ``inserted`` event brings (None for other events: a removal's layer
+    is gone)."""
+    return event.value if getattr(event, "type", None) == "inserted" else None
+
+
+def resampled_copy(event, current: str | None) -> str | None:
+    """The name of the layer just inserted when it is ``current`` resampled onto the
+    case's grid (*Resample onto one grid*), else None.
+
+    Parameters
+    ----------
+    event : napari event or None
+        The layers' ``inserted`` event, if any.
+    current : str or None
+        A section's current choice.
+    """
+    from napari_medseg.layers import METADATA_KEY
+
+    layer = _inserted(event)
+    if layer is None or not current:
+        return None
+    moved_from = layer.metadata.get(METADATA_KEY, {}).get("resampled_from")
+    return layer.name if moved_from == current else None
 
 
 NEW_OBJECT = "new object"

@@ -17,7 +17,7 @@ from napari_medseg._qt.click_engine import (
 from napari_medseg._qt.click_input import ClickInput
 from napari_medseg._qt.click_points import ClickPoints
 from napari_medseg._qt.layer_combo import (
-    fill_labels_combo, fill_object_combo, new_model_layer, object_value)
+    fill_labels_combo, fill_object_combo, new_target_layer, object_value)
 from napari_medseg.errors import MedsegError
 
 _START = "Start clicking  (Shift-click: other sign, Ctrl-Z: undo)"
@@ -108,9 +108,11 @@ class RefineSection(QWidget):
 
     def refresh(self, event=None) -> None:
         """Fill the layer list from the viewer's Labels layers; a model run's new output
-        layer becomes the target (a loaded reference is edited only when picked)."""
+        layer becomes the target (a loaded reference is edited only when picked), and so
+        does the chosen mask's copy resampled onto the case's grid."""
         before = self.labels_layer()
-        fill_labels_combo(self.layer_combo, self._viewer, select=new_model_layer(event))
+        fill_labels_combo(self.layer_combo, self._viewer,
+                          select=new_target_layer(event, self.layer_combo.currentText()))
         after = self.labels_layer()  # napari proxies: the same layer holds the same array
         if before is None or after is None or after.data is not before.data or \
                 not self.label_combo.count():

@@ -8,7 +8,7 @@ from qtpy.QtWidgets import (
     QPushButton, QVBoxLayout, QWidget)
 
 from napari_medseg._qt.fit import WrappingList
-from napari_medseg._qt.layer_combo import new_model_layer
+from napari_medseg._qt.layer_combo import new_target_layer
 from napari_medseg._qt.orientation import viewer_camera
 from napari_medseg._qt.worker import TaskRunner
 from napari_medseg.errors import MedsegError
@@ -97,7 +97,8 @@ class TopologySection(QWidget):
     def _refresh_layers(self, event=None) -> None:
         from napari.layers import Labels
 
-        current = new_model_layer(event) or self.layer_combo.currentText()
+        current = self.layer_combo.currentText()
+        current = new_target_layer(event, current) or current
         names = [layer.name for layer in self._viewer.layers
                  if isinstance(layer, Labels) and layer.name != OVERLAY_NAME]
         self.layer_combo.blockSignals(True)
