@@ -142,6 +142,25 @@ def grids_disagree(assignment: Mapping[str, ImageDescription | None]) -> bool:
                    for layer in chosen)
 
 
+def misplaced_masks(masks: Mapping[str, ImageDescription], grid: ImageDescription
+                    ) -> list[str]:
+    """The masks of the case grid's shape stored on another grid (LPS beside RAS scans,
+    say): a viewer draws them aligned, but their voxels, read beside the case's, are
+    mirrored or shifted. Resampling them onto the case's grid fixes it.
+
+    Parameters
+    ----------
+    masks : mapping of str to ImageDescription
+        Label layers by name.
+    grid : ImageDescription
+        A contrast of the case.
+    """
+    return [name for name, mask in masks.items()
+            if mask.affine is not None and grid.affine is not None
+            and tuple(mask.shape) == tuple(grid.shape)
+            and not same_grid(mask.affine, mask.shape, grid.affine, grid.shape)]
+
+
 @dataclass(frozen=True)
 class Scan:
     """One contrast's or mask's voxels and geometry, read from its layer on the GUI thread.
@@ -170,14 +189,16 @@ def resampled_layers(scans: Mapping[str, Scan], masks: Sequence[Scan] = ()
                      ) -> ProgressGenerator[Resampled]:
     """Image layers for the contrasts not on the finest grid among ``scans``, resampled
     onto it (`napari_medseg.io.onto_grid`), each named ``'<layer> resampled'``; the masks
-    that lie on one of those contrasts' grids go with them (nearest neighbour).
+    that lie on one of those contrasts' grids go with them (nearest neighbour), and so do
+    masks of that grid's shape stored on another grid (`misplaced_masks`).
 
     Parameters
     ----------
     scans : mapping of str to Scan
         The case's contrasts.
     masks : sequence of Scan
-        Label layers, each with its ``look``; only those on a moved contrast's grid move.
+        Label layers of the case, each with its ``look``; only those described above
+        move.
 
     Yields
     ------
@@ -194,8 +215,10 @@ def resampled_layers(scans: Mapping[str, Scan], masks: Sequence[Scan] = ()
     index, moved = grids_to_move([scans[c].affine for c in names], shapes)
     target, shape = scans[names[index]], shapes[index]
     moved_grids = [(scans[names[i]].affine, shapes[i]) for i in moved]
-    masks = [mask for mask in masks if any(same_grid(mask.affine, _shape(mask.data), *grid)
-                                           for grid in moved_grids)]
+    masks = [mask for mask in masks if not same_grid(mask.affine, _shape(mask.data),
+                                                     target.affine, shape)
+             and (_shape(mask.data) == shape or any(same_grid(mask.affine, _shape(mask.data),
+                                                              *grid) for grid in moved_grids))]
     total = len(moved) + len(masks)
     images: dict[str, LayerDataTuple] = {}
     for done, contrast in enumerate(names[i] for i in moved):

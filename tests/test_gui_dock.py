@@ -653,6 +653,47 @@ def test_a_mask_on_a_moved_contrasts_grid_is_resampled_with_it_and_targeted(
         [viewer.layers[name] for name in section.assignment().values()]
 
 
+def test_a_mask_of_the_cases_shape_stored_lps_is_refused_until_resampled(
+        make_napari_viewer, qtbot, small_case, tmp_path):
+    """A reference stored LPS beside RAS contrasts of its shape is drawn aligned, but its
+    voxels are mirrored against theirs: clicks and Explain read it silently beside the
+    images. Now the Case section says so and offers *Resample onto one grid*; clicks
+    and Explain refuse it until then, and the resampled copy holds the RAS voxels."""
+    import nibabel as nib
+
+    from tests.test_regrid import _stored_lps
+
+    write_case(small_case, tmp_path, "c")
+    images, seg = case_files(tmp_path, "c")
+    lps = _stored_lps(seg, tmp_path / "c_seg_lps.nii.gz")
+    viewer = make_napari_viewer()
+    dock = _dock(viewer)
+    section = dock.case_section
+    with qtbot.waitSignal(section.opener.runner.settled, timeout=30_000):
+        section.opener.open_paths([str(p) for p in [*images, lps]])
+    mask = viewer.layers["c_seg_lps"]
+    assert section.warnings() == []  # the contrasts agree: a model may run
+    problem = section.mask_problem(mask.name)
+    assert problem is not None and "mirrored" in problem and "Resample" in problem
+    assert problem in section._status.text() and section.resample_button.isVisibleTo(section)
+    dock.refine_section.layer_combo.setCurrentText(mask.name)
+    assert dock.refine_section._session_factory(mask, 2) is None
+    dock.explain_section.reference_combo.setCurrentText(mask.name)
+    assert dock.explain_section.run() is None
+    with qtbot.waitSignal(section.opener.runner.settled, timeout=30_000):
+        section.resample_button.click()
+    moved = viewer.layers[f"{mask.name} resampled"]
+    np.testing.assert_array_equal(moved.data,
+                                  np.asarray(nib.load(str(seg)).dataobj).transpose(2, 1, 0))
+    assert section.mask_problem(moved.name) is None
+    assert section.mask_problem(mask.name) is not None  # the original, if picked again
+    assert "Mask" not in section._status.text()  # but it has its copy: no warning
+    assert not section.resample_button.isVisibleTo(section) and not mask.visible
+    assert dock.refine_section.layer_combo.currentText() == moved.name
+    assert dock.explain_section.reference_combo.currentText() == moved.name
+    assert [layer.name for layer in viewer.layers if "resampled" in layer.name] == [moved.name]
+
+
 def test_contrasts_stored_lps_and_ras_are_refused_until_resampled_onto_one_grid(
         make_napari_viewer, qtbot, small_case, tmp_path):
     """A FLAIR stored LPS beside RAS scans of one shape and spacing showed as ready: the

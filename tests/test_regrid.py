@@ -159,3 +159,33 @@ def test_batch_resamples_a_case_only_when_asked(tmp_path, small_case):
     assert list(done.computed) == ["c"]
     review = load_review_case(tmp_path / "b", "c")
     assert review.volume.shape == review.segmentation.data.shape == small_case.volume.shape
+
+
+def test_a_mask_on_another_grid_is_refused_or_resampled_never_read_mirrored(
+        tmp_path, small_case, capsys):
+    """A reference stored LPS beside RAS scans has the case's shape, so it was taken as
+    stored: mirrored in x and y against the images (an export for retraining paired
+    them so). Now the grid decides: one line naming --resample, and with it the mask
+    comes back on the case's grid exactly; topology, which has no such option, says to
+    resample first."""
+    write_case(small_case, tmp_path, "c")
+    images, seg = case_files(tmp_path, "c")
+    lps = _stored_lps(seg, tmp_path / "c_seg_lps.nii.gz")
+    assert read_labels(lps).shape == read_labels(seg).shape  # the shape alone cannot tell
+    assert not np.array_equal(read_labels(lps).data, read_labels(seg).data)
+    export = ["export", *map(str, images), "--format", "nifti", "--case-id", "c"]
+    assert main([*export, "--mask", str(lps), "--out", str(tmp_path / "refused")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "Traceback" not in error
+    assert "c_seg_lps.nii.gz: axis directions LPS" in error and "--resample" in error
+    assert not (tmp_path / "refused").exists()
+    assert main([*export, "--mask", str(lps), "--out", str(tmp_path / "lps"), "--resample"]) == 0
+    assert main([*export, "--mask", str(seg), "--out", str(tmp_path / "ras")]) == 0
+    written = [read_labels(tmp_path / kind / "c_seg.nii.gz") for kind in ("lps", "ras")]
+    np.testing.assert_array_equal(written[0].data, written[1].data)
+    np.testing.assert_allclose(written[0].affine, written[1].affine)
+    capsys.readouterr()
+    assert main(["topology", str(seg), "--reference", str(lps), "--json",
+                 str(tmp_path / "t.json")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "first resample it onto that grid" in error and "--resample" not in error

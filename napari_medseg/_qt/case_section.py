@@ -11,7 +11,8 @@ from qtpy.QtWidgets import (
 
 from napari_medseg._qt.case_open import CaseOpener
 from napari_medseg._qt.fit import ElidingComboBox, fit_rows
-from napari_medseg.case import ImageDescription, auto_assign, check_case, grids_disagree
+from napari_medseg.case import (
+    RESAMPLE_HINT, ImageDescription, auto_assign, check_case, grids_disagree)
 from napari_medseg.contrasts import BRATS_CONTRASTS, match_contrasts
 from napari_medseg.io import spacing_from_affine
 from napari_medseg.layers import affine_of_layer
@@ -124,6 +125,53 @@ class CaseSection(QWidget):
         """What is wrong with the current assignment (empty when usable)."""
         return check_case(self._descriptions())
 
+    def mask_problem(self, name: str) -> str | None:
+        """Why the mask ``name`` cannot be read beside the case's contrasts, or None.
+
+        Parameters
+        ----------
+        name : str
+            A Labels layer's name.
+        """
+        if name not in self._misplaced_masks():
+            return None
+        return (f"Mask '{name}' has the case's shape but lies on another grid (stored in "
+                "other axis directions or shifted): its voxels would be read mirrored or "
+                f"shifted against the contrasts; {RESAMPLE_HINT}")
+
+    def _misplaced_masks(self, unresolved: bool = False) -> list[str]:
+        """`napari_medseg.case.misplaced_masks` among the case's masks; ``unresolved``:
+        only those without a copy resampled onto the case's grid."""
+        from napari_medseg.case import misplaced_masks
+
+        grid = next((d for d in self._descriptions().values() if d is not None), None)
+        if grid is None:
+            return []
+        names = misplaced_masks({m.name: describe_layer(m) for m in self._case_masks()}, grid)
+        copied = self._resampled_originals() if unresolved else set()
+        return [name for name in names if name not in copied]
+
+    def _resampled_originals(self) -> set[str]:
+        """Names of the layers a layer in the viewer was resampled from."""
+        from napari_medseg.layers import METADATA_KEY
+
+        return {layer.metadata.get(METADATA_KEY, {}).get("resampled_from")
+                for layer in self._viewer.layers} - {None}
+
+    def _case_masks(self) -> list:
+        """The 3D Labels layers, less those on the grid of an image that is not one of the
+        case's contrasts (another case's, or a contrast's original kept after resampling)."""
+        from napari.layers import Image, Labels
+
+        from napari_medseg.layers import on_same_grid
+
+        assigned = [layer for layer in self.assigned_layers().values() if layer is not None]
+        others = [layer for layer in self._viewer.layers if isinstance(layer, Image)
+                  and not any(layer is image for image in assigned)]
+        return [layer for layer in self._viewer.layers
+                if isinstance(layer, Labels) and layer.ndim == 3
+                and not any(on_same_grid(layer, image) for image in others)]
+
     def resample_onto_one_grid(self):
         """Resample the contrasts not on the finest grid among them in a worker, with the
         masks drawn on their grids, add them as layers and pick them
@@ -133,12 +181,13 @@ class CaseSection(QWidget):
         from napari_medseg.layers import case_token
 
         descriptions = self._descriptions()
-        if not grids_disagree(descriptions):
+        if not grids_disagree(descriptions) and not self._misplaced_masks(unresolved=True):
             return None
-        layers = self.assigned_layers()
+        layers = {c: layer for c, layer in self.assigned_layers().items() if layer is not None}
         scans = {c: Scan(layer.data, descriptions[c].affine, layer.name,
                          _source_paths(layer), layer.visible) for c, layer in layers.items()}
-        masks = {layer.name: layer for layer in self._mask_layers()}
+        copied = self._resampled_originals()
+        masks = {layer.name: layer for layer in self._case_masks() if layer.name not in copied}
         mask_scans = [_mask_scan(layer) for layer in masks.values()]
         case = case_token(layers)
         worker = self.opener.runner.start_on_case(
@@ -147,12 +196,6 @@ class CaseSection(QWidget):
             "Resampling onto one grid")
         self.opener.refresh()
         return worker
-
-    def _mask_layers(self) -> list:
-        from napari.layers import Labels
-
-        return [layer for layer in self._viewer.layers
-                if isinstance(layer, Labels) and layer.ndim == 3]
 
     def _add_resampled(self, new, images: dict, masks: dict, case: tuple):
         """Add each resampled layer (`napari_medseg.case.Resampled`), one per turn, pick
@@ -267,9 +310,9 @@ class CaseSection(QWidget):
         self.refresh()
 
     def _show_status(self) -> None:
-        descriptions = self._descriptions()
-        self.resample_button.setVisible(grids_disagree(descriptions))
-        warnings = check_case(descriptions)
+        misplaced = self._misplaced_masks(unresolved=True)
+        self.resample_button.setVisible(grids_disagree(self._descriptions()) or bool(misplaced))
+        warnings = self.warnings() + [self.mask_problem(name) for name in misplaced]
         if warnings:
             self._status.setStyleSheet("color: #ff8a65;")
             self._status.setText("\n".join(f"\u26a0 {w}" for w in warnings))

@@ -176,16 +176,17 @@ class ExplainSection(QWidget):
         """Compute attributions in a worker; returns it (None when refused)."""
         from napari_medseg.layers import case_token, volume_builder
 
-        warnings = self._case.warnings()
-        if warnings:
-            show_error("Cannot explain: " + warnings[0])
+        name = self.reference_combo.currentText()
+        warnings = self._case.warnings() + ([] if name == NO_REFERENCE else
+                                            [self._case.mask_problem(name)])
+        if any(warnings):
+            show_error("Cannot explain: " + next(w for w in warnings if w))
             return None
         if self._models.current_folder() is None:
             show_error("Cannot explain: choose a model in the Model section first")
             return None
         make_volume = volume_builder(self._case.assigned_layers(), stored_types=True)
         case = case_token(self._case.assigned_layers())
-        name = self.reference_combo.currentText()
         reference = None if name == NO_REFERENCE else self._viewer.layers[name].data.copy()
         baseline = self.baseline_combo.currentText()
         device = self._models.device_combo.currentText()

@@ -250,6 +250,10 @@ class RefineSection(QWidget):
         when the case's images cannot be read as one)."""
         from napari_medseg.layers import layer_model_folder
 
+        problem = self._case.mask_problem(layer.name)
+        if problem is not None:
+            show_error(f"Refinement unavailable: {problem}")
+            return None
         try:  # the model that made the mask (a run, a review case), else the dock's choice
             return session_factory(
                 layer, self.image_layers(), label, self.engine_combo.currentText(),

@@ -94,7 +94,8 @@ def add_contrasts(parser: argparse.ArgumentParser) -> None:
                              "for a 4D file stored so); default: from the file names")
     parser.add_argument("--resample", action="store_true",
                         help="contrasts on different grids (shape, spacing, orientation): "
-                             "resample them onto the finest one (default: refuse them)")
+                             "resample them onto the finest one, and a mask or reference "
+                             "onto the case's grid (default: refuse them)")
 
 
 def read_case(args: argparse.Namespace, stored_types: bool = False):
@@ -105,6 +106,14 @@ def read_case(args: argparse.Namespace, stored_types: bool = False):
 
     return read_volume(args.images, args.contrasts, keep_integers=stored_types,
                        resample=args.resample)
+
+
+def read_mask(path, volume, args: argparse.Namespace):
+    """A mask or reference file as a `LabelMap` on ``volume``'s grid (`io.labels_on_grid`):
+    one on another grid is refused, or with ``--resample`` put onto it."""
+    from napari_medseg.io import labels_on_grid, read_labels
+
+    return labels_on_grid(read_labels(path), volume, resample=args.resample)
 
 
 def add_mirroring(parser: argparse.ArgumentParser) -> None:

@@ -31,14 +31,14 @@ def load_rankings(source: str | None) -> tuple[dict, str]:
 
 
 def cmd_shapley(args: argparse.Namespace) -> int:
-    from napari_medseg.cli.common import progress_printer
+    from napari_medseg.cli.common import progress_printer, read_mask
     from napari_medseg.explain import explain_case
-    from napari_medseg.io import atomic_path, json_text, read_labels, write_image
+    from napari_medseg.io import atomic_path, json_text, write_image
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
 
     volume = read_case(args, stored_types=True)
-    reference = read_labels(args.reference).data if args.reference else None
+    reference = read_mask(args.reference, volume, args).data if args.reference else None
     rankings, ranking_source = load_rankings(args.ranking)
     model = load_model(args.model, folds=args.folds, trust_code=args.trust_code)
     result = run_to_end(explain_case(model, volume, reference, baseline=args.baseline,

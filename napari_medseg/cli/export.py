@@ -7,19 +7,18 @@ from pathlib import Path
 
 from napari_medseg.cli.common import (
     add_contrasts, add_device, add_overwrite, non_negative_int, positive_int, positive_number,
-    read_case)
+    read_case, read_mask)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from napari_medseg.export import export_case
     from napari_medseg.interactive import read_clicks
-    from napari_medseg.io import read_labels
     from napari_medseg.labels import label_names
     from napari_medseg.models import load_model
 
     volume = read_case(args)
-    mask = read_labels(args.mask)
-    original = read_labels(args.original).data if args.original else None
+    mask = read_mask(args.mask, volume, args)
+    original = read_mask(args.original, volume, args).data if args.original else None
     history = [click.as_dict() for click in read_clicks(args.history)] if args.history else []
     names = mask.label_names or label_names()
     model = load_model(args.model) if args.model else None

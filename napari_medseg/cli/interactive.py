@@ -6,20 +6,20 @@ import sys
 from pathlib import Path
 
 from napari_medseg.cli.common import (
-    add_contrasts, add_device, add_overwrite, add_precision, positive_int, read_case)
+    add_contrasts, add_device, add_overwrite, add_precision, positive_int, read_case, read_mask)
 from napari_medseg.errors import InputError
 from napari_medseg.interactive._session import ENGINES
 
 
 def cmd_refine(args: argparse.Namespace) -> int:
     from napari_medseg.interactive import InteractiveSession, make_engine, read_clicks
-    from napari_medseg.io import check_output_format, check_writable, read_labels, write_labels
+    from napari_medseg.io import check_output_format, check_writable, write_labels
 
     check_writable(args.output, args.overwrite)
     check_output_format(args.output)
     clicks = read_clicks(args.clicks)
     volume = read_case(args)
-    mask = read_labels(args.mask).data if args.mask else None
+    mask = read_mask(args.mask, volume, args).data if args.mask else None
     engine = make_engine(args.engine, volume, device=args.device,
                          segmentation_model=args.model, precision=args.precision)
     session = InteractiveSession(volume, mask, label=args.label, engine=engine)
@@ -50,7 +50,7 @@ def cmd_bench_clicks(args: argparse.Namespace) -> int:
     from napari_medseg.interactive import make_engine
     from napari_medseg.interactive._evaluate import evaluate_targets, summarise
     from napari_medseg.io import (
-        atomic_path, check_writable, json_text, read_labels, read_volume)
+        atomic_path, check_writable, json_text, labels_on_grid, read_labels, read_volume)
     from napari_medseg.sample import case_files
 
     check_writable(args.json, args.overwrite)
@@ -58,7 +58,8 @@ def cmd_bench_clicks(args: argparse.Namespace) -> int:
     trials = []
     for case_id in _discover_cases(folder):
         images, reference = case_files(folder, case_id)
-        volume, labels = read_volume(images), read_labels(reference).data
+        volume = read_volume(images)
+        labels = labels_on_grid(read_labels(reference), volume, flag="").data
         values = [int(v) for v in np.unique(labels) if v]
         engine = make_engine(args.engine, volume, device=args.device, precision=args.precision)
         limits = {"cap": max(20, args.clicks), "min_clicks": args.clicks}

@@ -10,8 +10,8 @@ from napari_medseg.cli.common import add_overwrite, non_negative_number
 
 def cmd_topology(args: argparse.Namespace) -> int:
     from napari_medseg.io import (
-        atomic_path, check_output_format, check_writable, json_text, read_labels,
-        write_labels)
+        atomic_path, check_output_format, check_writable, json_text, labels_on_grid,
+        read_labels, write_labels)
     from napari_medseg.labels import present_labels
     from napari_medseg.topology import check_setup, check_topology, overlay, report_dict
 
@@ -20,7 +20,8 @@ def cmd_topology(args: argparse.Namespace) -> int:
         check_writable(args.overlay, args.overwrite)
         check_output_format(args.overlay)
     mask = read_labels(args.mask)
-    reference = read_labels(args.reference).data if args.reference else None
+    reference = labels_on_grid(read_labels(args.reference), mask, flag="").data \
+        if args.reference else None
     setup = check_setup(mask.label_names, expect=args.expect, brats=args.brats,
                         present=present_labels(mask.data))
     results = check_topology(mask.data, mask.affine, setup.names, setup.regions,

@@ -25,9 +25,8 @@ def _suggestions(volume, mean, model) -> dict:
 
 
 def cmd_uncertainty(args: argparse.Namespace) -> int:
-    from napari_medseg.cli.common import progress_printer
-    from napari_medseg.io import (
-        atomic_path, check_writable, json_text, read_labels, write_image)
+    from napari_medseg.cli.common import progress_printer, read_mask
+    from napari_medseg.io import atomic_path, check_writable, json_text, write_image
     from napari_medseg.models import load_model
     from napari_medseg.progress import run_to_end
 
@@ -37,7 +36,7 @@ def cmd_uncertainty(args: argparse.Namespace) -> int:
     for path in (*outputs.values(), args.json):
         check_writable(Path(path), args.overwrite)
     volume = read_case(args)
-    reference = read_labels(args.reference).data if args.reference else None
+    reference = read_mask(args.reference, volume, args).data if args.reference else None
     model = load_model(args.model, folds=args.folds, trust_code=args.trust_code)
     result = run_to_end(_estimate(model, volume, args, reference),
                         progress_printer("uncertainty"))

@@ -11,7 +11,7 @@ from napari_medseg.io._mask import as_label_mask
 from napari_medseg.io._regrid import (
     finest_grid, grids_to_move, is_exact_copy, on_one_grid, onto_grid)
 from napari_medseg.io._read import (
-    check_finite, detect_format, each_path, read_labels, read_volume)
+    check_finite, detect_format, each_path, labels_on_grid, read_labels, read_volume)
 from napari_medseg.io._volume import (
     LabelMap, Volume, orientation_code, same_grid, spacing_from_affine)
 from napari_medseg.io._write import check_output_format, write_image, write_labels
@@ -32,6 +32,7 @@ __all__ = [
     "grids_to_move",
     "is_exact_copy",
     "json_text",
+    "labels_on_grid",
     "make_folder",
     "on_one_grid",
     "onto_grid",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,7 @@ from napari_medseg.errors import InputError, describe
 from napari_medseg.io._names import image_stem
 from napari_medseg.io._itk import is_itk_file, read_dicom_series, read_itk_file
 from napari_medseg.io._nifti import is_nifti, read_nifti_array
-from napari_medseg.io._regrid import on_one_grid
+from napari_medseg.io._regrid import on_one_grid, onto_grid
 from napari_medseg.io._volume import LabelMap, Volume, orientation_code, same_grid
 from napari_medseg.io._zarr import is_zarr, read_zarr_lazy
 
@@ -280,6 +281,50 @@ def read_labels(path: PathLike) -> LabelMap:
     return LabelMap(data=_as_label_array(data, path), affine=affine,
                     label_names={int(k): str(v) for k, v in attrs.get("label_names", {}).items()},
                     source_path=str(path))
+
+
+def labels_on_grid(labels: LabelMap, grid: Volume | LabelMap, resample: bool = False,
+                   flag: str = "--resample") -> LabelMap:
+    """``labels`` on ``grid``'s voxel grid (the case's, or another mask's).
+
+    A mask of the case's shape stored on another grid (LPS beside RAS scans, say)
+    holds mirrored or shifted voxels although a viewer draws it aligned, so the grid,
+    not only the shape, decides.
+
+    Parameters
+    ----------
+    labels : LabelMap
+        A mask or reference read with `read_labels`.
+    grid : Volume or LabelMap
+        What it must lie on.
+    resample : bool
+        Put a mask on another grid onto ``grid`` (nearest neighbour, `onto_grid`)
+        instead of refusing it.
+    flag : str
+        The option that sets ``resample``, named in the refusal ("" when there is none).
+
+    Raises
+    ------
+    InputError
+        When the grids differ and ``resample`` is off.
+    """
+    if same_grid(labels.affine, labels.shape, grid.affine, grid.shape):
+        return labels
+    if resample:
+        return replace(labels, data=onto_grid(labels.data, labels.affine, grid.affine,
+                                              grid.shape, labels=True), affine=grid.affine)
+    way = f"pass {flag} to put it on that grid (nearest neighbour), or" if flag else "first"
+    raise InputError(describe(
+        labels.source_path or "label map",
+        f"{_grid_difference(labels, grid)} does not match "
+        f"{_first_source(grid)} ({_grid_difference(grid, labels)})",
+        f"A mask must lie on its case's voxel grid: {way} resample it "
+        f"{'first' if flag else 'onto that grid'}"))
+
+
+def _first_source(grid: Volume | LabelMap) -> str:
+    paths = getattr(grid, "source_paths", None) or (getattr(grid, "source_path", ""),)
+    return str(paths[0]) if paths and paths[0] else "the case"
 
 
 def _as_label_array(data: np.ndarray, path: Path) -> np.ndarray:
