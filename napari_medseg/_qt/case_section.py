@@ -178,14 +178,14 @@ class CaseSection(QWidget):
         (`napari_medseg.case.resampled_layers`); returns the worker (None when the grids
         agree or a task runs)."""
         from napari_medseg.case import Scan, resampled_layers
-        from napari_medseg.layers import case_token
+        from napari_medseg.layers import case_token, source_paths
 
         descriptions = self._descriptions()
         if not grids_disagree(descriptions) and not self._misplaced_masks(unresolved=True):
             return None
         layers = {c: layer for c, layer in self.assigned_layers().items() if layer is not None}
         scans = {c: Scan(layer.data, descriptions[c].affine, layer.name,
-                         _source_paths(layer), layer.visible) for c, layer in layers.items()}
+                         source_paths([layer]), layer.visible) for c, layer in layers.items()}
         copied = self._resampled_originals()
         masks = {layer.name: layer for layer in self._case_masks() if layer.name not in copied}
         mask_scans = [_mask_scan(layer) for layer in masks.values()]
@@ -321,19 +321,13 @@ class CaseSection(QWidget):
             self._status.setText(f"\u2713 {len(self._contrasts)} contrasts on one grid: ready")
 
 
-def _source_paths(layer) -> tuple[str, ...]:
-    from napari_medseg.layers import METADATA_KEY
-
-    return tuple(layer.metadata.get(METADATA_KEY, {}).get("source_paths", ()))
-
-
 def _mask_scan(layer):
     """A Labels layer as a `napari_medseg.case.Scan` that keeps its look."""
     from napari_medseg.case import Scan
-    from napari_medseg.layers import METADATA_KEY, affine_of_layer
+    from napari_medseg.layers import METADATA_KEY, affine_of_layer, source_paths
 
     look = {"colormap": layer.colormap, "features": layer.features.copy(),
             "opacity": layer.opacity,
             "metadata": dict(layer.metadata.get(METADATA_KEY, {}))}
     return Scan(layer.data, affine_of_layer(layer.metadata, layer.scale), layer.name,
-                _source_paths(layer), layer.visible, look)
+                source_paths([layer]), layer.visible, look)
