@@ -155,10 +155,17 @@ def misplaced_masks(masks: Mapping[str, ImageDescription], grid: ImageDescriptio
     grid : ImageDescription
         A contrast of the case.
     """
-    return [name for name, mask in masks.items()
-            if mask.affine is not None and grid.affine is not None
-            and tuple(mask.shape) == tuple(grid.shape)
-            and not same_grid(mask.affine, mask.shape, grid.affine, grid.shape)]
+    if grid.affine is None:
+        return []
+    return [name for name, mask in masks.items() if mask.affine is not None
+            and _misplaced(mask.affine, mask.shape, grid.affine, grid.shape)]
+
+
+def _misplaced(affine: np.ndarray, shape: Sequence[int], grid_affine: np.ndarray,
+               grid_shape: Sequence[int]) -> bool:
+    """The grid's shape, another placement (`misplaced_masks`)."""
+    return tuple(shape) == tuple(grid_shape) and \
+        not same_grid(affine, tuple(shape), grid_affine, tuple(grid_shape))
 
 
 @dataclass(frozen=True)
@@ -215,10 +222,9 @@ def resampled_layers(scans: Mapping[str, Scan], masks: Sequence[Scan] = ()
     index, moved = grids_to_move([scans[c].affine for c in names], shapes)
     target, shape = scans[names[index]], shapes[index]
     moved_grids = [(scans[names[i]].affine, shapes[i]) for i in moved]
-    masks = [mask for mask in masks if not same_grid(mask.affine, _shape(mask.data),
-                                                     target.affine, shape)
-             and (_shape(mask.data) == shape or any(same_grid(mask.affine, _shape(mask.data),
-                                                              *grid) for grid in moved_grids))]
+    masks = [mask for mask in masks if _misplaced(mask.affine, _shape(mask.data), target.affine,
+                                                  shape)
+             or any(same_grid(mask.affine, _shape(mask.data), *grid) for grid in moved_grids)]
     total = len(moved) + len(masks)
     images: dict[str, LayerDataTuple] = {}
     for done, contrast in enumerate(names[i] for i in moved):

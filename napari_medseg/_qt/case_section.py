@@ -133,11 +133,7 @@ class CaseSection(QWidget):
         name : str
             A Labels layer's name.
         """
-        if name not in self._misplaced_masks():
-            return None
-        return (f"Mask '{name}' has the case's shape but lies on another grid (stored in "
-                "other axis directions or shifted): its voxels would be read mirrored or "
-                f"shifted against the contrasts; {RESAMPLE_HINT}")
+        return _misplaced_warning(name) if name in self._misplaced_masks() else None
 
     def _misplaced_masks(self, unresolved: bool = False) -> list[str]:
         """`napari_medseg.case.misplaced_masks` among the case's masks; ``unresolved``:
@@ -312,13 +308,19 @@ class CaseSection(QWidget):
     def _show_status(self) -> None:
         misplaced = self._misplaced_masks(unresolved=True)
         self.resample_button.setVisible(grids_disagree(self._descriptions()) or bool(misplaced))
-        warnings = self.warnings() + [self.mask_problem(name) for name in misplaced]
+        warnings = self.warnings() + [_misplaced_warning(name) for name in misplaced]
         if warnings:
             self._status.setStyleSheet("color: #ff8a65;")
             self._status.setText("\n".join(f"\u26a0 {w}" for w in warnings))
         else:
             self._status.setStyleSheet("color: #81c784;")
             self._status.setText(f"\u2713 {len(self._contrasts)} contrasts on one grid: ready")
+
+
+def _misplaced_warning(name: str) -> str:
+    return (f"Mask '{name}' has the case's shape but lies on another grid (stored in other "
+            "axis directions or shifted): its voxels would be read mirrored or shifted "
+            f"against the contrasts; {RESAMPLE_HINT}")
 
 
 def _mask_scan(layer):

@@ -177,10 +177,11 @@ class ExplainSection(QWidget):
         from napari_medseg.layers import case_token, volume_builder
 
         name = self.reference_combo.currentText()
-        warnings = self._case.warnings() + ([] if name == NO_REFERENCE else
-                                            [self._case.mask_problem(name)])
-        if any(warnings):
-            show_error("Cannot explain: " + next(w for w in warnings if w))
+        warnings = self._case.warnings()
+        if name != NO_REFERENCE and (problem := self._case.mask_problem(name)):
+            warnings.append(problem)
+        if warnings:
+            show_error("Cannot explain: " + warnings[0])
             return None
         if self._models.current_folder() is None:
             show_error("Cannot explain: choose a model in the Model section first")

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -313,18 +313,14 @@ def labels_on_grid(labels: LabelMap, grid: Volume | LabelMap, resample: bool = F
     if resample:
         return replace(labels, data=onto_grid(labels.data, labels.affine, grid.affine,
                                               grid.shape, labels=True), affine=grid.affine)
-    way = f"pass {flag} to put it on that grid (nearest neighbour), or" if flag else "first"
+    fix = (f"pass {flag} to put it on that grid (nearest neighbour), or resample it first"
+           if flag else "first resample it onto that grid")
+    sources = grid.source_paths if isinstance(grid, Volume) else (grid.source_path,)
     raise InputError(describe(
         labels.source_path or "label map",
-        f"{_grid_difference(labels, grid)} does not match "
-        f"{_first_source(grid)} ({_grid_difference(grid, labels)})",
-        f"A mask must lie on its case's voxel grid: {way} resample it "
-        f"{'first' if flag else 'onto that grid'}"))
-
-
-def _first_source(grid: Volume | LabelMap) -> str:
-    paths = getattr(grid, "source_paths", None) or (getattr(grid, "source_path", ""),)
-    return str(paths[0]) if paths and paths[0] else "the case"
+        f"{_grid_difference(labels, grid)} does not match {sources[0] or 'the case'} "
+        f"({_grid_difference(grid, labels)})",
+        f"A mask must lie on its case's voxel grid: {fix}"))
 
 
 def _as_label_array(data: np.ndarray, path: Path) -> np.ndarray:

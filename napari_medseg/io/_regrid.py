@@ -9,8 +9,7 @@ differs only by axis order, flips or a whole-voxel shift is copied exactly
 (axes transposed, flipped and sliced, the stored type kept); any other is
 interpolated linearly as float32 (`scipy.ndimage.affine_transform`, as
 nibabel's ``resample_from_to``, in slabs side by side), labels by nearest
-neighbour. Voxels outside a
-scan's field of view become 0.
+neighbour. Voxels outside a scan's field of view become 0.
 """
 from __future__ import annotations
 
