@@ -144,9 +144,10 @@ def grids_disagree(assignment: Mapping[str, ImageDescription | None]) -> bool:
 
 def misplaced_masks(masks: Mapping[str, ImageDescription], grid: ImageDescription
                     ) -> list[str]:
-    """The masks of the case grid's shape stored on another grid (LPS beside RAS scans,
-    say): a viewer draws them aligned, but their voxels, read beside the case's, are
-    mirrored or shifted. Resampling them onto the case's grid fixes it.
+    """The masks stored on another grid than the case's: of its shape in other axis
+    directions (LPS beside RAS scans, say: a viewer draws them aligned, but their
+    voxels, read beside the case's, are mirrored), or of another shape or spacing.
+    Resampling them onto the case's grid fixes it.
 
     Parameters
     ----------
@@ -158,14 +159,7 @@ def misplaced_masks(masks: Mapping[str, ImageDescription], grid: ImageDescriptio
     if grid.affine is None:
         return []
     return [name for name, mask in masks.items() if mask.affine is not None
-            and _misplaced(mask.affine, mask.shape, grid.affine, grid.shape)]
-
-
-def _misplaced(affine: np.ndarray, shape: Sequence[int], grid_affine: np.ndarray,
-               grid_shape: Sequence[int]) -> bool:
-    """The grid's shape, another placement (`misplaced_masks`)."""
-    return tuple(shape) == tuple(grid_shape) and \
-        not same_grid(affine, tuple(shape), grid_affine, tuple(grid_shape))
+            and not same_grid(mask.affine, mask.shape, grid.affine, grid.shape)]
 
 
 @dataclass(frozen=True)
@@ -196,16 +190,16 @@ def resampled_layers(scans: Mapping[str, Scan], masks: Sequence[Scan] = ()
                      ) -> ProgressGenerator[Resampled]:
     """Image layers for the contrasts not on the finest grid among ``scans``, resampled
     onto it (`napari_medseg.io.onto_grid`), each named ``'<layer> resampled'``; the masks
-    that lie on one of those contrasts' grids go with them (nearest neighbour), and so do
-    masks of that grid's shape stored on another grid (`misplaced_masks`).
+    not on that grid go with them (nearest neighbour): those drawn on a moved contrast's
+    grid, and those stored on another grid (`misplaced_masks`).
 
     Parameters
     ----------
     scans : mapping of str to Scan
         The case's contrasts.
     masks : sequence of Scan
-        Label layers of the case, each with its ``look``; only those described above
-        move.
+        Label layers of the case, each with its ``look``; those not on the finest
+        grid move.
 
     Yields
     ------
@@ -221,10 +215,8 @@ def resampled_layers(scans: Mapping[str, Scan], masks: Sequence[Scan] = ()
     shapes = [_shape(scans[c].data) for c in names]
     index, moved = grids_to_move([scans[c].affine for c in names], shapes)
     target, shape = scans[names[index]], shapes[index]
-    moved_grids = [(scans[names[i]].affine, shapes[i]) for i in moved]
-    masks = [mask for mask in masks if _misplaced(mask.affine, _shape(mask.data), target.affine,
-                                                  shape)
-             or any(same_grid(mask.affine, _shape(mask.data), *grid) for grid in moved_grids)]
+    masks = [mask for mask in masks
+             if not same_grid(mask.affine, _shape(mask.data), target.affine, shape)]
     total = len(moved) + len(masks)
     images: dict[str, LayerDataTuple] = {}
     for done, contrast in enumerate(names[i] for i in moved):

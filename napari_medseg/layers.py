@@ -49,11 +49,23 @@ def affine_of_layer(layer_metadata: dict, scale: tuple[float, ...]) -> np.ndarra
     scale : tuple of float
         The layer's ``scale`` (z, y, x spacing last).
     """
-    stored = (layer_metadata or {}).get(METADATA_KEY, {}).get("affine")
+    stored = stored_affine(layer_metadata)
     if stored is not None:
-        return np.asarray(stored, dtype=float)
+        return stored
     spacing = [float(s) for s in scale[-3:]]
     return np.diag([spacing[2], spacing[1], spacing[0], 1.0])
+
+
+def stored_affine(layer_metadata: dict) -> np.ndarray | None:
+    """The file affine a layer carries (its napari-medseg metadata), or None.
+
+    Parameters
+    ----------
+    layer_metadata : dict
+        The layer's ``metadata``.
+    """
+    stored = (layer_metadata or {}).get(METADATA_KEY, {}).get("affine")
+    return None if stored is None else np.asarray(stored, dtype=float)
 
 
 def _display_limits(channel: Any) -> tuple[float, float]:

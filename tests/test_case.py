@@ -167,8 +167,8 @@ def test_kept_probabilities_are_numpys_float16_bit_for_bit():
 def test_resampling_moves_the_masks_on_a_moved_contrasts_grid_and_keeps_their_look():
     """The T1 and a mask drawn on it lie on a grid stored LPS beside RAS contrasts: both
     move onto the others' grid (an exact copy, the mask in its type, its look and
-    entries kept, the new affine); a mask already on that grid stays; progress counts
-    every layer moved."""
+    entries kept, the new affine); a mask already on that grid stays, a mask cropped
+    to a box moves into it (background around); progress counts every layer moved."""
     import numpy as np
 
     from napari_medseg.case import Scan, resampled_layers
@@ -184,11 +184,16 @@ def test_resampling_moves_the_masks_on_a_moved_contrasts_grid_and_keeps_their_lo
     scans = {"T2": Scan(rng.random((4, 8, 10)), ras, "t2"),  # the first of equal grids
              "T1": Scan(t1_ras[flip_xy], lps, "t1 (LPS)")}
     look = {"opacity": 0.4, "metadata": {"label_names": {2: "ED"}, "source_paths": ["m"]}}
+    box = (slice(None), slice(2, 6), slice(3, 8))  # z, y, x: starts at x 3, y 2
     masks = [Scan(mask_ras[flip_xy], lps, "drawn on t1", look=look),
-             Scan(mask_ras, ras, "drawn on t2", look=look)]
+             Scan(mask_ras, ras, "drawn on t2", look=look),
+             Scan(mask_ras[box], ras @ _shift(3, 2, 0), "cropped", look=look)]
     steps = []
     result = run_to_end(resampled_layers(scans, masks), steps.append)
-    assert list(result.images) == ["T1"] and list(result.masks) == ["drawn on t1"]
+    assert list(result.images) == ["T1"] and list(result.masks) == ["drawn on t1", "cropped"]
+    in_box = np.zeros_like(mask_ras)
+    in_box[box] = mask_ras[box]
+    np.testing.assert_array_equal(result.masks["cropped"][0], in_box)
     np.testing.assert_array_equal(result.images["T1"][0], t1_ras)
     data, kwargs, kind = result.masks["drawn on t1"]
     assert kind == "labels" and data.dtype == np.uint8
@@ -197,4 +202,13 @@ def test_resampling_moves_the_masks_on_a_moved_contrasts_grid_and_keeps_their_lo
     entries = kwargs["metadata"][METADATA_KEY]
     assert entries["label_names"] == {2: "ED"} and entries["resampled_from"] == "drawn on t1"
     np.testing.assert_allclose(entries["affine"], ras)
-    assert [(s.done, s.total) for s in steps] == [(0, 2), (1, 2)]
+    assert [(s.done, s.total) for s in steps] == [(0, 3), (1, 3), (2, 3)]
+
+
+def _shift(x: float, y: float, z: float):
+    """A voxel-space translation, homogeneous 4x4."""
+    import numpy as np
+
+    shift = np.eye(4)
+    shift[:3, 3] = (x, y, z)
+    return shift

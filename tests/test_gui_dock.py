@@ -633,6 +633,7 @@ def test_a_mask_on_a_moved_contrasts_grid_is_resampled_with_it_and_targeted(
     with qtbot.waitSignal(section.opener.runner.settled, timeout=30_000):
         section.opener.open_paths([str(p) for p in [*images, seg]])
     mask = next(layer for layer in viewer.layers if layer.__class__.__name__ == "Labels")
+    assert f"Mask '{mask.name}' lies on another grid" in section._status.text()
     combos = (dock.refine_section.layer_combo, dock.topology_section.layer_combo,
               dock.export_section.layer_combo, dock.explain_section.reference_combo)
     for combo in combos:
@@ -651,6 +652,10 @@ def test_a_mask_on_a_moved_contrasts_grid_is_resampled_with_it_and_targeted(
     assert [combo.currentText() for combo in combos] == [moved.name] * 4
     assert list(dock.export_section._case.images_for(moved).values()) == \
         [viewer.layers[name] for name in section.assignment().values()]
+    dock.export_section.layer_combo.setCurrentText(mask.name)  # the original picked again:
+    dock.export_section.folder_edit.setText(str(tmp_path / "out"))  # it would pair with T1
+    assert dock.export_section.export() is None and not (tmp_path / "out").exists()
+    assert f"its copy on the case's grid is '{moved.name}'" in dock.export_section.status.text()
 
 
 def test_a_mask_of_the_cases_shape_stored_lps_is_refused_until_resampled(
@@ -692,6 +697,38 @@ def test_a_mask_of_the_cases_shape_stored_lps_is_refused_until_resampled(
     assert dock.refine_section.layer_combo.currentText() == moved.name
     assert dock.explain_section.reference_combo.currentText() == moved.name
     assert [layer.name for layer in viewer.layers if "resampled" in layer.name] == [moved.name]
+
+
+def test_a_reference_cropped_to_a_box_is_offered_resampling_into_the_cases_grid(
+        make_napari_viewer, qtbot, small_case, tmp_path):
+    """A reference saved cropped to a box around the tumour (another shape, on no
+    contrast's grid) was refused by clicks for its shape, with no way on in the dock.
+    Now the Case section names it and *Resample onto one grid* puts it into the case's
+    grid, as nibabel resamples it, background around the box."""
+    import nibabel as nib
+    from nibabel.processing import resample_from_to
+
+    write_case(small_case, tmp_path, "c")
+    images, seg = case_files(tmp_path, "c")
+    cropped = tmp_path / "c_seg_box.nii.gz"
+    nib.save(nib.load(str(seg)).slicer[4:-3, 5:-2, 2:-4], str(cropped))
+    viewer = make_napari_viewer()
+    dock = _dock(viewer)
+    section = dock.case_section
+    with qtbot.waitSignal(section.opener.runner.settled, timeout=30_000):
+        section.opener.open_paths([str(p) for p in [*images, cropped]])
+    mask = viewer.layers["c_seg_box"]
+    problem = section.mask_problem(mask.name)
+    assert problem is not None and "lies on another grid than the contrasts" in problem
+    assert problem in section._status.text() and section.resample_button.isVisibleTo(section)
+    assert dock.refine_section._session_factory(mask, 2) is None
+    with qtbot.waitSignal(section.opener.runner.settled, timeout=30_000):
+        section.resample_button.click()
+    moved = viewer.layers[f"{mask.name} resampled"]
+    expected = resample_from_to(nib.load(str(cropped)), nib.load(str(images[0])), order=0)
+    np.testing.assert_array_equal(moved.data, np.asarray(expected.dataobj).transpose(2, 1, 0))
+    assert moved.data.any() and section.mask_problem(moved.name) is None
+    assert "Mask" not in section._status.text() and not mask.visible
 
 
 def test_contrasts_stored_lps_and_ras_are_refused_until_resampled_onto_one_grid(

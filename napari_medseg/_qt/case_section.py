@@ -133,26 +133,47 @@ class CaseSection(QWidget):
         name : str
             A Labels layer's name.
         """
-        return _misplaced_warning(name) if name in self._misplaced_masks() else None
+        copies = self._resampled_copies()
+        if name in copies:
+            return (f"Mask '{name}' lies on a grid the case no longer uses: its copy on the "
+                    f"case's grid is '{copies[name]}'; pick that one")
+        return self._misplaced_masks().get(name)
 
-    def _misplaced_masks(self, unresolved: bool = False) -> list[str]:
-        """`napari_medseg.case.misplaced_masks` among the case's masks; ``unresolved``:
-        only those without a copy resampled onto the case's grid."""
+    def _misplaced_masks(self, unresolved: bool = False) -> dict[str, str]:
+        """`napari_medseg.case.misplaced_masks` among the case's masks that carry their
+        file's affine and do not lie over the case's grid in the viewer, each with its
+        warning; ``unresolved``: only those without a copy resampled onto the case's
+        grid."""
         from napari_medseg.case import misplaced_masks
+        from napari_medseg.layers import on_same_grid, stored_affine
 
-        grid = next((d for d in self._descriptions().values() if d is not None), None)
-        if grid is None:
-            return []
-        names = misplaced_masks({m.name: describe_layer(m) for m in self._case_masks()}, grid)
-        copied = self._resampled_originals() if unresolved else set()
-        return [name for name in names if name not in copied]
+        grid_layer = self._grid_layer()
+        if grid_layer is None:
+            return {}
+        grid = describe_layer(grid_layer)
+        masks = {mask.name: describe_layer(mask) for mask in self._case_masks()
+                 if stored_affine(mask.metadata) is not None
+                 and not on_same_grid(mask, grid_layer)}
+        copied = self._resampled_copies() if unresolved else {}
+        return {name: _misplaced_warning(masks[name], grid)
+                for name in misplaced_masks(masks, grid) if name not in copied}
 
-    def _resampled_originals(self) -> set[str]:
-        """Names of the layers a layer in the viewer was resampled from."""
+    def _grid_layer(self):
+        """The contrast's layer whose grid the case is on, or is put on by resampling: the
+        finest (`napari_medseg.io.finest_grid`); None before any contrast is assigned."""
+        from napari_medseg.io import finest_grid
+
+        placed = [layer for layer in self.assigned_layers().values() if layer is not None]
+        if not placed:
+            return None
+        return placed[finest_grid([describe_layer(layer).affine for layer in placed])]
+
+    def _resampled_copies(self) -> dict[str, str]:
+        """The layers in the viewer resampled from another, by that layer's name."""
         from napari_medseg.layers import METADATA_KEY
 
-        return {layer.metadata.get(METADATA_KEY, {}).get("resampled_from")
-                for layer in self._viewer.layers} - {None}
+        return {source: layer.name for layer in self._viewer.layers
+                if (source := layer.metadata.get(METADATA_KEY, {}).get("resampled_from"))}
 
     def _case_masks(self) -> list:
         """The 3D Labels layers, less those on the grid of an image that is not one of the
@@ -182,7 +203,7 @@ class CaseSection(QWidget):
         layers = {c: layer for c, layer in self.assigned_layers().items() if layer is not None}
         scans = {c: Scan(layer.data, descriptions[c].affine, layer.name,
                          source_paths([layer]), layer.visible) for c, layer in layers.items()}
-        copied = self._resampled_originals()
+        copied = self._resampled_copies()
         masks = {layer.name: layer for layer in self._case_masks() if layer.name not in copied}
         mask_scans = [_mask_scan(layer) for layer in masks.values()]
         case = case_token(layers)
@@ -308,7 +329,7 @@ class CaseSection(QWidget):
     def _show_status(self) -> None:
         misplaced = self._misplaced_masks(unresolved=True)
         self.resample_button.setVisible(grids_disagree(self._descriptions()) or bool(misplaced))
-        warnings = self.warnings() + [_misplaced_warning(name) for name in misplaced]
+        warnings = self.warnings() + list(misplaced.values())
         if warnings:
             self._status.setStyleSheet("color: #ff8a65;")
             self._status.setText("\n".join(f"\u26a0 {w}" for w in warnings))
@@ -317,10 +338,16 @@ class CaseSection(QWidget):
             self._status.setText(f"\u2713 {len(self._contrasts)} contrasts on one grid: ready")
 
 
-def _misplaced_warning(name: str) -> str:
-    return (f"Mask '{name}' has the case's shape but lies on another grid (stored in other "
-            "axis directions or shifted): its voxels would be read mirrored or shifted "
-            f"against the contrasts; {RESAMPLE_HINT}")
+def _misplaced_warning(mask: ImageDescription, grid: ImageDescription) -> str:
+    """The Case section's line for a mask on another grid than the case's."""
+    if mask.shape == grid.shape:
+        where = ("has the case's shape but lies on another grid (stored in other axis "
+                 "directions or shifted): its voxels would be read mirrored or shifted "
+                 "against the contrasts")
+    else:
+        where = (f"lies on another grid than the contrasts ({mask.shape_text} voxels, not "
+                 f"{grid.shape_text}): its voxels cannot be read beside theirs")
+    return f"Mask '{mask.name}' {where}; {RESAMPLE_HINT}"
 
 
 def _mask_scan(layer):

@@ -133,6 +133,10 @@ class ExportSection(QWidget):
             show_info("Export is waiting: the model is being fine-tuned")
             return None
         layer = self._viewer.layers[name] if name in self._viewer.layers else None
+        if layer is not None and (problem := self._case.mask_problem(name)):
+            show_error(f"Cannot export: {problem}")
+            self.status.setText(f"Export refused: {problem}")
+            return None
         case_images = self._case.images_for(layer) if layer is not None else {}
         images = {contrast: image for contrast, image in case_images.items() if image}
         if layer is None or not images:
