@@ -627,11 +627,8 @@ def test_a_mask_on_a_moved_contrasts_grid_is_resampled_with_it_and_targeted(
         coarse = nib.Nifti1Image(np.asarray(image.dataobj)[::2, ::2, ::2],
                                  image.affine @ np.diag([2.0, 2.0, 2.0, 1.0]), image.header)
         nib.save(coarse, str(path))
-    viewer = make_napari_viewer()
-    dock = _dock(viewer)
+    viewer, dock = _opened_in_dock(make_napari_viewer, qtbot, [*images, seg])
     section = dock.case_section
-    with qtbot.waitSignal(section.opener.runner.settled, timeout=30_000):
-        section.opener.open_paths([str(p) for p in [*images, seg]])
     mask = next(layer for layer in viewer.layers if layer.__class__.__name__ == "Labels")
     assert f"Mask '{mask.name}' lies on another grid" in section._status.text()
     combos = (dock.refine_section.layer_combo, dock.topology_section.layer_combo,
@@ -671,11 +668,8 @@ def test_a_mask_of_the_cases_shape_stored_lps_is_refused_until_resampled(
     write_case(small_case, tmp_path, "c")
     images, seg = case_files(tmp_path, "c")
     lps = _stored_lps(seg, tmp_path / "c_seg_lps.nii.gz")
-    viewer = make_napari_viewer()
-    dock = _dock(viewer)
+    viewer, dock = _opened_in_dock(make_napari_viewer, qtbot, [*images, lps])
     section = dock.case_section
-    with qtbot.waitSignal(section.opener.runner.settled, timeout=30_000):
-        section.opener.open_paths([str(p) for p in [*images, lps]])
     mask = viewer.layers["c_seg_lps"]
     assert section.warnings() == []  # the contrasts agree: a model may run
     problem = section.mask_problem(mask.name)
@@ -712,11 +706,8 @@ def test_a_reference_cropped_to_a_box_is_offered_resampling_into_the_cases_grid(
     images, seg = case_files(tmp_path, "c")
     cropped = tmp_path / "c_seg_box.nii.gz"
     nib.save(nib.load(str(seg)).slicer[4:-3, 5:-2, 2:-4], str(cropped))
-    viewer = make_napari_viewer()
-    dock = _dock(viewer)
+    viewer, dock = _opened_in_dock(make_napari_viewer, qtbot, [*images, cropped])
     section = dock.case_section
-    with qtbot.waitSignal(section.opener.runner.settled, timeout=30_000):
-        section.opener.open_paths([str(p) for p in [*images, cropped]])
     mask = viewer.layers["c_seg_box"]
     problem = section.mask_problem(mask.name)
     assert problem is not None and "lies on another grid than the contrasts" in problem
@@ -763,3 +754,12 @@ def test_contrasts_stored_lps_and_ras_are_refused_until_resampled_onto_one_grid(
     np.testing.assert_array_equal(resampled.data, ras_flair)
     t1 = viewer.layers[section.assignment()["T1"]]
     np.testing.assert_allclose(resampled.affine.affine_matrix, t1.affine.affine_matrix)
+
+
+def _opened_in_dock(make_napari_viewer, qtbot, files: list) -> tuple:
+    """A viewer and its dock, with ``files`` opened by the dock's Open menu."""
+    viewer = make_napari_viewer()
+    dock = _dock(viewer)
+    with qtbot.waitSignal(dock.case_section.opener.runner.settled, timeout=30_000):
+        dock.case_section.opener.open_paths([str(path) for path in files])
+    return viewer, dock
