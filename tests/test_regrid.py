@@ -1,6 +1,8 @@
 """Contrasts on different grids: resampled onto the finest one (core, CLI and batch)."""
 from __future__ import annotations
 
+import json
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -166,8 +168,8 @@ def test_a_mask_on_another_grid_is_refused_or_resampled_never_read_mirrored(
     """A reference stored LPS beside RAS scans has the case's shape, so it was taken as
     stored: mirrored in x and y against the images (an export for retraining paired
     them so). Now the grid decides: one line naming --resample, and with it the mask
-    comes back on the case's grid exactly; topology, which has no such option, says to
-    resample first."""
+    comes back on the case's grid exactly; topology's reference the same, onto the
+    mask's grid."""
     write_case(small_case, tmp_path, "c")
     images, seg = case_files(tmp_path, "c")
     lps = _stored_lps(seg, tmp_path / "c_seg_lps.nii.gz")
@@ -185,7 +187,12 @@ def test_a_mask_on_another_grid_is_refused_or_resampled_never_read_mirrored(
     np.testing.assert_array_equal(written[0].data, written[1].data)
     np.testing.assert_allclose(written[0].affine, written[1].affine)
     capsys.readouterr()
-    assert main(["topology", str(seg), "--reference", str(lps), "--json",
-                 str(tmp_path / "t.json")]) == 2
+    topology = ["topology", str(seg), "--brats", "--reference"]
+    assert main([*topology, str(lps), "--json", str(tmp_path / "t.json")]) == 2
     error = capsys.readouterr().err.strip()
-    assert "first resample it onto that grid" in error and "--resample" not in error
+    assert len(error.splitlines()) == 1 and "--resample" in error
+    assert main([*topology, str(lps), "--resample", "--json", str(tmp_path / "lps.json")]) == 0
+    assert main([*topology, str(seg), "--json", str(tmp_path / "ras.json")]) == 0
+    reports = [json.loads((tmp_path / f"{kind}.json").read_text()) for kind in ("lps", "ras")]
+    assert reports[0]["targets"] == reports[1]["targets"]
+    assert all("reference_betti" in entry for entry in reports[0]["targets"].values())

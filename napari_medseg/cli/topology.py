@@ -20,8 +20,8 @@ def cmd_topology(args: argparse.Namespace) -> int:
         check_writable(args.overlay, args.overwrite)
         check_output_format(args.overlay)
     mask = read_labels(args.mask)
-    reference = labels_on_grid(read_labels(args.reference), mask, flag="").data \
-        if args.reference else None
+    reference = labels_on_grid(read_labels(args.reference), mask, resample=args.resample
+                               ).data if args.reference else None
     setup = check_setup(mask.label_names, expect=args.expect, brats=args.brats,
                         present=present_labels(mask.data))
     results = check_topology(mask.data, mask.affine, setup.names, setup.regions,
@@ -55,6 +55,9 @@ def add_topology_commands(commands) -> None:
     parser = commands.add_parser("topology", help="Betti numbers and topology errors of a mask")
     parser.add_argument("mask", help="label mask (NIfTI, NRRD, MHA, zarr)")
     parser.add_argument("--reference", help="reference mask: merges, splits, Betti error, clDice")
+    parser.add_argument("--resample", action="store_true",
+                        help="a reference on another grid than the mask's: put it onto the "
+                             "mask's grid, nearest neighbour (default: refuse it)")
     parser.add_argument("--expect", action="append", default=[], metavar="LABEL:b0=1,b1=0,b2=0",
                         help="expected topology of a label (name or value) or region; add "
                              "',tubular' for vessels (repeatable)")
