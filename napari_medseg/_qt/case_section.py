@@ -327,9 +327,12 @@ class CaseSection(QWidget):
         self.refresh()
 
     def _show_status(self) -> None:
+        """The warnings, or ready; while the contrasts disagree, the masks off the case's
+        grid are not listed too: the same button moves them with the contrasts."""
         misplaced = self._misplaced_masks(unresolved=True)
-        self.resample_button.setVisible(grids_disagree(self._descriptions()) or bool(misplaced))
-        warnings = self.warnings() + list(misplaced.values())
+        disagree = grids_disagree(self._descriptions())
+        self.resample_button.setVisible(disagree or bool(misplaced))
+        warnings = self.warnings() + ([] if disagree else list(misplaced.values()))
         if warnings:
             self._status.setStyleSheet("color: #ff8a65;")
             self._status.setText("\n".join(f"\u26a0 {w}" for w in warnings))
