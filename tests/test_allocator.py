@@ -42,10 +42,19 @@ def _faults_in_a_thread(setting: str) -> dict:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
 def test_a_worker_threads_second_prediction_reuses_its_memory_when_tuned():
-    default, tuned = _faults_in_a_thread("default"), _faults_in_a_thread("tuned")
-    assert tuned["tuned"] is True
-    # untuned, the thread's arena returns its temporaries and faults them in again
-    assert tuned["faults"][1] * 4 < default["faults"][1], (default, tuned)
+    """Tuned, the second run faults in a small part of what the first did; untuned, the
+    thread's arena returns its temporaries and faults them in again. The untuned side
+    once did not show it with the whole suite running beside it on 2 cores (1,761
+    faults in its second run against 34,750-41,654 alone), so up to three pairs run."""
+    pairs = []
+    for _ in range(3):
+        default, tuned = _faults_in_a_thread("default"), _faults_in_a_thread("tuned")
+        assert tuned["tuned"] is True
+        assert tuned["faults"][1] * 3 < tuned["faults"][0], tuned
+        pairs.append((default["faults"], tuned["faults"]))
+        if tuned["faults"][1] * 4 < default["faults"][1]:
+            return
+    pytest.fail(f"untuned never faulted in 4x more than tuned on its second run: {pairs}")
 
 
 def test_the_view_command_tunes_the_allocator_before_qt_starts(monkeypatch):
