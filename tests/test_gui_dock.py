@@ -703,6 +703,8 @@ def test_a_reference_cropped_to_a_box_is_offered_resampling_into_the_cases_grid(
     import nibabel as nib
     from nibabel.processing import resample_from_to
 
+    from napari_medseg.layers import same_placement
+
     write_case(small_case, tmp_path, "c")
     images, seg = case_files(tmp_path, "c")
     cropped = tmp_path / "c_seg_box.nii.gz"
@@ -712,6 +714,11 @@ def test_a_reference_cropped_to_a_box_is_offered_resampling_into_the_cases_grid(
     mask = viewer.layers["c_seg_box"]
     problem = section.mask_problem(mask.name)
     assert problem is not None and "lies on another grid than the contrasts" in problem
+    t1 = viewer.layers[section.assignment()["T1"]]  # a script's mask over the case, with
+    drawn = np.zeros(t1.data.shape, np.uint8)  # no file affine (drawn on: not adopted as
+    drawn[1, 1, 1] = 1  # an empty new layer is): it stays as it is
+    script = viewer.add_labels(drawn, name="by a script", **same_placement(t1))
+    assert section.mask_problem(script.name) is None
     assert problem in section._status.text() and section.resample_button.isVisibleTo(section)
     assert dock.refine_section._session_factory(mask, 2) is None
     with qtbot.waitSignal(section.opener.runner.settled, timeout=30_000):
@@ -721,6 +728,7 @@ def test_a_reference_cropped_to_a_box_is_offered_resampling_into_the_cases_grid(
     np.testing.assert_array_equal(moved.data, np.asarray(expected.dataobj).transpose(2, 1, 0))
     assert moved.data.any() and section.mask_problem(moved.name) is None
     assert "Mask" not in section._status.text() and not mask.visible
+    assert "by a script resampled" not in viewer.layers and script.visible
 
 
 def test_contrasts_stored_lps_and_ras_are_refused_until_resampled_onto_one_grid(

@@ -145,18 +145,23 @@ class CaseSection(QWidget):
         warning; ``unresolved``: only those without a copy resampled onto the case's
         grid."""
         from napari_medseg.case import misplaced_masks
-        from napari_medseg.layers import on_same_grid, stored_affine
 
         grid_layer = self._grid_layer()
         if grid_layer is None:
             return {}
         grid = describe_layer(grid_layer)
-        masks = {mask.name: describe_layer(mask) for mask in self._case_masks()
-                 if stored_affine(mask.metadata) is not None
-                 and not on_same_grid(mask, grid_layer)}
+        masks = {mask.name: describe_layer(mask) for mask in self._masks_off(grid_layer)}
         copied = self._resampled_copies() if unresolved else {}
         return {name: _misplaced_warning(masks[name], grid)
                 for name in misplaced_masks(masks, grid) if name not in copied}
+
+    def _masks_off(self, grid_layer) -> list:
+        """The case's masks that carry their file's affine (without it, where they lie in
+        the file is not known) and do not lie over ``grid_layer`` in the viewer."""
+        from napari_medseg.layers import on_same_grid, stored_affine
+
+        return [mask for mask in self._case_masks() if stored_affine(mask.metadata) is not None
+                and not on_same_grid(mask, grid_layer)]
 
     def _grid_layer(self):
         """The contrast's layer whose grid the case is on, or is put on by resampling: the
@@ -204,7 +209,8 @@ class CaseSection(QWidget):
         scans = {c: Scan(layer.data, descriptions[c].affine, layer.name,
                          source_paths([layer]), layer.visible) for c, layer in layers.items()}
         copied = self._resampled_copies()
-        masks = {layer.name: layer for layer in self._case_masks() if layer.name not in copied}
+        masks = {layer.name: layer for layer in self._masks_off(self._grid_layer())
+                 if layer.name not in copied}
         mask_scans = [_mask_scan(layer) for layer in masks.values()]
         case = case_token(layers)
         worker = self.opener.runner.start_on_case(
