@@ -180,7 +180,7 @@ class Scan:
 
 class Resampled(NamedTuple):
     """What `resampled_layers` made: layer-data tuples of the contrasts moved, by contrast,
-    and of the masks that lay on a moved contrast's grid, by the mask layer's name."""
+    and of the masks moved onto the case's grid, by the mask layer's name."""
 
     images: dict[str, LayerDataTuple]
     masks: dict[str, LayerDataTuple]

@@ -335,10 +335,10 @@ class CaseSection(QWidget):
     def _show_status(self) -> None:
         """The warnings, or ready; while the contrasts disagree, the masks off the case's
         grid are not listed too: the same button moves them with the contrasts."""
-        misplaced = self._misplaced_masks(unresolved=True)
         disagree = grids_disagree(self._descriptions())
+        misplaced = {} if disagree else self._misplaced_masks(unresolved=True)
         self.resample_button.setVisible(disagree or bool(misplaced))
-        warnings = self.warnings() + ([] if disagree else list(misplaced.values()))
+        warnings = self.warnings() + list(misplaced.values())
         if warnings:
             self._status.setStyleSheet("color: #ff8a65;")
             self._status.setText("\n".join(f"\u26a0 {w}" for w in warnings))
